@@ -1,0 +1,20 @@
+//! # readyloop
+//!
+//! An event-loop reactor written by hand on the operating system's readiness APIs
+//! (`select`, `poll`, `epoll`), with protocol servers on top and a lab to compare the
+//! backends. See the README for a tour.
+//!
+//! Layers, bottom up (each calls only the one below it):
+//! * [`sys`]: the only module with `unsafe`: thin wrappers over libc.
+//! * [`selector`]: the `Selector` backends and the Python-shaped [`selector::KeyedSelector`].
+//! * [`reactor`]: the loop: dispatch, timers, waker, signals, shutdown.
+//! * [`net`]: listeners, buffered stream connections, UDP, Unix sockets.
+//! * [`proto`]: protocol handlers (echo, ...), no syscalls of their own.
+
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod selector;
+#[allow(unsafe_code)]
+pub mod sys;

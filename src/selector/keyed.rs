@@ -1,0 +1,397 @@
+//! The registry shared by every backend: keys, tokens, the fd map and the waker.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Backend, Capabilities, Events, Interest, Readiness, Selector, Token, Trigger};
+use crate::sys::waker::WakeFd;
+
+/// Generations wrap below 2^30 so a token (generation << 32 | slot) fits in 62 bits.
+const GENERATION_MASK: u32 = (1 << 30) - 1;
+
+/// One registration: Python's `SelectorKey(fileobj, fd, events, data)`, typed.
+#[derive(Debug)]
+pub struct SelectorKey<T> {
+    /// The registered descriptor.
+    pub fd: RawFd,
+    /// The token events for this key carry (slot and generation).
+    pub token: Token,
+    /// What the key waits for.
+    pub interest: Interest,
+    /// The caller's data, returned with every event.
+    pub data: T,
+}
+
+struct Slot<T> {
+    generation: u32,
+    key: Option<SelectorKey<T>>,
+}
+
+struct WakerInner {
+    fd: WakeFd,
+    pending: AtomicBool,
+}
+
+/// Wakes a blocked [`KeyedSelector::select`] from any thread.
+///
+/// Repeated wakes before the selector runs coalesce into one write.
+#[derive(Clone)]
+pub struct Waker {
+    inner: Arc<WakerInner>,
+}
+
+impl Waker {
+    /// Makes the selector's current or next `select` return.
+    pub fn wake(&self) -> io::Result<()> {
+        if !self.inner.pending.swap(true, Ordering::AcqRel) {
+            self.inner.fd.wake()?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waker").finish_non_exhaustive()
+    }
+}
+
+/// A selector in the shape of Python's `selectors`: register a descriptor with an
+/// interest and data, modify, unregister, and `select` to get `(key, readiness)` pairs.
+///
+/// # Examples
+///
+/// ```
+/// use readyloop::selector::{Backend, Interest, KeyedSelector};
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+/// use std::time::Duration;
+///
+/// let mut sel = KeyedSelector::new(Backend::Poll)?;
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+/// sel.register(a.as_raw_fd(), Interest::READABLE, "a")?;
+/// b.write_all(b"ping")?;
+/// let ready: Vec<_> = sel
+///     .select(Some(Duration::from_secs(1)))?
+///     .map(|(key, r)| (key.data, r.is_readable()))
+///     .collect();
+/// assert_eq!(ready, vec![("a", true)]);
+/// sel.unregister(a.as_raw_fd())?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Notes
+/// * Tokens carry a generation: an event queued for a descriptor that was closed and
+///   reused is dropped instead of reaching the new key.
+/// * Bookkeeping changes only after the kernel call succeeds: a failed `register`
+///   leaves no key behind.
+/// * Unregister a descriptor before closing it.
+pub struct KeyedSelector<T> {
+    sel: Box<dyn Selector>,
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    by_fd: HashMap<RawFd, Token>,
+    events: Events,
+    waker: Option<Waker>,
+    woken: bool,
+}
+
+/// The platform's best selector (`epoll-et` on Linux), as Python's `DefaultSelector`.
+pub type DefaultSelector<T> = KeyedSelector<T>;
+
+impl<T> KeyedSelector<T> {
+    /// Opens `backend` in its own trigger mode.
+    pub fn new(backend: Backend) -> io::Result<Self> {
+        Ok(Self::with_selector(backend.open()?))
+    }
+
+    /// Opens the platform's best backend.
+    pub fn best() -> io::Result<Self> {
+        Self::new(Backend::best())
+    }
+
+    /// Opens `backend` in `trigger` mode (`Unsupported` if it cannot run it).
+    pub fn with_trigger(backend: Backend, trigger: Trigger) -> io::Result<Self> {
+        Ok(Self::with_selector(backend.open_with(trigger)?))
+    }
+
+    /// Wraps an already opened kernel side.
+    pub fn with_selector(sel: Box<dyn Selector>) -> Self {
+        KeyedSelector {
+            sel,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_fd: HashMap::new(),
+            events: Events::with_capacity(1024),
+            waker: None,
+            woken: false,
+        }
+    }
+
+    /// Which backend runs underneath.
+    pub fn backend(&self) -> Backend {
+        self.sel.backend()
+    }
+
+    /// What the backend can do.
+    pub fn capabilities(&self) -> Capabilities {
+        self.sel.capabilities()
+    }
+
+    /// Registers `fd` for `interest` with `data`. Fails with `AlreadyExists` if `fd`
+    /// is registered, or with the backend's error (e.g. select's `FD_SETSIZE` limit);
+    /// on failure nothing is recorded.
+    pub fn register(&mut self, fd: RawFd, interest: Interest, data: T) -> io::Result<&SelectorKey<T>> {
+        if self.by_fd.contains_key(&fd) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("fd {fd} is already registered"),
+            ));
+        }
+        if self.waker.as_ref().is_some_and(|w| w.inner.fd.read_fd() == fd) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("fd {fd} is the selector's own waker"),
+            ));
+        }
+        let (index, generation) = match self.free.last() {
+            Some(&i) => (i, self.slots[i as usize].generation),
+            None => (self.slots.len() as u32, 0),
+        };
+        let token = Token(((generation as usize) << 32) | index as usize);
+        self.sel.register(fd, token, interest)?;
+        let key = SelectorKey {
+            fd,
+            token,
+            interest,
+            data,
+        };
+        if index as usize == self.slots.len() {
+            self.slots.push(Slot {
+                generation,
+                key: Some(key),
+            });
+        } else {
+            self.free.pop();
+            self.slots[index as usize].key = Some(key);
+        }
+        self.by_fd.insert(fd, token);
+        Ok(self.slots[index as usize].key.as_ref().expect("just stored"))
+    }
+
+    fn token_of(&self, fd: RawFd) -> io::Result<Token> {
+        self.by_fd.get(&fd).copied().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("fd {fd} is not registered"))
+        })
+    }
+
+    fn not_found(token: Token) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("token {token:?} is not registered"),
+        )
+    }
+
+    /// Changes the interest of a registered `fd`.
+    pub fn modify(&mut self, fd: RawFd, interest: Interest) -> io::Result<&mut SelectorKey<T>> {
+        let token = self.token_of(fd)?;
+        self.modify_token(token, interest)
+    }
+
+    /// Changes the interest of the key behind `token`. A no-op when it is unchanged.
+    pub fn modify_token(&mut self, token: Token, interest: Interest) -> io::Result<&mut SelectorKey<T>> {
+        let slot = Self::slot_index(token);
+        let live = self.get(token).map(|k| (k.fd, k.interest));
+        let (fd, old) = live.ok_or_else(|| Self::not_found(token))?;
+        if old != interest {
+            self.sel.reregister(fd, token, interest)?;
+        }
+        let key = self.slots[slot].key.as_mut().expect("checked live");
+        key.interest = interest;
+        Ok(key)
+    }
+
+    /// Unregisters `fd` and returns its key (with the data).
+    pub fn unregister(&mut self, fd: RawFd) -> io::Result<SelectorKey<T>> {
+        let token = self.token_of(fd)?;
+        self.unregister_token(token)
+    }
+
+    /// Unregisters the key behind `token`.
+    ///
+    /// If the kernel refuses (the descriptor was already closed, a caller bug), the key
+    /// is still removed: the kernel forgets closed descriptors on its own.
+    pub fn unregister_token(&mut self, token: Token) -> io::Result<SelectorKey<T>> {
+        let fd = self.get(token).ok_or_else(|| Self::not_found(token))?.fd;
+        if let Err(e) = self.sel.deregister(fd) {
+            log::warn!("deregister fd {fd}: {e} (was it closed before being unregistered?)");
+        }
+        let i = Self::slot_index(token);
+        let slot = &mut self.slots[i];
+        let key = slot.key.take().expect("checked live");
+        slot.generation = (slot.generation + 1) & GENERATION_MASK;
+        self.free.push(i as u32);
+        self.by_fd.remove(&fd);
+        Ok(key)
+    }
+
+    fn slot_index(token: Token) -> usize {
+        token.0 & 0xffff_ffff
+    }
+
+    /// The live key behind `token`, if the token is current (right slot and generation).
+    pub fn get(&self, token: Token) -> Option<&SelectorKey<T>> {
+        self.slots
+            .get(Self::slot_index(token))
+            .and_then(|s| s.key.as_ref())
+            .filter(|k| k.token == token)
+    }
+
+    /// Mutable access to the live key behind `token` (its data, typically).
+    pub fn get_mut(&mut self, token: Token) -> Option<&mut SelectorKey<T>> {
+        self.slots
+            .get_mut(Self::slot_index(token))
+            .and_then(|s| s.key.as_mut())
+            .filter(|k| k.token == token)
+    }
+
+    /// The key registered for `fd`, as Python's `get_key`.
+    pub fn get_key(&self, fd: RawFd) -> Option<&SelectorKey<T>> {
+        self.by_fd.get(&fd).and_then(|t| self.get(*t))
+    }
+
+    /// Mutable access to the key registered for `fd`.
+    pub fn get_key_mut(&mut self, fd: RawFd) -> Option<&mut SelectorKey<T>> {
+        let t = *self.by_fd.get(&fd)?;
+        self.get_mut(t)
+    }
+
+    /// A read-only view of every key, as Python's `get_map`.
+    pub fn get_map(&self) -> impl Iterator<Item = &SelectorKey<T>> + '_ {
+        self.slots.iter().filter_map(|s| s.key.as_ref())
+    }
+
+    /// How many keys are registered.
+    pub fn len(&self) -> usize {
+        self.by_fd.len()
+    }
+
+    /// Whether no key is registered.
+    pub fn is_empty(&self) -> bool {
+        self.by_fd.is_empty()
+    }
+
+    /// A waker for this selector, created (and registered under [`Token::WAKER`]) on
+    /// first use.
+    pub fn waker(&mut self) -> io::Result<Waker> {
+        if let Some(w) = &self.waker {
+            return Ok(w.clone());
+        }
+        let fd = WakeFd::new()?;
+        self.sel.register(fd.read_fd(), Token::WAKER, Interest::READABLE)?;
+        let w = Waker {
+            inner: Arc::new(WakerInner {
+                fd,
+                pending: AtomicBool::new(false),
+            }),
+        };
+        self.waker = Some(w.clone());
+        Ok(w)
+    }
+
+    /// Whether the last `select` was woken by the [`Waker`] (cleared on read).
+    pub fn take_woken(&mut self) -> bool {
+        std::mem::take(&mut self.woken)
+    }
+
+    /// Waits up to `timeout` (`None`: until something is ready or the waker fires)
+    /// and returns the ready keys with their readiness. Events for keys unregistered
+    /// since the kernel queued them are dropped; the waker's own event is consumed.
+    pub fn select(&mut self, timeout: Option<Duration>) -> io::Result<Ready<'_, T>> {
+        self.poll_events(timeout)?;
+        Ok(Ready {
+            sel: self,
+            pos: 0,
+        })
+    }
+
+    /// Waits like [`select`](Self::select) and appends `(token, readiness)` pairs to
+    /// `out`, for callers (like the reactor) that must mutate the selector while they
+    /// handle the events. Returns how many were appended.
+    pub fn select_into(&mut self, timeout: Option<Duration>, out: &mut Vec<(Token, Readiness)>) -> io::Result<usize> {
+        self.poll_events(timeout)?;
+        let before = out.len();
+        for (token, r) in self.events.iter() {
+            if token != Token::WAKER && self.get(token).is_some() {
+                out.push((token, r));
+            }
+        }
+        Ok(out.len() - before)
+    }
+
+    fn poll_events(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.sel.select(&mut self.events, timeout)?;
+        if self.events.is_empty() {
+            crate::sys::stats::count(crate::sys::stats::Syscall::EmptyWait);
+        }
+        if let Some(w) = &self.waker {
+            if self.events.iter().any(|(t, _)| t == Token::WAKER) {
+                // Drain first, then clear `pending`: a wake that lands in between sees
+                // `pending` still set and skips its write, but its effect is observed
+                // by our caller, which runs after this select returns.
+                w.inner.fd.reset()?;
+                w.inner.pending.store(false, Ordering::Release);
+                self.woken = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Unregisters every key and closes the kernel side, as Python's `close`.
+    /// Returns the keys' data.
+    pub fn close(mut self) -> Vec<T> {
+        let tokens: Vec<Token> = self.get_map().map(|k| k.token).collect();
+        tokens
+            .into_iter()
+            .filter_map(|t| self.unregister_token(t).ok())
+            .map(|k| k.data)
+            .collect()
+    }
+}
+
+impl<T> std::fmt::Debug for KeyedSelector<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedSelector")
+            .field("backend", &self.backend())
+            .field("keys", &self.len())
+            .finish()
+    }
+}
+
+/// The ready keys of one [`KeyedSelector::select`], as `(key, readiness)` pairs.
+pub struct Ready<'a, T> {
+    sel: &'a KeyedSelector<T>,
+    pos: usize,
+}
+
+impl<'a, T> Iterator for Ready<'a, T> {
+    type Item = (&'a SelectorKey<T>, Readiness);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let sel = self.sel;
+        while let Some((token, r)) = sel.events.list.get(self.pos).copied() {
+            self.pos += 1;
+            if token == Token::WAKER {
+                continue;
+            }
+            if let Some(key) = sel.get(token) {
+                return Some((key, r));
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,109 @@
+//! The `mio` adapter: a reference backend over the `mio` crate (edge-triggered epoll
+//! on Linux). Useful to check that the hand-written backends behave like a
+//! well-known library, and as a contender in the lab.
+//!
+//! # Translation
+//! `is_readable` -> readable, `is_writable` -> writable, `is_error` -> error,
+//! `is_read_closed && is_write_closed` -> hang-up, `is_read_closed` -> read-closed.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+
+use super::{check_token, pack, unpack, unsupported, Backend, Capabilities, Events, Interest, Readiness, Selector, Token, Trigger};
+use crate::sys::stats::{count, Syscall};
+
+/// The `mio` backend. Edge-triggered only: mio has no level mode.
+pub struct MioSelector {
+    poll: mio::Poll,
+    buf: mio::Events,
+}
+
+fn to_mio(interest: Interest) -> mio::Interest {
+    match (interest.is_readable(), interest.is_writable()) {
+        (true, true) => mio::Interest::READABLE | mio::Interest::WRITABLE,
+        (true, false) => mio::Interest::READABLE,
+        _ => mio::Interest::WRITABLE,
+    }
+}
+
+impl MioSelector {
+    /// Creates a `mio::Poll`; only `Trigger::Edge` is supported.
+    pub fn new(trigger: Trigger) -> io::Result<MioSelector> {
+        if trigger != Trigger::Edge {
+            return Err(unsupported("mio", trigger));
+        }
+        Ok(MioSelector {
+            poll: mio::Poll::new()?,
+            buf: mio::Events::with_capacity(1024),
+        })
+    }
+}
+
+impl Selector for MioSelector {
+    fn backend(&self) -> Backend {
+        Backend::Mio
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            trigger: Trigger::Edge,
+            max_fd: None,
+            reports_error: true,
+            reports_hangup: true,
+            reports_read_closed: true,
+            scalable: true,
+        }
+    }
+
+    fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        check_token(token)?;
+        count(Syscall::Ctl);
+        let data = pack(token, interest) as usize;
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), mio::Token(data), to_mio(interest))
+    }
+
+    fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        check_token(token)?;
+        count(Syscall::Ctl);
+        let data = pack(token, interest) as usize;
+        self.poll
+            .registry()
+            .reregister(&mut SourceFd(&fd), mio::Token(data), to_mio(interest))
+    }
+
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+        count(Syscall::Ctl);
+        self.poll.registry().deregister(&mut SourceFd(&fd))
+    }
+
+    fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        events.clear();
+        count(Syscall::Wait);
+        // mio rounds sub-millisecond timeouts up itself.
+        match self.poll.poll(&mut self.buf, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        for ev in self.buf.iter() {
+            let (token, interest) = unpack(ev.token().0 as u64);
+            events.push(
+                token,
+                Readiness::from_parts(
+                    interest,
+                    ev.is_readable(),
+                    ev.is_writable(),
+                    ev.is_error(),
+                    ev.is_read_closed() && ev.is_write_closed(),
+                    ev.is_read_closed(),
+                ),
+            );
+        }
+        Ok(())
+    }
+}

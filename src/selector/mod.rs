@@ -1,0 +1,517 @@
+//! Readiness selectors: one typed interface over `select`, `poll`, `epoll` (level- and
+//! edge-triggered), and the `mio` and `polling` crates.
+//!
+//! The layer has two halves, like CPython's `selectors` module:
+//!
+//! * [`Selector`] is the kernel side, one implementation per backend: register,
+//!   reregister and deregister a descriptor under a [`Token`], and wait for readiness.
+//!   A backend knows nothing about user data or callbacks.
+//! * [`KeyedSelector`] is the shared registry on top: it owns the keys
+//!   ([`SelectorKey`]: descriptor, interest, user data), hands out generation-stamped
+//!   tokens, keeps the fd -> key map, and offers Python's `register` / `modify` /
+//!   `unregister` / `select` / `get_key` / `get_map` shape, typed.
+//!
+//! # Choosing a backend
+//!
+//! Backends are chosen at run time by name ([`Backend`]): `select`, `poll`, `epoll`,
+//! `epoll-et`, `mio`, `polling`. [`Backend::best`] is the platform's best (epoll-et
+//! on Linux), which is what [`DefaultSelector`] uses.
+//!
+//! | backend    | trigger | cost of one wait          | descriptor limit      |
+//! |------------|---------|---------------------------|-----------------------|
+//! | `select`   | level   | O(highest fd), sets copied | fd < `FD_SETSIZE` (1024) |
+//! | `poll`     | level   | O(registered fds)          | none (RLIMIT_NOFILE)  |
+//! | `epoll`    | level   | O(ready fds)               | none                  |
+//! | `epoll-et` | edge    | O(ready fds)               | none                  |
+//! | `mio`      | edge    | O(ready fds) (epoll)       | none                  |
+//! | `polling`  | level   | O(ready fds) (epoll)       | none                  |
+//!
+//! # Readiness translation
+//!
+//! Every backend maps what the kernel says into [`Readiness`] with one table:
+//!
+//! | kernel says                         | readable | writable | error | hangup | read_closed |
+//! |-------------------------------------|----------|----------|-------|--------|-------------|
+//! | data / EOF / pending accept (IN)    | yes      |          |       |        |             |
+//! | room in the send buffer (OUT)       |          | yes      |       |        |             |
+//! | error (ERR)                         | yes      | yes      | yes   |        |             |
+//! | hang-up, both directions (HUP)      | yes      | yes      |       | yes    | yes         |
+//! | peer shut its write side (RDHUP)    | yes      |          |       |        | yes         |
+//!
+//! `readable` and `writable` are then masked by the registered interest: a key
+//! registered for `WRITABLE` only is never reported readable. `select(2)` has no
+//! error or hang-up bits; its backend reports those states as readable and writable
+//! only, and says so in its [`Capabilities`].
+
+mod epoll;
+mod keyed;
+mod mio_adapter;
+mod poll;
+mod polling_adapter;
+mod select;
+
+pub use epoll::EpollSelector;
+pub use keyed::{DefaultSelector, KeyedSelector, Ready, SelectorKey, Waker};
+pub use mio_adapter::MioSelector;
+pub use poll::PollSelector;
+pub use polling_adapter::PollingSelector;
+pub use select::SelectSelector;
+
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Identifies a registration in the kernel's event reports.
+///
+/// [`KeyedSelector`] packs a slot index (low 32 bits) and a generation (high 32
+/// bits), so an event that was queued for a descriptor that has since been closed and
+/// reused cannot be mistaken for an event of the new owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token(pub usize);
+
+impl Token {
+    /// The token reserved for the selector's own waker. It can never be registered.
+    /// (`usize::MAX` itself is reserved by the `polling` crate.)
+    pub const WAKER: Token = Token(usize::MAX - 1);
+}
+
+/// What a registration waits for: readable, writable or both. Never empty.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Interest(u8);
+
+impl Interest {
+    /// Wait for the descriptor to become readable (data, EOF, a pending connection).
+    pub const READABLE: Interest = Interest(1);
+    /// Wait for the descriptor to become writable (room in the send buffer).
+    pub const WRITABLE: Interest = Interest(2);
+    /// Both.
+    pub const BOTH: Interest = Interest(3);
+
+    /// Combines two interests.
+    #[must_use]
+    pub const fn add(self, other: Interest) -> Interest {
+        Interest(self.0 | other.0)
+    }
+
+    /// Removes `other`; `None` if nothing would be left (an interest is never empty).
+    pub const fn remove(self, other: Interest) -> Option<Interest> {
+        let bits = self.0 & !other.0;
+        if bits == 0 {
+            None
+        } else {
+            Some(Interest(bits))
+        }
+    }
+
+    /// Whether readability is wanted.
+    pub const fn is_readable(self) -> bool {
+        self.0 & 1 != 0
+    }
+
+    /// Whether writability is wanted.
+    pub const fn is_writable(self) -> bool {
+        self.0 & 2 != 0
+    }
+}
+
+impl std::ops::BitOr for Interest {
+    type Output = Interest;
+    fn bitor(self, rhs: Interest) -> Interest {
+        self.add(rhs)
+    }
+}
+
+impl fmt::Debug for Interest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.is_readable(), self.is_writable()) {
+            (true, true) => f.write_str("READABLE | WRITABLE"),
+            (true, false) => f.write_str("READABLE"),
+            _ => f.write_str("WRITABLE"),
+        }
+    }
+}
+
+/// What the kernel reported for one key. See the module docs for the table.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Readiness(u8);
+
+impl Readiness {
+    const READABLE: u8 = 1;
+    const WRITABLE: u8 = 2;
+    const ERROR: u8 = 4;
+    const HANGUP: u8 = 8;
+    const READ_CLOSED: u8 = 16;
+
+    /// Builds a readiness from what a backend saw, applying the translation table and
+    /// the interest mask. `readable`/`writable` are the plain IN/OUT bits.
+    pub fn from_parts(
+        interest: Interest,
+        readable: bool,
+        writable: bool,
+        error: bool,
+        hangup: bool,
+        read_closed: bool,
+    ) -> Readiness {
+        let mut bits = 0;
+        if interest.is_readable() && (readable || error || hangup || read_closed) {
+            bits |= Self::READABLE;
+        }
+        if interest.is_writable() && (writable || error || hangup) {
+            bits |= Self::WRITABLE;
+        }
+        if error {
+            bits |= Self::ERROR;
+        }
+        if hangup {
+            bits |= Self::HANGUP | Self::READ_CLOSED;
+        }
+        if read_closed {
+            bits |= Self::READ_CLOSED;
+        }
+        Readiness(bits)
+    }
+
+    /// Nothing ready.
+    pub const EMPTY: Readiness = Readiness(0);
+
+    /// Readable: a read, accept or recv will not block (it may return EOF or an error).
+    pub const fn is_readable(self) -> bool {
+        self.0 & Self::READABLE != 0
+    }
+    /// Writable: a write will not block (it may fail with an error).
+    pub const fn is_writable(self) -> bool {
+        self.0 & Self::WRITABLE != 0
+    }
+    /// The socket has a pending error (EPOLLERR / POLLERR).
+    pub const fn is_error(self) -> bool {
+        self.0 & Self::ERROR != 0
+    }
+    /// Both directions are closed (EPOLLHUP / POLLHUP).
+    pub const fn is_hangup(self) -> bool {
+        self.0 & Self::HANGUP != 0
+    }
+    /// The peer will send no more data (EPOLLRDHUP / POLLRDHUP, or a full hang-up).
+    /// A hint: data sent before the shutdown may still be waiting to be read.
+    pub const fn is_read_closed(self) -> bool {
+        self.0 & Self::READ_CLOSED != 0
+    }
+    /// Whether nothing at all is set.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// Union of two readiness reports for the same key.
+    #[must_use]
+    pub const fn merge(self, other: Readiness) -> Readiness {
+        Readiness(self.0 | other.0)
+    }
+}
+
+impl fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (self.is_readable(), "READABLE"),
+            (self.is_writable(), "WRITABLE"),
+            (self.is_error(), "ERROR"),
+            (self.is_hangup(), "HANGUP"),
+            (self.is_read_closed(), "READ_CLOSED"),
+        ];
+        let mut first = true;
+        for (on, name) in names {
+            if on {
+                if !first {
+                    f.write_str(" | ")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        if first {
+            f.write_str("EMPTY")?;
+        }
+        Ok(())
+    }
+}
+
+/// How readiness is reported over time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// Reported on every wait while the condition holds (select, poll, epoll default).
+    Level,
+    /// Reported once per change: new data arriving, room appearing. The caller must
+    /// read or write until `WouldBlock` (or see a short read) before waiting again.
+    Edge,
+}
+
+/// What a backend can do, read by shared code instead of matching on its name
+/// (the nginx `NGX_USE_*_EVENT` idea).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The trigger mode this instance runs in.
+    pub trigger: Trigger,
+    /// Highest descriptor + 1 it accepts (`Some(FD_SETSIZE)` for select), or `None`.
+    pub max_fd: Option<usize>,
+    /// Whether it reports [`Readiness::is_error`].
+    pub reports_error: bool,
+    /// Whether it reports [`Readiness::is_hangup`].
+    pub reports_hangup: bool,
+    /// Whether it reports [`Readiness::is_read_closed`] for a peer's half-close.
+    pub reports_read_closed: bool,
+    /// Whether a wait costs O(ready) rather than O(registered).
+    pub scalable: bool,
+}
+
+/// The list of `(token, readiness)` pairs a backend fills on each wait.
+///
+/// It is reused from wait to wait: after the first few waits it allocates nothing.
+#[derive(Debug, Default)]
+pub struct Events {
+    list: Vec<(Token, Readiness)>,
+}
+
+impl Events {
+    /// An empty list with room for `cap` events.
+    pub fn with_capacity(cap: usize) -> Events {
+        Events {
+            list: Vec::with_capacity(cap),
+        }
+    }
+    /// Removes every event (keeps the allocation).
+    pub fn clear(&mut self) {
+        self.list.clear();
+    }
+    /// Appends one event.
+    pub fn push(&mut self, token: Token, readiness: Readiness) {
+        self.list.push((token, readiness));
+    }
+    /// The events of the last wait.
+    pub fn iter(&self) -> impl Iterator<Item = (Token, Readiness)> + '_ {
+        self.list.iter().copied()
+    }
+    /// How many events the last wait returned.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+    /// Whether the last wait returned nothing.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+/// The kernel side of a selector: one implementation per backend.
+///
+/// Implementations never keep user data; [`KeyedSelector`] does. Contract:
+/// * a failed call changes no bookkeeping;
+/// * `select` clears `events` first, returns `Ok` with no events on `EINTR`, and
+///   rounds a timeout up to whole milliseconds;
+/// * a descriptor is deregistered before it is closed.
+pub trait Selector: Send {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+    /// Starts watching `fd` for `interest`, reporting it as `token`.
+    fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
+    /// Changes the interest or token of a watched `fd`.
+    fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
+    /// Stops watching `fd`.
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Waits up to `timeout` (`None`: forever) and fills `events`.
+    fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+/// The backends, by the names used on command lines and in the lab's tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// `select(2)`, level-triggered, descriptors below `FD_SETSIZE` only.
+    Select,
+    /// `poll(2)`, level-triggered.
+    Poll,
+    /// `epoll(7)`, level-triggered.
+    Epoll,
+    /// `epoll(7)` with `EPOLLET`, edge-triggered.
+    EpollEt,
+    /// The `mio` crate (edge-triggered epoll), as a reference.
+    Mio,
+    /// The `polling` crate (level-triggered epoll), as a reference.
+    Polling,
+}
+
+impl Backend {
+    /// Every backend, in the order tables list them.
+    pub const ALL: [Backend; 6] = [
+        Backend::Select,
+        Backend::Poll,
+        Backend::Epoll,
+        Backend::EpollEt,
+        Backend::Mio,
+        Backend::Polling,
+    ];
+
+    /// The backend's name: `select`, `poll`, `epoll`, `epoll-et`, `mio`, `polling`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Backend::Select => "select",
+            Backend::Poll => "poll",
+            Backend::Epoll => "epoll",
+            Backend::EpollEt => "epoll-et",
+            Backend::Mio => "mio",
+            Backend::Polling => "polling",
+        }
+    }
+
+    /// The platform's best backend: `epoll-et` on Linux.
+    pub const fn best() -> Backend {
+        Backend::EpollEt
+    }
+
+    /// The trigger mode the backend runs in under its name.
+    pub const fn trigger(self) -> Trigger {
+        match self {
+            Backend::EpollEt | Backend::Mio => Trigger::Edge,
+            _ => Trigger::Level,
+        }
+    }
+
+    /// Opens the kernel side of this backend in its own trigger mode.
+    pub fn open(self) -> io::Result<Box<dyn Selector>> {
+        self.open_with(self.trigger())
+    }
+
+    /// Opens the backend's kernel mechanism in `trigger` mode, or fails with
+    /// `ErrorKind::Unsupported` if it cannot run that mode (select and poll have no
+    /// edge mode; mio has no level mode). Never silently runs another mode.
+    pub fn open_with(self, trigger: Trigger) -> io::Result<Box<dyn Selector>> {
+        Ok(match self {
+            Backend::Select => Box::new(SelectSelector::new(trigger)?),
+            Backend::Poll => Box::new(PollSelector::new(trigger)?),
+            Backend::Epoll | Backend::EpollEt => Box::new(EpollSelector::new(trigger)?),
+            Backend::Mio => Box::new(MioSelector::new(trigger)?),
+            Backend::Polling => Box::new(PollingSelector::new(trigger)?),
+        })
+    }
+}
+
+impl Default for Backend {
+    fn default() -> Backend {
+        Backend::best()
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error returned when a backend name is not known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownBackend(pub String);
+
+impl fmt::Display for UnknownBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Backend::ALL.iter().map(|b| b.name()).collect();
+        write!(
+            f,
+            "unknown backend {:?}; expected one of: {}",
+            self.0,
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownBackend {}
+
+impl FromStr for Backend {
+    type Err = UnknownBackend;
+    fn from_str(s: &str) -> Result<Backend, UnknownBackend> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| UnknownBackend(s.to_string()))
+    }
+}
+
+/// Packs a token and its interest into the 64-bit word a backend carries per event
+/// (`epoll_event.data.u64`, mio's token, polling's key): the interest goes in the
+/// top two bits, so translation needs no lookup. Tokens use at most 62 bits.
+pub(crate) fn pack(token: Token, interest: Interest) -> u64 {
+    ((interest.is_readable() as u64) << 63) | ((interest.is_writable() as u64) << 62) | token.0 as u64
+}
+
+pub(crate) fn unpack(data: u64) -> (Token, Interest) {
+    if data == Token::WAKER.0 as u64 {
+        return (Token::WAKER, Interest::READABLE);
+    }
+    let token = Token((data & !(3 << 62)) as usize);
+    let interest = match (data >> 63 != 0, (data >> 62) & 1 != 0) {
+        (true, true) => Interest::BOTH,
+        (true, false) => Interest::READABLE,
+        _ => Interest::WRITABLE,
+    };
+    (token, interest)
+}
+
+pub(crate) fn check_token(token: Token) -> io::Result<()> {
+    if (token.0 as u64) >> 62 != 0 && token != Token::WAKER {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("token {token:?} uses more than 62 bits"),
+        ));
+    }
+    Ok(())
+}
+
+/// The error for a mode a backend cannot run.
+pub(crate) fn unsupported(backend: &str, trigger: Trigger) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("backend {backend} does not support {trigger:?}-triggered mode"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names_round_trip() {
+        for b in Backend::ALL {
+            assert_eq!(b.name().parse::<Backend>().unwrap(), b);
+        }
+        let err = "kqueue".parse::<Backend>().unwrap_err().to_string();
+        assert!(err.contains("epoll-et"), "{err}");
+    }
+
+    #[test]
+    fn interest_is_never_empty() {
+        assert_eq!(Interest::READABLE.remove(Interest::READABLE), None);
+        assert_eq!(
+            Interest::BOTH.remove(Interest::READABLE),
+            Some(Interest::WRITABLE)
+        );
+    }
+
+    #[test]
+    fn translation_table() {
+        let r = Readiness::from_parts(Interest::READABLE, false, false, true, false, false);
+        assert!(r.is_readable() && !r.is_writable() && r.is_error());
+        let r = Readiness::from_parts(Interest::BOTH, false, false, false, true, false);
+        assert!(r.is_readable() && r.is_writable() && r.is_hangup() && r.is_read_closed());
+        let r = Readiness::from_parts(Interest::WRITABLE, true, false, false, false, true);
+        assert!(!r.is_readable() && !r.is_writable() && r.is_read_closed());
+    }
+
+    #[test]
+    fn unsupported_modes_are_refused() {
+        for (b, t) in [
+            (Backend::Select, Trigger::Edge),
+            (Backend::Poll, Trigger::Edge),
+            (Backend::Mio, Trigger::Level),
+        ] {
+            let err = b.open_with(t).err().expect("must be refused");
+            assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        }
+    }
+}

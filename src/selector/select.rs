@@ -1,0 +1,153 @@
+//! The `select(2)` backend.
+//!
+//! Keeps two master `fd_set`s and a token per descriptor; each wait copies the masters
+//! (select overwrites its arguments), waits, and scans descriptors `0..=max_fd`. Cost
+//! per wait is O(highest descriptor) whatever is ready, and descriptors at or above
+//! `FD_SETSIZE` (1024) are refused at registration: `FD_SET` on them would write past
+//! the end of the set.
+//!
+//! # Translation
+//! `select` has no error or hang-up bits: an error or hang-up marks the descriptor
+//! readable and writable (per the interest), and `capabilities()` says that
+//! `reports_error`, `reports_hangup` and `reports_read_closed` are false.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use super::{unsupported, Backend, Capabilities, Events, Interest, Readiness, Selector, Token, Trigger};
+use crate::sys::fdset::{self, FdSet, FD_SETSIZE};
+
+/// The `select(2)` backend. Level-triggered only.
+pub struct SelectSelector {
+    read: FdSet,
+    write: FdSet,
+    /// `(token, interest)` per descriptor, indexed by descriptor.
+    slots: Vec<Option<(Token, Interest)>>,
+    max_fd: Option<RawFd>,
+}
+
+impl SelectSelector {
+    /// Creates the backend; only `Trigger::Level` is supported.
+    pub fn new(trigger: Trigger) -> io::Result<SelectSelector> {
+        if trigger != Trigger::Level {
+            return Err(unsupported("select", trigger));
+        }
+        Ok(SelectSelector {
+            read: FdSet::new(),
+            write: FdSet::new(),
+            slots: vec![None; FD_SETSIZE],
+            max_fd: None,
+        })
+    }
+
+    fn slot(&self, fd: RawFd) -> io::Result<usize> {
+        if fd < 0 || fd as usize >= FD_SETSIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "select backend cannot watch fd {fd}: select(2) only handles descriptors \
+                     below FD_SETSIZE ({FD_SETSIZE}); use poll or epoll for more"
+                ),
+            ));
+        }
+        Ok(fd as usize)
+    }
+
+    fn set(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        self.read.remove(fd);
+        self.write.remove(fd);
+        if interest.is_readable() {
+            self.read.insert(fd)?;
+        }
+        if interest.is_writable() {
+            self.write.insert(fd)?;
+        }
+        Ok(())
+    }
+}
+
+impl Selector for SelectSelector {
+    fn backend(&self) -> Backend {
+        Backend::Select
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            trigger: Trigger::Level,
+            max_fd: Some(FD_SETSIZE),
+            reports_error: false,
+            reports_hangup: false,
+            reports_read_closed: false,
+            scalable: false,
+        }
+    }
+
+    fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        let i = self.slot(fd)?;
+        if self.slots[i].is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("fd {fd} is already registered"),
+            ));
+        }
+        self.set(fd, interest)?;
+        self.slots[i] = Some((token, interest));
+        self.max_fd = Some(self.max_fd.map_or(fd, |m| m.max(fd)));
+        Ok(())
+    }
+
+    fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        let i = self.slot(fd)?;
+        if self.slots[i].is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("fd {fd} is not registered"),
+            ));
+        }
+        self.set(fd, interest)?;
+        self.slots[i] = Some((token, interest));
+        Ok(())
+    }
+
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+        let i = self.slot(fd)?;
+        if self.slots[i].take().is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("fd {fd} is not registered"),
+            ));
+        }
+        self.read.remove(fd);
+        self.write.remove(fd);
+        if self.max_fd == Some(fd) {
+            self.max_fd = (0..fd).rev().find(|&f| self.slots[f as usize].is_some());
+        }
+        Ok(())
+    }
+
+    fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        events.clear();
+        let mut read = self.read;
+        let mut write = self.write;
+        let nfds = self.max_fd.map_or(0, |m| m as usize + 1);
+        let n = match fdset::select(nfds, &mut read, &mut write, timeout) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        for fd in 0..nfds as RawFd {
+            if let Some((token, interest)) = self.slots[fd as usize] {
+                let r = read.contains(fd);
+                let w = write.contains(fd);
+                if r || w {
+                    events.push(token, Readiness::from_parts(interest, r, w, false, false, false));
+                }
+            }
+        }
+        Ok(())
+    }
+}

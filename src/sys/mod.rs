@@ -1,0 +1,154 @@
+//! The thin OS layer: the only module of the crate that contains `unsafe`.
+//!
+//! Every wrapper here turns a raw `libc` call into a safe function that takes
+//! and returns owned or borrowed file descriptors and `io::Result`s. Layers above
+//! (`selector`, `reactor`, `net`) never call `libc` directly.
+//!
+//! Each wrapper also bumps a per-kind syscall counter (see [`stats`]) when counting
+//! is enabled, so the lab can report syscalls per request without `strace`.
+
+pub mod epoll;
+pub mod fdset;
+pub mod poll;
+pub mod polling_ext;
+pub mod socket;
+pub mod stats;
+pub mod waker;
+
+/// Calls a `libc` function, counts it, and turns `-1` into `io::Error::last_os_error()`.
+///
+/// ```ignore
+/// let fd = syscall!(Epoll, epoll_create1(libc::EPOLL_CLOEXEC))?;
+/// ```
+macro_rules! syscall {
+    ($kind:ident, $fn:ident ( $($arg:expr),* $(,)? ) ) => {{
+        $crate::sys::stats::count($crate::sys::stats::Syscall::$kind);
+        // SAFETY: every call site passes arguments that satisfy the libc function's
+        // contract; each caller states why in its own SAFETY comment.
+        #[allow(unused_unsafe)]
+        let res = unsafe { libc::$fn($($arg),*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+pub(crate) use syscall;
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// Converts a timeout to whole milliseconds for `poll`/`epoll_wait`:
+/// `None` is -1 (wait forever), anything else rounds *up* (so a 0.2 ms timer does not
+/// turn into a busy spin of zero-timeout waits) and clamps to `i32::MAX`.
+pub fn timeout_ms(timeout: Option<Duration>) -> i32 {
+    match timeout {
+        None => -1,
+        Some(d) => {
+            let ms = d.as_nanos().div_ceil(1_000_000);
+            i32::try_from(ms).unwrap_or(i32::MAX)
+        }
+    }
+}
+
+/// Wraps a freshly returned descriptor.
+///
+/// Only call with a descriptor that the kernel just returned to us and that nobody
+/// else owns.
+fn owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass a descriptor that a syscall has just returned, which
+    // therefore is open and owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Borrows a raw descriptor that the caller knows to be open for the duration of the
+/// borrow (the selector layer keeps registered descriptors open: "deregister before close").
+pub(crate) fn borrow_raw<'a>(fd: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: the selector contract requires callers to deregister a descriptor before
+    // they close it, so a registered descriptor is open while we use the borrow.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// Puts a descriptor in non-blocking mode (one `fcntl` when already set is skipped).
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> std::io::Result<()> {
+    let raw = fd.as_raw_fd();
+    let flags = syscall!(Other, fcntl(raw, libc::F_GETFL))?;
+    let new = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if new != flags {
+        syscall!(Other, fcntl(raw, libc::F_SETFL, new))?;
+    }
+    Ok(())
+}
+
+/// Returns the per-process soft limit on open descriptors (`RLIMIT_NOFILE`).
+pub fn nofile_limit() -> std::io::Result<(u64, u64)> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rl` is a valid, writable rlimit struct.
+    syscall!(Other, getrlimit(libc::RLIMIT_NOFILE, &mut rl))?;
+    Ok((rl.rlim_cur, rl.rlim_max))
+}
+
+/// Sets the soft limit on open descriptors (up to the hard limit).
+pub fn set_nofile_limit(soft: u64) -> std::io::Result<()> {
+    let (_, hard) = nofile_limit()?;
+    let rl = libc::rlimit {
+        rlim_cur: soft.min(hard),
+        rlim_max: hard,
+    };
+    // SAFETY: `rl` is a valid rlimit struct that outlives the call.
+    syscall!(Other, setrlimit(libc::RLIMIT_NOFILE, &rl))?;
+    Ok(())
+}
+
+/// `read(2)` on a raw descriptor into `buf`.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` writable bytes; `fd` is borrowed, so open.
+    let n = syscall!(
+        Read,
+        read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
+    )
+    .inspect_err(stats::note_error)?;
+    Ok(n as usize)
+}
+
+/// `write(2)` on a raw descriptor.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` readable bytes; `fd` is borrowed, so open.
+    let n = syscall!(Write, write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()))
+        .inspect_err(stats::note_error)?;
+    Ok(n as usize)
+}
+
+/// Creates a pipe with both ends non-blocking and close-on-exec.
+pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
+    syscall!(
+        Other,
+        pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC)
+    )?;
+    Ok((owned(fds[0]), owned(fds[1])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_rounds_up_and_clamps() {
+        assert_eq!(timeout_ms(None), -1);
+        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1))), 1);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1500))), 2);
+        assert_eq!(timeout_ms(Some(Duration::from_millis(7))), 7);
+        assert_eq!(timeout_ms(Some(Duration::from_secs(u64::MAX))), i32::MAX);
+    }
+}

@@ -1,0 +1,233 @@
+//! Socket calls that `std` does not offer in the shape a reactor needs:
+//! `accept4` with non-blocking and close-on-exec flags, `send` with `MSG_NOSIGNAL`,
+//! `shutdown` on a raw descriptor, `listen` with a large backlog, socket options.
+
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+use super::syscall;
+
+/// The peer address that `accept4` returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerAddr {
+    /// An IPv4 or IPv6 peer.
+    Inet(SocketAddr),
+    /// A Unix-domain peer (usually unnamed).
+    Unix,
+}
+
+impl std::fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerAddr::Inet(a) => write!(f, "{a}"),
+            PeerAddr::Unix => write!(f, "unix"),
+        }
+    }
+}
+
+fn to_peer(storage: &libc::sockaddr_storage) -> PeerAddr {
+    match storage.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which is smaller
+            // than sockaddr_storage and has no stricter alignment.
+            let sin = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            PeerAddr::Inet(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6, which is smaller
+            // than sockaddr_storage and has no stricter alignment.
+            let sin6 = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
+            PeerAddr::Inet(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => PeerAddr::Unix,
+    }
+}
+
+/// `accept4(fd, .., SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new socket is non-blocking
+/// and close-on-exec in one syscall.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, PeerAddr)> {
+    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` is a writable sockaddr_storage of `len` bytes; the kernel
+    // writes at most `len` bytes and updates `len`.
+    let fd = syscall!(
+        Accept,
+        accept4(
+            listener.as_raw_fd(),
+            storage.as_mut_ptr().cast(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC
+        )
+    )
+    .inspect_err(super::stats::note_error)?;
+    let fd = super::owned(fd);
+    // SAFETY: the storage was zero-initialised, and the kernel filled in the address.
+    let storage = unsafe { storage.assume_init() };
+    Ok((fd, to_peer(&storage)))
+}
+
+/// `send(fd, buf, MSG_NOSIGNAL)`: a write to a reset peer returns `EPIPE` instead of
+/// raising `SIGPIPE` and killing the process.
+pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` readable bytes.
+    let n = syscall!(
+        Write,
+        send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL
+        )
+    )
+    .inspect_err(super::stats::note_error)?;
+    Ok(n as usize)
+}
+
+/// `writev`-style send of two slices with `MSG_NOSIGNAL` (`sendmsg`).
+pub fn send2(fd: BorrowedFd<'_>, a: &[u8], b: &[u8]) -> io::Result<usize> {
+    if b.is_empty() {
+        return send(fd, a);
+    }
+    let mut iov = [
+        libc::iovec {
+            iov_base: a.as_ptr() as *mut libc::c_void,
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        },
+    ];
+    // SAFETY: an all-zero msghdr is a valid "no name, no control data" header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len() as _;
+    // SAFETY: `msg` points at two iovecs describing live, readable slices.
+    let n = syscall!(Write, sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL))
+        .inspect_err(super::stats::note_error)?;
+    Ok(n as usize)
+}
+
+/// `recv(fd, buf, 0)`.
+pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+    let n = syscall!(
+        Read,
+        recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
+    )
+    .inspect_err(super::stats::note_error)?;
+    Ok(n as usize)
+}
+
+/// `shutdown(fd, how)`.
+pub fn shutdown(fd: BorrowedFd<'_>, how: std::net::Shutdown) -> io::Result<()> {
+    let how = match how {
+        std::net::Shutdown::Read => libc::SHUT_RD,
+        std::net::Shutdown::Write => libc::SHUT_WR,
+        std::net::Shutdown::Both => libc::SHUT_RDWR,
+    };
+    // SAFETY: no pointer arguments.
+    syscall!(Close, shutdown(fd.as_raw_fd(), how))?;
+    Ok(())
+}
+
+/// `listen(fd, backlog)`. Calling it again on a listening socket changes the backlog,
+/// which is how we raise std's default of 128 (the kernel caps it at `somaxconn`).
+pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
+    // SAFETY: no pointer arguments.
+    syscall!(Other, listen(fd.as_raw_fd(), backlog))?;
+    Ok(())
+}
+
+fn setsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: the option value points at an int that outlives the call, with its size.
+    syscall!(
+        Other,
+        setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const i32).cast(),
+            size_of::<i32>() as libc::socklen_t
+        )
+    )?;
+    Ok(())
+}
+
+fn getsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
+    let mut value: i32 = 0;
+    let mut len = size_of::<i32>() as libc::socklen_t;
+    // SAFETY: the option buffer is a writable int of `len` bytes.
+    syscall!(
+        Other,
+        getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut i32).cast(),
+            &mut len
+        )
+    )?;
+    Ok(value)
+}
+
+/// `TCP_NODELAY`.
+pub fn set_nodelay(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, on as i32)
+}
+
+/// `SO_RCVBUF` / `SO_SNDBUF` (the kernel doubles the value it is given).
+pub fn set_buffer_sizes(fd: BorrowedFd<'_>, recv: Option<i32>, send: Option<i32>) -> io::Result<()> {
+    if let Some(r) = recv {
+        setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, r)?;
+    }
+    if let Some(s) = send {
+        setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, s)?;
+    }
+    Ok(())
+}
+
+/// `SO_LINGER` with a zero timeout: `close` then sends RST instead of FIN.
+pub fn set_linger_zero(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the option value points at a linger struct that outlives the call.
+    syscall!(
+        Other,
+        setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t
+        )
+    )?;
+    Ok(())
+}
+
+/// `SO_ERROR`: the pending error of a socket, if any (and clears it).
+pub fn take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
+    let e = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR)?;
+    Ok((e != 0).then(|| io::Error::from_raw_os_error(e)))
+}
+
+/// Reads `/proc/sys/net/core/somaxconn`, the kernel's cap on listen backlogs.
+pub fn somaxconn() -> i32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096)
+}
