@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Backend, Capabilities, Events, Interest, Readiness, Selector, Token, Trigger};
+use crate::slab::{Slab, SlabId};
 use crate::sys::waker::WakeFd;
 
 /// Generations wrap below 2^30 so a token (generation << 32 | slot) fits in 62 bits.
@@ -24,11 +25,6 @@ pub struct SelectorKey<T> {
     pub interest: Interest,
     /// The caller's data, returned with every event.
     pub data: T,
-}
-
-struct Slot<T> {
-    generation: u32,
-    key: Option<SelectorKey<T>>,
 }
 
 struct WakerInner {
@@ -92,8 +88,7 @@ impl std::fmt::Debug for Waker {
 /// * Unregister a descriptor before closing it.
 pub struct KeyedSelector<T> {
     sel: Box<dyn Selector>,
-    slots: Vec<Slot<T>>,
-    free: Vec<u32>,
+    keys: Slab<SelectorKey<T>>,
     by_fd: HashMap<RawFd, Token>,
     events: Events,
     waker: Option<Waker>,
@@ -123,8 +118,7 @@ impl<T> KeyedSelector<T> {
     pub fn with_selector(sel: Box<dyn Selector>) -> Self {
         KeyedSelector {
             sel,
-            slots: Vec::new(),
-            free: Vec::new(),
+            keys: Slab::new(GENERATION_MASK),
             by_fd: HashMap::new(),
             events: Events::with_capacity(1024),
             waker: None,
@@ -158,29 +152,16 @@ impl<T> KeyedSelector<T> {
                 format!("fd {fd} is the selector's own waker"),
             ));
         }
-        let (index, generation) = match self.free.last() {
-            Some(&i) => (i, self.slots[i as usize].generation),
-            None => (self.slots.len() as u32, 0),
-        };
-        let token = Token(((generation as usize) << 32) | index as usize);
+        let token = Token(self.keys.next_id().0 as usize);
         self.sel.register(fd, token, interest)?;
-        let key = SelectorKey {
+        let id = self.keys.insert(SelectorKey {
             fd,
             token,
             interest,
             data,
-        };
-        if index as usize == self.slots.len() {
-            self.slots.push(Slot {
-                generation,
-                key: Some(key),
-            });
-        } else {
-            self.free.pop();
-            self.slots[index as usize].key = Some(key);
-        }
+        });
         self.by_fd.insert(fd, token);
-        Ok(self.slots[index as usize].key.as_ref().expect("just stored"))
+        Ok(self.keys.get(id).expect("just stored"))
     }
 
     fn token_of(&self, fd: RawFd) -> io::Result<Token> {
@@ -204,13 +185,12 @@ impl<T> KeyedSelector<T> {
 
     /// Changes the interest of the key behind `token`. A no-op when it is unchanged.
     pub fn modify_token(&mut self, token: Token, interest: Interest) -> io::Result<&mut SelectorKey<T>> {
-        let slot = Self::slot_index(token);
         let live = self.get(token).map(|k| (k.fd, k.interest));
         let (fd, old) = live.ok_or_else(|| Self::not_found(token))?;
         if old != interest {
             self.sel.reregister(fd, token, interest)?;
         }
-        let key = self.slots[slot].key.as_mut().expect("checked live");
+        let key = self.get_mut(token).expect("checked live");
         key.interest = interest;
         Ok(key)
     }
@@ -230,33 +210,19 @@ impl<T> KeyedSelector<T> {
         if let Err(e) = self.sel.deregister(fd) {
             log::warn!("deregister fd {fd}: {e} (was it closed before being unregistered?)");
         }
-        let i = Self::slot_index(token);
-        let slot = &mut self.slots[i];
-        let key = slot.key.take().expect("checked live");
-        slot.generation = (slot.generation + 1) & GENERATION_MASK;
-        self.free.push(i as u32);
+        let key = self.keys.remove(SlabId(token.0 as u64)).expect("checked live");
         self.by_fd.remove(&fd);
         Ok(key)
     }
 
-    fn slot_index(token: Token) -> usize {
-        token.0 & 0xffff_ffff
-    }
-
     /// The live key behind `token`, if the token is current (right slot and generation).
     pub fn get(&self, token: Token) -> Option<&SelectorKey<T>> {
-        self.slots
-            .get(Self::slot_index(token))
-            .and_then(|s| s.key.as_ref())
-            .filter(|k| k.token == token)
+        self.keys.get(SlabId(token.0 as u64))
     }
 
     /// Mutable access to the live key behind `token` (its data, typically).
     pub fn get_mut(&mut self, token: Token) -> Option<&mut SelectorKey<T>> {
-        self.slots
-            .get_mut(Self::slot_index(token))
-            .and_then(|s| s.key.as_mut())
-            .filter(|k| k.token == token)
+        self.keys.get_mut(SlabId(token.0 as u64))
     }
 
     /// The key registered for `fd`, as Python's `get_key`.
@@ -272,7 +238,7 @@ impl<T> KeyedSelector<T> {
 
     /// A read-only view of every key, as Python's `get_map`.
     pub fn get_map(&self) -> impl Iterator<Item = &SelectorKey<T>> + '_ {
-        self.slots.iter().filter_map(|s| s.key.as_ref())
+        self.keys.iter().map(|(_, k)| k)
     }
 
     /// How many keys are registered.

@@ -1,0 +1,704 @@
+//! The reactor: a loop over a [`KeyedSelector`] that dispatches readiness to handlers.
+//!
+//! Loop order, fixed (Redis `ae.c` style):
+//!
+//! 1. run due timers;
+//! 2. compute the wait timeout from the earliest timer (zero if events were requeued);
+//! 3. `select`;
+//! 4. dispatch each event to its handler, then run the handlers' deferred work
+//!    (a buffered connection flushes its output once per batch, not once per write).
+//!
+//! Handlers ([`Handler`]) own their descriptors. They are kept in a generational slab:
+//! a [`HandlerId`] that outlives its handler never reaches the handler that reuses the
+//! slot, and an event queued for a removed handler is dropped. Removal requested during
+//! dispatch (by the handler itself or by another) takes effect after the callback that
+//! asked for it returns, so no callback ever runs on a half-removed handler.
+//!
+//! The reactor knows nothing about bytes or protocols: buffered connections, listeners
+//! and datagram sockets are handlers defined in [`crate::net`].
+
+mod timers;
+
+pub use timers::{TimerId, Timers};
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::selector::{Backend, Capabilities, Interest, KeyedSelector, Readiness, Token, Trigger, Waker};
+use crate::slab::{Slab, SlabId};
+
+/// Identifies a handler registered with the reactor.
+pub type HandlerId = SlabId;
+
+/// Something the reactor dispatches readiness to. Implemented by the `net` layer.
+pub trait Handler: Any {
+    /// The descriptor to watch. Must stay open while the handler is registered.
+    fn fd(&self) -> RawFd;
+
+    /// The descriptor is ready (or a requeued event is redelivered).
+    fn ready(&mut self, ctx: &mut Ctx<'_>, readiness: Readiness);
+
+    /// A timer set for this handler fired.
+    fn timer(&mut self, _ctx: &mut Ctx<'_>, _id: TimerId) {}
+
+    /// Deferred work requested with [`Ctx::defer`], run once after the event batch.
+    fn deferred(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    /// The reactor is shutting down gracefully: stop taking new work and finish (a
+    /// listener closes; a connection flushes and closes). The default removes the
+    /// handler at once.
+    fn shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        let id = ctx.id();
+        ctx.remove(id);
+    }
+
+    /// The handler has been deregistered and is about to be dropped (closing its
+    /// descriptor). Last chance to tell a protocol the connection is gone.
+    fn removed(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    /// Whether the reactor should wait for this handler during a graceful shutdown
+    /// (connections with output to flush say yes; listeners no).
+    fn keeps_alive(&self) -> bool {
+        false
+    }
+
+    /// For downcasting to the concrete handler type (`Ctx::handler_mut`).
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// Reactor settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long a graceful shutdown may take before connections are cut.
+    pub shutdown_timeout: Duration,
+    /// Most events one handler processes per readiness report before it is requeued
+    /// (read calls, accepted connections, datagrams). Stops one busy peer starving others.
+    pub event_budget: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            shutdown_timeout: Duration::from_secs(5),
+            event_budget: 16,
+        }
+    }
+}
+
+enum TimerOwner {
+    Handler(HandlerId),
+    Call(Box<dyn FnOnce(&mut Ctx<'_>)>),
+    ShutdownDeadline,
+}
+
+type RemoteCall = Box<dyn FnOnce(&mut Ctx<'_>) + Send>;
+
+struct Entry {
+    handler: Option<Box<dyn Handler>>,
+    fd: RawFd,
+    token: Option<Token>,
+}
+
+/// The reactor state handlers reach through [`Ctx`].
+pub struct Core {
+    sel: KeyedSelector<HandlerId>,
+    handlers: Slab<Entry>,
+    timers: Timers<TimerOwner>,
+    deferred: Vec<HandlerId>,
+    to_remove: Vec<HandlerId>,
+    requeued: Vec<(HandlerId, Readiness)>,
+    stop: bool,
+    shutting_down: bool,
+    config: Config,
+    now: Instant,
+    remote: Arc<Mutex<Vec<RemoteCall>>>,
+}
+
+/// What a handler (or a timer callback) can do to the reactor while it runs.
+pub struct Ctx<'a> {
+    core: &'a mut Core,
+    me: HandlerId,
+}
+
+/// The id used for callbacks that belong to no handler (timer closures, remote calls).
+const NO_HANDLER: HandlerId = SlabId(u64::MAX);
+
+impl<'a> Ctx<'a> {
+    /// The handler being called (a dead id for closures).
+    pub fn id(&self) -> HandlerId {
+        self.me
+    }
+
+    /// Registers a new handler. `interest: None` keeps it parked (not watched) until
+    /// [`set_interest`](Self::set_interest) gives it one.
+    pub fn insert(&mut self, handler: Box<dyn Handler>, interest: Option<Interest>) -> io::Result<HandlerId> {
+        self.core.insert(handler, interest)
+    }
+
+    /// Changes what the kernel watches for `id`; `None` parks it (deregisters the
+    /// descriptor but keeps the handler). Returns `Ok(false)` for an unknown `id`.
+    pub fn set_interest(&mut self, id: HandlerId, interest: Option<Interest>) -> io::Result<bool> {
+        self.core.set_interest(id, interest)
+    }
+
+    /// The interest `id` is registered with (`None`: parked or unknown).
+    pub fn interest(&self, id: HandlerId) -> Option<Interest> {
+        let e = self.core.handlers.get(id)?;
+        self.core.sel.get(e.token?).map(|k| k.interest)
+    }
+
+    /// Removes `id` after the current callback: deregister, `removed()`, drop.
+    pub fn remove(&mut self, id: HandlerId) {
+        if self.core.handlers.get(id).is_some() && !self.core.to_remove.contains(&id) {
+            self.core.to_remove.push(id);
+        }
+    }
+
+    /// Asks for `id`'s [`Handler::deferred`] to run once after the current batch.
+    pub fn defer(&mut self, id: HandlerId) {
+        self.core.deferred.push(id);
+    }
+
+    /// Redelivers `readiness` to `id` on the next loop iteration (which then does not
+    /// block). Used by edge-triggered handlers that stop before `WouldBlock`.
+    pub fn requeue(&mut self, id: HandlerId, readiness: Readiness) {
+        self.core.requeued.push((id, readiness));
+    }
+
+    /// Access to another live handler of type `H` (not the one being called).
+    pub fn handler_mut<H: Handler>(&mut self, id: HandlerId) -> Option<&mut H> {
+        self.core
+            .handlers
+            .get_mut(id)?
+            .handler
+            .as_mut()?
+            .as_any_mut()
+            .downcast_mut::<H>()
+    }
+
+    /// Calls `f` with another live handler of type `H` and a context in which that
+    /// handler is the current one (so it can defer work or set timers for itself).
+    /// Returns `None` if `id` is gone, is the caller, or is not an `H`.
+    pub fn with_handler<H: Handler, R>(&mut self, id: HandlerId, f: impl FnOnce(&mut H, &mut Ctx<'_>) -> R) -> Option<R> {
+        let mut h = self.core.handlers.get_mut(id)?.handler.take()?;
+        let out = match h.as_any_mut().downcast_mut::<H>() {
+            Some(typed) => {
+                let mut ctx = Ctx {
+                    core: self.core,
+                    me: id,
+                };
+                Some(f(typed, &mut ctx))
+            }
+            None => None,
+        };
+        if let Some(e) = self.core.handlers.get_mut(id) {
+            e.handler = Some(h);
+        }
+        out
+    }
+
+    /// Sets a timer for the current handler; its [`Handler::timer`] runs after `delay`.
+    pub fn set_timer(&mut self, delay: Duration) -> TimerId {
+        let at = Instant::now() + delay;
+        self.core.timers.insert(at, TimerOwner::Handler(self.me))
+    }
+
+    /// Runs `f` after `delay`.
+    pub fn call_later(&mut self, delay: Duration, f: impl FnOnce(&mut Ctx<'_>) + 'static) -> TimerId {
+        let at = Instant::now() + delay;
+        self.core.timers.insert(at, TimerOwner::Call(Box::new(f)))
+    }
+
+    /// Cancels a pending timer. Returns whether it was pending.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        self.core.timers.cancel(id).is_some()
+    }
+
+    /// Stops the loop after the current iteration, without flushing anything.
+    pub fn stop(&mut self) {
+        self.core.stop = true;
+    }
+
+    /// Starts a graceful shutdown (as SIGINT/SIGTERM do): every handler gets
+    /// [`Handler::shutdown`]; the loop ends when the handlers that keep it alive are
+    /// gone, or after [`Config::shutdown_timeout`]. A second call stops at once.
+    pub fn shutdown(&mut self) {
+        self.core.begin_shutdown();
+    }
+
+    /// Whether a graceful shutdown is under way.
+    pub fn is_shutting_down(&self) -> bool {
+        self.core.shutting_down
+    }
+
+    /// The backend's capabilities (trigger mode, limits).
+    pub fn capabilities(&self) -> Capabilities {
+        self.core.sel.capabilities()
+    }
+
+    /// Whether the backend is edge-triggered.
+    pub fn is_edge(&self) -> bool {
+        self.core.sel.capabilities().trigger == Trigger::Edge
+    }
+
+    /// The backend's name.
+    pub fn backend(&self) -> Backend {
+        self.core.sel.backend()
+    }
+
+    /// The loop's clock, read once per iteration (cheap; use `Instant::now()` for
+    /// precision).
+    pub fn now(&self) -> Instant {
+        self.core.now
+    }
+
+    /// The reactor's settings.
+    pub fn config(&self) -> &Config {
+        &self.core.config
+    }
+
+    /// How many handlers are registered (listeners and connections).
+    pub fn handler_count(&self) -> usize {
+        self.core.handlers.len()
+    }
+}
+
+impl Core {
+    fn insert(&mut self, handler: Box<dyn Handler>, interest: Option<Interest>) -> io::Result<HandlerId> {
+        let fd = handler.fd();
+        let id = self.handlers.next_id();
+        let token = match interest {
+            Some(i) => Some(self.sel.register(fd, i, id)?.token),
+            None => None,
+        };
+        let got = self.handlers.insert(Entry {
+            handler: Some(handler),
+            fd,
+            token,
+        });
+        debug_assert_eq!(got, id);
+        Ok(id)
+    }
+
+    fn set_interest(&mut self, id: HandlerId, interest: Option<Interest>) -> io::Result<bool> {
+        let Some(e) = self.handlers.get_mut(id) else {
+            return Ok(false);
+        };
+        match (e.token, interest) {
+            (Some(t), Some(i)) => {
+                self.sel.modify_token(t, i)?;
+            }
+            (Some(t), None) => {
+                self.sel.unregister_token(t)?;
+                e.token = None;
+            }
+            (None, Some(i)) => {
+                e.token = Some(self.sel.register(e.fd, i, id)?.token);
+            }
+            (None, None) => {}
+        }
+        Ok(true)
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutting_down {
+            log::info!("second shutdown request: stopping now");
+            self.stop = true;
+            return;
+        }
+        log::info!("graceful shutdown: no new work, flushing (at most {:?})", self.config.shutdown_timeout);
+        self.shutting_down = true;
+        let at = Instant::now() + self.config.shutdown_timeout;
+        self.timers.insert(at, TimerOwner::ShutdownDeadline);
+        for id in self.handlers.ids() {
+            self.call(id, |h, ctx| h.shutdown(ctx));
+        }
+    }
+
+    /// Calls `f` on handler `id` with the handler taken out of its slot (so the
+    /// context can reach every other handler), then puts it back if still registered.
+    fn call(&mut self, id: HandlerId, f: impl FnOnce(&mut dyn Handler, &mut Ctx<'_>)) {
+        let Some(entry) = self.handlers.get_mut(id) else {
+            return;
+        };
+        let Some(mut h) = entry.handler.take() else {
+            return;
+        };
+        f(h.as_mut(), &mut Ctx { core: self, me: id });
+        if let Some(e) = self.handlers.get_mut(id) {
+            e.handler = Some(h);
+        }
+        self.process_removals();
+    }
+
+    fn process_removals(&mut self) {
+        let mut busy = Vec::new();
+        while let Some(id) = self.to_remove.pop() {
+            let Some(entry) = self.handlers.get_mut(id) else {
+                continue;
+            };
+            // The handler may be out of its slot if it is running further up the stack
+            // (a nested call during its own callback); `call` puts it back and the
+            // removal pass after that callback finishes the job.
+            let Some(mut h) = entry.handler.take() else {
+                busy.push(id);
+                continue;
+            };
+            if let Some(t) = entry.token.take() {
+                if let Err(e) = self.sel.unregister_token(t) {
+                    log::warn!("unregister fd {}: {e}", entry.fd);
+                }
+            }
+            h.removed(&mut Ctx { core: self, me: id });
+            self.handlers.remove(id);
+            drop(h);
+        }
+        self.to_remove = busy;
+    }
+
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        self.now = now;
+        while let Some((tid, owner)) = self.timers.pop_due(now) {
+            match owner {
+                TimerOwner::Handler(id) => self.call(id, |h, ctx| h.timer(ctx, tid)),
+                TimerOwner::Call(f) => {
+                    f(&mut Ctx {
+                        core: self,
+                        me: NO_HANDLER,
+                    });
+                    self.process_removals();
+                }
+                TimerOwner::ShutdownDeadline => {
+                    if self.shutting_down {
+                        log::warn!(
+                            "shutdown deadline passed with {} handler(s) still open; closing them",
+                            self.handlers.len()
+                        );
+                        self.stop = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_remote(&mut self) {
+        let calls: Vec<RemoteCall> = match self.remote.lock() {
+            Ok(mut q) => std::mem::take(&mut *q),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for f in calls {
+            f(&mut Ctx {
+                core: self,
+                me: NO_HANDLER,
+            });
+            self.process_removals();
+        }
+    }
+
+    fn run_deferred(&mut self) {
+        // Deferred work can defer more (a flush that frees room resumes a reader);
+        // bound the rounds so a handler that defers itself forever cannot hang the loop.
+        for _ in 0..4 {
+            if self.deferred.is_empty() {
+                return;
+            }
+            let mut batch = std::mem::take(&mut self.deferred);
+            batch.sort_unstable();
+            batch.dedup();
+            for &id in &batch {
+                self.call(id, |h, ctx| h.deferred(ctx));
+            }
+            batch.clear();
+            if self.deferred.is_empty() {
+                self.deferred = batch;
+            }
+        }
+    }
+
+    fn alive_for_shutdown(&self) -> bool {
+        self.handlers
+            .iter()
+            .any(|(_, e)| e.handler.as_ref().is_some_and(|h| h.keeps_alive()))
+    }
+}
+
+/// A cross-thread handle to a running reactor: wake it, run a closure on its thread,
+/// stop it, or shut it down gracefully.
+#[derive(Clone)]
+pub struct Handle {
+    waker: Waker,
+    remote: Arc<Mutex<Vec<RemoteCall>>>,
+}
+
+impl Handle {
+    /// Runs `f` on the reactor's thread during its next iteration.
+    pub fn call(&self, f: impl FnOnce(&mut Ctx<'_>) + Send + 'static) -> io::Result<()> {
+        match self.remote.lock() {
+            Ok(mut q) => q.push(Box::new(f)),
+            Err(poisoned) => poisoned.into_inner().push(Box::new(f)),
+        }
+        self.waker.wake()
+    }
+
+    /// Wakes the reactor's `select` without queueing anything.
+    pub fn wake(&self) -> io::Result<()> {
+        self.waker.wake()
+    }
+
+    /// Stops the loop at once.
+    pub fn stop(&self) -> io::Result<()> {
+        self.call(|ctx| ctx.stop())
+    }
+
+    /// Starts a graceful shutdown (like SIGTERM).
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.call(|ctx| ctx.shutdown())
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+/// The handler for the signal pipe: a byte arrives per SIGINT/SIGTERM.
+struct SignalHandler {
+    rx: UnixStream,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Handler for SignalHandler {
+    fn fd(&self) -> RawFd {
+        self.rx.as_raw_fd()
+    }
+
+    fn ready(&mut self, ctx: &mut Ctx<'_>, _r: Readiness) {
+        let mut buf = [0u8; 64];
+        let mut got = false;
+        loop {
+            match crate::sys::read(std::os::fd::AsFd::as_fd(&self.rx), &mut buf) {
+                Ok(0) => break,
+                Ok(_) => got = true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        if got {
+            log::info!("received SIGINT/SIGTERM");
+            ctx.shutdown();
+        }
+    }
+
+    fn shutdown(&mut self, _ctx: &mut Ctx<'_>) {
+        // Stay registered: a second signal during the graceful phase stops at once.
+    }
+
+    fn removed(&mut self, _ctx: &mut Ctx<'_>) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The event loop.
+///
+/// # Examples
+///
+/// ```
+/// use readyloop::reactor::Reactor;
+/// use readyloop::selector::Backend;
+/// use std::time::Duration;
+///
+/// let mut reactor = Reactor::new(Backend::Poll)?;
+/// reactor.call_later(Duration::from_millis(5), |ctx| ctx.stop());
+/// reactor.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Reactor {
+    core: Core,
+    ready: Vec<(Token, Readiness)>,
+    events: VecDeque<(HandlerId, Readiness)>,
+    handle: Handle,
+}
+
+impl Reactor {
+    /// A reactor on `backend` with default settings.
+    pub fn new(backend: Backend) -> io::Result<Reactor> {
+        Self::with_config(backend, Config::default())
+    }
+
+    /// A reactor on `backend` with `config`.
+    pub fn with_config(backend: Backend, config: Config) -> io::Result<Reactor> {
+        Self::with_selector(KeyedSelector::new(backend)?, config)
+    }
+
+    /// A reactor on an already opened selector (e.g. a backend in a non-default mode).
+    pub fn with_selector(mut sel: KeyedSelector<HandlerId>, config: Config) -> io::Result<Reactor> {
+        let waker = sel.waker()?;
+        let remote = Arc::new(Mutex::new(Vec::new()));
+        log::debug!("reactor on backend {}", sel.backend());
+        Ok(Reactor {
+            core: Core {
+                sel,
+                handlers: Slab::default(),
+                timers: Timers::default(),
+                deferred: Vec::new(),
+                to_remove: Vec::new(),
+                requeued: Vec::new(),
+                stop: false,
+                shutting_down: false,
+                config,
+                now: Instant::now(),
+                remote: remote.clone(),
+            },
+            ready: Vec::with_capacity(1024),
+            events: VecDeque::with_capacity(1024),
+            handle: Handle { waker, remote },
+        })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.core.sel.backend()
+    }
+
+    /// A handle usable from other threads.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Runs `f` with a context, outside any handler (to register handlers before
+    /// `run`, for instance).
+    pub fn with_ctx<R>(&mut self, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
+        let r = f(&mut Ctx {
+            core: &mut self.core,
+            me: NO_HANDLER,
+        });
+        self.core.process_removals();
+        r
+    }
+
+    /// Registers a handler (see [`Ctx::insert`]).
+    pub fn insert(&mut self, handler: Box<dyn Handler>, interest: Option<Interest>) -> io::Result<HandlerId> {
+        self.core.insert(handler, interest)
+    }
+
+    /// Runs `f` after `delay` on the loop.
+    pub fn call_later(&mut self, delay: Duration, f: impl FnOnce(&mut Ctx<'_>) + 'static) -> TimerId {
+        self.with_ctx(|ctx| ctx.call_later(delay, f))
+    }
+
+    /// Installs SIGINT and SIGTERM handlers that start a graceful shutdown (a second
+    /// signal stops at once). Process-wide: call it from a server's `main`, not a library.
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        let (rx, tx) = UnixStream::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        let tx: OwnedFd = tx.into();
+        let tx2 = tx.try_clone()?;
+        let ids = vec![
+            signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, tx)?,
+            signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, tx2)?,
+        ];
+        self.insert(Box::new(SignalHandler { rx, ids }), Some(Interest::READABLE))?;
+        Ok(())
+    }
+
+    /// How many handlers are registered.
+    pub fn handler_count(&self) -> usize {
+        self.core.handlers.len()
+    }
+
+    /// Whether the loop has been asked to stop.
+    pub fn is_stopped(&self) -> bool {
+        self.core.stop
+    }
+
+    /// Runs until stopped, or until a graceful shutdown completes.
+    pub fn run(&mut self) -> io::Result<()> {
+        self.core.stop = false;
+        while !self.core.stop {
+            self.run_once(None)?;
+        }
+        self.close_all();
+        Ok(())
+    }
+
+    /// One loop iteration: due timers, a wait of at most `max_wait` (and no longer than
+    /// the next timer), dispatch, deferred work.
+    pub fn run_once(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
+        let core = &mut self.core;
+        core.run_timers();
+        if core.stop {
+            return Ok(());
+        }
+        if core.shutting_down && !core.alive_for_shutdown() {
+            log::info!("graceful shutdown complete");
+            core.stop = true;
+            return Ok(());
+        }
+        let timeout = if !core.requeued.is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            let until_timer = core
+                .timers
+                .next_deadline()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            match (until_timer, max_wait) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        self.ready.clear();
+        core.sel.select_into(timeout, &mut self.ready)?;
+        core.now = Instant::now();
+        if core.sel.take_woken() {
+            core.run_remote();
+        }
+        self.events.clear();
+        self.events.extend(core.requeued.drain(..));
+        for &(token, r) in &self.ready {
+            if let Some(k) = core.sel.get(token) {
+                self.events.push_back((k.data, r));
+            }
+        }
+        for (id, r) in self.events.drain(..) {
+            core.call(id, |h, ctx| h.ready(ctx, r));
+        }
+        core.run_deferred();
+        Ok(())
+    }
+
+    /// Removes every handler (telling each it is gone) — what `run` does on exit.
+    pub fn close_all(&mut self) {
+        let ids = self.core.handlers.ids();
+        self.core.to_remove.extend(ids);
+        self.core.process_removals();
+    }
+}
+
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        self.close_all();
+    }
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("backend", &self.backend())
+            .field("handlers", &self.core.handlers.len())
+            .finish()
+    }
+}
