@@ -15,6 +15,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod net;
+pub mod proto;
 pub mod reactor;
 pub mod selector;
 pub mod slab;

@@ -117,9 +117,10 @@ impl<T> Slab<T> {
 
     /// Every live entry with its id.
     pub fn iter(&self) -> impl Iterator<Item = (SlabId, &T)> + '_ {
-        self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.value.as_ref().map(|v| (Self::id(i, s.generation), v))
-        })
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.value.as_ref().map(|v| (Self::id(i, s.generation), v)))
     }
 
     /// Every live id.

@@ -29,7 +29,9 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::selector::{Backend, Capabilities, Interest, KeyedSelector, Readiness, Token, Trigger, Waker};
+use crate::selector::{
+    Backend, Capabilities, Interest, KeyedSelector, Readiness, Token, Trigger, Waker,
+};
 use crate::slab::{Slab, SlabId};
 
 /// Identifies a handler registered with the reactor.
@@ -117,7 +119,11 @@ pub struct Core {
     config: Config,
     now: Instant,
     remote: Arc<Mutex<Vec<RemoteCall>>>,
+    scratch: Vec<u8>,
 }
+
+/// Size of the reactor's shared read buffer (see [`Ctx::take_scratch`]).
+pub const SCRATCH_SIZE: usize = 64 * 1024;
 
 /// What a handler (or a timer callback) can do to the reactor while it runs.
 pub struct Ctx<'a> {
@@ -136,7 +142,11 @@ impl<'a> Ctx<'a> {
 
     /// Registers a new handler. `interest: None` keeps it parked (not watched) until
     /// [`set_interest`](Self::set_interest) gives it one.
-    pub fn insert(&mut self, handler: Box<dyn Handler>, interest: Option<Interest>) -> io::Result<HandlerId> {
+    pub fn insert(
+        &mut self,
+        handler: Box<dyn Handler>,
+        interest: Option<Interest>,
+    ) -> io::Result<HandlerId> {
         self.core.insert(handler, interest)
     }
 
@@ -184,7 +194,11 @@ impl<'a> Ctx<'a> {
     /// Calls `f` with another live handler of type `H` and a context in which that
     /// handler is the current one (so it can defer work or set timers for itself).
     /// Returns `None` if `id` is gone, is the caller, or is not an `H`.
-    pub fn with_handler<H: Handler, R>(&mut self, id: HandlerId, f: impl FnOnce(&mut H, &mut Ctx<'_>) -> R) -> Option<R> {
+    pub fn with_handler<H: Handler, R>(
+        &mut self,
+        id: HandlerId,
+        f: impl FnOnce(&mut H, &mut Ctx<'_>) -> R,
+    ) -> Option<R> {
         let mut h = self.core.handlers.get_mut(id)?.handler.take()?;
         let out = match h.as_any_mut().downcast_mut::<H>() {
             Some(typed) => {
@@ -209,7 +223,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// Runs `f` after `delay`.
-    pub fn call_later(&mut self, delay: Duration, f: impl FnOnce(&mut Ctx<'_>) + 'static) -> TimerId {
+    pub fn call_later(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut Ctx<'_>) + 'static,
+    ) -> TimerId {
         let at = Instant::now() + delay;
         self.core.timers.insert(at, TimerOwner::Call(Box::new(f)))
     }
@@ -266,10 +284,33 @@ impl<'a> Ctx<'a> {
     pub fn handler_count(&self) -> usize {
         self.core.handlers.len()
     }
+
+    /// Borrows the reactor's shared read buffer ([`SCRATCH_SIZE`] bytes): one buffer
+    /// for every connection, so ten thousand idle connections cost no read buffers.
+    /// Give it back with [`give_scratch`](Self::give_scratch). A nested taker gets a
+    /// fresh buffer.
+    pub fn take_scratch(&mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.core.scratch);
+        if buf.len() < SCRATCH_SIZE {
+            buf.resize(SCRATCH_SIZE, 0);
+        }
+        buf
+    }
+
+    /// Returns the buffer taken with [`take_scratch`](Self::take_scratch).
+    pub fn give_scratch(&mut self, buf: Vec<u8>) {
+        if self.core.scratch.capacity() < buf.capacity() {
+            self.core.scratch = buf;
+        }
+    }
 }
 
 impl Core {
-    fn insert(&mut self, handler: Box<dyn Handler>, interest: Option<Interest>) -> io::Result<HandlerId> {
+    fn insert(
+        &mut self,
+        handler: Box<dyn Handler>,
+        interest: Option<Interest>,
+    ) -> io::Result<HandlerId> {
         let fd = handler.fd();
         let id = self.handlers.next_id();
         let token = match interest {
@@ -311,7 +352,10 @@ impl Core {
             self.stop = true;
             return;
         }
-        log::info!("graceful shutdown: no new work, flushing (at most {:?})", self.config.shutdown_timeout);
+        log::info!(
+            "graceful shutdown: no new work, flushing (at most {:?})",
+            self.config.shutdown_timeout
+        );
         self.shutting_down = true;
         let at = Instant::now() + self.config.shutdown_timeout;
         self.timers.insert(at, TimerOwner::ShutdownDeadline);
@@ -561,6 +605,7 @@ impl Reactor {
                 config,
                 now: Instant::now(),
                 remote: remote.clone(),
+                scratch: vec![0; SCRATCH_SIZE],
             },
             ready: Vec::with_capacity(1024),
             events: VecDeque::with_capacity(1024),
@@ -590,12 +635,20 @@ impl Reactor {
     }
 
     /// Registers a handler (see [`Ctx::insert`]).
-    pub fn insert(&mut self, handler: Box<dyn Handler>, interest: Option<Interest>) -> io::Result<HandlerId> {
+    pub fn insert(
+        &mut self,
+        handler: Box<dyn Handler>,
+        interest: Option<Interest>,
+    ) -> io::Result<HandlerId> {
         self.core.insert(handler, interest)
     }
 
     /// Runs `f` after `delay` on the loop.
-    pub fn call_later(&mut self, delay: Duration, f: impl FnOnce(&mut Ctx<'_>) + 'static) -> TimerId {
+    pub fn call_later(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut Ctx<'_>) + 'static,
+    ) -> TimerId {
         self.with_ctx(|ctx| ctx.call_later(delay, f))
     }
 
@@ -611,7 +664,10 @@ impl Reactor {
             signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, tx)?,
             signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, tx2)?,
         ];
-        self.insert(Box::new(SignalHandler { rx, ids }), Some(Interest::READABLE))?;
+        self.insert(
+            Box::new(SignalHandler { rx, ids }),
+            Some(Interest::READABLE),
+        )?;
         Ok(())
     }
 

@@ -126,6 +126,10 @@ mod tests {
             let id = t.insert(now + Duration::from_secs(60), ());
             t.cancel(id);
         }
-        assert!(t.heap_len() <= 130, "heap kept {} dead entries", t.heap_len());
+        assert!(
+            t.heap_len() <= 130,
+            "heap kept {} dead entries",
+            t.heap_len()
+        );
     }
 }

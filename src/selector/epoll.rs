@@ -13,9 +13,13 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::{check_token, pack, unpack, Backend, Capabilities, Events, Interest, Readiness, Selector, Token, Trigger};
+use super::{
+    check_token, pack, unpack, Backend, Capabilities, Events, Interest, Readiness, Selector, Token,
+    Trigger,
+};
 use crate::sys::epoll::{
-    empty_event, Epoll, EpollEvent, EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLPRI, EPOLLRDHUP,
+    empty_event, Epoll, EpollEvent, EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLPRI,
+    EPOLLRDHUP,
 };
 
 /// How many events one `epoll_wait` can return.
@@ -83,7 +87,8 @@ impl Selector for EpollSelector {
 
     fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
         check_token(token)?;
-        self.ep.modify(fd, self.flags(interest), pack(token, interest))
+        self.ep
+            .modify(fd, self.flags(interest), pack(token, interest))
     }
 
     fn deregister(&mut self, fd: RawFd) -> io::Result<()> {

@@ -139,14 +139,23 @@ impl<T> KeyedSelector<T> {
     /// Registers `fd` for `interest` with `data`. Fails with `AlreadyExists` if `fd`
     /// is registered, or with the backend's error (e.g. select's `FD_SETSIZE` limit);
     /// on failure nothing is recorded.
-    pub fn register(&mut self, fd: RawFd, interest: Interest, data: T) -> io::Result<&SelectorKey<T>> {
+    pub fn register(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        data: T,
+    ) -> io::Result<&SelectorKey<T>> {
         if self.by_fd.contains_key(&fd) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("fd {fd} is already registered"),
             ));
         }
-        if self.waker.as_ref().is_some_and(|w| w.inner.fd.read_fd() == fd) {
+        if self
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.inner.fd.read_fd() == fd)
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("fd {fd} is the selector's own waker"),
@@ -166,7 +175,10 @@ impl<T> KeyedSelector<T> {
 
     fn token_of(&self, fd: RawFd) -> io::Result<Token> {
         self.by_fd.get(&fd).copied().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("fd {fd} is not registered"))
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("fd {fd} is not registered"),
+            )
         })
     }
 
@@ -184,7 +196,11 @@ impl<T> KeyedSelector<T> {
     }
 
     /// Changes the interest of the key behind `token`. A no-op when it is unchanged.
-    pub fn modify_token(&mut self, token: Token, interest: Interest) -> io::Result<&mut SelectorKey<T>> {
+    pub fn modify_token(
+        &mut self,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<&mut SelectorKey<T>> {
         let live = self.get(token).map(|k| (k.fd, k.interest));
         let (fd, old) = live.ok_or_else(|| Self::not_found(token))?;
         if old != interest {
@@ -210,7 +226,10 @@ impl<T> KeyedSelector<T> {
         if let Err(e) = self.sel.deregister(fd) {
             log::warn!("deregister fd {fd}: {e} (was it closed before being unregistered?)");
         }
-        let key = self.keys.remove(SlabId(token.0 as u64)).expect("checked live");
+        let key = self
+            .keys
+            .remove(SlabId(token.0 as u64))
+            .expect("checked live");
         self.by_fd.remove(&fd);
         Ok(key)
     }
@@ -258,7 +277,8 @@ impl<T> KeyedSelector<T> {
             return Ok(w.clone());
         }
         let fd = WakeFd::new()?;
-        self.sel.register(fd.read_fd(), Token::WAKER, Interest::READABLE)?;
+        self.sel
+            .register(fd.read_fd(), Token::WAKER, Interest::READABLE)?;
         let w = Waker {
             inner: Arc::new(WakerInner {
                 fd,
@@ -279,16 +299,17 @@ impl<T> KeyedSelector<T> {
     /// since the kernel queued them are dropped; the waker's own event is consumed.
     pub fn select(&mut self, timeout: Option<Duration>) -> io::Result<Ready<'_, T>> {
         self.poll_events(timeout)?;
-        Ok(Ready {
-            sel: self,
-            pos: 0,
-        })
+        Ok(Ready { sel: self, pos: 0 })
     }
 
     /// Waits like [`select`](Self::select) and appends `(token, readiness)` pairs to
     /// `out`, for callers (like the reactor) that must mutate the selector while they
     /// handle the events. Returns how many were appended.
-    pub fn select_into(&mut self, timeout: Option<Duration>, out: &mut Vec<(Token, Readiness)>) -> io::Result<usize> {
+    pub fn select_into(
+        &mut self,
+        timeout: Option<Duration>,
+        out: &mut Vec<(Token, Readiness)>,
+    ) -> io::Result<usize> {
         self.poll_events(timeout)?;
         let before = out.len();
         for (token, r) in self.events.iter() {

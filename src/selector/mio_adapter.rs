@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use mio::unix::SourceFd;
 
-use super::{check_token, pack, unpack, unsupported, Backend, Capabilities, Events, Interest, Readiness, Selector, Token, Trigger};
+use super::{
+    check_token, pack, unpack, unsupported, Backend, Capabilities, Events, Interest, Readiness,
+    Selector, Token, Trigger,
+};
 use crate::sys::stats::{count, Syscall};
 
 /// The `mio` backend. Edge-triggered only: mio has no level mode.

@@ -437,7 +437,9 @@ impl FromStr for Backend {
 /// (`epoll_event.data.u64`, mio's token, polling's key): the interest goes in the
 /// top two bits, so translation needs no lookup. Tokens use at most 62 bits.
 pub(crate) fn pack(token: Token, interest: Interest) -> u64 {
-    ((interest.is_readable() as u64) << 63) | ((interest.is_writable() as u64) << 62) | token.0 as u64
+    ((interest.is_readable() as u64) << 63)
+        | ((interest.is_writable() as u64) << 62)
+        | token.0 as u64
 }
 
 pub(crate) fn unpack(data: u64) -> (Token, Interest) {

@@ -15,8 +15,12 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::{unsupported, Backend, Capabilities, Events, Interest, Readiness, Selector, Token, Trigger};
-use crate::sys::poll::{self as sys_poll, PollFd, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDHUP};
+use super::{
+    unsupported, Backend, Capabilities, Events, Interest, Readiness, Selector, Token, Trigger,
+};
+use crate::sys::poll::{
+    self as sys_poll, PollFd, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDHUP,
+};
 
 /// The `poll(2)` backend. Level-triggered only.
 pub struct PollSelector {
@@ -51,7 +55,10 @@ impl PollSelector {
 
     fn find(&self, fd: RawFd) -> io::Result<usize> {
         self.index.get(&fd).copied().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("fd {fd} is not registered"))
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("fd {fd} is not registered"),
+            )
         })
     }
 }

@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use polling::{Event, PollMode, Poller};
 
-use super::{check_token, pack, unpack, Backend, Capabilities, Events, Interest, Readiness, Selector, Token, Trigger};
+use super::{
+    check_token, pack, unpack, Backend, Capabilities, Events, Interest, Readiness, Selector, Token,
+    Trigger,
+};
 use crate::sys::stats::{count, Syscall};
 
 /// The `polling` backend.
@@ -28,6 +31,18 @@ fn event(token: Token, interest: Interest) -> Event {
     ev.readable = interest.is_readable();
     ev.writable = interest.is_writable();
     ev
+}
+
+/// `polling` wraps the descriptor in a `BorrowedFd`, which panics on -1: refuse
+/// negative descriptors with an error instead, like the other backends.
+fn check_fd(fd: RawFd) -> io::Result<()> {
+    if fd < 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid fd {fd}"),
+        ));
+    }
+    Ok(())
 }
 
 impl PollingSelector {
@@ -71,18 +86,24 @@ impl Selector for PollingSelector {
     }
 
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        check_fd(fd)?;
         check_token(token)?;
         crate::sys::polling_ext::add(&self.poller, fd, event(token, interest), self.mode)
     }
 
     fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        check_fd(fd)?;
         check_token(token)?;
         count(Syscall::Ctl);
-        self.poller
-            .modify_with_mode(crate::sys::borrow_raw(fd), event(token, interest), self.mode)
+        self.poller.modify_with_mode(
+            crate::sys::borrow_raw(fd),
+            event(token, interest),
+            self.mode,
+        )
     }
 
     fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+        check_fd(fd)?;
         count(Syscall::Ctl);
         self.poller.delete(crate::sys::borrow_raw(fd))
     }

@@ -15,7 +15,9 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::{unsupported, Backend, Capabilities, Events, Interest, Readiness, Selector, Token, Trigger};
+use super::{
+    unsupported, Backend, Capabilities, Events, Interest, Readiness, Selector, Token, Trigger,
+};
 use crate::sys::fdset::{self, FdSet, FD_SETSIZE};
 
 /// The `select(2)` backend. Level-triggered only.
@@ -144,7 +146,10 @@ impl Selector for SelectSelector {
                 let r = read.contains(fd);
                 let w = write.contains(fd);
                 if r || w {
-                    events.push(token, Readiness::from_parts(interest, r, w, false, false, false));
+                    events.push(
+                        token,
+                        Readiness::from_parts(interest, r, w, false, false, false),
+                    );
                 }
             }
         }

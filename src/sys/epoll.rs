@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::syscall;
 
 pub use libc::epoll_event as EpollEvent;
-pub use libc::{EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLONESHOT, EPOLLOUT, EPOLLPRI, EPOLLRDHUP};
+pub use libc::{
+    EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLONESHOT, EPOLLOUT, EPOLLPRI, EPOLLRDHUP,
+};
 
 /// An owned epoll instance (closed on drop).
 #[derive(Debug)]
@@ -25,7 +27,9 @@ impl Epoll {
     pub fn new() -> io::Result<Epoll> {
         // SAFETY: no pointer arguments.
         let fd = syscall!(Other, epoll_create1(libc::EPOLL_CLOEXEC))?;
-        Ok(Epoll { fd: super::owned(fd) })
+        Ok(Epoll {
+            fd: super::owned(fd),
+        })
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, data: u64) -> io::Result<()> {

@@ -8,7 +8,12 @@ use std::os::fd::RawFd;
 ///
 /// The selector layer guarantees the contract `polling` asks for: a descriptor is
 /// deregistered (`Poller::delete`) before it is closed ("deregister before close").
-pub fn add(poller: &polling::Poller, fd: RawFd, ev: polling::Event, mode: polling::PollMode) -> io::Result<()> {
+pub fn add(
+    poller: &polling::Poller,
+    fd: RawFd,
+    ev: polling::Event,
+    mode: polling::PollMode,
+) -> io::Result<()> {
     super::stats::count(super::stats::Syscall::Ctl);
     // SAFETY: the registry removes this descriptor from the poller before the owner
     // closes it, which is what `Poller::add` requires.

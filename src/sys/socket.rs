@@ -188,7 +188,11 @@ pub fn set_nodelay(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
 }
 
 /// `SO_RCVBUF` / `SO_SNDBUF` (the kernel doubles the value it is given).
-pub fn set_buffer_sizes(fd: BorrowedFd<'_>, recv: Option<i32>, send: Option<i32>) -> io::Result<()> {
+pub fn set_buffer_sizes(
+    fd: BorrowedFd<'_>,
+    recv: Option<i32>,
+    send: Option<i32>,
+) -> io::Result<()> {
     if let Some(r) = recv {
         setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, r)?;
     }

@@ -20,10 +20,7 @@ impl WakeFd {
     /// Creates an eventfd, or a pipe if eventfd fails (e.g. ENOSYS).
     pub fn new() -> io::Result<WakeFd> {
         // SAFETY: no pointer arguments.
-        match syscall!(
-            Other,
-            eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)
-        ) {
+        match syscall!(Other, eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)) {
             Ok(fd) => Ok(WakeFd::EventFd(super::owned(fd))),
             Err(e) => {
                 log::debug!("eventfd failed ({e}); falling back to a pipe");

@@ -1,0 +1,248 @@
+//! Listening sockets: the accept loop, connection limits and fd exhaustion.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::stream::{Protocol, Stream, StreamConfig};
+use crate::reactor::{Ctx, Handler, TimerId};
+use crate::selector::{Interest, Readiness};
+use crate::sys::socket::{self, PeerAddr};
+
+/// Builds a protocol per accepted connection, as Twisted's `Factory`; may refuse one
+/// by returning `None` (the socket is closed at once).
+pub trait Factory {
+    /// A protocol for a new connection from `peer`.
+    fn build(&mut self, peer: &PeerAddr) -> Option<Box<dyn Protocol>>;
+}
+
+impl<F> Factory for F
+where
+    F: FnMut(&PeerAddr) -> Option<Box<dyn Protocol>>,
+{
+    fn build(&mut self, peer: &PeerAddr) -> Option<Box<dyn Protocol>> {
+        self(peer)
+    }
+}
+
+/// Listener settings.
+#[derive(Clone, Debug)]
+pub struct ListenConfig {
+    /// Connections beyond this are accepted and closed at once (logged).
+    pub max_connections: usize,
+    /// Backlog passed to `listen(2)` (the kernel caps it at `somaxconn`). With the
+    /// common 128, a burst of a few thousand connects overflows the queue and clients
+    /// stall in SYN retries.
+    pub backlog: i32,
+    /// Settings for each accepted connection.
+    pub stream: StreamConfig,
+    /// How long to stop accepting when descriptors run out and no spare is left.
+    pub emfile_pause: Duration,
+}
+
+impl Default for ListenConfig {
+    fn default() -> ListenConfig {
+        ListenConfig {
+            max_connections: 100_000,
+            backlog: 4096,
+            stream: StreamConfig::default(),
+            emfile_pause: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The handler for a listening socket (TCP or Unix).
+pub struct Listener {
+    fd: OwnedFd,
+    name: String,
+    factory: Box<dyn Factory>,
+    cfg: ListenConfig,
+    stream_cfg: Rc<StreamConfig>,
+    open: Rc<Cell<usize>>,
+    unix_path: Option<PathBuf>,
+    /// A descriptor held in reserve: on EMFILE it is closed so one pending connection
+    /// can be accepted and closed (instead of the listener staying readable forever).
+    spare: Option<File>,
+    resume_timer: Option<TimerId>,
+    last_warning: Option<Instant>,
+    shed: u64,
+    is_tcp: bool,
+}
+
+fn open_spare() -> Option<File> {
+    File::open("/dev/null").ok()
+}
+
+impl Listener {
+    /// Wraps a bound, listening, non-blocking socket.
+    pub(crate) fn new(
+        fd: OwnedFd,
+        name: String,
+        factory: Box<dyn Factory>,
+        cfg: ListenConfig,
+        unix_path: Option<PathBuf>,
+    ) -> io::Result<Listener> {
+        let backlog = cfg.backlog.min(socket::somaxconn()).max(1);
+        socket::listen(fd.as_fd(), backlog)?;
+        Ok(Listener {
+            fd,
+            name,
+            factory,
+            stream_cfg: Rc::new(cfg.stream.clone()),
+            cfg,
+            open: Rc::new(Cell::new(0)),
+            is_tcp: unix_path.is_none(),
+            unix_path,
+            spare: open_spare(),
+            resume_timer: None,
+            last_warning: None,
+            shed: 0,
+        })
+    }
+
+    /// Logs at most once a second.
+    fn warn(&mut self, msg: std::fmt::Arguments<'_>) {
+        let now = Instant::now();
+        if self
+            .last_warning
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.last_warning = Some(now);
+            log::warn!("{}: {msg}", self.name);
+        }
+    }
+
+    fn accepted(&mut self, ctx: &mut Ctx<'_>, fd: OwnedFd, peer: PeerAddr) {
+        if self.open.get() >= self.cfg.max_connections {
+            let max = self.cfg.max_connections;
+            self.warn(format_args!(
+                "connection limit {max} reached; refusing {peer}"
+            ));
+            return; // dropping `fd` closes it
+        }
+        if self.is_tcp && self.stream_cfg.nodelay {
+            if let Err(e) = socket::set_nodelay(fd.as_fd(), true) {
+                log::debug!("{peer}: TCP_NODELAY: {e}");
+            }
+        }
+        let Some(proto) = self.factory.build(&peer) else {
+            log::debug!("{}: factory refused {peer}", self.name);
+            return;
+        };
+        log::debug!("{}: accepted {peer}", self.name);
+        let stream =
+            Stream::new(fd, peer, proto, self.stream_cfg.clone()).counted(self.open.clone());
+        if let Err(e) = stream.register(ctx) {
+            log::warn!("{}: cannot register connection: {e}", self.name);
+        }
+    }
+
+    /// EMFILE/ENFILE: shed one pending connection with the spare descriptor, or stop
+    /// accepting for a moment. Never leaves the listener spinning.
+    fn exhausted(&mut self, ctx: &mut Ctx<'_>, e: io::Error) -> bool {
+        self.shed += 1;
+        let shed = self.shed;
+        self.warn(format_args!(
+            "accept: {e}: out of file descriptors ({shed} connections shed so far)"
+        ));
+        if self.spare.take().is_some() {
+            let got = socket::accept(self.fd.as_fd());
+            drop(got); // close the connection we could not serve
+            self.spare = open_spare();
+            if self.spare.is_some() {
+                return true; // keep accepting: each round removes one pending connection
+            }
+        }
+        // No spare: pause accepting and retry on a timer.
+        match ctx.set_interest(ctx.id(), None) {
+            Ok(_) => {
+                self.resume_timer = Some(ctx.set_timer(self.cfg.emfile_pause));
+            }
+            Err(e) => log::error!("{}: cannot pause accepting: {e}", self.name),
+        }
+        false
+    }
+}
+
+impl Handler for Listener {
+    fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
+        if self.resume_timer.is_some() || ctx.is_shutting_down() {
+            return;
+        }
+        let budget = ctx.config().event_budget * 4;
+        for _ in 0..budget {
+            match socket::accept(self.fd.as_fd()) {
+                Ok((fd, peer)) => self.accepted(ctx, fd, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
+                    if !self.exhausted(ctx, e) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    log::error!("{}: accept: {e}", self.name);
+                    return;
+                }
+            }
+        }
+        // Budget used up with connections still pending: let others run first.
+        if ctx.is_edge() {
+            ctx.requeue(ctx.id(), r);
+        }
+    }
+
+    fn timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
+        if self.resume_timer != Some(id) {
+            return;
+        }
+        self.resume_timer = None;
+        if self.spare.is_none() {
+            self.spare = open_spare();
+        }
+        if let Err(e) = ctx.set_interest(ctx.id(), Some(Interest::READABLE)) {
+            log::error!("{}: cannot resume accepting: {e}", self.name);
+            return;
+        }
+        log::info!("{}: accepting again", self.name);
+        if ctx.is_edge() {
+            ctx.requeue(
+                ctx.id(),
+                Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
+            );
+        }
+    }
+
+    fn shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        log::info!("{}: no longer accepting", self.name);
+        let id = ctx.id();
+        ctx.remove(id);
+    }
+
+    fn removed(&mut self, _ctx: &mut Ctx<'_>) {
+        if let Some(path) = self.unix_path.take() {
+            if let Err(e) = std::fs::remove_file(&path) {
+                log::debug!("remove {}: {e}", path.display());
+            }
+        }
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

@@ -1,0 +1,137 @@
+//! Networking on the reactor: listeners (TCP and Unix), buffered stream connections,
+//! UDP sockets. Protocols plug in through [`Protocol`] (streams) and
+//! [`DatagramProtocol`] (UDP) and never touch a descriptor.
+//!
+//! # Examples
+//!
+//! ```
+//! use readyloop::net::{Conn, Listen, Protocol};
+//! use readyloop::reactor::Reactor;
+//! use readyloop::selector::Backend;
+//!
+//! struct Echo;
+//! impl Protocol for Echo {
+//!     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+//!         conn.write(data);
+//!     }
+//! }
+//!
+//! let mut reactor = Reactor::new(Backend::Epoll)?;
+//! let (_, addr) = reactor.listen_tcp("127.0.0.1:0", |_: &_| Some(Box::new(Echo) as Box<dyn Protocol>))?;
+//! assert_ne!(addr.port(), 0);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod buffer;
+mod listener;
+mod stream;
+mod udp;
+
+pub use crate::sys::socket::PeerAddr;
+pub use buffer::OutBuf;
+pub use listener::{Factory, ListenConfig, Listener};
+pub use stream::{notify, write_to, Conn, Protocol, Stream, StreamConfig};
+pub use udp::{notify as notify_datagram, send_via, DatagramProtocol, DatagramSocket, Datagrams};
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+use crate::reactor::{Ctx, HandlerId, Reactor};
+use crate::selector::Interest;
+
+/// Opening listeners and sockets on a [`Reactor`] or from inside a handler ([`Ctx`]).
+pub trait Listen {
+    /// Runs `f` with a reactor context.
+    fn with_net<R>(&mut self, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R;
+
+    /// Listens on TCP `addr` (port 0 picks a free port) with default settings.
+    /// Returns the handler id and the bound address.
+    fn listen_tcp(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        factory: impl Factory + 'static,
+    ) -> io::Result<(HandlerId, SocketAddr)> {
+        self.listen_tcp_with(addr, factory, ListenConfig::default())
+    }
+
+    /// Listens on TCP `addr` with `cfg`.
+    fn listen_tcp_with(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        factory: impl Factory + 'static,
+        cfg: ListenConfig,
+    ) -> io::Result<(HandlerId, SocketAddr)> {
+        let l = TcpListener::bind(addr)?;
+        l.set_nonblocking(true)?;
+        let local = l.local_addr()?;
+        let fd: OwnedFd = l.into();
+        let listener = Listener::new(fd, format!("tcp://{local}"), Box::new(factory), cfg, None)?;
+        let id = self.with_net(|ctx| ctx.insert(Box::new(listener), Some(Interest::READABLE)))?;
+        Ok((id, local))
+    }
+
+    /// Listens on a Unix-domain stream socket at `path`. A stale socket file left by
+    /// a dead server is replaced; a live one is an `AddrInUse` error. The file is
+    /// removed when the listener closes.
+    fn listen_unix(
+        &mut self,
+        path: impl AsRef<Path>,
+        factory: impl Factory + 'static,
+        cfg: ListenConfig,
+    ) -> io::Result<HandlerId> {
+        let path = path.as_ref();
+        let l = match UnixListener::bind(path) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                if UnixStream::connect(path).is_ok() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("{} is in use by a running server", path.display()),
+                    ));
+                }
+                log::info!("removing stale socket {}", path.display());
+                std::fs::remove_file(path)?;
+                UnixListener::bind(path)?
+            }
+            Err(e) => return Err(e),
+        };
+        l.set_nonblocking(true)?;
+        let fd: OwnedFd = l.into();
+        let listener = Listener::new(
+            fd,
+            format!("unix:{}", path.display()),
+            Box::new(factory),
+            cfg,
+            Some(path.to_path_buf()),
+        )?;
+        self.with_net(|ctx| ctx.insert(Box::new(listener), Some(Interest::READABLE)))
+    }
+
+    /// Binds a UDP socket at `addr` for `proto`. Returns the handler id and address.
+    fn bind_udp(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        proto: impl DatagramProtocol + 'static,
+    ) -> io::Result<(HandlerId, SocketAddr)> {
+        let sock = UdpSocket::bind(addr)?;
+        let local = sock.local_addr()?;
+        let handler = DatagramSocket::new(sock, Box::new(proto))?;
+        let id = self.with_net(|ctx| handler.register(ctx))?;
+        Ok((id, local))
+    }
+}
+
+impl Listen for Reactor {
+    fn with_net<R>(&mut self, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
+        self.with_ctx(f)
+    }
+}
+
+impl Listen for Ctx<'_> {
+    fn with_net<R>(&mut self, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
+        f(self)
+    }
+}

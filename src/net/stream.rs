@@ -1,0 +1,608 @@
+//! A buffered stream connection (TCP or Unix) driving a [`Protocol`].
+//!
+//! * Input: read into the reactor's shared buffer and handed to
+//!   [`Protocol::data_received`]; nothing is kept per connection.
+//! * Output: [`Conn::write`] appends to the connection's [`OutBuf`] and asks for one
+//!   flush after the event batch, so many writes in one batch cost one `send`.
+//! * Write interest follows the output buffer (level-triggered backends): added when
+//!   a flush leaves bytes behind, dropped when it drains. Edge-triggered backends
+//!   register read and write once and never touch `epoll_ctl` again.
+//! * Backpressure: past the high watermark the connection stops reading; below the low
+//!   watermark it resumes and tells the protocol ([`Protocol::output_drained`]), so a
+//!   peer that never reads cannot grow our memory. Past the hard limit (if set) the
+//!   connection is dropped with a logged reason.
+//! * Closing: [`Conn::close`] stops reading, flushes, then closes (bounded by
+//!   [`StreamConfig::close_timeout`]); [`Conn::abort`] closes at once.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::buffer::OutBuf;
+use crate::reactor::{Ctx, Handler, HandlerId, TimerId};
+use crate::selector::{Interest, Readiness};
+use crate::sys::socket::{self, PeerAddr};
+
+/// Per-connection settings.
+#[derive(Clone, Debug)]
+pub struct StreamConfig {
+    /// Stop reading when this many bytes wait to be written.
+    pub high_watermark: usize,
+    /// Resume reading when the pending output falls to this.
+    pub low_watermark: usize,
+    /// Drop the connection (logged) if pending output exceeds this; `None`: no limit
+    /// beyond backpressure. Protocols that write without reading (chat fan-out) set it.
+    pub max_output: Option<usize>,
+    /// How long a graceful close may wait for the peer to take our output.
+    pub close_timeout: Duration,
+    /// Set `TCP_NODELAY` on accepted TCP sockets.
+    pub nodelay: bool,
+}
+
+impl Default for StreamConfig {
+    fn default() -> StreamConfig {
+        StreamConfig {
+            high_watermark: 256 * 1024,
+            low_watermark: 64 * 1024,
+            max_output: None,
+            close_timeout: Duration::from_secs(10),
+            nodelay: true,
+        }
+    }
+}
+
+/// A protocol over a byte stream, in Twisted's shape. All methods but
+/// `data_received` have defaults.
+pub trait Protocol {
+    /// The connection is up.
+    fn connection_made(&mut self, _conn: &mut Conn<'_, '_>) {}
+
+    /// Bytes arrived. `data` is only valid during the call.
+    fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]);
+
+    /// The peer shut its write side (read returned 0). Return `true` to keep the
+    /// connection open for writing; the default `false` flushes pending output and
+    /// closes.
+    fn eof_received(&mut self, _conn: &mut Conn<'_, '_>) -> bool {
+        false
+    }
+
+    /// The connection is gone: `reason` is `None` for a clean close, or the error.
+    /// Writes are ignored from here on.
+    fn connection_lost(&mut self, _conn: &mut Conn<'_, '_>, _reason: Option<&io::Error>) {}
+
+    /// A timer set with [`Conn::set_timer`] fired.
+    fn timer(&mut self, _conn: &mut Conn<'_, '_>, _id: TimerId) {}
+
+    /// Pending output fell to the low watermark after reading had been paused
+    /// (a producer can write more now).
+    fn output_drained(&mut self, _conn: &mut Conn<'_, '_>) {}
+
+    /// A message from another handler ([`Conn::notify`]).
+    fn event(&mut self, _conn: &mut Conn<'_, '_>, _event: Box<dyn Any>) {}
+
+    /// The reactor is shutting down gracefully. The default closes after flushing.
+    fn shutdown(&mut self, conn: &mut Conn<'_, '_>) {
+        conn.close();
+    }
+}
+
+/// The state bits of a connection.
+#[derive(Debug, Default)]
+struct Flags {
+    /// Reading paused by backpressure.
+    bp_paused: bool,
+    /// Reading paused by the protocol.
+    user_paused: bool,
+    /// Read returned 0.
+    eof: bool,
+    /// Graceful close in progress: flush, then close.
+    closing: bool,
+    /// Shut our write side once the output drains.
+    shutdown_after_flush: bool,
+    /// Our write side is shut.
+    write_shut: bool,
+    /// A flush is queued for the end of the batch.
+    flush_queued: bool,
+    /// Removal requested; writes are ignored.
+    dead: bool,
+    /// The backend has reported the peer's FIN (read-closed, hang-up or error) at
+    /// some point. Sticky: an edge seen while reading was paused is not seen again.
+    peer_closed: bool,
+}
+
+/// The state of a connection other than its protocol (split so the protocol can be
+/// called with a [`Conn`] that borrows the rest).
+pub struct StreamCore {
+    fd: OwnedFd,
+    peer: PeerAddr,
+    out: OutBuf,
+    flags: Flags,
+    registered: Option<Interest>,
+    close_timer: Option<TimerId>,
+    error: Option<io::Error>,
+    cfg: Rc<StreamConfig>,
+    open: Option<Rc<Cell<usize>>>,
+}
+
+/// A buffered connection: the reactor handler for one stream socket.
+pub struct Stream {
+    core: StreamCore,
+    proto: Box<dyn Protocol>,
+}
+
+/// What a protocol sees of its connection (and, through it, of the reactor).
+pub struct Conn<'a, 'b> {
+    st: &'a mut StreamCore,
+    ctx: &'a mut Ctx<'b>,
+}
+
+impl StreamCore {
+    fn want(&self) -> Option<Interest> {
+        let f = &self.flags;
+        let read = !f.eof && !f.bp_paused && !f.user_paused && !f.closing && !f.dead;
+        let write = !self.out.is_empty() && !f.write_shut;
+        match (read, write) {
+            (true, true) => Some(Interest::BOTH),
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (false, false) => None,
+        }
+    }
+
+    /// Level-triggered: make the kernel interest match the state. Edge-triggered:
+    /// registered for both once, nothing to do.
+    fn update_interest(&mut self, ctx: &mut Ctx<'_>) {
+        if ctx.is_edge() || self.flags.dead {
+            return;
+        }
+        let want = self.want();
+        if want != self.registered {
+            match ctx.set_interest(ctx.id(), want) {
+                Ok(_) => self.registered = want,
+                Err(e) => self.fail(ctx, e),
+            }
+        }
+    }
+
+    fn queue_write(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> bool {
+        if self.flags.dead || self.flags.write_shut || self.flags.shutdown_after_flush {
+            log::debug!(
+                "{}: write of {} bytes after close ignored",
+                self.peer,
+                data.len()
+            );
+            return false;
+        }
+        if data.is_empty() {
+            return true;
+        }
+        self.out.extend(data);
+        if let Some(max) = self.cfg.max_output {
+            if self.out.len() > max {
+                log::warn!(
+                    "{}: output buffer {} bytes > limit {max}: peer is not reading; disconnecting",
+                    self.peer,
+                    self.out.len()
+                );
+                self.out.clear();
+                self.fail(
+                    ctx,
+                    io::Error::new(io::ErrorKind::OutOfMemory, "output buffer limit exceeded"),
+                );
+                return false;
+            }
+        }
+        if !self.flags.bp_paused && self.out.len() > self.cfg.high_watermark {
+            log::trace!(
+                "{}: output {} > high watermark, pausing reads",
+                self.peer,
+                self.out.len()
+            );
+            self.flags.bp_paused = true;
+        }
+        if !self.flags.flush_queued {
+            self.flags.flush_queued = true;
+            ctx.defer(ctx.id());
+        }
+        true
+    }
+
+    fn fail(&mut self, ctx: &mut Ctx<'_>, e: io::Error) {
+        if self.flags.dead {
+            return;
+        }
+        log::debug!("{}: connection error: {e}", self.peer);
+        self.error = Some(e);
+        self.abort(ctx);
+    }
+
+    fn abort(&mut self, ctx: &mut Ctx<'_>) {
+        self.flags.dead = true;
+        ctx.remove(ctx.id());
+    }
+
+    fn close(&mut self, ctx: &mut Ctx<'_>) {
+        if self.flags.dead || self.flags.closing {
+            return;
+        }
+        self.flags.closing = true;
+        if self.out.is_empty() {
+            self.abort(ctx);
+        } else {
+            self.close_timer = Some(ctx.set_timer(self.cfg.close_timeout));
+            self.update_interest(ctx);
+        }
+    }
+
+    /// Writes as much pending output as the socket takes. Returns `false` if the
+    /// connection failed.
+    fn flush(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        while !self.out.is_empty() && !self.flags.dead {
+            let pending = self.out.len();
+            match socket::send(self.fd.as_fd(), self.out.as_slice()) {
+                Ok(n) => {
+                    self.out.consume(n);
+                    if n < pending {
+                        // Short write: the send buffer is full; wait for writability.
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.fail(ctx, e);
+                    return false;
+                }
+            }
+        }
+        if self.out.is_empty() {
+            self.out.shrink_if_idle(self.cfg.high_watermark);
+            if let Some(t) = self.close_timer.take() {
+                ctx.cancel_timer(t);
+            }
+            if self.flags.closing {
+                self.abort(ctx);
+                return true;
+            }
+            if self.flags.shutdown_after_flush && !self.flags.write_shut {
+                self.flags.write_shut = true;
+                if let Err(e) = socket::shutdown(self.fd.as_fd(), Shutdown::Write) {
+                    log::debug!("{}: shutdown(write): {e}", self.peer);
+                }
+                if self.flags.eof {
+                    // Both directions are done.
+                    self.abort(ctx);
+                    return true;
+                }
+            }
+        }
+        true
+    }
+}
+
+impl<'a, 'b> Conn<'a, 'b> {
+    /// This connection's id (to address it from other handlers).
+    pub fn id(&self) -> HandlerId {
+        self.ctx.id()
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> &PeerAddr {
+        &self.st.peer
+    }
+
+    /// Queues `data` for sending; it is flushed after the current event batch.
+    /// Returns `false` (and drops the data) if the connection is closing or gone.
+    pub fn write(&mut self, data: &[u8]) -> bool {
+        self.st.queue_write(self.ctx, data)
+    }
+
+    /// Queues `data` on another connection. Returns `false` if it is gone.
+    pub fn write_to(&mut self, id: HandlerId, data: &[u8]) -> bool {
+        if id == self.id() {
+            return self.write(data);
+        }
+        write_to(self.ctx, id, data)
+    }
+
+    /// Bytes queued and not yet sent.
+    pub fn output_len(&self) -> usize {
+        self.st.out.len()
+    }
+
+    /// Stops reading, flushes what is queued, then closes.
+    pub fn close(&mut self) {
+        self.st.close(self.ctx);
+    }
+
+    /// Closes now, discarding queued output.
+    pub fn abort(&mut self) {
+        self.st.abort(self.ctx);
+    }
+
+    /// Shuts our write side (sends FIN) once queued output is flushed; reading goes on.
+    pub fn shutdown_write(&mut self) {
+        self.st.flags.shutdown_after_flush = true;
+        if !self.st.flags.flush_queued {
+            self.st.flags.flush_queued = true;
+            self.ctx.defer(self.ctx.id());
+        }
+    }
+
+    /// Stops reading until [`resume_reading`](Self::resume_reading).
+    pub fn pause_reading(&mut self) {
+        self.st.flags.user_paused = true;
+        self.st.update_interest(self.ctx);
+    }
+
+    /// Resumes reading after [`pause_reading`](Self::pause_reading).
+    pub fn resume_reading(&mut self) {
+        if self.st.flags.user_paused {
+            self.st.flags.user_paused = false;
+            self.st.update_interest(self.ctx);
+            if self.ctx.is_edge() {
+                self.ctx.requeue(
+                    self.ctx.id(),
+                    Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
+                );
+            }
+        }
+    }
+
+    /// Whether the connection is closing or gone (further writes are dropped).
+    pub fn is_closing(&self) -> bool {
+        self.st.flags.closing || self.st.flags.dead
+    }
+
+    /// Sets a timer; [`Protocol::timer`] runs after `delay`.
+    pub fn set_timer(&mut self, delay: Duration) -> TimerId {
+        self.ctx.set_timer(delay)
+    }
+
+    /// Cancels a timer.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        self.ctx.cancel_timer(id)
+    }
+
+    /// Delivers `event` to another connection's [`Protocol::event`] now. Returns
+    /// `false` if `id` is gone or is not a stream connection.
+    pub fn notify(&mut self, id: HandlerId, event: Box<dyn Any>) -> bool {
+        notify(self.ctx, id, event)
+    }
+
+    /// The reactor context (timers, other handlers, stop, backend).
+    pub fn reactor(&mut self) -> &mut Ctx<'b> {
+        self.ctx
+    }
+}
+
+/// Queues `data` on the stream connection `id` from any context. Returns `false` if
+/// `id` is gone, closing, or not a stream connection.
+pub fn write_to(ctx: &mut Ctx<'_>, id: HandlerId, data: &[u8]) -> bool {
+    ctx.with_handler::<Stream, _>(id, |s, ctx| s.core.queue_write(ctx, data))
+        .unwrap_or(false)
+}
+
+/// Delivers `event` to the stream connection `id`'s protocol.
+pub fn notify(ctx: &mut Ctx<'_>, id: HandlerId, event: Box<dyn Any>) -> bool {
+    ctx.with_handler::<Stream, _>(id, |s, ctx| {
+        s.proto.event(
+            &mut Conn {
+                st: &mut s.core,
+                ctx,
+            },
+            event,
+        )
+    })
+    .is_some()
+}
+
+impl Stream {
+    /// Wraps a connected non-blocking socket. Register it with [`Stream::register`].
+    pub fn new(
+        fd: OwnedFd,
+        peer: PeerAddr,
+        proto: Box<dyn Protocol>,
+        cfg: Rc<StreamConfig>,
+    ) -> Stream {
+        Stream {
+            core: StreamCore {
+                fd,
+                peer,
+                out: OutBuf::default(),
+                flags: Flags::default(),
+                registered: None,
+                close_timer: None,
+                error: None,
+                cfg,
+                open: None,
+            },
+            proto,
+        }
+    }
+
+    /// Counts this connection in `open` while it lives (a listener's limit).
+    pub(crate) fn counted(mut self, open: Rc<Cell<usize>>) -> Stream {
+        open.set(open.get() + 1);
+        self.core.open = Some(open);
+        self
+    }
+
+    /// Registers the connection and calls [`Protocol::connection_made`].
+    pub fn register(self, ctx: &mut Ctx<'_>) -> io::Result<HandlerId> {
+        let interest = if ctx.is_edge() {
+            Interest::BOTH
+        } else {
+            Interest::READABLE
+        };
+        let id = ctx.insert(Box::new(self), Some(interest))?;
+        ctx.with_handler::<Stream, _>(id, |s, ctx| {
+            s.core.registered = Some(interest);
+            s.proto.connection_made(&mut Conn {
+                st: &mut s.core,
+                ctx,
+            });
+        });
+        Ok(id)
+    }
+
+    fn conn<'a, 'b>(&'a mut self, ctx: &'a mut Ctx<'b>) -> (&'a mut dyn Protocol, Conn<'a, 'b>) {
+        (
+            self.proto.as_mut(),
+            Conn {
+                st: &mut self.core,
+                ctx,
+            },
+        )
+    }
+
+    fn read(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
+        let budget = ctx.config().event_budget;
+        let mut buf = ctx.take_scratch();
+        let mut reads = 0;
+        // A short read proves the socket drained at that moment, so the read that
+        // would only return EAGAIN is skipped: the next arrival raises a new edge.
+        // Not when the peer has closed: its FIN raised no separate edge (or one we
+        // consumed while paused), so read on until EOF. Backends that cannot report
+        // read-closed never take the shortcut.
+        let shortcut = !self.core.flags.peer_closed
+            && (!ctx.is_edge() || ctx.capabilities().reports_read_closed);
+        loop {
+            let f = &self.core.flags;
+            if f.eof || f.bp_paused || f.user_paused || f.closing || f.dead {
+                break;
+            }
+            if reads == budget {
+                if ctx.is_edge() {
+                    ctx.requeue(ctx.id(), r);
+                }
+                break;
+            }
+            match socket::recv(self.core.fd.as_fd(), &mut buf) {
+                Ok(0) => {
+                    self.core.flags.eof = true;
+                    let (proto, mut conn) = self.conn(ctx);
+                    let keep = proto.eof_received(&mut conn);
+                    if keep {
+                        self.core.update_interest(ctx);
+                    } else {
+                        self.core.close(ctx);
+                    }
+                    break;
+                }
+                Ok(n) => {
+                    reads += 1;
+                    let (proto, mut conn) = self.conn(ctx);
+                    proto.data_received(&mut conn, &buf[..n]);
+                    if n < buf.len() && shortcut {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.core.fail(ctx, e);
+                    break;
+                }
+            }
+        }
+        ctx.give_scratch(buf);
+        if self.core.flags.bp_paused {
+            self.core.update_interest(ctx);
+        }
+    }
+
+    fn flush_and_resume(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.core.flush(ctx) || self.core.flags.dead {
+            return;
+        }
+        if self.core.flags.bp_paused && self.core.out.len() <= self.core.cfg.low_watermark {
+            self.core.flags.bp_paused = false;
+            let (proto, mut conn) = self.conn(ctx);
+            proto.output_drained(&mut conn);
+            if ctx.is_edge() && !self.core.flags.dead {
+                // Edges that arrived while paused were consumed unread.
+                ctx.requeue(
+                    ctx.id(),
+                    Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
+                );
+            }
+        }
+        self.core.update_interest(ctx);
+    }
+}
+
+impl Handler for Stream {
+    fn fd(&self) -> RawFd {
+        self.core.fd.as_raw_fd()
+    }
+
+    fn ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
+        if r.is_read_closed() || r.is_hangup() || r.is_error() {
+            self.core.flags.peer_closed = true;
+        }
+        if r.is_readable() {
+            self.read(ctx, r);
+        }
+        if r.is_writable() && !self.core.out.is_empty() && !self.core.flags.dead {
+            self.flush_and_resume(ctx);
+        }
+    }
+
+    fn deferred(&mut self, ctx: &mut Ctx<'_>) {
+        self.core.flags.flush_queued = false;
+        if !self.core.flags.dead {
+            self.flush_and_resume(ctx);
+        }
+    }
+
+    fn timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
+        if self.core.close_timer == Some(id) {
+            log::warn!(
+                "{}: close timed out with {} bytes unsent; dropping",
+                self.core.peer,
+                self.core.out.len()
+            );
+            self.core.close_timer = None;
+            self.core.abort(ctx);
+            return;
+        }
+        if !self.core.flags.dead {
+            let (proto, mut conn) = self.conn(ctx);
+            proto.timer(&mut conn, id);
+        }
+    }
+
+    fn shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.core.flags.dead {
+            let (proto, mut conn) = self.conn(ctx);
+            proto.shutdown(&mut conn);
+        }
+    }
+
+    fn removed(&mut self, ctx: &mut Ctx<'_>) {
+        self.core.flags.dead = true;
+        if let Some(t) = self.core.close_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        if let Some(open) = self.core.open.take() {
+            open.set(open.get().saturating_sub(1));
+        }
+        let err = self.core.error.take();
+        let (proto, mut conn) = self.conn(ctx);
+        proto.connection_lost(&mut conn, err.as_ref());
+    }
+
+    fn keeps_alive(&self) -> bool {
+        !self.core.flags.dead
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

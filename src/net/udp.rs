@@ -1,0 +1,272 @@
+//! UDP sockets on the reactor.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use crate::reactor::{Ctx, Handler, HandlerId, TimerId};
+use crate::selector::{Interest, Readiness};
+use crate::sys::stats::{self, Syscall};
+
+/// A protocol over datagrams. All methods but `datagram_received` have defaults.
+pub trait DatagramProtocol {
+    /// The socket is registered.
+    fn started(&mut self, _dg: &mut Datagrams<'_, '_>) {}
+    /// A datagram arrived from `from`.
+    fn datagram_received(&mut self, dg: &mut Datagrams<'_, '_>, data: &[u8], from: SocketAddr);
+    /// A timer set with [`Datagrams::set_timer`] fired.
+    fn timer(&mut self, _dg: &mut Datagrams<'_, '_>, _id: TimerId) {}
+    /// A message from another handler ([`notify`]).
+    fn event(&mut self, _dg: &mut Datagrams<'_, '_>, _event: Box<dyn Any>) {}
+    /// The socket is closing (reactor shutdown or stop).
+    fn stopped(&mut self, _dg: &mut Datagrams<'_, '_>) {}
+}
+
+/// Most datagrams queued while the socket's send buffer is full; beyond, new ones are
+/// dropped (UDP promises no delivery; memory stays bounded).
+const MAX_QUEUED: usize = 1024;
+
+/// Socket state other than the protocol.
+pub struct DatagramCore {
+    sock: UdpSocket,
+    queue: VecDeque<(SocketAddr, Vec<u8>)>,
+    registered: Interest,
+    dropped: u64,
+}
+
+/// The handler for one UDP socket.
+pub struct DatagramSocket {
+    core: DatagramCore,
+    proto: Box<dyn DatagramProtocol>,
+}
+
+/// What a datagram protocol sees of its socket and the reactor.
+pub struct Datagrams<'a, 'b> {
+    core: &'a mut DatagramCore,
+    ctx: &'a mut Ctx<'b>,
+}
+
+impl DatagramCore {
+    fn send_to(&mut self, ctx: &mut Ctx<'_>, data: &[u8], to: SocketAddr) -> bool {
+        if self.queue.is_empty() {
+            stats::count(Syscall::Write);
+            match self.sock.send_to(data, to) {
+                Ok(_) => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    log::debug!("udp send_to {to}: {e}");
+                    return false;
+                }
+            }
+        }
+        if self.queue.len() >= MAX_QUEUED {
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                log::warn!("udp: send queue full; {} datagrams dropped", self.dropped);
+            }
+            return false;
+        }
+        self.queue.push_back((to, data.to_vec()));
+        self.update_interest(ctx);
+        true
+    }
+
+    fn drain(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some((to, data)) = self.queue.front() {
+            stats::count(Syscall::Write);
+            match self.sock.send_to(data, *to) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => log::debug!("udp send_to {to}: {e}"),
+            }
+            self.queue.pop_front();
+        }
+        self.update_interest(ctx);
+    }
+
+    fn update_interest(&mut self, ctx: &mut Ctx<'_>) {
+        if ctx.is_edge() {
+            return;
+        }
+        let want = if self.queue.is_empty() {
+            Interest::READABLE
+        } else {
+            Interest::BOTH
+        };
+        if want != self.registered {
+            match ctx.set_interest(ctx.id(), Some(want)) {
+                Ok(_) => self.registered = want,
+                Err(e) => log::error!("udp: set interest: {e}"),
+            }
+        }
+    }
+}
+
+impl<'a, 'b> Datagrams<'a, 'b> {
+    /// This socket's handler id.
+    pub fn id(&self) -> HandlerId {
+        self.ctx.id()
+    }
+
+    /// The socket's local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.core.sock.local_addr()
+    }
+
+    /// Sends (or queues, if the socket is full) one datagram. Returns `false` if it
+    /// was dropped.
+    pub fn send_to(&mut self, data: &[u8], to: SocketAddr) -> bool {
+        self.core.send_to(self.ctx, data, to)
+    }
+
+    /// Queues `data` on a stream connection (for protocols that bridge UDP and TCP).
+    pub fn write_to(&mut self, id: HandlerId, data: &[u8]) -> bool {
+        super::stream::write_to(self.ctx, id, data)
+    }
+
+    /// Sets a timer; [`DatagramProtocol::timer`] runs after `delay`.
+    pub fn set_timer(&mut self, delay: Duration) -> TimerId {
+        self.ctx.set_timer(delay)
+    }
+
+    /// Cancels a timer.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        self.ctx.cancel_timer(id)
+    }
+
+    /// The reactor context.
+    pub fn reactor(&mut self) -> &mut Ctx<'b> {
+        self.ctx
+    }
+}
+
+/// Sends a datagram through the UDP socket handler `id` from any context.
+pub fn send_via(ctx: &mut Ctx<'_>, id: HandlerId, data: &[u8], to: SocketAddr) -> bool {
+    ctx.with_handler::<DatagramSocket, _>(id, |s, ctx| s.core.send_to(ctx, data, to))
+        .unwrap_or(false)
+}
+
+/// Delivers `event` to the UDP handler `id`'s protocol.
+pub fn notify(ctx: &mut Ctx<'_>, id: HandlerId, event: Box<dyn Any>) -> bool {
+    ctx.with_handler::<DatagramSocket, _>(id, |s, ctx| {
+        s.proto.event(
+            &mut Datagrams {
+                core: &mut s.core,
+                ctx,
+            },
+            event,
+        )
+    })
+    .is_some()
+}
+
+impl DatagramSocket {
+    /// Wraps a bound socket (made non-blocking here).
+    pub fn new(sock: UdpSocket, proto: Box<dyn DatagramProtocol>) -> io::Result<DatagramSocket> {
+        sock.set_nonblocking(true)?;
+        Ok(DatagramSocket {
+            core: DatagramCore {
+                sock,
+                queue: VecDeque::new(),
+                registered: Interest::READABLE,
+                dropped: 0,
+            },
+            proto,
+        })
+    }
+
+    /// Registers the socket and calls [`DatagramProtocol::started`].
+    pub fn register(self, ctx: &mut Ctx<'_>) -> io::Result<HandlerId> {
+        let interest = if ctx.is_edge() {
+            Interest::BOTH
+        } else {
+            Interest::READABLE
+        };
+        let id = ctx.insert(Box::new(self), Some(interest))?;
+        ctx.with_handler::<DatagramSocket, _>(id, |s, ctx| {
+            s.core.registered = interest;
+            s.proto.started(&mut Datagrams {
+                core: &mut s.core,
+                ctx,
+            });
+        });
+        Ok(id)
+    }
+}
+
+impl Handler for DatagramSocket {
+    fn fd(&self) -> RawFd {
+        self.core.sock.as_raw_fd()
+    }
+
+    fn ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
+        if r.is_writable() && !self.core.queue.is_empty() {
+            self.core.drain(ctx);
+        }
+        if !r.is_readable() {
+            return;
+        }
+        let budget = ctx.config().event_budget * 4;
+        let mut buf = ctx.take_scratch();
+        let mut n = 0;
+        loop {
+            if n == budget {
+                if ctx.is_edge() {
+                    ctx.requeue(ctx.id(), r);
+                }
+                break;
+            }
+            stats::count(Syscall::Read);
+            match self.core.sock.recv_from(&mut buf) {
+                Ok((len, from)) => {
+                    n += 1;
+                    self.proto.datagram_received(
+                        &mut Datagrams {
+                            core: &mut self.core,
+                            ctx,
+                        },
+                        &buf[..len],
+                        from,
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    stats::count(Syscall::WouldBlock);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP errors (e.g. port unreachable from an earlier send) surface
+                    // here; they concern one peer, not the socket.
+                    log::debug!("udp recv_from: {e}");
+                    n += 1;
+                }
+            }
+        }
+        ctx.give_scratch(buf);
+    }
+
+    fn timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
+        self.proto.timer(
+            &mut Datagrams {
+                core: &mut self.core,
+                ctx,
+            },
+            id,
+        );
+    }
+
+    fn removed(&mut self, ctx: &mut Ctx<'_>) {
+        self.proto.stopped(&mut Datagrams {
+            core: &mut self.core,
+            ctx,
+        });
+        self.core.drain(ctx);
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

@@ -1,0 +1,5 @@
+//! Protocols on the reactor. Each is a handler over bytes with no syscalls of its own,
+//! plus pure parsers and framers that can be tested without sockets.
+
+pub mod echo;
+pub mod framing;
