@@ -120,6 +120,8 @@ pub struct Core {
     now: Instant,
     remote: Arc<Mutex<Vec<RemoteCall>>>,
     scratch: Vec<u8>,
+    /// Cached from the backend's capabilities: asked on every read and write.
+    edge: bool,
 }
 
 /// Size of the reactor's shared read buffer (see [`Ctx::take_scratch`]).
@@ -261,7 +263,7 @@ impl<'a> Ctx<'a> {
 
     /// Whether the backend is edge-triggered.
     pub fn is_edge(&self) -> bool {
-        self.core.sel.capabilities().trigger == Trigger::Edge
+        self.core.edge
     }
 
     /// The backend's name.
@@ -592,6 +594,7 @@ impl Reactor {
         let waker = sel.waker()?;
         let remote = Arc::new(Mutex::new(Vec::new()));
         log::debug!("reactor on backend {}", sel.backend());
+        let edge = sel.capabilities().trigger == Trigger::Edge;
         Ok(Reactor {
             core: Core {
                 sel,
@@ -606,6 +609,7 @@ impl Reactor {
                 now: Instant::now(),
                 remote: remote.clone(),
                 scratch: vec![0; SCRATCH_SIZE],
+                edge,
             },
             ready: Vec::with_capacity(1024),
             events: VecDeque::with_capacity(1024),
