@@ -145,18 +145,28 @@ impl Listener {
     /// EMFILE/ENFILE: shed one pending connection with the spare descriptor, or stop
     /// accepting for a moment. Never leaves the listener spinning.
     fn exhausted(&mut self, ctx: &mut Ctx<'_>, e: io::Error) -> bool {
-        self.shed += 1;
+        // `accept4` fails with EMFILE before it looks at the queue, so whether a
+        // connection is pending at all shows only once the spare is closed.
+        let mut pending = true;
+        if self.spare.take().is_some() {
+            let got = socket::accept(self.fd.as_fd());
+            pending = !matches!(&got, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+            if got.is_ok() {
+                self.shed += 1;
+            }
+            drop(got); // close the connection we could not serve
+            self.spare = open_spare();
+        }
         let shed = self.shed;
         self.warn(format_args!(
             "accept: {e}: out of file descriptors ({shed} connections shed so far)"
         ));
-        if self.spare.take().is_some() {
-            let got = socket::accept(self.fd.as_fd());
-            drop(got); // close the connection we could not serve
-            self.spare = open_spare();
-            if self.spare.is_some() {
-                return true; // keep accepting: each round removes one pending connection
-            }
+        if self.spare.is_some() {
+            // Keep accepting while each round removes one pending connection; with the
+            // queue empty, stop: the next connection raises a new readiness. (Going on
+            // regardless made an edge-triggered listener use up its budget and requeue
+            // itself on every iteration: a spin for as long as the table stayed full.)
+            return pending;
         }
         // No spare: pause accepting and retry on a timer.
         match ctx.set_interest(ctx.id(), None) {

@@ -13,9 +13,15 @@
 //!   connection is dropped with a logged reason.
 //! * Closing: [`Conn::close`] stops reading, flushes, then closes (bounded by
 //!   [`StreamConfig::close_timeout`]); [`Conn::abort`] closes at once.
+//! * Files: [`Conn::send_file`] queues a region of an open file behind the buffered
+//!   output; the flush sends it with `sendfile(2)` (never through memory), then goes
+//!   on with whatever was written after it. Its bytes count as pending output, so the
+//!   watermarks pace a protocol that queues large files as they pace one that writes.
 
 use std::any::Any;
 use std::cell::Cell;
+use std::collections::VecDeque;
+use std::fs::File;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -25,6 +31,7 @@ use std::time::Duration;
 use super::buffer::OutBuf;
 use crate::reactor::{Ctx, Handler, HandlerId, TimerId};
 use crate::selector::{Interest, Readiness};
+use crate::sys::file;
 use crate::sys::socket::{self, PeerAddr};
 
 /// Per-connection settings.
@@ -102,6 +109,10 @@ struct Flags {
     eof: bool,
     /// Graceful close in progress: flush, then close.
     closing: bool,
+    /// Graceful close, output done: our FIN is sent and we read and discard until
+    /// the peer's FIN (or the close timeout), so closing with unread input does not
+    /// make the kernel send RST and destroy output the peer has not read yet.
+    lingering: bool,
     /// Shut our write side once the output drains.
     shutdown_after_flush: bool,
     /// Our write side is shut.
@@ -115,12 +126,25 @@ struct Flags {
     peer_closed: bool,
 }
 
+/// A file region queued with [`Conn::send_file`], and the bytes written after it.
+struct FileSegment {
+    file: Rc<File>,
+    offset: u64,
+    remaining: u64,
+    /// Output queued behind this file (sent once the region is done).
+    after: OutBuf,
+}
+
 /// The state of a connection other than its protocol (split so the protocol can be
 /// called with a [`Conn`] that borrows the rest).
 pub struct StreamCore {
     fd: OwnedFd,
     peer: PeerAddr,
     out: OutBuf,
+    /// File regions (and the bytes behind each), sent after `out`; usually empty.
+    files: VecDeque<FileSegment>,
+    /// Sum of the files' remaining bytes.
+    file_pending: u64,
     flags: Flags,
     registered: Option<Interest>,
     close_timer: Option<TimerId>,
@@ -142,10 +166,27 @@ pub struct Conn<'a, 'b> {
 }
 
 impl StreamCore {
+    /// Whether anything (bytes or file regions) waits to be sent.
+    fn has_pending(&self) -> bool {
+        !self.out.is_empty() || !self.files.is_empty()
+    }
+
+    /// Bytes held in memory for sending (the `max_output` limit applies to these).
+    fn buffered(&self) -> usize {
+        self.out.len() + self.files.iter().map(|f| f.after.len()).sum::<usize>()
+    }
+
+    /// Everything waiting to be sent, file regions included (the watermarks apply).
+    fn pending(&self) -> usize {
+        let files = usize::try_from(self.file_pending).unwrap_or(usize::MAX);
+        self.buffered().saturating_add(files)
+    }
+
     fn want(&self) -> Option<Interest> {
         let f = &self.flags;
-        let read = !f.eof && !f.bp_paused && !f.user_paused && !f.closing && !f.dead;
-        let write = !self.out.is_empty() && !f.write_shut;
+        let read =
+            !f.eof && !f.dead && (f.lingering || (!f.bp_paused && !f.user_paused && !f.closing));
+        let write = self.has_pending() && !f.write_shut;
         match (read, write) {
             (true, true) => Some(Interest::BOTH),
             (true, false) => Some(Interest::READABLE),
@@ -181,15 +222,20 @@ impl StreamCore {
         if data.is_empty() {
             return true;
         }
-        self.out.extend(data);
+        match self.files.back_mut() {
+            Some(seg) => seg.after.extend(data),
+            None => self.out.extend(data),
+        }
         if let Some(max) = self.cfg.max_output {
-            if self.out.len() > max {
+            let buffered = self.buffered();
+            if buffered > max {
                 log::warn!(
-                    "{}: output buffer {} bytes > limit {max}: peer is not reading; disconnecting",
+                    "{}: output buffer {buffered} bytes > limit {max}: peer is not reading; disconnecting",
                     self.peer,
-                    self.out.len()
                 );
                 self.out.clear();
+                self.files.clear();
+                self.file_pending = 0;
                 self.fail(
                     ctx,
                     io::Error::new(io::ErrorKind::OutOfMemory, "output buffer limit exceeded"),
@@ -197,11 +243,36 @@ impl StreamCore {
                 return false;
             }
         }
-        if !self.flags.bp_paused && self.out.len() > self.cfg.high_watermark {
+        self.queued(ctx);
+        true
+    }
+
+    fn queue_file(&mut self, ctx: &mut Ctx<'_>, file: Rc<File>, offset: u64, len: u64) -> bool {
+        if self.flags.dead || self.flags.write_shut || self.flags.shutdown_after_flush {
+            log::debug!("{}: file send after close ignored", self.peer);
+            return false;
+        }
+        if len == 0 {
+            return true;
+        }
+        self.files.push_back(FileSegment {
+            file,
+            offset,
+            remaining: len,
+            after: OutBuf::default(),
+        });
+        self.file_pending += len;
+        self.queued(ctx);
+        true
+    }
+
+    /// After output was queued: backpressure and the end-of-batch flush.
+    fn queued(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.flags.bp_paused && self.pending() > self.cfg.high_watermark {
             log::trace!(
                 "{}: output {} > high watermark, pausing reads",
                 self.peer,
-                self.out.len()
+                self.pending()
             );
             self.flags.bp_paused = true;
         }
@@ -209,7 +280,6 @@ impl StreamCore {
             self.flags.flush_queued = true;
             ctx.defer(ctx.id());
         }
-        true
     }
 
     fn fail(&mut self, ctx: &mut Ctx<'_>, e: io::Error) {
@@ -231,18 +301,70 @@ impl StreamCore {
             return;
         }
         self.flags.closing = true;
-        if self.out.is_empty() {
-            self.abort(ctx);
+        if !self.has_pending() {
+            self.finish_close(ctx);
         } else {
             self.close_timer = Some(ctx.set_timer(self.cfg.close_timeout));
             self.update_interest(ctx);
         }
     }
 
+    /// The output of a closing connection is all sent: close now if the peer has
+    /// closed too, else linger (FIN, then discard input until EOF or the timeout).
+    fn finish_close(&mut self, ctx: &mut Ctx<'_>) {
+        if self.flags.eof || self.flags.lingering {
+            self.abort(ctx);
+            return;
+        }
+        // Linger only for a peer that is still sending: an idle peer's socket has
+        // nothing unread, so closing sends a plain FIN (nginx's heuristic too).
+        let mut probe = [0u8; 4096];
+        match socket::recv(self.fd.as_fd(), &mut probe) {
+            Ok(n) if n > 0 => {}
+            _ => {
+                self.abort(ctx);
+                return;
+            }
+        }
+        self.flags.lingering = true;
+        if !self.flags.write_shut {
+            self.flags.write_shut = true;
+            if let Err(e) = socket::shutdown(self.fd.as_fd(), Shutdown::Write) {
+                log::debug!("{}: shutdown(write): {e}", self.peer);
+                self.abort(ctx);
+                return;
+            }
+        }
+        if self.close_timer.is_none() {
+            self.close_timer = Some(ctx.set_timer(self.cfg.close_timeout));
+        }
+        self.update_interest(ctx);
+        if ctx.is_edge() {
+            // Input that arrived while we were closing raised edges we did not read.
+            ctx.requeue(
+                ctx.id(),
+                Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
+            );
+        }
+    }
+
     /// Writes as much pending output as the socket takes. Returns `false` if the
     /// connection failed.
     fn flush(&mut self, ctx: &mut Ctx<'_>) -> bool {
-        while !self.out.is_empty() && !self.flags.dead {
+        while !self.flags.dead {
+            if self.out.is_empty() {
+                if self.files.is_empty() {
+                    break;
+                }
+                match self.send_file_segment() {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        self.fail(ctx, e);
+                        return false;
+                    }
+                }
+            }
             let pending = self.out.len();
             match socket::send(self.fd.as_fd(), self.out.as_slice()) {
                 Ok(n) => {
@@ -260,13 +382,13 @@ impl StreamCore {
                 }
             }
         }
-        if self.out.is_empty() {
+        if !self.has_pending() {
             self.out.shrink_if_idle(self.cfg.high_watermark);
             if let Some(t) = self.close_timer.take() {
                 ctx.cancel_timer(t);
             }
             if self.flags.closing {
-                self.abort(ctx);
+                self.finish_close(ctx);
                 return true;
             }
             if self.flags.shutdown_after_flush && !self.flags.write_shut {
@@ -282,6 +404,45 @@ impl StreamCore {
             }
         }
         true
+    }
+}
+
+impl StreamCore {
+    /// One `sendfile` of the first file segment (`out` is empty). `Ok(true)`: go on
+    /// flushing; `Ok(false)`: the socket is full.
+    fn send_file_segment(&mut self) -> io::Result<bool> {
+        let Some(seg) = self.files.front_mut() else {
+            return Ok(false);
+        };
+        if seg.remaining > 0 {
+            let want = usize::try_from(seg.remaining).unwrap_or(usize::MAX);
+            match file::sendfile(self.fd.as_fd(), seg.file.as_fd(), seg.offset, want) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    ))
+                }
+                Ok(n) => {
+                    seg.offset += n as u64;
+                    seg.remaining -= n as u64;
+                    self.file_pending -= n as u64;
+                    // A short count usually means a full socket; the next call (EAGAIN)
+                    // proves it, so an odd short count can never stall the transfer.
+                    if seg.remaining > 0 {
+                        return Ok(true);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
+                Err(e) => return Err(e),
+            }
+        }
+        // Region done: what was written behind it comes next.
+        if let Some(seg) = self.files.pop_front() {
+            self.out = seg.after;
+        }
+        Ok(true)
     }
 }
 
@@ -310,9 +471,27 @@ impl<'a, 'b> Conn<'a, 'b> {
         write_to(self.ctx, id, data)
     }
 
-    /// Bytes queued and not yet sent.
+    /// Queues `len` bytes of `file` from `offset`, behind everything written so far;
+    /// later writes go out after it. The flush sends the region with `sendfile(2)`
+    /// (the bytes never enter memory) under the same backpressure as written bytes.
+    /// The protocol never sees a descriptor; the connection holds `file` open until
+    /// the region is sent. If the file turns out shorter than promised, the connection
+    /// is dropped (its framing could not be kept). Returns `false` if the connection is
+    /// closing or gone.
+    pub fn send_file(&mut self, file: Rc<File>, offset: u64, len: u64) -> bool {
+        self.st.queue_file(self.ctx, file, offset, len)
+    }
+
+    /// Bytes queued and not yet sent (file regions included).
     pub fn output_len(&self) -> usize {
-        self.st.out.len()
+        self.st.pending()
+    }
+
+    /// Whether reading is paused because pending output passed the high watermark.
+    /// A producer (e.g. pipelined requests answered from one read) should stop
+    /// producing; [`Protocol::output_drained`] says when to go on.
+    pub fn is_backpressured(&self) -> bool {
+        self.st.flags.bp_paused
     }
 
     /// Stops reading, flushes what is queued, then closes.
@@ -415,6 +594,8 @@ impl Stream {
                 fd,
                 peer,
                 out: OutBuf::default(),
+                files: VecDeque::new(),
+                file_pending: 0,
                 flags: Flags::default(),
                 registered: None,
                 close_timer: None,
@@ -474,7 +655,7 @@ impl Stream {
             && (!ctx.is_edge() || ctx.capabilities().reports_read_closed);
         loop {
             let f = &self.core.flags;
-            if f.eof || f.bp_paused || f.user_paused || f.closing || f.dead {
+            if f.eof || f.dead || (!f.lingering && (f.bp_paused || f.user_paused || f.closing)) {
                 break;
             }
             if reads == budget {
@@ -484,6 +665,15 @@ impl Stream {
                 break;
             }
             match socket::recv(self.core.fd.as_fd(), &mut buf) {
+                Ok(0) if self.core.flags.lingering => {
+                    self.core.flags.eof = true;
+                    self.core.abort(ctx);
+                    break;
+                }
+                Ok(n) if self.core.flags.lingering => {
+                    log::trace!("{}: discarding {n} bytes while closing", self.core.peer);
+                    reads += 1;
+                }
                 Ok(0) => {
                     self.core.flags.eof = true;
                     let (proto, mut conn) = self.conn(ctx);
@@ -521,7 +711,7 @@ impl Stream {
         if !self.core.flush(ctx) || self.core.flags.dead {
             return;
         }
-        if self.core.flags.bp_paused && self.core.out.len() <= self.core.cfg.low_watermark {
+        if self.core.flags.bp_paused && self.core.pending() <= self.core.cfg.low_watermark {
             self.core.flags.bp_paused = false;
             let (proto, mut conn) = self.conn(ctx);
             proto.output_drained(&mut conn);
@@ -549,7 +739,7 @@ impl Handler for Stream {
         if r.is_readable() {
             self.read(ctx, r);
         }
-        if r.is_writable() && !self.core.out.is_empty() && !self.core.flags.dead {
+        if r.is_writable() && self.core.has_pending() && !self.core.flags.dead {
             self.flush_and_resume(ctx);
         }
     }
@@ -566,7 +756,7 @@ impl Handler for Stream {
             log::warn!(
                 "{}: close timed out with {} bytes unsent; dropping",
                 self.core.peer,
-                self.core.out.len()
+                self.core.pending()
             );
             self.core.close_timer = None;
             self.core.abort(ctx);

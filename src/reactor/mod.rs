@@ -3,7 +3,8 @@
 //! Loop order, fixed (Redis `ae.c` style):
 //!
 //! 1. run due timers;
-//! 2. compute the wait timeout from the earliest timer (zero if events were requeued);
+//! 2. compute the wait timeout from the earliest timer (zero if events were requeued or
+//!    deferred work is left over);
 //! 3. `select`;
 //! 4. dispatch each event to its handler, then run the handlers' deferred work
 //!    (a buffered connection flushes its output once per batch, not once per write).
@@ -708,7 +709,9 @@ impl Reactor {
             core.stop = true;
             return Ok(());
         }
-        let timeout = if !core.requeued.is_empty() {
+        // Requeued events, and deferred work left over from the last batch (past the
+        // round limit, or asked for outside the loop), must not wait for a new event.
+        let timeout = if !core.requeued.is_empty() || !core.deferred.is_empty() {
             Some(Duration::ZERO)
         } else {
             let until_timer = core

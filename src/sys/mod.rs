@@ -9,6 +9,7 @@
 
 pub mod epoll;
 pub mod fdset;
+pub mod file;
 pub mod poll;
 pub mod polling_ext;
 pub mod socket;

@@ -1,0 +1,663 @@
+//! The backend lab: `cargo bench --bench lab [-- options]`.
+//!
+//! Runs this crate's echo server on every backend, the classroom's thread-per-connection
+//! and fork-per-connection servers, and reference echo servers on mio and tokio, under
+//! one load generator; prints markdown tables, writes `target/lab/results.json` and SVG
+//! plots. `-- --help` lists the options; `-- --self-test` runs the lab's own checks, and
+//! so does `cargo test --benches` (which runs this target with no argument).
+
+mod cli;
+mod loadgen;
+mod plot;
+mod report;
+mod selftest;
+mod servers;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use cli::{Mode, Options};
+use loadgen::{Bounds, EchoClient, PhaseResult};
+use readyloop::sys::stats::Counts;
+use report::{Cell, Outcome, Sample};
+use servers::{ServerProc, CONTENDERS};
+
+fn main() {
+    let mode = match cli::parse(std::env::args().skip(1)) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("lab: {e}");
+            std::process::exit(2);
+        }
+    };
+    match mode {
+        Mode::Help => print!("{}", cli::USAGE),
+        Mode::Serve { name, cpu } => servers::serve_child(&name, cpu),
+        Mode::SelfTest => std::process::exit(selftest::run()),
+        Mode::Lab(o) => std::process::exit(run_lab(o)),
+    }
+}
+
+/// The machine, for the report: cores, CPU model, kernel.
+fn machine_info() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown kernel".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            let l = s.lines().find(|l| l.starts_with("MemTotal"))?.to_string();
+            let kb: u64 = l.split_whitespace().nth(1)?.parse().ok()?;
+            Some(format!("{:.0} GiB", kb as f64 / 1024.0 / 1024.0))
+        })
+        .unwrap_or_else(|| "? GiB".into());
+    format!("{cores} cores ({model}), {mem} RAM, Linux {kernel}")
+}
+
+fn out_dir(o: &Options) -> PathBuf {
+    if let Some(d) = &o.out_dir {
+        return d.clone();
+    }
+    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(t).join("lab");
+    }
+    // target/release/deps/lab-HASH → target/lab
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(t) = exe.ancestors().nth(3) {
+            if t.file_name().is_some_and(|n| n == "target") {
+                return t.join("lab");
+            }
+        }
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("lab")
+}
+
+/// Collects samples per (workload, contender, idle count).
+#[derive(Default)]
+struct Results {
+    cells: BTreeMap<(usize, usize, u64), Cell>,
+}
+
+impl Results {
+    fn key(workload: &str, contender: &str, idle: Option<u64>) -> (usize, usize, u64) {
+        let w = cli::WORKLOADS
+            .iter()
+            .position(|x| *x == workload)
+            .unwrap_or(99);
+        let c = CONTENDERS
+            .iter()
+            .position(|x| *x == contender)
+            .unwrap_or(99);
+        (w, c, idle.unwrap_or(0))
+    }
+
+    fn cell(&mut self, workload: &str, contender: &str, idle: Option<u64>) -> &mut Cell {
+        self.cells
+            .entry(Self::key(workload, contender, idle))
+            .or_insert_with(|| Cell {
+                workload: workload.to_string(),
+                contender: contender.to_string(),
+                idle,
+                outcome: Outcome::Measured(Vec::new()),
+            })
+    }
+
+    fn add(
+        &mut self,
+        workload: &str,
+        contender: &str,
+        idle: Option<u64>,
+        r: Result<Sample, String>,
+    ) {
+        let cell = self.cell(workload, contender, idle);
+        match (&mut cell.outcome, r) {
+            (Outcome::Measured(v), Ok(s)) => v.push(s),
+            (Outcome::Measured(_), Err(e)) => {
+                eprintln!("lab: {workload} / {contender}: {e}");
+                cell.outcome = Outcome::Failed(e);
+            }
+            _ => {}
+        }
+    }
+
+    fn not_applicable(&mut self, workload: &str, contender: &str, idle: Option<u64>, why: &str) {
+        self.cell(workload, contender, idle).outcome = Outcome::NotApplicable(why.to_string());
+    }
+
+    fn of(&self, workload: &str) -> Vec<&Cell> {
+        self.cells
+            .values()
+            .filter(|c| c.workload == workload)
+            .collect()
+    }
+
+    fn all(&self) -> Vec<Cell> {
+        self.cells.values().cloned().collect()
+    }
+
+    fn failures(&self) -> usize {
+        self.cells
+            .values()
+            .filter(|c| match &c.outcome {
+                Outcome::Failed(_) => true,
+                Outcome::Measured(v) => v.is_empty() || v.iter().any(|s| s.ops == 0),
+                Outcome::NotApplicable(_) => false,
+            })
+            .count()
+    }
+}
+
+fn sample(r: &PhaseResult, counts: Option<Counts>) -> Sample {
+    Sample {
+        ops: r.ops,
+        ops_per_sec: r.ops_per_sec(),
+        mb_per_sec: r.mb_per_sec(),
+        p50_us: r.quantile_us(0.50),
+        p99_us: r.quantile_us(0.99),
+        p999_us: r.quantile_us(0.999),
+        errors: r.errors,
+        counts,
+    }
+}
+
+fn check(r: &PhaseResult) -> Result<(), String> {
+    if r.ops == 0 {
+        Err(format!("no operation completed ({} errors)", r.errors))
+    } else {
+        Ok(())
+    }
+}
+
+struct Lab {
+    o: Options,
+    server_cpu: Option<usize>,
+}
+
+impl Lab {
+    fn spawn(&self, name: &str) -> io::Result<ServerProc> {
+        ServerProc::spawn(name, self.server_cpu)
+    }
+
+    fn bounds(&self, duration: Duration) -> Bounds {
+        Bounds {
+            max_ops: self.o.max_ops,
+            duration,
+        }
+    }
+
+    fn warm(&self) -> Bounds {
+        Bounds {
+            max_ops: self.o.max_ops,
+            duration: self.o.warmup,
+        }
+    }
+
+    /// Closed-loop echo with `conns` connections of `size`-byte messages.
+    fn echo(
+        &self,
+        name: &str,
+        conns: usize,
+        size: usize,
+        duration: Duration,
+    ) -> Result<Sample, String> {
+        let e = |e: io::Error| format!("{e}");
+        let mut srv = self.spawn(name).map_err(e)?;
+        let mut cl = EchoClient::connect(srv.addr, conns, size).map_err(e)?;
+        cl.run(self.warm()).map_err(e)?;
+        srv.stats_on().map_err(e)?;
+        let r = cl.run(self.bounds(duration)).map_err(e)?;
+        let counts = srv.stats_off().map_err(e)?;
+        drop(cl);
+        srv.stop().map_err(e)?;
+        check(&r)?;
+        Ok(sample(&r, counts))
+    }
+
+    fn churn(&self, name: &str, duration: Duration) -> Result<Sample, String> {
+        let e = |e: io::Error| format!("{e}");
+        let mut srv = self.spawn(name).map_err(e)?;
+        let c = self.o.churn_concurrency;
+        loadgen::churn(srv.addr, c, self.warm()).map_err(e)?;
+        srv.stats_on().map_err(e)?;
+        let r = loadgen::churn(srv.addr, c, self.bounds(duration)).map_err(e)?;
+        let counts = srv.stats_off().map_err(e)?;
+        srv.stop().map_err(e)?;
+        check(&r)?;
+        Ok(sample(&r, counts))
+    }
+
+    /// One server, idle connections added step by step; one active connection measured
+    /// at each step.
+    fn idle_sweep(&self, name: &str, res: &mut Results) {
+        let w = "idle-sweep";
+        let duration = (self.o.duration / 2).max(Duration::from_millis(50));
+        let mut srv = match self.spawn(name) {
+            Ok(s) => s,
+            Err(e) => {
+                for &i in &self.o.idle_counts {
+                    res.add(w, name, Some(i), Err(e.to_string()));
+                }
+                return;
+            }
+        };
+        let mut idle = Vec::new();
+        let mut active: Option<EchoClient> = None;
+        let mut failed: Option<String> = None;
+        let mut counts = self.o.idle_counts.clone();
+        counts.sort_unstable();
+        for &n in &counts {
+            if let Some(f) = &failed {
+                res.add(w, name, Some(n), Err(f.clone()));
+                continue;
+            }
+            // The server holds listener, waker and std descriptors besides connections.
+            if name == "select" && n as usize + 16 > libc::FD_SETSIZE {
+                res.not_applicable(w, name, Some(n), "FD_SETSIZE");
+                continue;
+            }
+            let r = (|| -> io::Result<Sample> {
+                loadgen::open_idle(srv.addr, n as usize - idle.len(), 100, &mut idle)?;
+                if active.is_none() {
+                    active = Some(EchoClient::connect(srv.addr, 1, 64)?);
+                }
+                let cl = active.as_mut().expect("active client");
+                cl.run(Bounds {
+                    max_ops: self.o.max_ops,
+                    duration: self.o.warmup / 2,
+                })?;
+                srv.stats_on()?;
+                let r = cl.run(self.bounds(duration))?;
+                let c = srv.stats_off()?;
+                if r.ops == 0 {
+                    return Err(io::Error::other("no round trip completed"));
+                }
+                Ok(sample(&r, c))
+            })();
+            match r {
+                Ok(s) => res.add(w, name, Some(n), Ok(s)),
+                Err(e) => {
+                    let msg = format!("at {n} idle: {e}");
+                    failed = Some(msg.clone());
+                    res.add(w, name, Some(n), Err(msg));
+                }
+            }
+        }
+        drop(active);
+        drop(idle);
+        if let Err(e) = srv.stop() {
+            if failed.is_none() {
+                res.add(w, name, counts.last().copied(), Err(format!("stop: {e}")));
+            }
+        }
+    }
+}
+
+fn run_lab(o: Options) -> i32 {
+    let started = Instant::now();
+    let machine = machine_info();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let server_cpu = if o.pin && cores >= 2 && servers::pin_to(1) {
+        Some(0)
+    } else {
+        None
+    };
+    let nofile = servers::raise_nofile();
+    println!(
+        "# readyloop backend lab{}\n",
+        if o.quick { " (--quick)" } else { "" }
+    );
+    println!("- machine: {machine}");
+    println!(
+        "- pinning: {}",
+        match server_cpu {
+            Some(c) => format!("server process on CPU {c}, load generator on CPU 1"),
+            None => "none".into(),
+        }
+    );
+    println!(
+        "- method: {} round(s), contenders alternate within each round; medians with min–max; \
+         {:.1} s per round-trip point after {:.1} s warm-up; RLIMIT_NOFILE {nofile}",
+        o.rounds,
+        o.duration.as_secs_f64(),
+        o.warmup.as_secs_f64()
+    );
+    println!(
+        "- syscalls/op: counted by the crate's own counters in the server over the measured \
+         window (`readyloop::sys::stats`); `–` for contenders that do not count\n"
+    );
+    let lab = Lab {
+        o: o.clone(),
+        server_cpu,
+    };
+    let mut res = Results::default();
+    let has = |w: &str| o.workloads.iter().any(|x| x == w);
+    for round in 0..o.rounds {
+        let n = o.contenders.len();
+        let order: Vec<&String> = (0..n).map(|i| &o.contenders[(i + round) % n]).collect();
+        eprintln!("lab: round {}/{}", round + 1, o.rounds);
+        for name in &order {
+            if has("round-trip") {
+                let s = lab.echo(name, o.connections, 64, o.duration);
+                res.add("round-trip", name, None, s);
+            }
+        }
+        for name in &order {
+            // The sweep opens 10000 connections per contender: three rounds are plenty.
+            if has("idle-sweep") && round < 3 {
+                lab.idle_sweep(name, &mut res);
+            }
+        }
+        for name in &order {
+            if has("churn") {
+                let s = lab.churn(name, o.duration / 2);
+                res.add("churn", name, None, s);
+            }
+        }
+        for name in &order {
+            if has("bulk") {
+                let s = lab.echo(name, o.bulk_connections, o.bulk_chunk, o.duration / 2);
+                res.add("bulk", name, None, s);
+            }
+        }
+    }
+    print_tables(&o, &res);
+    let dir = out_dir(&o);
+    if let Err(e) = write_outputs(&dir, &o, &res, &machine) {
+        eprintln!("lab: cannot write results to {}: {e}", dir.display());
+        return 1;
+    }
+    if o.strace && !o.quick {
+        strace_cross_check(&lab);
+    }
+    println!(
+        "\nwrote {}/results.json and plots; took {:.1} s",
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let failures = res.failures();
+    if failures > 0 {
+        eprintln!("lab: {failures} measurement(s) failed");
+        return 1;
+    }
+    0
+}
+
+fn best_reference(res: &Results) -> Option<f64> {
+    res.of("round-trip")
+        .iter()
+        .filter(|c| ["ref-mio", "ref-tokio", "polling"].contains(&c.contender.as_str()))
+        .filter_map(|c| match &c.outcome {
+            Outcome::Measured(s) => report::summarise(s).ops_per_sec.map(|t| t.median),
+            _ => None,
+        })
+        .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))))
+}
+
+fn print_tables(o: &Options, res: &Results) {
+    let has = |w: &str| o.workloads.iter().any(|x| x == w);
+    if has("round-trip") {
+        println!(
+            "## Echo round trip (64 B, {} connections, closed loop)\n",
+            o.connections
+        );
+        let base = best_reference(res);
+        println!(
+            "{}",
+            report::throughput_table(&res.of("round-trip"), "round trips/s", false, base)
+        );
+        if base.is_some() {
+            println!("`vs best ref`: ratio to the best of `ref-mio`, `ref-tokio` and `polling`.\n");
+        }
+        if !o.quick {
+            targets(res, base);
+        }
+    }
+    if has("idle-sweep") {
+        println!("## Idle-connection sweep (p50 round-trip µs of one active connection)\n");
+        println!(
+            "{}",
+            report::idle_table(&res.of("idle-sweep"), &o.contenders, &o.idle_counts)
+        );
+    }
+    if has("churn") {
+        println!(
+            "## Connection churn (connect, one 64 B round trip, close; {} at a time)\n",
+            o.churn_concurrency
+        );
+        println!(
+            "{}",
+            report::throughput_table(&res.of("churn"), "connections/s", false, None)
+        );
+    }
+    if has("bulk") {
+        println!(
+            "## Echo bulk ({} KiB chunks, {} connections; latency per chunk round trip)\n",
+            o.bulk_chunk / 1024,
+            o.bulk_connections
+        );
+        println!(
+            "{}",
+            report::throughput_table(&res.of("bulk"), "MB/s", true, None)
+        );
+    }
+}
+
+/// Prints the issue's targets for this run.
+fn targets(res: &Results, base: Option<f64>) {
+    let et = res
+        .of("round-trip")
+        .into_iter()
+        .find(|c| c.contender == "epoll-et");
+    let Some(Outcome::Measured(s)) = et.map(|c| &c.outcome) else {
+        return;
+    };
+    let s = report::summarise(s);
+    if let (Some(t), Some(b)) = (s.ops_per_sec, base) {
+        let r = t.median / b;
+        println!(
+            "- target epoll-et ≥ 1.05x best reference: {:.2}x {}",
+            r,
+            if r >= 1.05 { "(met)" } else { "(NOT met)" }
+        );
+    }
+    if let Some(x) = s.syscalls_per_op {
+        println!(
+            "- target epoll-et ≤ 2.1 syscalls per round trip: {:.2} {}\n",
+            x,
+            if x <= 2.1 { "(met)" } else { "(NOT met)" }
+        );
+    }
+}
+
+fn write_outputs(
+    dir: &std::path::Path,
+    o: &Options,
+    res: &Results,
+    machine: &str,
+) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = report::json_results(&res.all());
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&json).map_err(io::Error::other)? + "\n",
+    )?;
+    let run = serde_json::json!({
+        "machine": machine,
+        "quick": o.quick,
+        "rounds": o.rounds,
+        "duration_s": o.duration.as_secs_f64(),
+        "connections": o.connections,
+        "workloads": o.workloads,
+        "contenders": o.contenders,
+        "idle_counts": o.idle_counts,
+    });
+    std::fs::write(
+        dir.join("run.json"),
+        serde_json::to_string_pretty(&run).map_err(io::Error::other)? + "\n",
+    )?;
+    let plot_err = |e: Box<dyn std::error::Error>| io::Error::other(e.to_string());
+    let rt = res.of("round-trip");
+    if !rt.is_empty() {
+        let bars: Vec<(String, f64, f64, f64)> = rt
+            .iter()
+            .filter_map(|c| match &c.outcome {
+                Outcome::Measured(s) => {
+                    let t = report::summarise(s).ops_per_sec?;
+                    Some((c.contender.clone(), t.median, t.min, t.max))
+                }
+                _ => None,
+            })
+            .collect();
+        plot::bar_chart(
+            &dir.join("round_trip.svg"),
+            &format!(
+                "Echo round trips/s (64 B, {} connections; median, min–max)",
+                o.connections
+            ),
+            "round trips/s",
+            &bars,
+        )
+        .map_err(plot_err)?;
+    }
+    let idle = res.of("idle-sweep");
+    if !idle.is_empty() {
+        let labels: Vec<String> = o.idle_counts.iter().map(u64::to_string).collect();
+        let series: Vec<(String, Vec<Option<f64>>)> = o
+            .contenders
+            .iter()
+            .map(|name| {
+                let ys = o
+                    .idle_counts
+                    .iter()
+                    .map(|&i| {
+                        idle.iter()
+                            .find(|c| &c.contender == name && c.idle == Some(i))
+                            .and_then(|c| match &c.outcome {
+                                Outcome::Measured(s) => report::summarise(s).p50_us,
+                                _ => None,
+                            })
+                    })
+                    .collect();
+                (name.clone(), ys)
+            })
+            .collect();
+        plot::line_chart(
+            &dir.join("idle_sweep.svg"),
+            "Round-trip latency of one active connection vs idle connections (p50)",
+            "idle connections",
+            "p50 latency (µs)",
+            &labels,
+            &series,
+        )
+        .map_err(plot_err)?;
+    }
+    Ok(())
+}
+
+/// Counts epoll-et's syscalls per round trip with `strace -c -f` (a run with K round
+/// trips minus a run with none, both with the same start, connections and stop) and
+/// prints it beside the crate's own count over the same K round trips.
+fn strace_cross_check(lab: &Lab) {
+    println!("\n## Cross-check with strace -c -f (epoll-et)\n");
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        println!("strace is not installed: skipped.");
+        return;
+    }
+    let k: u64 = 20_000;
+    let run = |ops: u64| -> Result<(BTreeMap<String, u64>, Option<Counts>), String> {
+        let e = |e: io::Error| e.to_string();
+        let file =
+            std::env::temp_dir().join(format!("lab-strace-{}-{ops}.txt", std::process::id()));
+        let wrapper: Vec<String> = ["strace", "-f", "-c", "-U", "calls,name", "-o"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([file.display().to_string()])
+            .collect();
+        let mut srv = ServerProc::spawn_wrapped("epoll-et", lab.server_cpu, &wrapper).map_err(e)?;
+        let mut cl = EchoClient::connect(srv.addr, 10, 64).map_err(e)?;
+        srv.stats_on().map_err(e)?;
+        if ops > 0 {
+            let r = cl
+                .run(Bounds {
+                    max_ops: ops,
+                    duration: Duration::from_secs(60),
+                })
+                .map_err(e)?;
+            if r.ops != ops {
+                return Err(format!("{} of {ops} round trips", r.ops));
+            }
+        }
+        let counts = srv.stats_off().map_err(e)?;
+        drop(cl);
+        srv.stop().map_err(e)?;
+        let text = std::fs::read_to_string(&file).map_err(e)?;
+        let _ = std::fs::remove_file(&file);
+        let mut m = BTreeMap::new();
+        for line in text.lines() {
+            let mut it = line.split_whitespace();
+            if let (Some(n), Some(name), None) = (it.next(), it.next(), it.next()) {
+                if let Ok(n) = n.parse::<u64>() {
+                    m.insert(name.to_string(), n);
+                }
+            }
+        }
+        Ok((m, counts))
+    };
+    let (with, without) = match (run(k), run(0)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            println!("strace run failed: {e}");
+            return;
+        }
+    };
+    let diff = |name: &str| {
+        with.0.get(name).copied().unwrap_or(0) as f64
+            - without.0.get(name).copied().unwrap_or(0) as f64
+    };
+    let total = diff("total") / k as f64;
+    let mut rows = Vec::new();
+    for name in with.0.keys().filter(|n| *n != "total") {
+        let d = diff(name) / k as f64;
+        if d.abs() >= 0.005 {
+            rows.push(vec![format!("`{name}`"), format!("{d:.2}")]);
+        }
+    }
+    rows.push(vec!["**total**".into(), format!("{total:.2}")]);
+    println!(
+        "{}",
+        report::markdown(
+            &["syscall (strace, server process)", "per round trip"],
+            &rows
+        )
+    );
+    match with.1 {
+        Some(c) => println!(
+            "crate counters over the same {k} round trips (10 connections, under strace): {:.2} per round trip; strace: {total:.2}",
+            c.syscalls() as f64 / k as f64
+        ),
+        None => println!("crate counters: none"),
+    }
+}

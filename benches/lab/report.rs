@@ -1,0 +1,362 @@
+//! Results: per-round samples, their medians with min–max, markdown tables and JSON.
+
+use serde_json::{json, Value};
+
+use readyloop::sys::stats::{Counts, Syscall};
+
+/// One measurement (one contender, one workload point, one round).
+#[derive(Clone, Debug, Default)]
+pub struct Sample {
+    pub ops: u64,
+    pub ops_per_sec: f64,
+    pub mb_per_sec: f64,
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub p999_us: Option<f64>,
+    pub errors: u64,
+    /// Syscalls counted by the server over the measured window (crate contenders).
+    pub counts: Option<Counts>,
+}
+
+/// What a cell of the results holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Measured: the samples of every round.
+    Measured(Vec<Sample>),
+    /// Not applicable (e.g. `select` beyond `FD_SETSIZE`), with the reason.
+    NotApplicable(String),
+    /// The contender failed (did not start, errors), with the message.
+    Failed(String),
+}
+
+impl PartialEq for Sample {
+    fn eq(&self, o: &Sample) -> bool {
+        self.ops == o.ops && self.ops_per_sec == o.ops_per_sec && self.counts == o.counts
+    }
+}
+
+/// One workload point for one contender, across rounds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    pub workload: String,
+    pub contender: String,
+    /// Idle connections held open (idle sweep only).
+    pub idle: Option<u64>,
+    pub outcome: Outcome,
+}
+
+/// Median (upper median for even counts is avoided: mean of the middle two), min, max.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stat {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// Median, min and max of `xs` (`None` when empty).
+pub fn stat(xs: &[f64]) -> Option<Stat> {
+    if xs.is_empty() {
+        return None;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some(Stat {
+        median,
+        min: v[0],
+        max: v[n - 1],
+    })
+}
+
+fn median_of(samples: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
+    let xs: Vec<f64> = samples.iter().filter_map(f).collect();
+    stat(&xs).map(|s| s.median)
+}
+
+/// The aggregate of one cell.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub ops_per_sec: Option<Stat>,
+    pub mb_per_sec: Option<Stat>,
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub p999_us: Option<f64>,
+    pub syscalls_per_op: Option<f64>,
+    /// Per kind, per operation (median over rounds).
+    pub per_kind: Vec<(&'static str, f64)>,
+    pub errors: u64,
+    pub rounds: usize,
+}
+
+/// Per-operation syscalls of one sample.
+pub fn per_op(s: &Sample) -> Option<f64> {
+    let c = s.counts?;
+    (s.ops > 0).then(|| c.syscalls() as f64 / s.ops as f64)
+}
+
+/// Summarises a measured cell.
+pub fn summarise(samples: &[Sample]) -> Summary {
+    let ops: Vec<f64> = samples.iter().map(|s| s.ops_per_sec).collect();
+    let mbs: Vec<f64> = samples.iter().map(|s| s.mb_per_sec).collect();
+    let per_kind = Syscall::ALL
+        .iter()
+        .filter_map(|&k| {
+            let m = median_of(samples, |s| {
+                let c = s.counts?;
+                (s.ops > 0).then(|| c.get(k) as f64 / s.ops as f64)
+            })?;
+            Some((k.name(), m))
+        })
+        .collect();
+    Summary {
+        ops_per_sec: stat(&ops),
+        mb_per_sec: stat(&mbs),
+        p50_us: median_of(samples, |s| s.p50_us),
+        p99_us: median_of(samples, |s| s.p99_us),
+        p999_us: median_of(samples, |s| s.p999_us),
+        syscalls_per_op: median_of(samples, per_op),
+        per_kind,
+        errors: samples.iter().map(|s| s.errors).sum(),
+        rounds: samples.len(),
+    }
+}
+
+/// Formats a number for a table: three significant figures, thousands as `k`/`M`.
+pub fn num(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", x / 1e3)
+    } else if a >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map(num).unwrap_or_else(|| "–".to_string())
+}
+
+fn range(s: Option<Stat>) -> String {
+    s.map(|s| format!("{}–{}", num(s.min), num(s.max)))
+        .unwrap_or_else(|| "–".to_string())
+}
+
+/// Renders a markdown table.
+pub fn markdown(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("| {} |\n", header.join(" | ")));
+    let seps: Vec<String> = header
+        .iter()
+        .enumerate()
+        .map(|(i, _)| if i == 0 { "---" } else { "---:" }.to_string())
+        .collect();
+    out.push_str(&format!("| {} |\n", seps.join(" | ")));
+    for r in rows {
+        out.push_str(&format!("| {} |\n", r.join(" | ")));
+    }
+    out
+}
+
+fn breakdown(s: &Summary) -> String {
+    if s.per_kind.is_empty() {
+        return "–".to_string();
+    }
+    s.per_kind
+        .iter()
+        .filter(|(name, v)| *v >= 0.005 && *name != "other")
+        .map(|(name, v)| format!("{name} {v:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn status_cell(o: &Outcome) -> Option<String> {
+    match o {
+        Outcome::Measured(_) => None,
+        Outcome::NotApplicable(r) => Some(format!("n/a ({r})")),
+        Outcome::Failed(e) => Some(format!("failed: {e}")),
+    }
+}
+
+/// The table of a throughput workload (round trip, bulk, churn).
+/// `unit` names the throughput column; `mb` uses MB/s instead of ops/s.
+pub fn throughput_table(cells: &[&Cell], unit: &str, mb: bool, baseline: Option<f64>) -> String {
+    let mut header = vec![
+        "contender".to_string(),
+        format!("{unit} (median)"),
+        "min–max".to_string(),
+    ];
+    if baseline.is_some() {
+        header.push("vs best ref".to_string());
+    }
+    for h in [
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "syscalls/op",
+        "per op (server)",
+        "errors",
+    ] {
+        header.push(h.to_string());
+    }
+    let mut rows = Vec::new();
+    for c in cells {
+        let mut row = vec![format!("`{}`", c.contender)];
+        if let Some(s) = status_cell(&c.outcome) {
+            row.push(s);
+            while row.len() < header.len() {
+                row.push(String::new());
+            }
+            rows.push(row);
+            continue;
+        }
+        let Outcome::Measured(samples) = &c.outcome else {
+            unreachable!()
+        };
+        let s = summarise(samples);
+        let tp = if mb { s.mb_per_sec } else { s.ops_per_sec };
+        row.push(opt(tp.map(|t| t.median)));
+        row.push(range(tp));
+        if let Some(b) = baseline {
+            row.push(match tp {
+                Some(t) if b > 0.0 => format!("{:.2}x", t.median / b),
+                _ => "–".to_string(),
+            });
+        }
+        row.push(opt(s.p50_us));
+        row.push(opt(s.p99_us));
+        row.push(opt(s.p999_us));
+        row.push(
+            s.syscalls_per_op
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or("–".into()),
+        );
+        row.push(breakdown(&s));
+        row.push(s.errors.to_string());
+        rows.push(row);
+    }
+    let h: Vec<&str> = header.iter().map(String::as_str).collect();
+    markdown(&h, &rows)
+}
+
+/// The idle-sweep table: p50 round-trip latency (µs) of the active connection per idle
+/// count, and the ratio of the largest measured count to zero.
+pub fn idle_table(cells: &[&Cell], contenders: &[String], idles: &[u64]) -> String {
+    let mut header: Vec<String> = vec!["contender".into()];
+    header.extend(idles.iter().map(|i| format!("{i} idle")));
+    header.push("last/0".into());
+    header.push("syscalls/op at max".into());
+    let mut rows = Vec::new();
+    for name in contenders {
+        let mut row = vec![format!("`{name}`")];
+        let mut first = None;
+        let mut last = None;
+        let mut last_sys = None;
+        for &i in idles {
+            let cell = cells
+                .iter()
+                .find(|c| &c.contender == name && c.idle == Some(i));
+            let text = match cell.map(|c| &c.outcome) {
+                None => "–".to_string(),
+                Some(Outcome::Measured(samples)) => {
+                    let s = summarise(samples);
+                    if let Some(p) = s.p50_us {
+                        if first.is_none() {
+                            first = Some(p);
+                        }
+                        last = Some(p);
+                        last_sys = s.syscalls_per_op;
+                    }
+                    let p99 = s
+                        .p99_us
+                        .map(|p| format!(" (p99 {})", num(p)))
+                        .unwrap_or_default();
+                    format!("{}{p99}", opt(s.p50_us))
+                }
+                Some(o) => status_cell(o).unwrap_or_default(),
+            };
+            row.push(text);
+        }
+        row.push(match (first, last) {
+            (Some(a), Some(b)) if a > 0.0 => format!("{:.2}x", b / a),
+            _ => "–".into(),
+        });
+        row.push(last_sys.map(|x| format!("{x:.2}")).unwrap_or("–".into()));
+        rows.push(row);
+    }
+    let h: Vec<&str> = header.iter().map(String::as_str).collect();
+    markdown(&h, &rows)
+}
+
+/// One JSON object per cell: at least `workload`, `contender`, `ops_per_sec`, `p50_us`,
+/// `p99_us` and `syscalls_per_op` (null where not measured).
+pub fn json_cell(c: &Cell) -> Value {
+    let mut v = json!({
+        "workload": c.workload,
+        "contender": c.contender,
+        "ops_per_sec": null,
+        "p50_us": null,
+        "p99_us": null,
+        "syscalls_per_op": null,
+    });
+    if let Some(i) = c.idle {
+        v["idle_connections"] = json!(i);
+    }
+    match &c.outcome {
+        Outcome::Measured(samples) => {
+            let s = summarise(samples);
+            v["status"] = json!("ok");
+            if let Some(t) = s.ops_per_sec {
+                v["ops_per_sec"] = json!(t.median);
+                v["ops_per_sec_min"] = json!(t.min);
+                v["ops_per_sec_max"] = json!(t.max);
+            }
+            if c.workload == "bulk" {
+                if let Some(t) = s.mb_per_sec {
+                    v["mb_per_sec"] = json!(t.median);
+                    v["mb_per_sec_min"] = json!(t.min);
+                    v["mb_per_sec_max"] = json!(t.max);
+                }
+            }
+            v["p50_us"] = json!(s.p50_us);
+            v["p99_us"] = json!(s.p99_us);
+            v["p999_us"] = json!(s.p999_us);
+            v["syscalls_per_op"] = json!(s.syscalls_per_op);
+            if !s.per_kind.is_empty() {
+                let m: serde_json::Map<String, Value> = s
+                    .per_kind
+                    .iter()
+                    .map(|(k, x)| (k.to_string(), json!(x)))
+                    .collect();
+                v["syscalls_per_op_by_kind"] = Value::Object(m);
+            }
+            v["errors"] = json!(s.errors);
+            v["rounds"] = json!(s.rounds);
+        }
+        Outcome::NotApplicable(r) => {
+            v["status"] = json!("n/a");
+            v["note"] = json!(r);
+        }
+        Outcome::Failed(e) => {
+            v["status"] = json!("failed");
+            v["note"] = json!(e);
+        }
+    }
+    v
+}
+
+/// The whole results array.
+pub fn json_results(cells: &[Cell]) -> Value {
+    Value::Array(cells.iter().map(json_cell).collect())
+}

@@ -1,0 +1,982 @@
+//! The reactor on every backend: timers, the cross-thread handle, graceful shutdown,
+//! changes made during dispatch, fairness between clients, descriptor exhaustion and
+//! stale handler ids.
+//!
+//! Every case takes a [`Backend`]; `per_backend!` at the bottom instantiates each one
+//! per backend. Loops run either in the test thread under a [`Watchdog`] (which stops
+//! a loop that overstays) or on a background thread ([`LoopThread`]); sockets have
+//! timeouts; every "eventually" has a deadline.
+
+#[macro_use]
+mod support;
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use readyloop::net::{notify, write_to, Conn, Listen, ListenConfig, Protocol, StreamConfig};
+use readyloop::proto::echo::{Echo, EchoOptions};
+use readyloop::reactor::{Config, Ctx, Handler, HandlerId, Reactor};
+use readyloop::selector::{Backend, Interest, Readiness};
+
+use support::*;
+
+fn reactor(backend: Backend) -> Reactor {
+    init_logging();
+    Reactor::new(backend).unwrap_or_else(|e| panic!("reactor on {backend}: {e}"))
+}
+
+fn tcp_echo(backend: Backend) -> (LoopThread, SocketAddr) {
+    spawn_loop(backend, Config::default(), |r| {
+        r.listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))
+            .unwrap()
+            .1
+    })
+}
+
+fn handlers(lt: &LoopThread) -> usize {
+    lt.call(|ctx| ctx.handler_count())
+}
+
+// ---------------------------------------------------------------------------------
+// Timers
+// ---------------------------------------------------------------------------------
+
+fn timers_fire_in_order(backend: Backend) {
+    let mut r = reactor(backend);
+    let log: Rc<RefCell<Vec<(u32, Duration)>>> = Rc::default();
+    let start = Instant::now();
+    // (tag, delay in ms); two zero delays keep their insertion order.
+    for (tag, ms) in [(30, 30), (10, 10), (20, 20), (0, 0), (1, 0)] {
+        let log = log.clone();
+        r.call_later(Duration::from_millis(ms), move |ctx| {
+            log.borrow_mut().push((tag, start.elapsed()));
+            if tag == 10 {
+                // A timer set from a timer callback.
+                let log = log.clone();
+                ctx.call_later(Duration::from_millis(5), move |_| {
+                    log.borrow_mut().push((15, start.elapsed()));
+                });
+            }
+        });
+    }
+    r.call_later(Duration::from_millis(50), |ctx| ctx.stop());
+    let wd = Watchdog::arm(r.handle(), Duration::from_secs(5));
+    r.run().unwrap();
+    assert!(
+        !wd.disarm(),
+        "{backend}: the loop did not stop from its timer"
+    );
+    let log = log.borrow();
+    // The timers set up front fire in deadline order however late the loop runs; the
+    // nested one (15) at least 5 ms after the one that set it (its place among the
+    // others depends on how late that one ran).
+    let tags: Vec<u32> = log.iter().map(|(t, _)| *t).filter(|&t| t != 15).collect();
+    assert_eq!(tags, [0, 1, 10, 20, 30], "{backend}");
+    let at = |tag: u32| log.iter().find(|(t, _)| *t == tag).map(|(_, at)| *at);
+    let nested = at(15).unwrap_or_else(|| panic!("{backend}: nested timer did not fire"));
+    assert!(
+        nested >= at(10).unwrap() + Duration::from_millis(5),
+        "{backend}"
+    );
+    for &(tag, at) in log.iter() {
+        let due = Duration::from_millis(if tag == 1 { 0 } else { tag as u64 });
+        assert!(at >= due, "{backend}: timer {tag} fired early, at {at:?}");
+    }
+    assert!(start.elapsed() >= Duration::from_millis(50));
+}
+
+fn cancel_timer_prevents_firing(backend: Backend) {
+    let mut r = reactor(backend);
+    let fired: Rc<RefCell<Vec<&'static str>>> = Rc::default();
+    let f = fired.clone();
+    let a = r.call_later(Duration::from_millis(20), move |_| f.borrow_mut().push("a"));
+    let f = fired.clone();
+    let b = r.call_later(Duration::from_millis(40), move |_| f.borrow_mut().push("b"));
+    let f = fired.clone();
+    let d = r.call_later(Duration::from_millis(5), move |_| f.borrow_mut().push("d"));
+    assert!(r.with_ctx(|ctx| ctx.cancel_timer(a)), "pending: cancelled");
+    assert!(
+        !r.with_ctx(|ctx| ctx.cancel_timer(a)),
+        "second cancel: nothing"
+    );
+    // Cancelled from inside another timer's callback.
+    let f = fired.clone();
+    r.call_later(Duration::from_millis(10), move |ctx| {
+        assert!(ctx.cancel_timer(b));
+        assert!(!ctx.cancel_timer(d), "d has already fired");
+        f.borrow_mut().push("c");
+    });
+    // Many cancelled timers (lazy cancellation, compaction) change nothing.
+    let far: Vec<_> = (0..1000)
+        .map(|_| r.call_later(Duration::from_secs(3600), |_| panic!("cancelled timer ran")))
+        .collect();
+    r.with_ctx(|ctx| {
+        for t in far {
+            assert!(ctx.cancel_timer(t));
+        }
+    });
+    r.call_later(Duration::from_millis(60), |ctx| ctx.stop());
+    let wd = Watchdog::arm(r.handle(), Duration::from_secs(5));
+    let start = Instant::now();
+    r.run().unwrap();
+    assert!(!wd.disarm());
+    assert!(start.elapsed() < Duration::from_secs(2), "{backend}");
+    assert_eq!(*fired.borrow(), ["d", "c"], "{backend}");
+}
+
+fn tick(count: Rc<Cell<u32>>, ctx: &mut Ctx<'_>) {
+    count.set(count.get() + 1);
+    ctx.call_later(Duration::ZERO, move |ctx| tick(count, ctx));
+}
+
+fn timers_do_not_spin(backend: Backend) {
+    let mut r = reactor(backend);
+    let wd = Watchdog::arm(r.handle(), Duration::from_secs(10));
+
+    // A zero-delay timer set before an iteration fires at its start.
+    let fired = Rc::new(Cell::new(false));
+    let f = fired.clone();
+    r.call_later(Duration::ZERO, move |_| f.set(true));
+    r.run_once(Some(Duration::from_millis(10))).unwrap();
+    assert!(
+        fired.get(),
+        "{backend}: zero-delay timer fired on the first iteration"
+    );
+
+    // One set from a callback bounds that iteration's wait (rounded up to 1 ms, not
+    // the 2 s asked) and fires on the next.
+    let fired = Rc::new(Cell::new(false));
+    let f = fired.clone();
+    r.call_later(Duration::ZERO, move |ctx| {
+        ctx.call_later(Duration::ZERO, move |_| f.set(true));
+    });
+    let t = Instant::now();
+    r.run_once(Some(Duration::from_secs(2))).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "{backend}: it did not wait"
+    );
+    assert!(!fired.get());
+    r.run_once(Some(Duration::from_millis(10))).unwrap();
+    assert!(fired.get(), "{backend}: fired on the next iteration");
+
+    // Nothing pending: the wait lasts (no leftover zero timeout).
+    let t = Instant::now();
+    r.run_once(Some(Duration::from_millis(100))).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(90),
+        "{backend}: an idle iteration returned after {:?}",
+        t.elapsed()
+    );
+
+    // A cancelled timer does not wake the loop early.
+    let early = r.call_later(Duration::from_millis(10), |_| panic!("cancelled timer ran"));
+    r.with_ctx(|ctx| ctx.cancel_timer(early));
+    let t = Instant::now();
+    r.run_once(Some(Duration::from_millis(150))).unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(140), "{backend}");
+
+    // A sub-millisecond timer: a few iterations, not a spin of zero-timeout waits.
+    let fired = Rc::new(Cell::new(false));
+    let f = fired.clone();
+    let t = Instant::now();
+    r.call_later(Duration::from_micros(500), move |_| f.set(true));
+    let mut iterations = 0;
+    while !fired.get() && iterations < 100 {
+        r.run_once(Some(Duration::from_millis(50))).unwrap();
+        iterations += 1;
+    }
+    assert!(fired.get());
+    assert!(t.elapsed() >= Duration::from_micros(500));
+    assert!(
+        iterations <= 5,
+        "{backend}: {iterations} iterations for a 0.5 ms timer"
+    );
+
+    // A timer that re-arms itself with zero delay runs once per iteration: it never
+    // keeps `run_timers` busy, and the loop still gets to the selector in between.
+    let count = Rc::new(Cell::new(0));
+    let c = count.clone();
+    r.call_later(Duration::ZERO, move |ctx| tick(c, ctx));
+    let t = Instant::now();
+    for _ in 0..10 {
+        r.run_once(Some(Duration::from_secs(2))).unwrap();
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "{backend}: due timers wait"
+    );
+    assert!(
+        (10..=20).contains(&count.get()),
+        "{backend}: {} runs in 10 iterations",
+        count.get()
+    );
+    assert!(!wd.disarm());
+
+    // A 100 ms timer under a long wait: the loop sleeps until it is due (one or two
+    // iterations, not a spin), and the next iteration runs it. (A timer that comes
+    // due during an iteration's wait runs at the start of the next: loop order is
+    // timers, wait, dispatch.)
+    let mut r = reactor(backend);
+    let wd = Watchdog::arm(r.handle(), Duration::from_secs(10));
+    let fired = Rc::new(Cell::new(false));
+    let f = fired.clone();
+    let t = Instant::now();
+    let due = t + Duration::from_millis(100);
+    r.call_later(Duration::from_millis(100), move |_| f.set(true));
+    let mut iterations = 0;
+    while Instant::now() < due && iterations < 100 {
+        r.run_once(Some(Duration::from_secs(5))).unwrap();
+        iterations += 1;
+    }
+    assert!(
+        iterations <= 2 && t.elapsed() < Duration::from_secs(2),
+        "{backend}: {iterations} iterations, {:?}, waiting for a 100 ms timer",
+        t.elapsed()
+    );
+    assert!(!fired.get());
+    r.run_once(Some(Duration::from_millis(10))).unwrap();
+    assert!(fired.get(), "{backend}: the due timer ran");
+    assert!(!wd.disarm());
+}
+
+fn stop_from_timer(backend: Backend) {
+    let mut r = reactor(backend);
+    let later = Rc::new(Cell::new(false));
+    let l = later.clone();
+    r.call_later(Duration::from_millis(600), move |ctx| {
+        l.set(true);
+        ctx.stop();
+    });
+    r.call_later(Duration::from_millis(20), |ctx| ctx.stop());
+    let wd = Watchdog::arm(r.handle(), Duration::from_secs(5));
+    let t = Instant::now();
+    r.run().unwrap();
+    assert!(!later.get(), "{backend}: run() went on after stop()");
+    assert!(
+        t.elapsed() < Duration::from_millis(590),
+        "{backend}: stopped at once"
+    );
+    assert!(r.is_stopped());
+    // run() again goes on with the timers left.
+    r.run().unwrap();
+    assert!(
+        later.get(),
+        "{backend}: the second run() ran the later timer"
+    );
+    assert!(!wd.disarm());
+}
+
+// ---------------------------------------------------------------------------------
+// The cross-thread handle
+// ---------------------------------------------------------------------------------
+
+fn handle_from_another_thread(backend: Backend) {
+    let (mut lt, ()) = spawn_loop(backend, Config::default(), |_| ());
+    let (name, seen) = lt.call(|ctx| (thread::current().name().map(String::from), ctx.backend()));
+    assert_eq!(name.as_deref(), Some(format!("reactor-{backend}").as_str()));
+    assert_eq!(seen, backend);
+    // Many calls from several threads all run, once each.
+    let count = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let h = lt.handle.clone();
+            let c = count.clone();
+            thread::spawn(move || {
+                for _ in 0..250 {
+                    let c = c.clone();
+                    h.call(move |_| {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    eventually(DEADLINE, "1000 calls ran", || {
+        (count.load(Ordering::Relaxed) == 1000).then_some(())
+    });
+    assert!(!lt.finished());
+    // stop() from this thread ends run().
+    lt.handle.stop().unwrap();
+    lt.join(Duration::from_secs(2)).unwrap();
+    assert_eq!(count.load(Ordering::Relaxed), 1000);
+}
+
+fn wakes_coalesce(backend: Backend) {
+    let mut r = reactor(backend);
+    let wd = Watchdog::arm(r.handle(), Duration::from_secs(10));
+    let count = Arc::new(AtomicUsize::new(0));
+    let h = r.handle();
+    let c = count.clone();
+    thread::spawn(move || {
+        for i in 0..10_000 {
+            h.wake().unwrap();
+            if i % 100 == 0 {
+                let c = c.clone();
+                h.call(move |_| {
+                    c.fetch_add(1, Ordering::Relaxed);
+                })
+                .unwrap();
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    // One iteration takes every queued call and the whole wake count...
+    let t = Instant::now();
+    r.run_once(Some(Duration::from_secs(2))).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "{backend}: woken at once"
+    );
+    assert_eq!(count.load(Ordering::Relaxed), 100, "{backend}");
+    // ...so the next one waits its full timeout.
+    let t = Instant::now();
+    r.run_once(Some(Duration::from_millis(150))).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(140),
+        "{backend}: leftover wake-ups ({:?})",
+        t.elapsed()
+    );
+    // A wake from another thread ends a long wait.
+    let h = r.handle();
+    let waker = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(50));
+        h.wake().unwrap();
+    });
+    let t = Instant::now();
+    r.run_once(Some(Duration::from_secs(5))).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(2), "{backend}: not woken");
+    waker.join().unwrap();
+    assert!(!wd.disarm());
+}
+
+/// A bare handler (on one end of a socket pair that never becomes readable) whose
+/// deferred work defers itself again, `left` more times.
+struct Deferrer {
+    sock: UnixStream,
+    left: u32,
+    runs: Arc<AtomicUsize>,
+}
+
+impl Handler for Deferrer {
+    fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    fn ready(&mut self, _ctx: &mut Ctx<'_>, _r: Readiness) {}
+
+    fn deferred(&mut self, ctx: &mut Ctx<'_>) {
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        if self.left > 0 {
+            self.left -= 1;
+            ctx.defer(ctx.id());
+        }
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// Deferred work left over when the per-batch round limit is reached runs on the next
+/// iteration without waiting for an unrelated event.
+fn deferred_work_is_not_stranded(backend: Backend) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r2 = runs.clone();
+    let (lt, (id, _peer)) = spawn_loop(backend, Config::default(), move |r| {
+        let (sock, peer) = UnixStream::pair().unwrap();
+        let h = Deferrer {
+            sock,
+            left: 10,
+            runs: r2,
+        };
+        let id = r.insert(Box::new(h), Some(Interest::READABLE)).unwrap();
+        (id, peer)
+    });
+    lt.handle.call(move |ctx| ctx.defer(id)).unwrap();
+    let t = Instant::now();
+    eventually(Duration::from_secs(3), "11 deferred runs", || {
+        (runs.load(Ordering::Relaxed) == 11).then_some(())
+    });
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "{backend}: deferred work waited {:?}",
+        t.elapsed()
+    );
+    lt.stop().unwrap();
+
+    // Deferred from outside the loop (`with_ctx` before an iteration): that
+    // iteration does not block first.
+    let mut r = reactor(backend);
+    let (sock, _peer) = UnixStream::pair().unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let h = Deferrer {
+        sock,
+        left: 0,
+        runs: runs.clone(),
+    };
+    let id = r.insert(Box::new(h), Some(Interest::READABLE)).unwrap();
+    r.with_ctx(|ctx| ctx.defer(id));
+    let t = Instant::now();
+    r.run_once(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(runs.load(Ordering::Relaxed), 1);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "{backend}: waited {:?} with deferred work pending",
+        t.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Graceful shutdown
+// ---------------------------------------------------------------------------------
+
+/// Echo that counts what it read, records its connection ids, and answers a probe
+/// (a `Sender<usize>` sent with `notify`) with its pending output.
+struct Probe {
+    echo: Echo,
+    received: Arc<AtomicU64>,
+}
+
+impl Protocol for Probe {
+    fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+        self.received
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.echo.data_received(conn, data);
+    }
+
+    fn event(&mut self, conn: &mut Conn<'_, '_>, event: Box<dyn Any>) {
+        if let Ok(tx) = event.downcast::<mpsc::Sender<usize>>() {
+            let _ = tx.send(conn.output_len());
+        }
+    }
+}
+
+type Ids = Arc<Mutex<Vec<HandlerId>>>;
+
+/// A listener whose connections run `make()`, with their ids collected in `ids`.
+fn recording_listener(
+    r: &mut Reactor,
+    cfg: ListenConfig,
+    ids: Ids,
+    make: impl Fn() -> Box<dyn Protocol> + 'static,
+) -> SocketAddr {
+    struct Recorder {
+        inner: Box<dyn Protocol>,
+        ids: Ids,
+    }
+    impl Protocol for Recorder {
+        fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+            self.ids.lock().unwrap().push(conn.id());
+            self.inner.connection_made(conn);
+        }
+        fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+            self.inner.data_received(conn, data);
+        }
+        fn eof_received(&mut self, conn: &mut Conn<'_, '_>) -> bool {
+            self.inner.eof_received(conn)
+        }
+        fn connection_lost(&mut self, conn: &mut Conn<'_, '_>, reason: Option<&std::io::Error>) {
+            self.inner.connection_lost(conn, reason);
+        }
+        fn event(&mut self, conn: &mut Conn<'_, '_>, event: Box<dyn Any>) {
+            self.inner.event(conn, event);
+        }
+        fn shutdown(&mut self, conn: &mut Conn<'_, '_>) {
+            self.inner.shutdown(conn);
+        }
+    }
+    let factory = move |_: &readyloop::net::PeerAddr| {
+        Some(Box::new(Recorder {
+            inner: make(),
+            ids: ids.clone(),
+        }) as Box<dyn Protocol>)
+    };
+    r.listen_tcp_with("127.0.0.1:0", factory, cfg).unwrap().1
+}
+
+fn wait_ids(ids: &Ids, n: usize) -> Vec<HandlerId> {
+    eventually(DEADLINE, &format!("{n} connection(s) registered"), || {
+        let v = ids.lock().unwrap();
+        (v.len() >= n).then(|| v.clone())
+    })
+}
+
+fn graceful_shutdown_flushes(backend: Backend) {
+    // Reading never pauses here, so the server takes all the client sends and holds
+    // the echo the client does not read yet.
+    const M: u64 = 16 << 20;
+    let received = Arc::new(AtomicU64::new(0));
+    let ids: Ids = Arc::default();
+    let (rcv, ids2) = (received.clone(), ids.clone());
+    let (mut lt, addr) = spawn_loop(backend, Config::default(), move |r| {
+        let cfg = ListenConfig {
+            stream: StreamConfig {
+                high_watermark: 64 << 20,
+                low_watermark: 1 << 20,
+                ..StreamConfig::default()
+            },
+            ..ListenConfig::default()
+        };
+        recording_listener(r, cfg, ids2, move || {
+            Box::new(Probe {
+                echo: Echo::default(),
+                received: rcv.clone(),
+            })
+        })
+    });
+    let mut c = connect(addr);
+    let mut w = c.try_clone().unwrap();
+    let writer = thread::spawn(move || send_pattern(&mut w, M));
+    writer.join().unwrap().expect("the server takes everything");
+    let id = wait_ids(&ids, 1)[0];
+    eventually(DEADLINE, "the server read everything", || {
+        (received.load(Ordering::Relaxed) == M).then_some(())
+    });
+    let pending = lt.call(move |ctx| {
+        let (tx, rx) = mpsc::channel::<usize>();
+        assert!(notify(ctx, id, Box::new(tx)));
+        rx.recv().unwrap()
+    });
+    assert!(pending > 0, "{backend}: the server has output pending");
+
+    lt.handle.shutdown().unwrap();
+    // The listener goes away at once: new connections are refused.
+    eventually(
+        DEADLINE,
+        "listener closed",
+        || match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => Some(()),
+            _ => None,
+        },
+    );
+    assert!(
+        !lt.finished(),
+        "{backend}: run() waits for the pending output"
+    );
+    // Everything queued is delivered, then the server closes.
+    expect_pattern_then_eof(&mut c, M);
+    lt.join(DEADLINE).expect("run() returns Ok");
+}
+
+/// Known gap, kept out of the default run: a graceful close while the peer is still
+/// sending. The server flushes its output into the kernel and closes with unread
+/// input, so the kernel resets the connection and drops what it had not yet
+/// transmitted: the client receives less than the server echoed. A lingering close
+/// (shut the write side after the flush, read and discard until EOF or the close
+/// timeout, then close) would deliver it. Run with `cargo test -- --ignored`.
+#[test]
+
+fn graceful_shutdown_while_client_still_sends() {
+    for backend in Backend::ALL {
+        let received = Arc::new(AtomicU64::new(0));
+        let rcv = received.clone();
+        let (mut lt, addr) = spawn_loop(backend, Config::default(), move |r| {
+            recording_listener(r, ListenConfig::default(), Ids::default(), move || {
+                Box::new(Probe {
+                    echo: Echo::default(),
+                    received: rcv.clone(),
+                })
+            })
+        });
+        let mut c = connect(addr);
+        let mut w = c.try_clone().unwrap();
+        // Reading is paused by backpressure: the client cannot finish sending.
+        let writer = thread::spawn(move || {
+            let _ = send_pattern(&mut w, 64 << 20);
+        });
+        eventually(DEADLINE, "server reading", || {
+            (received.load(Ordering::Relaxed) > 1 << 20).then_some(())
+        });
+        thread::sleep(Duration::from_millis(200));
+        lt.handle.shutdown().unwrap();
+        let (got, end) = check_pattern_until_eof(&mut c);
+        let echoed = received.load(Ordering::Relaxed);
+        let _ = c.shutdown(Shutdown::Both);
+        writer.join().unwrap();
+        lt.join(DEADLINE).unwrap();
+        assert!(
+            end.is_ok() && got == echoed,
+            "{backend}: the server echoed {echoed} bytes, the client got {got} ({end:?})"
+        );
+    }
+}
+
+fn shutdown_deadline_cuts_stuck_clients(backend: Backend) {
+    let config = Config {
+        shutdown_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let (mut lt, addr) = spawn_loop(backend, config, |r| {
+        r.listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))
+            .unwrap()
+            .1
+    });
+    let mut stuck = connect(addr);
+    let (_, stalled) = send_until_blocked(&mut stuck, Duration::from_millis(200), 64 << 20);
+    assert!(stalled);
+    let t = Instant::now();
+    lt.handle.shutdown().unwrap();
+    lt.join(Duration::from_secs(5)).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "{backend}: the deadline cut the client ({:?})",
+        t.elapsed()
+    );
+    // The client's connection is gone (reset, or EOF after what was sent).
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (_, end) = check_pattern_until_eof(&mut stuck);
+    if let Err(e) = end {
+        assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{backend}: {e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Changes during dispatch
+// ---------------------------------------------------------------------------------
+
+/// Asks a connection to close itself gracefully (sent with `notify`).
+struct CloseYourself;
+
+/// A control protocol: `victim` enrols the connection; `kill` removes every victim
+/// at once (from the killer's callback); `close` asks them to close gracefully after
+/// a goodbye; `quit` aborts the connection itself; anything else is echoed.
+struct Control {
+    victims: Ids,
+    lost: Arc<AtomicUsize>,
+}
+
+impl Protocol for Control {
+    fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+        match data {
+            b"victim" => {
+                self.victims.lock().unwrap().push(conn.id());
+                conn.write(b"ok\n");
+            }
+            b"kill" => {
+                let victims: Vec<_> = self.victims.lock().unwrap().drain(..).collect();
+                for v in victims {
+                    conn.reactor().remove(v);
+                }
+                conn.write(b"killed\n");
+            }
+            b"close" => {
+                let victims: Vec<_> = self.victims.lock().unwrap().drain(..).collect();
+                for v in victims {
+                    assert!(conn.write_to(v, b"bye\n"));
+                    assert!(conn.notify(v, Box::new(CloseYourself)));
+                }
+                conn.write(b"closed\n");
+            }
+            b"quit" => conn.abort(),
+            other => {
+                conn.write(other);
+            }
+        }
+    }
+
+    fn event(&mut self, conn: &mut Conn<'_, '_>, event: Box<dyn Any>) {
+        if event.is::<CloseYourself>() {
+            conn.close();
+        }
+    }
+
+    fn connection_lost(&mut self, _conn: &mut Conn<'_, '_>, _reason: Option<&std::io::Error>) {
+        self.lost.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Writes `msg` and expects exactly `reply` back.
+fn ask(c: &mut TcpStream, msg: &[u8], reply: &[u8]) {
+    c.write_all(msg).unwrap();
+    let mut got = vec![0u8; reply.len()];
+    c.read_exact(&mut got)
+        .unwrap_or_else(|e| panic!("reply to {:?}: {e}", String::from_utf8_lossy(msg)));
+    assert_eq!(got, reply, "reply to {:?}", String::from_utf8_lossy(msg));
+}
+
+fn expect_eof_or_reset(c: &mut TcpStream, allowed: &[&[u8]], what: &str) {
+    match read_to_eof(c) {
+        Ok(data) => assert!(
+            allowed.contains(&data.as_slice()),
+            "{what}: got {:?}",
+            String::from_utf8_lossy(&data)
+        ),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{what}: {e}"),
+    }
+}
+
+fn close_other_connection_during_dispatch(backend: Backend) {
+    let victims: Ids = Arc::default();
+    let lost = Arc::new(AtomicUsize::new(0));
+    let (v2, l2) = (victims.clone(), lost.clone());
+    let (lt, addr) = spawn_loop(backend, Config::default(), move |r| {
+        let factory = move |_: &readyloop::net::PeerAddr| {
+            Some(Box::new(Control {
+                victims: v2.clone(),
+                lost: l2.clone(),
+            }) as Box<dyn Protocol>)
+        };
+        r.listen_tcp("127.0.0.1:0", factory).unwrap().1
+    });
+    let enrol = |c: &mut TcpStream| ask(c, b"victim", b"ok\n");
+
+    // Removal by id from another connection's callback: both victims see EOF.
+    let mut a = connect(addr);
+    let mut b = connect(addr);
+    enrol(&mut a);
+    enrol(&mut b);
+    let mut k = connect(addr);
+    ask(&mut k, b"kill", b"killed\n");
+    assert_eq!(read_to_eof(&mut a).unwrap(), b"", "{backend}: a sees EOF");
+    assert_eq!(read_to_eof(&mut b).unwrap(), b"", "{backend}: b sees EOF");
+
+    // Graceful close requested by another connection: the goodbye, then EOF.
+    let mut c = connect(addr);
+    enrol(&mut c);
+    ask(&mut k, b"close", b"closed\n");
+    assert_eq!(read_to_eof(&mut c).unwrap(), b"bye\n", "{backend}");
+
+    // The victim's own data and a new connection in the same batch as the kill: the
+    // victim's queued event must be dropped, the newcomer must get only its own echo.
+    let mut d = connect(addr);
+    enrol(&mut d);
+    d.write_all(b"hello").unwrap();
+    k.write_all(b"kill").unwrap();
+    let mut e = connect(addr);
+    let mut got = [0u8; 7];
+    k.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"killed\n");
+    expect_eof_or_reset(&mut d, &[b"", b"hello"], "victim in the same batch");
+    assert_eq!(round_trip(&mut e, b"newcomer"), b"newcomer", "{backend}");
+
+    // A connection that aborts itself.
+    k.write_all(b"quit").unwrap();
+    assert_eq!(read_to_eof(&mut k).unwrap(), b"", "{backend}: quit -> EOF");
+
+    eventually(DEADLINE, "5 connections lost", || {
+        (lost.load(Ordering::Relaxed) == 5).then_some(())
+    });
+    assert_eq!(handlers(&lt), 2, "{backend}: the listener and the newcomer");
+    assert_eq!(round_trip(&mut e, b"still"), b"still");
+    drop(e);
+    lt.stop().unwrap();
+}
+
+// ---------------------------------------------------------------------------------
+// Fairness
+// ---------------------------------------------------------------------------------
+
+fn heavy_client_does_not_starve_others(backend: Backend) {
+    let (lt, addr) = tcp_echo(backend);
+    let heavy = connect(addr);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut w = heavy.try_clone().unwrap();
+    let (st, sn) = (stop.clone(), sent.clone());
+    let writer = thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut n = 0u64;
+        while !st.load(Ordering::Relaxed) && Instant::now() < deadline {
+            w.write_all(pattern_at(n, CHUNK)).expect("heavy write");
+            n += CHUNK as u64;
+            sn.store(n, Ordering::Relaxed);
+        }
+        w.shutdown(Shutdown::Write).unwrap();
+        n
+    });
+    let mut r = heavy;
+    let reader = thread::spawn(move || check_pattern_until_eof(&mut r));
+    eventually(DEADLINE, "heavy stream flowing", || {
+        (sent.load(Ordering::Relaxed) >= 8 << 20).then_some(())
+    });
+    let mut light = connect(addr);
+    let mut worst = Duration::ZERO;
+    for i in 0..20 {
+        let msg = format!("request {i}\n");
+        let t = Instant::now();
+        assert_eq!(round_trip(&mut light, msg.as_bytes()), msg.as_bytes());
+        worst = worst.max(t.elapsed());
+    }
+    let during = sent.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    let total = writer.join().unwrap();
+    let (got, end) = reader.join().unwrap();
+    end.unwrap_or_else(|e| panic!("{backend}: heavy stream: {e}"));
+    assert_eq!(got, total, "{backend}: the heavy client got its whole echo");
+    eprintln!(
+        "{backend}: worst light round trip {worst:?} while {} MiB streamed",
+        during >> 20
+    );
+    assert!(
+        worst < Duration::from_secs(2),
+        "{backend}: a light request waited {worst:?} behind a heavy client"
+    );
+    lt.stop().unwrap();
+}
+
+/// More pending connections than one accept round takes (the listener's budget):
+/// an edge-triggered listener must come back for the rest without a new edge.
+fn accept_burst(backend: Backend) {
+    const N: usize = 150;
+    let (lt, addr) = tcp_echo(backend);
+    let mut clients: Vec<TcpStream> = (0..N).map(|_| connect(addr)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write_all(format!("{i:05}").as_bytes()).unwrap();
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf)
+            .unwrap_or_else(|e| panic!("{backend}: client {i} of a burst of {N}: {e}"));
+        assert_eq!(&buf, format!("{i:05}").as_bytes());
+    }
+    assert_eq!(handlers(&lt), N + 1, "{backend}");
+    drop(clients);
+    lt.stop().unwrap();
+}
+
+// ---------------------------------------------------------------------------------
+// Descriptor exhaustion (in a child process with a low RLIMIT_NOFILE)
+// ---------------------------------------------------------------------------------
+
+fn fd_exhaustion_does_not_spin(backend: Backend) {
+    let mut srv = ServerProcess::echo_server(backend, &["--listen", "127.0.0.1:0"], Some(64));
+    let addr = srv.tcp_addr();
+    let mut first = connect(addr);
+    assert_eq!(round_trip(&mut first, b"first"), b"first");
+    let cpu_before = srv.cpu_time();
+    let flood_start = Instant::now();
+    // More connections than the server has descriptors; hold them all.
+    let mut flood = Vec::new();
+    for _ in 0..120 {
+        if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            flood.push(s);
+        }
+    }
+    assert!(
+        flood.len() >= 80,
+        "{backend}: only {} connects",
+        flood.len()
+    );
+    let log = eventually(
+        Duration::from_secs(5),
+        "a warning about descriptors",
+        || {
+            let log = srv.stderr();
+            log.lines()
+                .any(|l| l.contains("WARN") && l.contains("file descriptors"))
+                .then_some(log)
+        },
+    );
+    // Held for a second: the server must idle, not spin on the readable listener.
+    thread::sleep(Duration::from_secs(1).saturating_sub(flood_start.elapsed()));
+    thread::sleep(Duration::from_millis(500));
+    let cpu = srv.cpu_time() - cpu_before;
+    eprintln!(
+        "{backend}: {cpu:?} CPU over {:?} of exhaustion",
+        flood_start.elapsed()
+    );
+    assert!(
+        cpu < Duration::from_millis(500),
+        "{backend}: the server used {cpu:?} of CPU while out of descriptors; log:\n{log}"
+    );
+    // Connections accepted before the limit are still served.
+    assert_eq!(round_trip(&mut first, b"still"), b"still", "{backend}");
+    // Once the flood leaves, new clients are served again.
+    drop(flood);
+    let echoed = eventually(DEADLINE, "served after the flood", || {
+        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+        c.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+        c.write_all(b"again").ok()?;
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).ok()?;
+        Some(buf)
+    });
+    assert_eq!(&echoed, b"again");
+}
+
+// ---------------------------------------------------------------------------------
+// Stale ids
+// ---------------------------------------------------------------------------------
+
+fn stale_handler_id(backend: Backend) {
+    let ids: Ids = Arc::default();
+    let ids2 = ids.clone();
+    let (lt, addr) = spawn_loop(backend, Config::default(), move |r| {
+        recording_listener(r, ListenConfig::default(), ids2, || {
+            Box::new(Echo::default())
+        })
+    });
+    let mut c1 = connect(addr);
+    let id1 = wait_ids(&ids, 1)[0];
+    assert!(
+        lt.call(move |ctx| write_to(ctx, id1, b"pushed\n")),
+        "live id"
+    );
+    let mut got = [0u8; 7];
+    c1.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"pushed\n");
+    drop(c1);
+    eventually(DEADLINE, "first connection gone", || {
+        (handlers(&lt) == 1).then_some(())
+    });
+    assert!(
+        !lt.call(move |ctx| write_to(ctx, id1, b"x")),
+        "{backend}: write_to a closed connection's id"
+    );
+    // A new connection (likely in the same slot): the old id still reaches nothing.
+    let mut c2 = connect(addr);
+    let id2 = wait_ids(&ids, 2)[1];
+    assert_ne!(id1, id2, "{backend}: a reused slot gets a new id");
+    let (stale_write, stale_notify, stale_interest, stale_set) = lt.call(move |ctx| {
+        (
+            write_to(ctx, id1, b"stale\n"),
+            notify(ctx, id1, Box::new(())),
+            ctx.interest(id1),
+            ctx.set_interest(id1, Some(Interest::READABLE)).unwrap(),
+        )
+    });
+    assert!(!stale_write && !stale_notify && !stale_set, "{backend}");
+    assert_eq!(stale_interest, None);
+    assert!(lt.call(move |ctx| write_to(ctx, id2, b"fresh\n")));
+    // c2 gets "fresh\n" and then its own echo, nothing stale in between.
+    assert_eq!(round_trip(&mut c2, b"ping"), b"fres", "{backend}");
+    let mut rest = [0u8; 6];
+    c2.read_exact(&mut rest).unwrap();
+    assert_eq!(&rest, b"h\nping");
+    drop(c2);
+    lt.stop().unwrap();
+}
+
+per_backend! {
+    timers_fire_in_order,
+    cancel_timer_prevents_firing,
+    timers_do_not_spin,
+    stop_from_timer,
+    handle_from_another_thread,
+    wakes_coalesce,
+    deferred_work_is_not_stranded,
+    graceful_shutdown_flushes,
+    shutdown_deadline_cuts_stuck_clients,
+    close_other_connection_during_dispatch,
+    heavy_client_does_not_starve_others,
+    accept_burst,
+    fd_exhaustion_does_not_spin,
+    stale_handler_id,
+}
