@@ -621,11 +621,3 @@ fn udp_ignores_errors_from_earlier_sends() {
     assert!(ok, "the UDP echo kept serving");
     lt.stop().unwrap();
 }
-
-#[test]
-fn connect_refused_after_stop() {
-    let (lt, addr) = tcp_echo(Backend::best(), EchoOptions::default());
-    lt.stop().unwrap();
-    let e = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
-}
