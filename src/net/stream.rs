@@ -788,6 +788,10 @@ impl Handler for Stream {
         proto.connection_lost(&mut conn, err.as_ref());
     }
 
+    fn owns_fd(&self) -> bool {
+        true
+    }
+
     fn keeps_alive(&self) -> bool {
         !self.core.flags.dead
     }

@@ -3,3 +3,4 @@
 
 pub mod echo;
 pub mod framing;
+pub mod http;

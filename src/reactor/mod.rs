@@ -70,6 +70,13 @@ pub trait Handler: Any {
         false
     }
 
+    /// Whether the handler owns its descriptor exclusively (never duplicated) and
+    /// closes it when dropped. Then the reactor may skip the explicit deregistration
+    /// on backends whose kernel forgets closed descriptors by itself (epoll).
+    fn owns_fd(&self) -> bool {
+        false
+    }
+
     /// For downcasting to the concrete handler type (`Ctx::handler_mut`).
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
@@ -397,7 +404,12 @@ impl Core {
                 continue;
             };
             if let Some(t) = entry.token.take() {
-                if let Err(e) = self.sel.unregister_token(t) {
+                let res = if h.owns_fd() {
+                    self.sel.unregister_before_close(t)
+                } else {
+                    self.sel.unregister_token(t)
+                };
+                if let Err(e) = res {
                     log::warn!("unregister fd {}: {e}", entry.fd);
                 }
             }

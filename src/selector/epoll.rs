@@ -95,6 +95,13 @@ impl Selector for EpollSelector {
         self.ep.delete(fd)
     }
 
+    /// Closing the only reference to a file removes it from every epoll set
+    /// (epoll(7), "Will closing a file descriptor cause it to be removed from all
+    /// epoll interest lists?": yes, once all duplicates are closed): no `epoll_ctl`.
+    fn deregister_before_close(&mut self, _fd: RawFd) -> io::Result<()> {
+        Ok(())
+    }
+
     fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
         match self.ep.wait(&mut self.buf, timeout) {

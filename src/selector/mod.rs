@@ -317,6 +317,12 @@ pub trait Selector: Send {
     fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
     /// Stops watching `fd`.
     fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Stops watching `fd`, which the caller is about to close and has never
+    /// duplicated. Backends whose kernel forgets a descriptor when its last reference
+    /// closes (epoll) skip the syscall; the rest deregister as usual.
+    fn deregister_before_close(&mut self, fd: RawFd) -> io::Result<()> {
+        self.deregister(fd)
+    }
     /// Waits up to `timeout` (`None`: forever) and fills `events`.
     fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()>;
 }

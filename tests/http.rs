@@ -1,0 +1,1136 @@
+//! The HTTP server end to end, on every backend, with real clients: `curl` (GET,
+//! HEAD, ranges, conditional requests, keep-alive reuse, chunked upload), raw sockets
+//! (pipelining, malformed input, path traversal, slowloris, HTTP/1.0), `wrk` (a short
+//! bounded load with zero errors) and the `http_server` example as a child process.
+//!
+//! `per_backend!` at the bottom instantiates each case once per backend
+//! (`epoll_et::pipelining`, ...). Every server is in-process on loopback port 0 with
+//! its own temporary document root; every socket read has a timeout, every child
+//! process a deadline. A missing `curl` or `wrk` skips its case with a note, except
+//! under `CI=true`, where it fails.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use readyloop::proto::http::{HttpConfig, HttpServer, Response, Router};
+use readyloop::reactor::{Handle, Reactor};
+use readyloop::selector::Backend;
+
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+const BIG: usize = 3 << 20;
+const INDEX: &str = "<!DOCTYPE html><html><body><h1>test index</h1></body></html>\n";
+const HELLO: &str = "Hello, file!\n0123456789\n";
+const SECRET: &str = "TOP-SECRET-OUTSIDE-ROOT";
+
+fn big_byte(i: usize) -> u8 {
+    (i.wrapping_mul(7) % 251) as u8
+}
+
+// ---------------------------------------------------------------------------------
+// A server on a background thread, with its own document root
+// ---------------------------------------------------------------------------------
+
+struct Server {
+    addr: SocketAddr,
+    handle: Handle,
+    done: mpsc::Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+    dir: PathBuf,
+}
+
+/// Builds `dir/root` (the document root) and `dir/secret.txt` (outside it).
+fn make_site(dir: &Path) {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("docs")).unwrap();
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(dir.join("secret.txt"), SECRET).unwrap();
+    std::fs::write(root.join("index.html"), INDEX).unwrap();
+    std::fs::write(root.join("hello.txt"), HELLO).unwrap();
+    std::fs::write(root.join("sub/index.html"), "sub index\n").unwrap();
+    std::fs::write(root.join(".hidden"), SECRET).unwrap();
+    std::fs::write(root.join("docs/plain.txt"), "plain\n").unwrap();
+    std::fs::write(root.join("docs/a <b> & \"c\".txt"), "weird\n").unwrap();
+    std::fs::write(root.join("docs/.dotfile"), SECRET).unwrap();
+    let big: Vec<u8> = (0..BIG).map(big_byte).collect();
+    std::fs::write(root.join("big.bin"), big).unwrap();
+    std::os::unix::fs::symlink(dir.join("secret.txt"), root.join("escape.txt")).unwrap();
+    std::os::unix::fs::symlink(dir, root.join("escape-dir")).unwrap();
+    std::os::unix::fs::symlink(root.join("hello.txt"), root.join("inside.txt")).unwrap();
+}
+
+fn start(backend: Backend, tweak: impl FnOnce(&mut HttpConfig) + Send + 'static) -> Server {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let _ = env_logger::builder().is_test(true).try_init();
+    let dir = std::env::temp_dir().join(format!(
+        "readyloop-http-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    make_site(&dir);
+    let root = dir.join("root");
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (done_tx, done) = mpsc::channel();
+    let thread = thread::Builder::new()
+        .name(format!("http-{backend}"))
+        .spawn(move || {
+            let mut reactor = Reactor::new(backend).expect("reactor");
+            let mut cfg = HttpConfig {
+                root: Some(root),
+                ..HttpConfig::default()
+            };
+            tweak(&mut cfg);
+            let mut router = Router::with_builtins();
+            router.get("/custom", |req| {
+                Response::text(200, format!("custom {}", req.query().unwrap_or("")))
+            });
+            let server = HttpServer::new(cfg, router).expect("server");
+            let (_, addr) = server.listen(&mut reactor, "127.0.0.1:0").expect("listen");
+            let _ = ready_tx.send((reactor.handle(), addr));
+            reactor.run().expect("run");
+            drop(reactor);
+            let _ = done_tx.send(());
+        })
+        .unwrap();
+    let (handle, addr) = ready_rx.recv_timeout(IO_TIMEOUT).expect("server started");
+    Server {
+        addr,
+        handle,
+        done,
+        thread: Some(thread),
+        dir,
+    }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.handle.stop();
+        if self.done.recv_timeout(IO_TIMEOUT).is_ok() {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Raw clients
+// ---------------------------------------------------------------------------------
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response (`head_only`: the request was HEAD, so no body follows).
+fn read_response(r: &mut BufReader<TcpStream>, head_only: bool) -> io::Result<Resp> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "EOF before status line",
+        ));
+    }
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (n, v) = h.split_once(':').expect("header line");
+        headers.push((n.trim().to_string(), v.trim().to_string()));
+    }
+    let mut resp = Resp {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    let bodiless = head_only || status < 200 || status == 204 || status == 304;
+    if !bodiless {
+        let len: usize = resp
+            .header("content-length")
+            .expect("every response has Content-Length")
+            .parse()
+            .unwrap();
+        resp.body = vec![0; len];
+        r.read_exact(&mut resp.body)?;
+    }
+    Ok(resp)
+}
+
+/// Sends `raw` on a new connection and reads one response.
+fn exchange(addr: SocketAddr, raw: &[u8]) -> (Resp, BufReader<TcpStream>) {
+    let mut s = connect(addr);
+    s.write_all(raw).unwrap();
+    let mut r = BufReader::new(s);
+    let resp = read_response(&mut r, false).expect("a response");
+    (resp, r)
+}
+
+/// Expects the server to close the connection (EOF, or a reset after it answered).
+fn expect_closed(r: &mut BufReader<TcpStream>) {
+    let mut rest = Vec::new();
+    match r.read_to_end(&mut rest) {
+        Ok(_) => assert!(
+            rest.is_empty(),
+            "unexpected bytes {:?}",
+            String::from_utf8_lossy(&rest)
+        ),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("expected EOF, got {e}"),
+    }
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes()
+}
+
+// ---------------------------------------------------------------------------------
+// External tools
+// ---------------------------------------------------------------------------------
+
+/// Whether `tool` runs. Missing: a skip note, or a failure under `CI=true`.
+fn have(tool: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{tool} is required under CI=true (apt-get install -y {tool})");
+        }
+        eprintln!("note: {tool} not found; skipping this case");
+    }
+    ok
+}
+
+/// Runs a command with a deadline, killing it after. Output is read as it comes
+/// (a child writing more than a pipe holds must not block).
+fn run(cmd: &mut Command, stdin: Option<&[u8]>, deadline: Duration) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    if let Some(data) = stdin {
+        let mut w = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        thread::spawn(move || {
+            let _ = w.write_all(&data);
+        });
+    }
+    let drain = |mut r: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} did not finish in {deadline:?}; stderr: {}",
+                text(&err.join().unwrap_or_default())
+            );
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+fn curl(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let out = run(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .args(args),
+        stdin,
+        Duration::from_secs(20),
+    );
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+// ---------------------------------------------------------------------------------
+// Cases
+// ---------------------------------------------------------------------------------
+
+fn curl_get_and_head(backend: Backend) {
+    if !have("curl") {
+        return;
+    }
+    let s = start(backend, |_| {});
+    let out = curl(&["-i", &s.url("/")], None);
+    let got = text(&out.stdout);
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    for h in [
+        "Server: readyloop",
+        "Date: ",
+        "Content-Type: text/html",
+        "ETag: \"",
+        "Last-Modified: ",
+    ] {
+        assert!(got.contains(h), "missing {h}: {got}");
+    }
+    assert!(got.contains(&format!("Content-Length: {}\r\n", INDEX.len())));
+    assert!(got.ends_with(INDEX));
+    let out = curl(&["-I", &s.url("/hello.txt")], None);
+    let got = text(&out.stdout);
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(
+        got.contains(&format!("Content-Length: {}\r\n", HELLO.len())),
+        "{got}"
+    );
+    assert!(got.ends_with("\r\n\r\n"), "HEAD has no body: {got:?}");
+    let out = curl(
+        &["-w", "%{http_code}", "-o", "/dev/null", &s.url("/nope")],
+        None,
+    );
+    assert_eq!(text(&out.stdout), "404");
+    // Directory without slash: redirect; curl -L follows to the index.
+    let out = curl(&["-L", &s.url("/sub")], None);
+    assert_eq!(text(&out.stdout), "sub index\n");
+    let out = curl(&[&s.url("/custom?x=1")], None);
+    assert_eq!(text(&out.stdout), "custom x=1");
+}
+
+fn curl_keepalive_reuse(backend: Backend) {
+    if !have("curl") {
+        return;
+    }
+    let s = start(backend, |_| {});
+    let out = curl(
+        &[
+            "-v",
+            &s.url("/"),
+            &s.url("/hello.txt"),
+            &s.url("/plaintext"),
+            &s.url("/api/stats"),
+        ],
+        None,
+    );
+    let err = text(&out.stderr);
+    let body = text(&out.stdout);
+    assert!(
+        err.contains("Re-using existing"),
+        "no connection reuse: {err}"
+    );
+    assert!(
+        body.contains(HELLO) && body.contains("Hello, World!"),
+        "{body}"
+    );
+    let stats = &body[body.find("{\"connections_open\"").expect("stats json")..];
+    assert!(
+        stats.contains("\"connections_total\":1,"),
+        "one connection: {stats}"
+    );
+    assert!(stats.contains("\"requests\":3,"), "{stats}");
+    assert!(
+        stats.contains(&format!("\"backend\":\"{backend}\"")),
+        "{stats}"
+    );
+}
+
+fn curl_ranges_and_conditionals(backend: Backend) {
+    if !have("curl") {
+        return;
+    }
+    let s = start(backend, |_| {});
+    let out = curl(&["-i", "-r", "0-4", &s.url("/hello.txt")], None);
+    let got = text(&out.stdout);
+    assert!(got.starts_with("HTTP/1.1 206 "), "{got}");
+    assert!(
+        got.contains(&format!("Content-Range: bytes 0-4/{}", HELLO.len())),
+        "{got}"
+    );
+    assert!(got.ends_with("\r\n\r\nHello"), "{got}");
+    // Suffix range of the big file (sendfile path).
+    let out = curl(&["-r", "-100", &s.url("/big.bin")], None);
+    let want: Vec<u8> = (BIG - 100..BIG).map(big_byte).collect();
+    assert_eq!(out.stdout, want);
+    // Unsatisfiable.
+    let out = curl(&["-i", "-r", "99999-", &s.url("/hello.txt")], None);
+    let got = text(&out.stdout);
+    assert!(got.starts_with("HTTP/1.1 416 "), "{got}");
+    assert!(
+        got.contains(&format!("Content-Range: bytes */{}", HELLO.len())),
+        "{got}"
+    );
+    // Several ranges: documented fallback, the whole file with 200.
+    let out = curl(
+        &["-w", "%{http_code}", "-r", "0-1,3-4", &s.url("/hello.txt")],
+        None,
+    );
+    assert_eq!(text(&out.stdout), format!("{HELLO}200"));
+    // ETag -> If-None-Match -> 304.
+    let out = curl(&["-I", &s.url("/hello.txt")], None);
+    let head = text(&out.stdout);
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("ETag: "))
+        .expect("ETag")
+        .trim()
+        .to_string();
+    let lm = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Last-Modified: "))
+        .expect("Last-Modified")
+        .trim()
+        .to_string();
+    let inm = format!("If-None-Match: {etag}");
+    let out = curl(&["-i", "-H", &inm, &s.url("/hello.txt")], None);
+    let got = text(&out.stdout);
+    assert!(got.starts_with("HTTP/1.1 304 "), "{got}");
+    assert!(
+        got.ends_with("\r\n\r\n") && !got.contains("Content-Length"),
+        "{got}"
+    );
+    let out = curl(
+        &[
+            "-w",
+            "%{http_code}",
+            "-o",
+            "/dev/null",
+            "-H",
+            "If-None-Match: \"other\"",
+            &s.url("/hello.txt"),
+        ],
+        None,
+    );
+    assert_eq!(text(&out.stdout), "200");
+    let ims = format!("If-Modified-Since: {lm}");
+    let out = curl(
+        &[
+            "-w",
+            "%{http_code}",
+            "-o",
+            "/dev/null",
+            "-H",
+            &ims,
+            &s.url("/hello.txt"),
+        ],
+        None,
+    );
+    assert_eq!(text(&out.stdout), "304");
+    let out = curl(
+        &[
+            "-w",
+            "%{http_code}",
+            "-o",
+            "/dev/null",
+            "-H",
+            "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT",
+            &s.url("/hello.txt"),
+        ],
+        None,
+    );
+    assert_eq!(text(&out.stdout), "200");
+    // If-Range with a stale validator: the whole file.
+    let out = curl(
+        &[
+            "-w",
+            "%{http_code}",
+            "-r",
+            "0-4",
+            "-H",
+            "If-Range: \"stale\"",
+            &s.url("/hello.txt"),
+        ],
+        None,
+    );
+    assert_eq!(text(&out.stdout), format!("{HELLO}200"));
+}
+
+fn curl_chunked_upload(backend: Backend) {
+    if !have("curl") {
+        return;
+    }
+    let s = start(backend, |_| {});
+    let out = curl(
+        &["-T", "-", "-X", "POST", &s.url("/echo")],
+        Some(b"chunked hello"),
+    );
+    assert_eq!(text(&out.stdout), "chunked hello");
+    // A bigger body, many chunks and reads.
+    let data: Vec<u8> = (0..300_000).map(|i| b'a' + (i % 26) as u8).collect();
+    let out = curl(
+        &[
+            "-v",
+            "-T",
+            "-",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: text/x-test",
+            &s.url("/echo"),
+        ],
+        Some(&data),
+    );
+    assert!(text(&out.stderr).contains("Transfer-Encoding: chunked"));
+    assert!(text(&out.stderr).contains("Content-Type: text/x-test"));
+    assert_eq!(out.stdout, data);
+    // Content-Length body with Expect: 100-continue (curl sends it above 1 MiB or on request).
+    let out = curl(
+        &[
+            "-v",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            "@-",
+            &s.url("/echo"),
+        ],
+        Some(b"expect me"),
+    );
+    assert_eq!(text(&out.stdout), "expect me");
+    assert!(
+        text(&out.stderr).contains("100 Continue"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Over the body limit: 413.
+    let s = start(backend, |c| c.limits.max_body = 1000);
+    let big = vec![b'x'; 5000];
+    let out = run(
+        Command::new("curl").args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-T",
+            "-",
+            "-X",
+            "POST",
+            &s.url("/echo"),
+        ]),
+        Some(&big),
+        Duration::from_secs(20),
+    );
+    assert_eq!(text(&out.stdout), "413");
+}
+
+fn pipelining(backend: Backend) {
+    let s = start(backend, |_| {});
+    let mut c = connect(s.addr);
+    let mut reqs = Vec::new();
+    reqs.extend(get("/hello.txt"));
+    reqs.extend(b"HEAD /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    reqs.extend(get("/big.bin"));
+    reqs.extend(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nabcde");
+    reqs.extend(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n");
+    reqs.extend(get("/plaintext"));
+    reqs.extend(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    c.write_all(&reqs).unwrap();
+    let mut r = BufReader::new(c);
+    let a = read_response(&mut r, false).unwrap();
+    assert_eq!((a.status, text(&a.body)), (200, HELLO.to_string()));
+    let b = read_response(&mut r, true).unwrap();
+    assert_eq!(b.status, 200);
+    assert_eq!(
+        b.header("content-length"),
+        Some(HELLO.len().to_string().as_str())
+    );
+    let big = read_response(&mut r, false).unwrap();
+    assert_eq!(big.body.len(), BIG);
+    assert!(
+        big.body.iter().enumerate().all(|(i, &b)| b == big_byte(i)),
+        "big body intact"
+    );
+    let d = read_response(&mut r, false).unwrap();
+    assert_eq!(text(&d.body), "abcde");
+    let e = read_response(&mut r, false).unwrap();
+    assert_eq!(text(&e.body), "xyz");
+    let f = read_response(&mut r, false).unwrap();
+    assert_eq!(text(&f.body), "Hello, World!");
+    let g = read_response(&mut r, false).unwrap();
+    assert_eq!(g.header("connection"), Some("close"));
+    assert_eq!(text(&g.body), HELLO);
+    expect_closed(&mut r);
+}
+
+fn pipelining_under_backpressure(backend: Backend) {
+    // 40 pipelined requests, half for a 3 MiB file, sent before any answer is read:
+    // all answered in order (the server pauses reading while output is backed up).
+    let s = start(backend, |_| {});
+    let c = connect(s.addr);
+    let n = 40;
+    let mut reqs = Vec::new();
+    for i in 0..n {
+        reqs.extend(get(if i % 2 == 0 { "/big.bin" } else { "/hello.txt" }));
+    }
+    let w = c.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        let mut w = w;
+        w.write_all(&reqs).unwrap();
+    });
+    thread::sleep(Duration::from_millis(100));
+    let mut r = BufReader::new(c);
+    for i in 0..n {
+        let resp = read_response(&mut r, false).unwrap();
+        assert_eq!(resp.status, 200);
+        if i % 2 == 0 {
+            assert_eq!(resp.body.len(), BIG, "response {i}");
+            assert_eq!(resp.body[BIG - 1], big_byte(BIG - 1));
+        } else {
+            assert_eq!(text(&resp.body), HELLO, "response {i}");
+        }
+    }
+    writer.join().unwrap();
+    r.get_mut().shutdown(Shutdown::Write).unwrap();
+    expect_closed(&mut r);
+}
+
+fn malformed_requests(backend: Backend) {
+    let s = start(backend, |c| {
+        c.limits.max_request_line = 1024;
+        c.limits.max_head = 4096;
+        c.limits.max_headers = 20;
+        c.limits.max_body = 1000;
+    });
+    let many_headers: String = (0..30).map(|i| format!("X-{i}: v\r\n")).collect();
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (b"GARBAGE\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\nHost t\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n".to_vec(), 400),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+            400,
+        ),
+        (b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(), 400),
+        (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n".to_vec(), 400),
+        (b"GET /%ff%fe HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
+        (b"GET nopath HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
+        (format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(2000)).into_bytes(), 414),
+        (format!("GET / HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n", "b".repeat(5000)).into_bytes(), 431),
+        (format!("GET / HTTP/1.1\r\nHost: t\r\n{many_headers}\r\n").into_bytes(), 431),
+        (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n".to_vec(), 413),
+        (b"BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 501),
+        (b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 501),
+        (b"GET / HTTP/2.0\r\n\r\n".to_vec(), 505),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nExpect: tea\r\n\r\n".to_vec(), 417),
+    ];
+    for (raw, want) in cases {
+        let (resp, mut r) = exchange(s.addr, &raw);
+        assert_eq!(resp.status, want, "{:?}", text(&raw));
+        if want != 501 || raw.starts_with(b"POST") {
+            assert_eq!(resp.header("connection"), Some("close"), "{:?}", text(&raw));
+            expect_closed(&mut r);
+        }
+    }
+    // A refused request after a good one on the same connection: the good answer,
+    // then the 400, then EOF.
+    let mut raw = get("/plaintext");
+    raw.extend(b"NOT HTTP AT ALL\r\n\r\n");
+    let (a, mut r) = exchange(s.addr, &raw);
+    assert_eq!(a.status, 200);
+    assert_eq!(read_response(&mut r, false).unwrap().status, 400);
+    expect_closed(&mut r);
+    // Random garbage never kills the server.
+    let mut x: u32 = 0x1234_5678;
+    for _ in 0..50 {
+        let junk: Vec<u8> = (0..200)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        let mut c = connect(s.addr);
+        let _ = c.write_all(&junk);
+        let _ = c.write_all(b"\r\n\r\n");
+        let mut sink = Vec::new();
+        let _ = c.read_to_end(&mut sink);
+    }
+    let (ok, _) = exchange(s.addr, &get("/plaintext"));
+    assert_eq!(ok.status, 200, "still serving after garbage");
+}
+
+fn path_traversal(backend: Backend) {
+    let s = start(backend, |_| {});
+    for (path, allowed) in [
+        ("/../secret.txt", &[400][..]),
+        ("/docs/../../secret.txt", &[400]),
+        ("/%2e%2e/secret.txt", &[400]),
+        ("/%2E%2E%2Fsecret.txt", &[400]),
+        ("/docs/%2e%2e/%2e%2e/secret.txt", &[400]),
+        ("/..%5csecret.txt", &[400]),
+        ("/docs\\..\\..\\secret.txt", &[400]),
+        ("/hello.txt%00.html", &[400]),
+        ("/escape.txt", &[404]),
+        ("/escape-dir/secret.txt", &[404]),
+        ("/escape-dir/", &[404]),
+        ("/.hidden", &[404]),
+        ("/%2ehidden", &[404]),
+        ("/docs/.dotfile", &[404]),
+        ("//etc/passwd", &[404]),
+        ("/./hello.txt/..", &[200, 301]),
+    ] {
+        let (resp, _) = exchange(s.addr, &get(path));
+        assert!(
+            allowed.contains(&resp.status),
+            "{path}: {} {:?}",
+            resp.status,
+            text(&resp.body)
+        );
+        assert!(
+            !text(&resp.body).contains(SECRET),
+            "{path} leaked the secret"
+        );
+    }
+    let (resp, _) = exchange(s.addr, &get("/inside.txt"));
+    assert_eq!(
+        (resp.status, text(&resp.body)),
+        (200, HELLO.to_string()),
+        "symlink inside the root"
+    );
+    let (resp, _) = exchange(s.addr, &get("/docs/../hello.txt"));
+    assert_eq!(resp.status, 200, "a .. that stays inside is resolved");
+    // Absolute-form target.
+    let (resp, _) = exchange(
+        s.addr,
+        b"GET http://t/hello.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!((resp.status, text(&resp.body)), (200, HELLO.to_string()));
+}
+
+fn directory_listing(backend: Backend) {
+    let s = start(backend, |_| {});
+    let (resp, _) = exchange(s.addr, &get("/docs/"));
+    assert_eq!(resp.status, 200);
+    assert!(resp
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    let page = text(&resp.body);
+    assert!(
+        page.contains("a &lt;b&gt; &amp; &quot;c&quot;.txt"),
+        "{page}"
+    );
+    assert!(
+        page.contains("href=\"a%20%3Cb%3E%20%26%20%22c%22.txt\""),
+        "{page}"
+    );
+    assert!(page.contains("plain.txt"));
+    assert!(!page.contains("dotfile"), "dotfiles hidden: {page}");
+    let (resp, _) = exchange(s.addr, &get("/docs/a%20%3Cb%3E%20%26%20%22c%22.txt"));
+    assert_eq!(
+        (resp.status, text(&resp.body)),
+        (200, "weird\n".to_string())
+    );
+    let (resp, _) = exchange(s.addr, &get("/docs"));
+    assert_eq!(
+        (resp.status, resp.header("location")),
+        (301, Some("/docs/"))
+    );
+    // Never an off-site (protocol-relative) Location.
+    let (resp, _) = exchange(s.addr, &get("//docs?x=1"));
+    assert_eq!(
+        (resp.status, resp.header("location")),
+        (301, Some("/docs/?x=1"))
+    );
+    let s = start(backend, |c| c.files.listing = false);
+    let (resp, _) = exchange(s.addr, &get("/docs/"));
+    assert_eq!(resp.status, 403);
+}
+
+fn methods(backend: Backend) {
+    let s = start(backend, |_| {});
+    let (r, _) = exchange(s.addr, b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 204);
+    assert!(r.header("allow").unwrap().contains("GET"));
+    let (r, _) = exchange(s.addr, b"DELETE /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (405, Some("GET, HEAD, OPTIONS"))
+    );
+    let (r, _) = exchange(s.addr, b"OPTIONS /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (204, Some("GET, HEAD, OPTIONS"))
+    );
+    let (r, _) = exchange(s.addr, &get("/echo"));
+    assert_eq!((r.status, r.header("allow")), (405, Some("POST, OPTIONS")));
+    let (r, _) = exchange(
+        s.addr,
+        b"PUT /api/stats HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (405, Some("GET, HEAD, OPTIONS"))
+    );
+    let (r, mut rd) = exchange(s.addr, b"FOO / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 501);
+    // 501 on a well-formed request keeps the connection.
+    rd.get_mut().write_all(&get("/plaintext")).unwrap();
+    assert_eq!(read_response(&mut rd, false).unwrap().status, 200);
+    let (r, _) = exchange(s.addr, &get("/api/stats"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(text(&r.body).contains("\"connections_open\":"));
+}
+
+fn http10_and_connection_header(backend: Backend) {
+    let s = start(backend, |_| {});
+    // 1.0 without keep-alive: answered, then closed.
+    let (r, mut rd) = exchange(s.addr, b"GET /hello.txt HTTP/1.0\r\n\r\n");
+    assert_eq!((r.status, text(&r.body)), (200, HELLO.to_string()));
+    assert_eq!(r.header("connection"), Some("close"));
+    expect_closed(&mut rd);
+    // 1.0 with keep-alive: stays open.
+    let (r, mut rd) = exchange(
+        s.addr,
+        b"GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    rd.get_mut()
+        .write_all(b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        text(&read_response(&mut rd, false).unwrap().body),
+        "Hello, World!"
+    );
+    // 1.1 with Connection: close.
+    let (r, mut rd) = exchange(
+        s.addr,
+        b"GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.header("connection"), Some("close"));
+    expect_closed(&mut rd);
+    // 1.1 default keep-alive: no Connection header, several requests in turn.
+    let mut c = BufReader::new(connect(s.addr));
+    for _ in 0..5 {
+        c.get_mut().write_all(&get("/plaintext")).unwrap();
+        let r = read_response(&mut c, false).unwrap();
+        assert_eq!(r.header("connection"), None);
+        assert!(r.header("date").is_some() && r.header("server") == Some("readyloop"));
+    }
+}
+
+fn expect_continue_raw(backend: Backend) {
+    let s = start(backend, |_| {});
+    let mut c = connect(s.addr);
+    c.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    )
+    .unwrap();
+    let mut r = BufReader::new(c);
+    let cont = read_response(&mut r, false).unwrap();
+    assert_eq!(cont.status, 100);
+    r.get_mut().write_all(b"hello").unwrap();
+    let resp = read_response(&mut r, false).unwrap();
+    assert_eq!((resp.status, text(&resp.body)), (200, "hello".to_string()));
+}
+
+fn slowloris_gets_408(backend: Backend) {
+    let s = start(backend, |c| {
+        c.header_timeout = Duration::from_millis(300);
+        c.body_timeout = Duration::from_millis(300);
+        c.keepalive_timeout = Duration::from_millis(400);
+        c.linger_timeout = Duration::from_millis(500);
+    });
+    // Trickled head: 408 within the header timeout, however steady the trickle.
+    let t0 = Instant::now();
+    let mut c = connect(s.addr);
+    c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    c.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    while t0.elapsed() < Duration::from_secs(5) {
+        let _ = c.write_all(b"X-Slow: 1\r\n");
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let elapsed = t0.elapsed();
+    let got = text(&got);
+    assert!(got.starts_with("HTTP/1.1 408 "), "{got:?}");
+    assert!(got.contains("Connection: close"));
+    assert!(elapsed < Duration::from_secs(3), "closed after {elapsed:?}");
+    // Slow body: 408 too.
+    let mut c = connect(s.addr);
+    c.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+    let mut r = BufReader::new(c);
+    assert_eq!(read_response(&mut r, false).unwrap().status, 408);
+    // Idle keep-alive connection: closed quietly after the keep-alive timeout.
+    let (ok, mut r) = exchange(s.addr, &get("/plaintext"));
+    assert_eq!(ok.status, 200);
+    let t0 = Instant::now();
+    expect_closed(&mut r);
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    // A connection that never sends anything is closed after the header timeout.
+    let mut c = connect(s.addr);
+    let t0 = Instant::now();
+    let mut sink = Vec::new();
+    let _ = c.read_to_end(&mut sink);
+    assert!(sink.is_empty());
+    assert!(t0.elapsed() < Duration::from_secs(3));
+}
+
+fn max_connections(backend: Backend) {
+    let s = start(backend, |c| c.listen.max_connections = 2);
+    let mut a = BufReader::new(connect(s.addr));
+    let mut b = BufReader::new(connect(s.addr));
+    for c in [&mut a, &mut b] {
+        c.get_mut().write_all(&get("/plaintext")).unwrap();
+        assert_eq!(read_response(c, false).unwrap().status, 200);
+    }
+    let mut third = connect(s.addr);
+    let _ = third.write_all(&get("/plaintext"));
+    let mut sink = Vec::new();
+    let r = third.read_to_end(&mut sink);
+    assert!(sink.is_empty() || r.is_err(), "third connection refused");
+    drop(a);
+    // A slot frees up eventually.
+    let t0 = Instant::now();
+    loop {
+        let mut c = connect(s.addr);
+        let _ = c.write_all(&get("/plaintext"));
+        let mut r = BufReader::new(c);
+        if let Ok(resp) = read_response(&mut r, false) {
+            assert_eq!(resp.status, 200);
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "no slot freed");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wrk_load(backend: Backend) {
+    if !have("wrk") {
+        return;
+    }
+    let s = start(backend, |c| c.access_log = false);
+    for path in ["/plaintext", "/hello.txt"] {
+        let out = run(
+            Command::new("wrk").args(["-t1", "-c10", "-d1s", "--timeout", "5s", &s.url(path)]),
+            None,
+            Duration::from_secs(20),
+        );
+        let report = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "wrk failed: {report} {}",
+            text(&out.stderr)
+        );
+        assert!(!report.contains("Socket errors"), "{path}: {report}");
+        assert!(!report.contains("Non-2xx"), "{path}: {report}");
+        let requests: u64 = report
+            .lines()
+            .find_map(|l| {
+                l.split_once(" requests in ")
+                    .map(|(n, _)| n.trim().parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no request count: {report}"));
+        assert!(requests > 100, "{path}: only {requests} requests: {report}");
+    }
+}
+
+/// The path of the `http_server` example, built once per test binary.
+fn example_binary() -> PathBuf {
+    static BUILT: OnceLock<Mutex<Option<PathBuf>>> = OnceLock::new();
+    let m = BUILT.get_or_init(|| Mutex::new(None));
+    let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = m.as_ref() {
+        return p.clone();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let path = profile_dir.join("examples").join("http_server");
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+    cmd.args(["build", "--quiet", "--example", "http_server"])
+        .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap())
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if release {
+        cmd.arg("--release");
+    }
+    let out = run(&mut cmd, None, Duration::from_secs(600));
+    assert!(
+        out.status.success() || path.exists(),
+        "cargo build --example http_server: {}",
+        text(&out.stderr)
+    );
+    *m = Some(path.clone());
+    path
+}
+
+fn example_server_process(backend: Backend) {
+    let bin = example_binary();
+    let mut child = Command::new(&bin)
+        .args(["--backend", backend.name(), "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn http_server");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(IO_TIMEOUT).unwrap_or_default();
+    let want = format!("(backend {backend})");
+    if !(line.starts_with("listening on tcp://127.0.0.1:") && line.contains(&want)) {
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut err = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        panic!("{} printed {line:?}; stderr: {err}", bin.display());
+    }
+    let addr: SocketAddr = line["listening on tcp://".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The bundled site.
+    let (r, _) = exchange(addr, &get("/"));
+    assert_eq!(r.status, 200);
+    assert!(text(&r.body).contains("readyloop"));
+    let (r, _) = exchange(addr, &get("/hello.txt"));
+    assert_eq!(r.status, 200);
+    // SIGTERM: graceful, exit 0.
+    // SAFETY-free: `kill` the child by its id through the kill(1) command.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > IO_TIMEOUT {
+            let _ = child.kill();
+            panic!("http_server did not exit after SIGTERM");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(status.success(), "exit {status:?}: {err}");
+    assert!(
+        err.contains("\"GET /hello.txt HTTP/1.1\" 200 "),
+        "access log: {err}"
+    );
+}
+
+macro_rules! per_backend {
+    ($($case:ident),* $(,)?) => {
+        per_backend!(@module select, Select; $($case),*);
+        per_backend!(@module poll, Poll; $($case),*);
+        per_backend!(@module epoll, Epoll; $($case),*);
+        per_backend!(@module epoll_et, EpollEt; $($case),*);
+        per_backend!(@module mio, Mio; $($case),*);
+        per_backend!(@module polling, Polling; $($case),*);
+    };
+    (@module $module:ident, $backend:ident; $($case:ident),*) => {
+        mod $module {
+            const BACKEND: readyloop::selector::Backend = readyloop::selector::Backend::$backend;
+            $(
+                #[test]
+                fn $case() {
+                    super::$case(BACKEND);
+                }
+            )*
+        }
+    };
+}
+
+per_backend!(
+    curl_get_and_head,
+    curl_keepalive_reuse,
+    curl_ranges_and_conditionals,
+    curl_chunked_upload,
+    pipelining,
+    pipelining_under_backpressure,
+    malformed_requests,
+    path_traversal,
+    directory_listing,
+    methods,
+    http10_and_connection_header,
+    expect_continue_raw,
+    slowloris_gets_408,
+    max_connections,
+    wrk_load,
+    example_server_process,
+);
