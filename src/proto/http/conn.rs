@@ -208,7 +208,6 @@ impl HttpConn {
                         pos += n;
                         self.since = now;
                         if self.decoder.is_done() {
-                            bump(&self.sh.stats.bytes_received, self.body.len() as u64);
                             self.dispatch(conn, now);
                         }
                     }
@@ -441,6 +440,7 @@ impl Protocol for HttpConn {
     }
 
     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+        bump(&self.sh.stats.bytes_received, data.len() as u64);
         if self.phase == Phase::Linger {
             return;
         }

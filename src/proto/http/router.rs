@@ -27,7 +27,7 @@ pub struct Stats {
     pub requests: Cell<u64>,
     /// Response bytes queued (heads and bodies).
     pub bytes_sent: Cell<u64>,
-    /// Request body bytes received.
+    /// Bytes received (request heads and bodies).
     pub bytes_received: Cell<u64>,
     /// When the server was built.
     pub started: Instant,
