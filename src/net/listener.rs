@@ -138,7 +138,9 @@ impl Listener {
         let stream =
             Stream::new(fd, peer, proto, self.stream_cfg.clone()).counted(self.open.clone());
         if let Err(e) = stream.register(ctx) {
-            log::warn!("{}: cannot register connection: {e}", self.name);
+            // E.g. the select backend refusing fd >= FD_SETSIZE: one line a second at
+            // most, however many connections a burst brings.
+            self.warn(format_args!("cannot register connection: {e}; closed it"));
         }
     }
 

@@ -153,6 +153,16 @@ pub struct StreamCore {
     open: Option<Rc<Cell<usize>>>,
 }
 
+impl Drop for StreamCore {
+    /// Uncounts the connection from its listener's total, whether it was registered
+    /// and removed or refused at registration (select's `FD_SETSIZE`, say).
+    fn drop(&mut self) {
+        if let Some(open) = self.open.take() {
+            open.set(open.get().saturating_sub(1));
+        }
+    }
+}
+
 /// A buffered connection: the reactor handler for one stream socket.
 pub struct Stream {
     core: StreamCore,
@@ -779,9 +789,6 @@ impl Handler for Stream {
         self.core.flags.dead = true;
         if let Some(t) = self.core.close_timer.take() {
             ctx.cancel_timer(t);
-        }
-        if let Some(open) = self.core.open.take() {
-            open.set(open.get().saturating_sub(1));
         }
         let err = self.core.error.take();
         let (proto, mut conn) = self.conn(ctx);
