@@ -196,7 +196,28 @@ impl Handler for Listener {
                 Ok((fd, peer)) => self.accepted(ctx, fd, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
+                // accept(2), NOTES: Linux passes pending network errors of the new
+                // connection to accept; treat them like a connection that went away
+                // (returning would strand the rest of the queue under edge triggering).
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(
+                            libc::ECONNABORTED
+                                | libc::EPROTO
+                                | libc::EPERM
+                                | libc::ENETDOWN
+                                | libc::ENOPROTOOPT
+                                | libc::EHOSTDOWN
+                                | libc::ENONET
+                                | libc::EHOSTUNREACH
+                                | libc::EOPNOTSUPP
+                                | libc::ENETUNREACH
+                        )
+                    ) =>
+                {
+                    continue
+                }
                 Err(e)
                     if matches!(
                         e.raw_os_error(),

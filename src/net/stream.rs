@@ -151,6 +151,15 @@ pub struct StreamCore {
     error: Option<io::Error>,
     cfg: Rc<StreamConfig>,
     open: Option<Rc<Cell<usize>>>,
+    /// The descriptor came from our own `accept4` and was never duplicated, so the
+    /// reactor may skip `epoll_ctl(DEL)` before closing it. False for sockets handed
+    /// in through [`Stream::new`]: the caller may hold a `try_clone`, and a closed
+    /// but still-open-elsewhere file stays in a level-triggered epoll set forever.
+    exclusive: bool,
+    /// Not a plain TCP byte stream (Unix: SCM_RIGHTS/credential boundaries end a read
+    /// early), or TCP urgent data was seen: a short read does not prove the socket
+    /// drained, so the edge-triggered shortcut is off.
+    no_shortcut: bool,
 }
 
 impl Drop for StreamCore {
@@ -602,7 +611,7 @@ impl Stream {
         Stream {
             core: StreamCore {
                 fd,
-                peer,
+                peer: peer.clone(),
                 out: OutBuf::default(),
                 files: VecDeque::new(),
                 file_pending: 0,
@@ -610,8 +619,10 @@ impl Stream {
                 registered: None,
                 close_timer: None,
                 error: None,
+                no_shortcut: !matches!(peer, PeerAddr::Inet(_)),
                 cfg,
                 open: None,
+                exclusive: false,
             },
             proto,
         }
@@ -621,6 +632,7 @@ impl Stream {
     pub(crate) fn counted(mut self, open: Rc<Cell<usize>>) -> Stream {
         open.set(open.get() + 1);
         self.core.open = Some(open);
+        self.core.exclusive = true;
         self
     }
 
@@ -662,6 +674,7 @@ impl Stream {
         // consumed while paused), so read on until EOF. Backends that cannot report
         // read-closed never take the shortcut.
         let shortcut = !self.core.flags.peer_closed
+            && !self.core.no_shortcut
             && (!ctx.is_edge() || ctx.capabilities().reports_read_closed);
         loop {
             let f = &self.core.flags;
@@ -746,6 +759,10 @@ impl Handler for Stream {
         if r.is_read_closed() || r.is_hangup() || r.is_error() {
             self.core.flags.peer_closed = true;
         }
+        if r.is_priority() {
+            // TCP urgent data: recv stops at the mark with bytes still queued.
+            self.core.no_shortcut = true;
+        }
         if r.is_readable() {
             self.read(ctx, r);
         }
@@ -796,7 +813,7 @@ impl Handler for Stream {
     }
 
     fn owns_fd(&self) -> bool {
-        true
+        self.core.exclusive
     }
 
     fn keeps_alive(&self) -> bool {

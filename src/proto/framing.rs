@@ -65,7 +65,9 @@ impl LineBuffer {
                 }
                 None => {
                     if !self.discarding {
-                        if self.buf.len() + data.len() > self.max_len + 1 {
+                        if self.buf.len().saturating_add(data.len())
+                            > self.max_len.saturating_add(1)
+                        {
                             // +1: a trailing '\r' may still be followed by '\n'.
                             self.buf.clear();
                             self.discarding = true;

@@ -109,6 +109,8 @@ enum TimerOwner {
 type RemoteCall = Box<dyn FnOnce(&mut Ctx<'_>) + Send>;
 
 struct Entry {
+    /// Set while `removed()` runs: no new registration may outlive the entry.
+    removing: bool,
     handler: Option<Box<dyn Handler>>,
     fd: RawFd,
     token: Option<Token>,
@@ -139,6 +141,15 @@ pub const SCRATCH_SIZE: usize = 64 * 1024;
 pub struct Ctx<'a> {
     core: &'a mut Core,
     me: HandlerId,
+}
+
+/// `now + delay`, saturating instead of panicking for huge delays (`Duration::MAX` as
+/// "never"): the loop then wakes at most every `i32::MAX` ms and recomputes.
+fn deadline(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(u32::MAX as u64)))
+        .unwrap_or(now)
 }
 
 /// The id used for callbacks that belong to no handler (timer closures, remote calls).
@@ -228,7 +239,7 @@ impl<'a> Ctx<'a> {
 
     /// Sets a timer for the current handler; its [`Handler::timer`] runs after `delay`.
     pub fn set_timer(&mut self, delay: Duration) -> TimerId {
-        let at = Instant::now() + delay;
+        let at = deadline(delay);
         self.core.timers.insert(at, TimerOwner::Handler(self.me))
     }
 
@@ -238,7 +249,7 @@ impl<'a> Ctx<'a> {
         delay: Duration,
         f: impl FnOnce(&mut Ctx<'_>) + 'static,
     ) -> TimerId {
-        let at = Instant::now() + delay;
+        let at = deadline(delay);
         self.core.timers.insert(at, TimerOwner::Call(Box::new(f)))
     }
 
@@ -328,6 +339,7 @@ impl Core {
             None => None,
         };
         let got = self.handlers.insert(Entry {
+            removing: false,
             handler: Some(handler),
             fd,
             token,
@@ -340,6 +352,9 @@ impl Core {
         let Some(e) = self.handlers.get_mut(id) else {
             return Ok(false);
         };
+        if e.removing {
+            return Ok(false);
+        }
         match (e.token, interest) {
             (Some(t), Some(i)) => {
                 self.sel.modify_token(t, i)?;
@@ -367,7 +382,7 @@ impl Core {
             self.config.shutdown_timeout
         );
         self.shutting_down = true;
-        let at = Instant::now() + self.config.shutdown_timeout;
+        let at = deadline(self.config.shutdown_timeout);
         self.timers.insert(at, TimerOwner::ShutdownDeadline);
         for id in self.handlers.ids() {
             self.call(id, |h, ctx| h.shutdown(ctx));
@@ -413,6 +428,7 @@ impl Core {
                     log::warn!("unregister fd {}: {e}", entry.fd);
                 }
             }
+            entry.removing = true;
             h.removed(&mut Ctx { core: self, me: id });
             self.handlers.remove(id);
             drop(h);
@@ -603,7 +619,12 @@ impl Reactor {
     }
 
     /// A reactor on an already opened selector (e.g. a backend in a non-default mode).
-    pub fn with_selector(mut sel: KeyedSelector<HandlerId>, config: Config) -> io::Result<Reactor> {
+    pub fn with_selector(
+        mut sel: KeyedSelector<HandlerId>,
+        mut config: Config,
+    ) -> io::Result<Reactor> {
+        // A zero budget would requeue every handler without doing any work: a spin.
+        config.event_budget = config.event_budget.max(1);
         let waker = sel.waker()?;
         let remote = Arc::new(Mutex::new(Vec::new()));
         log::debug!("reactor on backend {}", sel.backend());
@@ -701,6 +722,9 @@ impl Reactor {
     /// Runs until stopped, or until a graceful shutdown completes.
     pub fn run(&mut self) -> io::Result<()> {
         self.core.stop = false;
+        // A finished graceful shutdown must not end the next run at once (its
+        // deadline timer, if still queued, is ignored once this is false).
+        self.core.shutting_down = false;
         while !self.core.stop {
             self.run_once(None)?;
         }

@@ -48,7 +48,7 @@ impl EpollSelector {
     fn flags(&self, interest: Interest) -> u32 {
         let mut ev = 0;
         if interest.is_readable() {
-            ev |= EPOLLIN | EPOLLRDHUP;
+            ev |= EPOLLIN | EPOLLRDHUP | EPOLLPRI;
         }
         if interest.is_writable() {
             ev |= EPOLLOUT;
@@ -122,7 +122,8 @@ impl Selector for EpollSelector {
                     bits & EPOLLERR != 0,
                     bits & EPOLLHUP != 0,
                     bits & EPOLLRDHUP != 0,
-                ),
+                )
+                .with_priority(bits & EPOLLPRI != 0),
             );
         }
         Ok(())

@@ -26,8 +26,8 @@ pub struct MioSelector {
 
 fn to_mio(interest: Interest) -> mio::Interest {
     match (interest.is_readable(), interest.is_writable()) {
-        (true, true) => mio::Interest::READABLE | mio::Interest::WRITABLE,
-        (true, false) => mio::Interest::READABLE,
+        (true, true) => mio::Interest::READABLE | mio::Interest::WRITABLE | mio::Interest::PRIORITY,
+        (true, false) => mio::Interest::READABLE | mio::Interest::PRIORITY,
         _ => mio::Interest::WRITABLE,
     }
 }
@@ -104,7 +104,8 @@ impl Selector for MioSelector {
                     ev.is_error(),
                     ev.is_read_closed() && ev.is_write_closed(),
                     ev.is_read_closed(),
-                ),
+                )
+                .with_priority(ev.is_priority()),
             );
         }
         Ok(())

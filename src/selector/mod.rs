@@ -143,6 +143,7 @@ impl Readiness {
     const ERROR: u8 = 4;
     const HANGUP: u8 = 8;
     const READ_CLOSED: u8 = 16;
+    const PRIORITY: u8 = 32;
 
     /// Builds a readiness from what a backend saw, applying the translation table and
     /// the interest mask. `readable`/`writable` are the plain IN/OUT bits.
@@ -196,6 +197,20 @@ impl Readiness {
     /// A hint: data sent before the shutdown may still be waiting to be read.
     pub const fn is_read_closed(self) -> bool {
         self.0 & Self::READ_CLOSED != 0
+    }
+    /// Urgent (out-of-band) data is pending (EPOLLPRI / POLLPRI). A read stops at the
+    /// urgent mark, so a short read does not mean the socket drained.
+    pub const fn is_priority(self) -> bool {
+        self.0 & Self::PRIORITY != 0
+    }
+    /// `self` with the priority bit set if `pri`.
+    #[must_use]
+    pub const fn with_priority(self, pri: bool) -> Readiness {
+        if pri {
+            Readiness(self.0 | Self::PRIORITY)
+        } else {
+            self
+        }
     }
     /// Whether nothing at all is set.
     pub const fn is_empty(self) -> bool {

@@ -32,7 +32,7 @@ pub struct PollSelector {
 fn poll_events(interest: Interest) -> i16 {
     let mut ev = 0;
     if interest.is_readable() {
-        ev |= POLLIN | POLLRDHUP;
+        ev |= POLLIN | POLLRDHUP | POLLPRI;
     }
     if interest.is_writable() {
         ev |= POLLOUT;
@@ -146,7 +146,8 @@ impl Selector for PollSelector {
                     re & (POLLERR | POLLNVAL) != 0,
                     re & POLLHUP != 0,
                     re & POLLRDHUP != 0,
-                ),
+                )
+                .with_priority(re & POLLPRI != 0),
             );
         }
         Ok(())

@@ -11,7 +11,7 @@ pub mod epoll;
 pub mod fdset;
 pub mod file;
 pub mod poll;
-pub mod polling_ext;
+pub(crate) mod polling_ext;
 pub mod socket;
 pub mod stats;
 pub mod waker;

@@ -15,7 +15,10 @@ pub fn add(
     mode: polling::PollMode,
 ) -> io::Result<()> {
     super::stats::count(super::stats::Syscall::Ctl);
-    // SAFETY: the registry removes this descriptor from the poller before the owner
-    // closes it, which is what `Poller::add` requires.
+    // SAFETY: `Poller::add` asks that the source be deleted before it is dropped,
+    // which nothing here can enforce (the `Selector` trait is public and safe, and
+    // `KeyedSelector::unregister` tolerates already-closed descriptors). It is sound
+    // only because this crate is Linux-only: the poller is epoll, and the kernel
+    // drops a closed file from the epoll set by itself; no memory is at stake.
     unsafe { poller.add_with_mode(fd, ev, mode) }
 }

@@ -1,0 +1,237 @@
+//! Regression tests for bugs found in review: each failed before its fix.
+use std::cell::Cell;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use readyloop::net::{Conn, PeerAddr, Protocol, Stream, StreamConfig};
+use readyloop::reactor::Reactor;
+use readyloop::selector::Backend;
+
+#[test]
+fn huge_timer_delay_panics() {
+    let mut r = Reactor::new(Backend::Poll).unwrap();
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        r.call_later(Duration::MAX, |_| {});
+    }));
+    assert!(res.is_ok(), "call_later(Duration::MAX) panicked");
+}
+
+#[test]
+fn run_again_after_graceful_shutdown() {
+    let mut r = Reactor::new(Backend::Poll).unwrap();
+    r.call_later(Duration::from_millis(1), |ctx| ctx.shutdown());
+    r.run().unwrap();
+    let fired = Rc::new(Cell::new(false));
+    let f = fired.clone();
+    r.call_later(Duration::from_millis(20), move |ctx| {
+        f.set(true);
+        ctx.stop();
+    });
+    let t = Instant::now();
+    r.run().unwrap();
+    eprintln!("second run returned after {:?}", t.elapsed());
+    assert!(
+        fired.get(),
+        "second run() returned without running its timer"
+    );
+}
+
+struct Abort;
+impl Protocol for Abort {
+    fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+        conn.abort();
+    }
+    fn data_received(&mut self, _: &mut Conn<'_, '_>, _: &[u8]) {}
+}
+
+fn iterations_after_dup_close(backend: Backend) -> u32 {
+    let mut r = Reactor::new(backend).unwrap();
+    let (a, mut b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let _still_open = a.try_clone().unwrap(); // e.g. a clone kept for another purpose
+    let fd: OwnedFd = a.into();
+    r.with_ctx(|ctx| {
+        Stream::new(
+            fd,
+            PeerAddr::Unix,
+            Box::new(Abort),
+            Rc::new(StreamConfig::default()),
+        )
+        .register(ctx)
+    })
+    .unwrap();
+    assert_eq!(r.handler_count(), 0);
+    b.write_all(b"x").unwrap(); // the (still open) file becomes readable
+    let t = Instant::now();
+    let mut n = 0;
+    while t.elapsed() < Duration::from_millis(200) {
+        r.run_once(Some(Duration::from_millis(50))).unwrap();
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn closed_stream_with_duplicate_spins_epoll_lt() {
+    let poll = iterations_after_dup_close(Backend::Poll);
+    let epoll = iterations_after_dup_close(Backend::Epoll);
+    eprintln!("run_once(50ms) iterations in 200 ms: poll={poll} epoll={epoll}");
+    assert!(
+        epoll < 20,
+        "epoll loop spun {epoll} times in 200 ms with no handler left"
+    );
+}
+
+#[test]
+fn line_buffer_unlimited_overflows() {
+    let mut lb = readyloop::proto::framing::LineBuffer::new(usize::MAX);
+    lb.push(b"partial", |_| true);
+    assert_eq!(lb.pending(), 7);
+}
+
+fn oob_echo(backend: Backend) -> Vec<u8> {
+    use readyloop::net::Listen;
+    use readyloop::proto::echo::{Echo, EchoOptions};
+    use std::io::Read;
+    let mut r = Reactor::new(backend).unwrap();
+    let (_, addr) = r
+        .listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))
+        .unwrap();
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_nodelay(true).unwrap();
+    // accept + register
+    for _ in 0..3 {
+        r.run_once(Some(Duration::from_millis(10))).unwrap();
+    }
+    c.write_all(b"hello").unwrap();
+    // SAFETY: valid buffer; urgent byte (as telnet's "Synch" / Ctrl-C sends).
+    let n = unsafe { libc::send(c.as_raw_fd(), b"X".as_ptr().cast(), 1, libc::MSG_OOB) };
+    assert_eq!(n, 1);
+    c.write_all(b"world").unwrap();
+    std::thread::sleep(Duration::from_millis(50)); // all three segments queued server-side
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(300) {
+        r.run_once(Some(Duration::from_millis(20))).unwrap();
+    }
+    c.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while let Ok(n) = c.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+#[test]
+fn urgent_data_stalls_edge_triggered_short_read_shortcut() {
+    for b in [Backend::Epoll, Backend::EpollEt, Backend::Mio] {
+        let got = oob_echo(b);
+        eprintln!("{b}: echoed {:?}", String::from_utf8_lossy(&got));
+    }
+}
+
+fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) {
+    // SAFETY: standard SCM_RIGHTS construction over local buffers.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut _,
+            iov_len: data.len(),
+        };
+        let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        let mut cbuf = vec![0u8; space];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let cm = libc::CMSG_FIRSTHDR(&msg);
+        (*cm).cmsg_level = libc::SOL_SOCKET;
+        (*cm).cmsg_type = libc::SCM_RIGHTS;
+        (*cm).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cm) as *mut RawFd, fd);
+        assert_eq!(libc::sendmsg(sock, &msg, 0), data.len() as isize);
+    }
+}
+
+#[test]
+fn scm_rights_stalls_edge_triggered_unix_echo() {
+    use readyloop::net::{Listen, ListenConfig};
+    use readyloop::proto::echo::{Echo, EchoOptions};
+    use std::io::Read;
+    for b in [Backend::Epoll, Backend::EpollEt] {
+        let path = std::env::temp_dir().join(format!("rv-scm-{}-{b}", std::process::id()));
+        let mut r = Reactor::new(b).unwrap();
+        r.listen_unix(
+            &path,
+            Echo::factory(EchoOptions::default()),
+            ListenConfig::default(),
+        )
+        .unwrap();
+        let mut c = UnixStream::connect(&path).unwrap();
+        for _ in 0..3 {
+            r.run_once(Some(Duration::from_millis(10))).unwrap();
+        }
+        send_with_fd(c.as_raw_fd(), b"A", 0);
+        c.write_all(b"BBBB").unwrap();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(200) {
+            r.run_once(Some(Duration::from_millis(20))).unwrap();
+        }
+        c.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = c.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        eprintln!("{b}: echoed {:?}", String::from_utf8_lossy(&got));
+    }
+}
+
+#[test]
+fn zero_event_budget_spins_without_progress() {
+    use readyloop::net::Listen;
+    use readyloop::proto::echo::{Echo, EchoOptions};
+    use readyloop::reactor::Config;
+    let cfg = Config {
+        event_budget: 0,
+        ..Config::default()
+    };
+    let mut r = Reactor::with_config(Backend::EpollEt, cfg).unwrap();
+    let (_, addr) = r
+        .listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))
+        .unwrap();
+    let _c = std::net::TcpStream::connect(addr).unwrap();
+    let t = Instant::now();
+    let mut n = 0;
+    while t.elapsed() < Duration::from_millis(200) {
+        r.run_once(Some(Duration::from_millis(50))).unwrap();
+        n += 1;
+    }
+    eprintln!(
+        "event_budget 0: {n} iterations in 200 ms, handlers = {}",
+        r.handler_count()
+    );
+}
+
+#[test]
+fn shutdown_timeout_max_panics_on_sigterm_path() {
+    use readyloop::reactor::Config;
+    let cfg = Config {
+        shutdown_timeout: Duration::MAX,
+        ..Config::default()
+    };
+    let mut r = Reactor::with_config(Backend::Poll, cfg).unwrap();
+    r.call_later(Duration::ZERO, |ctx| ctx.shutdown());
+    r.run().unwrap();
+}
