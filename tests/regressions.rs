@@ -60,6 +60,7 @@ fn iterations_after_dup_close(backend: Backend) -> u32 {
             Box::new(Abort),
             Rc::new(StreamConfig::default()),
         )
+        .unwrap()
         .register(ctx)
     })
     .unwrap();

@@ -136,7 +136,7 @@ impl Listener {
         };
         log::debug!("{}: accepted {peer}", self.name);
         let stream =
-            Stream::new(fd, peer, proto, self.stream_cfg.clone()).counted(self.open.clone());
+            Stream::accepted(fd, peer, proto, self.stream_cfg.clone()).counted(self.open.clone());
         if let Err(e) = stream.register(ctx) {
             // E.g. the select backend refusing fd >= FD_SETSIZE: one line a second at
             // most, however many connections a burst brings.

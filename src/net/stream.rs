@@ -601,8 +601,20 @@ pub fn notify(ctx: &mut Ctx<'_>, id: HandlerId, event: Box<dyn Any>) -> bool {
 }
 
 impl Stream {
-    /// Wraps a connected non-blocking socket. Register it with [`Stream::register`].
+    /// Wraps a connected socket (made non-blocking here, if it is not already).
+    /// Register it with [`Stream::register`].
     pub fn new(
+        fd: OwnedFd,
+        peer: PeerAddr,
+        proto: Box<dyn Protocol>,
+        cfg: Rc<StreamConfig>,
+    ) -> io::Result<Stream> {
+        crate::sys::set_nonblocking(fd.as_fd(), true)?;
+        Ok(Self::accepted(fd, peer, proto, cfg))
+    }
+
+    /// Wraps a socket that `accept4(SOCK_NONBLOCK)` returned.
+    pub(crate) fn accepted(
         fd: OwnedFd,
         peer: PeerAddr,
         proto: Box<dyn Protocol>,

@@ -1,6 +1,7 @@
 //! Protocols on the reactor. Each is a handler over bytes with no syscalls of its own,
 //! plus pure parsers and framers that can be tested without sockets.
 
+pub mod chat;
 pub mod echo;
 pub mod framing;
 pub mod http;

@@ -44,7 +44,11 @@ impl Waker {
     /// Makes the selector's current or next `select` return.
     pub fn wake(&self) -> io::Result<()> {
         if !self.inner.pending.swap(true, Ordering::AcqRel) {
-            self.inner.fd.wake()?;
+            if let Err(e) = self.inner.fd.wake() {
+                // Nothing was written: let the next wake try again.
+                self.inner.pending.store(false, Ordering::Release);
+                return Err(e);
+            }
         }
         Ok(())
     }

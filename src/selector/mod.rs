@@ -65,8 +65,8 @@ use std::time::Duration;
 
 /// Identifies a registration in the kernel's event reports.
 ///
-/// [`KeyedSelector`] packs a slot index (low 32 bits) and a generation (high 32
-/// bits), so an event that was queued for a descriptor that has since been closed and
+/// [`KeyedSelector`] packs a slot index (low 32 bits) and a generation (the next 30
+/// bits; backends carry the interest in the top two), so an event that was queued for a descriptor that has since been closed and
 /// reused cannot be mistaken for an event of the new owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Token(pub usize);

@@ -26,8 +26,9 @@ impl Default for FdSet {
 impl FdSet {
     /// An empty set.
     pub fn new() -> FdSet {
-        let mut raw = std::mem::MaybeUninit::<libc::fd_set>::uninit();
-        // SAFETY: FD_ZERO initialises every bit of the set it is given.
+        let mut raw = std::mem::MaybeUninit::<libc::fd_set>::zeroed();
+        // SAFETY: an all-zero fd_set is a valid (empty) set; FD_ZERO keeps it so and
+        // is called only to follow the API's documented protocol.
         unsafe {
             libc::FD_ZERO(raw.as_mut_ptr());
             FdSet(raw.assume_init())

@@ -1,0 +1,386 @@
+//! A chat server: one core (nicknames, rooms, membership, history) and three front
+//! ends sharing it, so a person on `nc`, a person in an IRC client and a classroom UDP
+//! client talk in the same rooms.
+//!
+//! * [`core`]: the pure chat logic ([`Chat`]), unit-tested without sockets. Each
+//!   operation returns the events to deliver and to whom.
+//! * [`mod@line`]: the line protocol for `nc` and `telnet` ([`LINE_HELP`] lists its
+//!   commands).
+//! * [`irc`]: enough of RFC 2812 for irssi, WeeChat, `ii` and Python's `irc`: NICK,
+//!   USER, PING/PONG, JOIN, PART, PRIVMSG, NOTICE, QUIT, NAMES, TOPIC, WHO, WHOIS,
+//!   LIST, MOTD, MODE (queries), CAP (no capabilities), the welcome numerics and the
+//!   usual error numerics; plus the pure message parser.
+//! * [`udp`]: the classroom protocol: `username@NAME` joins, every other datagram is
+//!   a message relayed to all members (the sender included) as `NAME:text`; `/leave`
+//!   leaves, `/who` lists the lobby; members silent for [`ChatConfig::udp_idle`]
+//!   expire.
+//!
+//! A room is `room` on the line and UDP front ends and `#room` on IRC; everybody starts
+//! in the [`LOBBY`] (`#lobby`). Line and UDP users are in one room at a time; IRC users
+//! may join several.
+//!
+//! # Delivery
+//! The core lives in one [`Hub`] per server, owned by the [`ChatServer`] (an `Rc` the
+//! connections share; the reactor is single-threaded). A connection asks the core for
+//! an [`Outcome`] and delivers it through the reactor by handler id: stream members get
+//! bytes queued with [`Conn::write_to`] (flushed once per event batch, so a backlog of
+//! messages to one recipient costs one `send`), UDP members a datagram through
+//! [`send_via`]. Each event is rendered once per front-end syntax, not per recipient.
+//! Delivery never calls back into a protocol, so the core is never borrowed twice.
+//!
+//! # Robustness
+//! * Lines are at most [`ChatConfig::max_line`] bytes (IRC: [`ChatConfig::irc_max_line`]);
+//!   a longer one is dropped with a notice (IRC: 417), memory stays bounded
+//!   ([`LineBuffer`](crate::proto::framing::LineBuffer)).
+//! * Input is decoded as UTF-8 lossily (bad bytes become U+FFFD); control characters
+//!   other than IRC formatting become spaces, so nobody can inject lines.
+//! * Flood limit: a token bucket per client ([`ChatConfig::flood_burst`] lines at once,
+//!   refilled at [`ChatConfig::flood_rate`] per second; every line counts, commands
+//!   too). A line beyond it is dropped and the client told once per episode (line:
+//!   `* flood limit ...`, IRC: a `NOTICE`, UDP: an `error:` datagram); after
+//!   [`ChatConfig::flood_disconnect`] dropped lines in a row a stream client is
+//!   disconnected (`Excess flood`, logged).
+//! * Output is bounded: the listeners' [`StreamConfig::max_output`](crate::net::StreamConfig)
+//!   (1 MiB by default) disconnects a client whose pending output passes it (it stopped
+//!   reading); the connection logs why, and its leave is announced to its rooms.
+//! * A connection that goes away for any reason is removed from every room and its
+//!   quit announced; a client that does not register within
+//!   [`ChatConfig::registration_timeout`] is closed.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use readyloop::proto::chat::{ChatConfig, ChatServer};
+//! use readyloop::reactor::Reactor;
+//! use readyloop::selector::Backend;
+//!
+//! let mut reactor = Reactor::new(Backend::EpollEt)?;
+//! let chat = ChatServer::new(ChatConfig::default());
+//! let (_, lines) = chat.listen_lines(&mut reactor, "127.0.0.1:7070")?;
+//! let (_, irc) = chat.listen_irc(&mut reactor, "127.0.0.1:6667")?;
+//! let (_, udp) = chat.bind_udp(&mut reactor, "127.0.0.1:6666")?;
+//! println!("nc {} {}; irc://{irc}; udp://{udp}", lines.ip(), lines.port());
+//! reactor.run()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+pub mod core;
+pub mod irc;
+pub mod line;
+mod render;
+pub mod udp;
+
+pub use self::core::{
+    Chat, ChatError, CoreConfig, Event, MemberId, MsgKind, Outcome, TokenBucket, LOBBY,
+};
+pub use line::LINE_HELP;
+
+use std::cell::RefCell;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::net::{send_via, Conn, Datagrams, Listen, ListenConfig, PeerAddr, Protocol};
+use crate::reactor::HandlerId;
+
+/// Chat settings.
+#[derive(Clone, Debug)]
+pub struct ChatConfig {
+    /// History length and room limits.
+    pub core: CoreConfig,
+    /// Longest line on the line protocol, in bytes.
+    pub max_line: usize,
+    /// Longest IRC line, in bytes (RFC 2812 says 512 with CRLF).
+    pub irc_max_line: usize,
+    /// Lines a client may send at once (the token bucket's size).
+    pub flood_burst: u32,
+    /// Lines per second a client may keep sending.
+    pub flood_rate: f64,
+    /// Dropped lines in a row after which a stream client is disconnected.
+    pub flood_disconnect: u32,
+    /// A stream client that has not chosen a nickname (IRC: registered) by then is
+    /// closed.
+    pub registration_timeout: Duration,
+    /// A UDP member silent this long is removed (its leave announced).
+    pub udp_idle: Duration,
+    /// Most UDP members at once (each costs a little memory; UDP has no connection).
+    pub max_udp_members: usize,
+    /// The server's name in IRC prefixes and numerics.
+    pub server_name: String,
+    /// The message of the day (IRC `MOTD`, shown on the line protocol's welcome).
+    pub motd: Vec<String>,
+    /// Listener settings for the line and IRC listeners; `stream.max_output` bounds
+    /// every client's pending output.
+    pub listen: ListenConfig,
+}
+
+impl Default for ChatConfig {
+    fn default() -> ChatConfig {
+        let mut listen = ListenConfig::default();
+        listen.stream.max_output = Some(1 << 20);
+        ChatConfig {
+            core: CoreConfig::default(),
+            max_line: 2048,
+            irc_max_line: 512,
+            flood_burst: 20,
+            flood_rate: 10.0,
+            flood_disconnect: 200,
+            registration_timeout: Duration::from_secs(60),
+            udp_idle: Duration::from_secs(300),
+            max_udp_members: 10_000,
+            server_name: "readyloop.chat".into(),
+            motd: vec![
+                "Welcome to the readyloop chat.".into(),
+                "nc, IRC and UDP users share these rooms; everyone starts in #lobby.".into(),
+            ],
+            listen,
+        }
+    }
+}
+
+/// How a member is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A stream connection speaking `flavor`.
+    Stream {
+        /// The connection's handler.
+        id: HandlerId,
+        /// Its protocol.
+        flavor: Flavor,
+    },
+    /// A UDP client.
+    Datagram {
+        /// The UDP socket's handler.
+        sock: HandlerId,
+        /// The client's address.
+        addr: SocketAddr,
+    },
+}
+
+/// The syntax a member's front end speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// The line protocol.
+    Line,
+    /// IRC.
+    Irc,
+    /// Classroom UDP.
+    Udp,
+}
+
+impl Endpoint {
+    fn flavor(&self) -> Flavor {
+        match self {
+            Endpoint::Stream { flavor, .. } => *flavor,
+            Endpoint::Datagram { .. } => Flavor::Udp,
+        }
+    }
+}
+
+/// What every front end of one server shares: the chat core and the settings.
+#[derive(Debug)]
+pub struct Hub {
+    /// The chat.
+    pub chat: Chat<Endpoint>,
+    /// The settings.
+    pub cfg: ChatConfig,
+    /// When the server started (IRC 003).
+    pub started: std::time::SystemTime,
+}
+
+/// Where deliveries go: implemented for a stream connection and a UDP socket, which
+/// reach other handlers through the reactor by id.
+pub(crate) trait Sink {
+    /// Queues bytes on a stream connection.
+    fn to_stream(&mut self, id: HandlerId, data: &[u8]);
+    /// Sends one datagram through a UDP socket handler.
+    fn to_datagram(&mut self, sock: HandlerId, to: SocketAddr, data: &[u8]);
+}
+
+impl Sink for Conn<'_, '_> {
+    fn to_stream(&mut self, id: HandlerId, data: &[u8]) {
+        self.write_to(id, data);
+    }
+
+    fn to_datagram(&mut self, sock: HandlerId, to: SocketAddr, data: &[u8]) {
+        send_via(self.reactor(), sock, data, to);
+    }
+}
+
+impl Sink for Datagrams<'_, '_> {
+    fn to_stream(&mut self, id: HandlerId, data: &[u8]) {
+        self.write_to(id, data);
+    }
+
+    fn to_datagram(&mut self, sock: HandlerId, to: SocketAddr, data: &[u8]) {
+        if sock == self.id() {
+            self.send_to(data, to);
+        } else {
+            send_via(self.reactor(), sock, data, to);
+        }
+    }
+}
+
+/// Sends `text` (one or more `\n`-terminated lines) to one endpoint: as is on a stream,
+/// one datagram per line (without the newline) over UDP.
+pub(crate) fn send_text(sink: &mut dyn Sink, ep: &Endpoint, text: &str) {
+    match *ep {
+        Endpoint::Stream { id, .. } => sink.to_stream(id, text.as_bytes()),
+        Endpoint::Datagram { sock, addr } => {
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                sink.to_datagram(sock, addr, line.as_bytes());
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// Delivers an outcome: each event rendered once per syntax (personal events once
+    /// per recipient) and queued on every recipient.
+    pub(crate) fn deliver(&self, out: &Outcome, sink: &mut dyn Sink) {
+        for d in &out.deliveries {
+            let mut cache: [Option<String>; 3] = [None, None, None];
+            for &to in &d.to {
+                let Some(m) = self.chat.member(to) else {
+                    continue;
+                };
+                let flavor = m.endpoint.flavor();
+                if d.event.is_personal() {
+                    let text = render::render(self, flavor, &d.event, m);
+                    send_text(sink, &m.endpoint, &text);
+                } else {
+                    let text = cache[flavor as usize]
+                        .get_or_insert_with(|| render::render(self, flavor, &d.event, m));
+                    send_text(sink, &m.endpoint, text);
+                }
+            }
+        }
+    }
+}
+
+/// Decodes a received line: UTF-8 (lossy), control characters neutralised.
+pub(crate) fn decode(line: &[u8]) -> String {
+    self::core::sanitize(&String::from_utf8_lossy(line))
+}
+
+/// What the flood gate says about one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// Process it.
+    Pass,
+    /// Drop it; tell the client (first drop of an episode).
+    DropAndWarn,
+    /// Drop it silently.
+    Drop,
+    /// Too many drops in a row: disconnect.
+    Disconnect,
+}
+
+/// A client's flood state: the bucket and the drops since the last accepted line.
+#[derive(Clone, Debug)]
+pub(crate) struct Flood {
+    bucket: TokenBucket,
+    dropped: u32,
+    limit: u32,
+}
+
+impl Flood {
+    pub(crate) fn new(cfg: &ChatConfig) -> Flood {
+        Flood {
+            bucket: TokenBucket::new(cfg.flood_burst, cfg.flood_rate),
+            dropped: 0,
+            limit: cfg.flood_disconnect,
+        }
+    }
+
+    pub(crate) fn check(&mut self, now: Instant) -> Gate {
+        if self.bucket.take(now) {
+            self.dropped = 0;
+            return Gate::Pass;
+        }
+        self.dropped += 1;
+        if self.dropped >= self.limit {
+            Gate::Disconnect
+        } else if self.dropped == 1 {
+            Gate::DropAndWarn
+        } else {
+            Gate::Drop
+        }
+    }
+}
+
+/// A chat server: the shared core, and the front ends to put on a reactor.
+#[derive(Clone, Debug)]
+pub struct ChatServer {
+    hub: Rc<RefCell<Hub>>,
+}
+
+impl ChatServer {
+    /// A server with an empty chat.
+    pub fn new(cfg: ChatConfig) -> ChatServer {
+        ChatServer {
+            hub: Rc::new(RefCell::new(Hub {
+                chat: Chat::new(cfg.core.clone()),
+                cfg,
+                started: std::time::SystemTime::now(),
+            })),
+        }
+    }
+
+    /// A factory for line-protocol connections.
+    pub fn line_factory(&self) -> impl FnMut(&PeerAddr) -> Option<Box<dyn Protocol>> {
+        let hub = self.hub.clone();
+        move |peer| Some(Box::new(line::LineClient::new(hub.clone(), peer)) as Box<dyn Protocol>)
+    }
+
+    /// A factory for IRC connections.
+    pub fn irc_factory(&self) -> impl FnMut(&PeerAddr) -> Option<Box<dyn Protocol>> {
+        let hub = self.hub.clone();
+        move |peer| Some(Box::new(irc::IrcClient::new(hub.clone(), peer)) as Box<dyn Protocol>)
+    }
+
+    /// The UDP front end, for a socket bound elsewhere.
+    pub fn udp_protocol(&self) -> udp::UdpChat {
+        udp::UdpChat::new(self.hub.clone())
+    }
+
+    /// Listens for line-protocol clients on TCP `addr`.
+    pub fn listen_lines(
+        &self,
+        net: &mut impl Listen,
+        addr: impl ToSocketAddrs,
+    ) -> io::Result<(HandlerId, SocketAddr)> {
+        let cfg = self.hub.borrow().cfg.listen.clone();
+        net.listen_tcp_with(addr, self.line_factory(), cfg)
+    }
+
+    /// Listens for IRC clients on TCP `addr`.
+    pub fn listen_irc(
+        &self,
+        net: &mut impl Listen,
+        addr: impl ToSocketAddrs,
+    ) -> io::Result<(HandlerId, SocketAddr)> {
+        let cfg = self.hub.borrow().cfg.listen.clone();
+        net.listen_tcp_with(addr, self.irc_factory(), cfg)
+    }
+
+    /// Serves the classroom UDP chat on `addr`.
+    pub fn bind_udp(
+        &self,
+        net: &mut impl Listen,
+        addr: impl ToSocketAddrs,
+    ) -> io::Result<(HandlerId, SocketAddr)> {
+        net.bind_udp(addr, self.udp_protocol())
+    }
+
+    /// How many members the chat has (all front ends).
+    pub fn members(&self) -> usize {
+        self.hub.borrow().chat.len()
+    }
+
+    /// Runs `f` on the chat core (for inspection and tests).
+    pub fn with_chat<R>(&self, f: impl FnOnce(&Chat<Endpoint>) -> R) -> R {
+        f(&self.hub.borrow().chat)
+    }
+}

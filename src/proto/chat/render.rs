@@ -1,0 +1,304 @@
+//! Rendering core events in each front end's syntax. Every function returns whole
+//! lines, each ending in `\n` (IRC: `\r\n`); the UDP sender turns lines into datagrams.
+
+use std::fmt::Write;
+
+use super::core::{Event, Member, Message, MsgKind};
+use super::{Endpoint, Flavor, Hub};
+
+/// Renders `ev` for a member `me` of the given flavor.
+pub(crate) fn render(hub: &Hub, flavor: Flavor, ev: &Event, me: &Member<Endpoint>) -> String {
+    match flavor {
+        Flavor::Line => line(ev, false),
+        Flavor::Udp => line(ev, true),
+        Flavor::Irc => irc(hub, ev, me),
+    }
+}
+
+/// A room message on the line protocol (`udp`: the classroom `NAME:text`).
+pub(crate) fn line_message(out: &mut String, msg: &Message, udp: bool) {
+    let _ = match (msg.kind, udp) {
+        (MsgKind::Action, _) => writeln!(out, "* {} {}", msg.from, msg.text),
+        (MsgKind::Notice, _) => writeln!(out, "-{}- {}", msg.from, msg.text),
+        (MsgKind::Plain, false) => writeln!(out, "<{}> {}", msg.from, msg.text),
+        (MsgKind::Plain, true) => writeln!(out, "{}:{}", msg.from, msg.text),
+    };
+}
+
+fn line(ev: &Event, udp: bool) -> String {
+    let mut s = String::new();
+    match ev {
+        Event::Room { msg, .. } => line_message(&mut s, msg, udp),
+        Event::Private { msg } => {
+            let _ = match msg.kind {
+                MsgKind::Action => writeln!(s, "*{}* * {} {}", msg.from, msg.from, msg.text),
+                _ => writeln!(s, "*{}* {}", msg.from, msg.text),
+            };
+        }
+        Event::Join { room, nick, .. } => {
+            let _ = writeln!(s, "* {nick} has joined {room}");
+        }
+        Event::Joined {
+            room,
+            members,
+            topic,
+            history,
+        } => {
+            let names: Vec<&str> = members.iter().map(|m| &**m).collect();
+            let _ = writeln!(
+                s,
+                "* you are in {room} ({} here: {})",
+                names.len(),
+                names.join(", ")
+            );
+            if let Some(t) = topic {
+                let _ = writeln!(s, "* topic: {t}");
+            }
+            if !history.is_empty() {
+                let _ = writeln!(s, "* last {} messages in {room}:", history.len());
+                for m in history {
+                    line_message(&mut s, m, udp);
+                }
+                let _ = writeln!(s, "* end of history");
+            }
+        }
+        Event::Part {
+            room, nick, reason, ..
+        } => {
+            let _ = match reason {
+                Some(r) => writeln!(s, "* {nick} has left {room} ({r})"),
+                None => writeln!(s, "* {nick} has left {room}"),
+            };
+        }
+        Event::Quit { nick, reason, .. } => {
+            let _ = writeln!(s, "* {nick} has quit ({reason})");
+        }
+        Event::Nick { old, new, .. } => {
+            let _ = writeln!(s, "* {old} is now known as {new}");
+        }
+        Event::Topic {
+            room, by, topic, ..
+        } => {
+            let _ = if topic.is_empty() {
+                writeln!(s, "* {by} cleared the topic of {room}")
+            } else {
+                writeln!(s, "* {by} set the topic of {room} to: {topic}")
+            };
+        }
+    }
+    s
+}
+
+/// Longest IRC line we send, CRLF included.
+const IRC_LINE: usize = 512;
+
+/// Splits `text` into pieces of at most `max` bytes on character boundaries.
+pub(crate) fn split_text(text: &str, max: usize) -> Vec<&str> {
+    let max = max.max(4);
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    out.push(rest);
+    out
+}
+
+/// `:nick!user@host CMD target :text`, split over several lines if too long; actions
+/// as CTCP `ACTION`.
+pub(crate) fn irc_message(
+    out: &mut String,
+    from: &str,
+    userhost: &str,
+    target: &str,
+    msg: &Message,
+) {
+    let cmd = if msg.kind == MsgKind::Notice {
+        "NOTICE"
+    } else {
+        "PRIVMSG"
+    };
+    let head = format!(":{from}!{userhost} {cmd} {target} :");
+    let (pre, post) = if msg.kind == MsgKind::Action {
+        ("\x01ACTION ", "\x01")
+    } else {
+        ("", "")
+    };
+    let room = IRC_LINE.saturating_sub(head.len() + pre.len() + post.len() + 2);
+    for piece in split_text(&msg.text, room) {
+        let _ = write!(out, "{head}{pre}{piece}{post}\r\n");
+    }
+}
+
+fn irc(hub: &Hub, ev: &Event, member: &Member<Endpoint>) -> String {
+    let srv = &hub.cfg.server_name;
+    let me = &*member.nick;
+    let mut s = String::new();
+    match ev {
+        Event::Room { room, msg } => {
+            irc_message(&mut s, &msg.from, &msg.userhost, &format!("#{room}"), msg)
+        }
+        Event::Private { msg } => irc_message(&mut s, &msg.from, &msg.userhost, me, msg),
+        Event::Join {
+            room,
+            nick,
+            userhost,
+        } => {
+            let _ = write!(s, ":{nick}!{userhost} JOIN #{room}\r\n");
+        }
+        Event::Joined {
+            room,
+            members,
+            topic,
+            history,
+        } => {
+            let _ = write!(s, ":{me}!{} JOIN #{room}\r\n", member.userhost);
+            if let Some(t) = topic {
+                let _ = write!(s, ":{srv} 332 {me} #{room} :{t}\r\n");
+            }
+            names(&mut s, srv, me, room, members.iter().map(|m| &**m));
+            if !history.is_empty() {
+                let _ = write!(
+                    s,
+                    ":{srv} NOTICE #{room} :*** last {} messages in #{room}:\r\n",
+                    history.len()
+                );
+                for m in history {
+                    irc_message(&mut s, &m.from, &m.userhost, &format!("#{room}"), m);
+                }
+                let _ = write!(s, ":{srv} NOTICE #{room} :*** end of history\r\n");
+            }
+        }
+        Event::Part {
+            room,
+            nick,
+            userhost,
+            reason,
+        } => {
+            let _ = match reason {
+                Some(r) => write!(s, ":{nick}!{userhost} PART #{room} :{r}\r\n"),
+                None => write!(s, ":{nick}!{userhost} PART #{room}\r\n"),
+            };
+        }
+        Event::Quit {
+            nick,
+            userhost,
+            reason,
+        } => {
+            let _ = write!(s, ":{nick}!{userhost} QUIT :{reason}\r\n");
+        }
+        Event::Nick { old, userhost, new } => {
+            let _ = write!(s, ":{old}!{userhost} NICK :{new}\r\n");
+        }
+        Event::Topic {
+            room,
+            by,
+            userhost,
+            topic,
+        } => {
+            let _ = write!(s, ":{by}!{userhost} TOPIC #{room} :{topic}\r\n");
+        }
+    }
+    s
+}
+
+/// RPL_NAMREPLY lines (353) for `room`, then RPL_ENDOFNAMES (366).
+pub(crate) fn names<'a>(
+    s: &mut String,
+    srv: &str,
+    me: &str,
+    room: &str,
+    members: impl Iterator<Item = &'a str>,
+) {
+    let head = format!(":{srv} 353 {me} = #{room} :");
+    let mut line = String::new();
+    for m in members {
+        if !line.is_empty() && head.len() + line.len() + m.len() + 3 > IRC_LINE {
+            let _ = write!(s, "{head}{line}\r\n");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(m);
+    }
+    if !line.is_empty() {
+        let _ = write!(s, "{head}{line}\r\n");
+    }
+    let _ = write!(s, ":{srv} 366 {me} #{room} :End of /NAMES list.\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    fn msg(kind: MsgKind, text: &str) -> Message {
+        Message {
+            from: "alice".into(),
+            userhost: "~a@127.0.0.1".into(),
+            text: text.into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn line_and_udp_syntax() {
+        let ev = Event::Room {
+            room: "lobby".into(),
+            msg: msg(MsgKind::Plain, "hi there"),
+        };
+        assert_eq!(line(&ev, false), "<alice> hi there\n");
+        assert_eq!(line(&ev, true), "alice:hi there\n");
+        let ev = Event::Room {
+            room: "lobby".into(),
+            msg: msg(MsgKind::Action, "waves"),
+        };
+        assert_eq!(line(&ev, false), "* alice waves\n");
+        let ev = Event::Quit {
+            nick: "bob".into(),
+            userhost: "x@y".into(),
+            reason: Rc::from("Connection closed"),
+        };
+        assert_eq!(line(&ev, false), "* bob has quit (Connection closed)\n");
+    }
+
+    #[test]
+    fn irc_messages_split_and_ctcp() {
+        let mut s = String::new();
+        irc_message(&mut s, "a", "u@h", "#lobby", &msg(MsgKind::Action, "waves"));
+        assert_eq!(s, ":a!u@h PRIVMSG #lobby :\x01ACTION waves\x01\r\n");
+        let long = "é".repeat(600);
+        let mut s = String::new();
+        irc_message(&mut s, "a", "u@h", "#lobby", &msg(MsgKind::Plain, &long));
+        let lines: Vec<&str> = s.split_inclusive("\r\n").collect();
+        assert!(lines.len() >= 3, "{}", lines.len());
+        assert!(lines.iter().all(|l| l.len() <= IRC_LINE));
+        let body: String = lines
+            .iter()
+            .map(|l| l.trim_end().split_once(" :").unwrap().1)
+            .collect();
+        assert_eq!(body, long);
+    }
+
+    #[test]
+    fn names_are_chunked() {
+        let mut s = String::new();
+        let many: Vec<String> = (0..200).map(|i| format!("user{i}")).collect();
+        names(
+            &mut s,
+            "srv",
+            "me",
+            "lobby",
+            many.iter().map(|m| m.as_str()),
+        );
+        assert!(s.lines().count() > 3);
+        assert!(s.lines().all(|l| l.len() + 2 <= IRC_LINE));
+        assert!(s.ends_with(":srv 366 me #lobby :End of /NAMES list.\r\n"));
+    }
+}

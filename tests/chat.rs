@@ -1,0 +1,1163 @@
+//! The chat server end to end, on every backend: line-protocol (`nc`-style) clients,
+//! raw IRC sessions, real IRC clients (Python's `irc` package and `ii`), the classroom
+//! UDP chat, misbehaving clients (flooders, slow readers, vanishing clients, bad
+//! bytes), and the `chat_server` example as a child process.
+//!
+//! `per_backend!` at the bottom instantiates each case per backend
+//! (`epoll_et::many_clients_many_rooms`, ...). Servers run in-process on loopback port 0
+//! (or the binary, given `127.0.0.1:0` for all three front ends); every socket read has
+//! a timeout and every wait a deadline. A missing real IRC client skips its case with a
+//! note, except under `CI=true`, where it fails.
+
+#[macro_use]
+mod support;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use readyloop::proto::chat::{ChatConfig, ChatServer};
+use readyloop::reactor::Config;
+use readyloop::selector::Backend;
+
+use support::*;
+
+// ---------------------------------------------------------------------------------
+// An in-process server
+// ---------------------------------------------------------------------------------
+
+thread_local! {
+    /// The chat server of the reactor thread this runs on (each case has its own).
+    static CHAT: RefCell<Option<ChatServer>> = const { RefCell::new(None) };
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Addrs {
+    line: SocketAddr,
+    irc: SocketAddr,
+    udp: SocketAddr,
+}
+
+/// A relaxed configuration for cases that are not about limits.
+fn relaxed() -> ChatConfig {
+    ChatConfig {
+        flood_burst: 100_000,
+        flood_rate: 100_000.0,
+        ..ChatConfig::default()
+    }
+}
+
+fn start(backend: Backend, cfg: ChatConfig) -> (LoopThread, Addrs) {
+    spawn_loop(backend, Config::default(), move |r| {
+        let chat = ChatServer::new(cfg);
+        let line = chat.listen_lines(r, "127.0.0.1:0").unwrap().1;
+        let irc = chat.listen_irc(r, "127.0.0.1:0").unwrap().1;
+        let udp = chat.bind_udp(r, "127.0.0.1:0").unwrap().1;
+        CHAT.with(|c| *c.borrow_mut() = Some(chat));
+        Addrs { line, irc, udp }
+    })
+}
+
+/// How many members the chat has (asked on the loop).
+fn members(lt: &LoopThread) -> usize {
+    lt.call(|_| CHAT.with(|c| c.borrow().as_ref().map_or(0, |c| c.members())))
+}
+
+// ---------------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------------
+
+/// A line-oriented TCP client (the line protocol or raw IRC).
+struct Client {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+    name: String,
+    /// Lines read so far (for failure messages).
+    seen: Vec<String>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr, name: &str) -> Client {
+        let s = connect(addr);
+        Client {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+            name: name.to_string(),
+            seen: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        self.w
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap_or_else(|e| panic!("{}: send {line:?}: {e}", self.name));
+    }
+
+    /// The next line (`None` at EOF or on a read error/timeout).
+    fn next_line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        match self.r.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                let l = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string();
+                self.seen.push(l.clone());
+                if self.seen.len() > 200 {
+                    self.seen.remove(0);
+                }
+                Some(l)
+            }
+        }
+    }
+
+    /// Reads lines until one satisfies `pred`; returns it. Panics at EOF or timeout.
+    fn expect(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            match self.next_line() {
+                Some(l) if pred(&l) => return l,
+                Some(_) if start.elapsed() < DEADLINE => {}
+                _ => panic!(
+                    "{}: expected {what}; last lines:\n{}",
+                    self.name,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn expect_line(&mut self, exact: &str) {
+        self.expect(&format!("{exact:?}"), |l| l == exact);
+    }
+
+    fn expect_contains(&mut self, part: &str) -> String {
+        self.expect(&format!("a line containing {part:?}"), |l| l.contains(part))
+    }
+
+    /// Nothing matching `pred` arrives within `quiet`.
+    fn expect_none(&mut self, quiet: Duration, what: &str, pred: impl Fn(&str) -> bool) {
+        self.w.set_read_timeout(Some(quiet)).unwrap();
+        while let Some(l) = self.next_line() {
+            assert!(!pred(&l), "{}: unexpected {what}: {l:?}", self.name);
+        }
+        self.w.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    }
+
+    /// Reads until EOF or a reset; panics if it takes longer than the deadline.
+    fn expect_closed(&mut self) {
+        let start = Instant::now();
+        loop {
+            let mut buf = [0u8; 65536];
+            match self.r.read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => panic!("{}: not closed", self.name),
+                Err(_) => return,
+            }
+            assert!(start.elapsed() < DEADLINE, "{}: not closed", self.name);
+        }
+    }
+}
+
+/// A registered line-protocol user, in the lobby.
+fn line_user(addr: SocketAddr, nick: &str) -> Client {
+    let mut c = Client::connect(addr, nick);
+    c.expect_line("* What is your nickname?");
+    c.send(nick);
+    c.expect_contains(&format!("* hello, {nick}!"));
+    c.expect(&format!("{nick} in the lobby"), |l| {
+        l.starts_with("* you are in lobby (")
+    });
+    c
+}
+
+/// A registered raw IRC user, in `#lobby` (up to the end of the names list).
+fn irc_user(addr: SocketAddr, nick: &str) -> Client {
+    let mut c = Client::connect(addr, nick);
+    c.send(&format!("NICK {nick}"));
+    c.send(&format!("USER {nick} 0 * :Test {nick}"));
+    c.expect_contains(&format!(" 001 {nick} :Welcome"));
+    c.expect_contains(&format!(":{nick}!~{nick}@127.0.0.1 JOIN #lobby"));
+    c.expect_contains(&format!(" 366 {nick} #lobby :End of /NAMES list."));
+    c
+}
+
+/// A classroom UDP client.
+struct UdpUser {
+    s: UdpSocket,
+    server: SocketAddr,
+    name: String,
+}
+
+impl UdpUser {
+    fn new(server: SocketAddr, name: &str) -> UdpUser {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        UdpUser {
+            s,
+            server,
+            name: name.to_string(),
+        }
+    }
+
+    fn send(&self, text: &str) {
+        self.s.send_to(text.as_bytes(), self.server).unwrap();
+    }
+
+    /// Datagrams until one satisfies `pred` (bounded).
+    fn expect(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 65536];
+        while start.elapsed() < DEADLINE {
+            if let Ok((n, _)) = self.s.recv_from(&mut buf) {
+                let d = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if pred(&d) {
+                    return d;
+                }
+                seen.push(d);
+            }
+        }
+        panic!("{}: expected {what}; got {seen:?}", self.name)
+    }
+
+    fn expect_dgram(&self, exact: &str) {
+        self.expect(&format!("{exact:?}"), |d| d == exact);
+    }
+
+    /// Joins as `name` and waits for the welcome.
+    fn join(server: SocketAddr, name: &str) -> UdpUser {
+        let u = UdpUser::new(server, name);
+        u.send(&format!("username@{name}"));
+        u.expect_dgram(&format!(
+            "Welcome {name}! You are in lobby; send /leave to leave."
+        ));
+        u
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Cases
+// ---------------------------------------------------------------------------------
+
+/// 36 clients in 3 rooms (and 4 stay in the lobby), each sending 40 messages at once:
+/// every member of a room gets every other member's messages, in each sender's
+/// order, and nothing from other rooms.
+fn many_clients_many_rooms(backend: Backend) {
+    const ROOMS: usize = 3;
+    const PER_ROOM: usize = 12;
+    const MSGS: usize = 40;
+    let (lt, a) = start(backend, relaxed());
+    let n = ROOMS * PER_ROOM;
+    let barrier = Arc::new(Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let nick = format!("u{i}");
+                let room = format!("room{}", i % ROOMS);
+                let mut c = line_user(a.line, &nick);
+                c.send(&format!("/join {room}"));
+                c.expect(&format!("{nick} in {room}"), |l| {
+                    l.starts_with(&format!("* you are in {room} ("))
+                });
+                barrier.wait();
+                let mut batch = String::new();
+                for k in 0..MSGS {
+                    batch.push_str(&format!("msg {nick} {k}\n"));
+                }
+                c.w.write_all(batch.as_bytes()).unwrap();
+                // Expect MSGS from every other member of the room, in order per sender.
+                let mut next: HashMap<String, usize> = (0..n)
+                    .filter(|j| j % ROOMS == i % ROOMS && *j != i)
+                    .map(|j| (format!("u{j}"), 0))
+                    .collect();
+                let mut left = next.len() * MSGS;
+                while left > 0 {
+                    let l = c.next_line().unwrap_or_else(|| {
+                        panic!("{nick}: EOF/timeout with {left} messages missing: {next:?}")
+                    });
+                    if l.starts_with("* ") {
+                        continue;
+                    }
+                    // <uJ> msg uJ K
+                    let (from, rest) = l
+                        .strip_prefix('<')
+                        .and_then(|r| r.split_once("> "))
+                        .unwrap_or_else(|| panic!("{nick}: odd line {l:?}"));
+                    let exp = next
+                        .get_mut(from)
+                        .unwrap_or_else(|| panic!("{nick} in {room}: message from {from}: {l}"));
+                    assert_eq!(
+                        rest,
+                        format!("msg {from} {exp}"),
+                        "{nick}: order from {from}"
+                    );
+                    *exp += 1;
+                    left -= 1;
+                }
+                assert!(next.values().all(|&k| k == MSGS));
+                c
+            })
+        })
+        .collect();
+    let clients: Vec<Client> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(members(&lt), n, "{backend}");
+    drop(clients);
+    eventually(DEADLINE, "everyone gone", || {
+        (members(&lt) == 0).then_some(())
+    });
+    lt.stop().unwrap();
+}
+
+/// Bursts beyond the token bucket are dropped with one notice; a flooder that keeps
+/// going is disconnected and its quit announced.
+fn flood_limit(backend: Backend) {
+    let cfg = ChatConfig {
+        flood_burst: 5,
+        flood_rate: 1.0,
+        flood_disconnect: 40,
+        ..ChatConfig::default()
+    };
+    let (lt, a) = start(backend, cfg);
+    let mut listener = line_user(a.line, "listener");
+    let mut flooder = line_user(a.line, "flooder");
+    // Registration took one token.
+    let burst: String = (0..20).map(|k| format!("f{k}\n")).collect();
+    flooder.w.write_all(burst.as_bytes()).unwrap();
+    flooder.expect_contains("* flood limit: at most 5 lines at once");
+    listener.expect_line("<flooder> f0");
+    listener.expect_line("<flooder> f3");
+    // f4 only if a token came back in time; nothing beyond f5.
+    listener.expect_none(Duration::from_millis(300), "flood beyond the bucket", |l| {
+        l.starts_with("<flooder> f") && l[11..].parse::<usize>().is_ok_and(|k| k > 5)
+    });
+    // Keep going: disconnected.
+    let more: String = (0..100).map(|k| format!("g{k}\n")).collect();
+    let _ = flooder.w.write_all(more.as_bytes());
+    flooder.expect_line("* excess flood; goodbye");
+    flooder.expect_closed();
+    listener.expect_line("* flooder has quit (Excess flood)");
+    eventually(DEADLINE, "flooder removed", || {
+        (members(&lt) == 1).then_some(())
+    });
+    // IRC: a NOTICE; UDP: one error datagram per episode.
+    let mut ircf = irc_user(a.irc, "ircflood");
+    let burst: String = (0..10)
+        .map(|k| format!("PRIVMSG #lobby :i{k}\r\n"))
+        .collect();
+    ircf.w.write_all(burst.as_bytes()).unwrap();
+    ircf.expect_contains("NOTICE ircflood :*** flood limit: at most 5 lines at once");
+    listener.expect_line("<ircflood> i0");
+    let u = UdpUser::join(a.udp, "udpflood");
+    for k in 0..10 {
+        u.send(&format!("u{k}"));
+    }
+    u.expect_dgram("error: flood limit (at most 5 at once, 1 per second); message dropped");
+    listener.expect_line("<udpflood> u0");
+    listener.expect_line("<udpflood> u4");
+    listener.expect_none(Duration::from_millis(200), "UDP flood relayed", |l| {
+        l == "<udpflood> u7" || l == "<udpflood> u9"
+    });
+    lt.stop().unwrap();
+}
+
+/// Taken and malformed nicknames on every front end.
+fn nick_collisions(backend: Backend) {
+    let (lt, a) = start(backend, relaxed());
+    let mut alice = line_user(a.line, "Alice");
+    let mut c = Client::connect(a.line, "second");
+    c.expect_line("* What is your nickname?");
+    c.send("aLiCe");
+    c.expect_line("* nickname aLiCe is taken");
+    c.expect_line("* What is your nickname?");
+    c.send("9lives");
+    c.expect_contains("* invalid nickname 9lives");
+    c.expect_line("* What is your nickname?");
+    c.send("bob");
+    c.expect_contains("* hello, bob!");
+    c.send("/nick ALICE");
+    c.expect_line("* nickname ALICE is taken");
+    c.send("/nick bobby");
+    c.expect_line("* bob is now known as bobby");
+    alice.expect_line("* bob is now known as bobby");
+    // IRC: 433 before registration, then another nickname works.
+    let mut i = Client::connect(a.irc, "irc");
+    i.send("NICK alice");
+    i.expect_contains(" 433 * alice :Nickname is already in use");
+    i.send("NICK bobby");
+    i.expect_contains(" 433 * bobby :Nickname is already in use");
+    i.send("NICK bad!nick");
+    i.expect_contains(" 432 * bad!nick :Erroneous nickname");
+    i.send("NICK carol");
+    i.send("USER carol 0 * :Carol");
+    i.expect_contains(" 001 carol ");
+    i.send("NICK Alice");
+    i.expect_contains(" 433 carol Alice :Nickname is already in use");
+    // UDP: taken name gets an error datagram.
+    let u = UdpUser::new(a.udp, "udp");
+    u.send("username@CAROL");
+    u.expect("taken error", |d| d == "error: nickname CAROL is taken");
+    u.send("username@dave");
+    u.expect_dgram("Welcome dave! You are in lobby; send /leave to leave.");
+    // Case-only change of one's own nickname is allowed.
+    alice.send("/nick alice");
+    alice.expect_line("* Alice is now known as alice");
+    lt.stop().unwrap();
+}
+
+/// The last N messages of a room are replayed on join (line, IRC and UDP).
+fn history_replay(backend: Backend) {
+    let mut cfg = relaxed();
+    cfg.core.history = 3;
+    let (lt, a) = start(backend, cfg);
+    let mut a1 = line_user(a.line, "a1");
+    for k in 0..5 {
+        a1.send(&format!("old {k}"));
+    }
+    a1.send("/me waves");
+    a1.send("/who");
+    a1.expect_line("* in lobby (1): a1");
+    let mut b = Client::connect(a.line, "b");
+    b.send("b");
+    b.expect_line("* you are in lobby (2 here: a1, b)");
+    b.expect_line("* last 3 messages in lobby:");
+    b.expect_line("<a1> old 3");
+    b.expect_line("<a1> old 4");
+    b.expect_line("* a1 waves");
+    b.expect_line("* end of history");
+    let mut i = irc_user(a.irc, "ircy");
+    i.expect_contains("NOTICE #lobby :*** last 3 messages in #lobby:");
+    i.expect_line(":a1!~line@127.0.0.1 PRIVMSG #lobby :old 3");
+    i.expect_line(":a1!~line@127.0.0.1 PRIVMSG #lobby :old 4");
+    i.expect_line(":a1!~line@127.0.0.1 PRIVMSG #lobby :\x01ACTION waves\x01");
+    i.expect_contains("NOTICE #lobby :*** end of history");
+    let u = UdpUser::new(a.udp, "u");
+    u.send("username@udpy");
+    u.expect_dgram("a1:old 3");
+    u.expect_dgram("a1:old 4");
+    u.expect_dgram("* a1 waves");
+    // Rooms other than the lobby: history too, and forgotten when empty.
+    a1.send("/join rust");
+    a1.expect_contains("* you are in rust (1 here: a1)");
+    a1.send("in rust");
+    b.send("/join RUST");
+    b.expect_line("<a1> in rust");
+    lt.stop().unwrap();
+}
+
+/// A client that stops reading is cut off once its output passes the limit (logged),
+/// its quit is announced, and the others keep getting everything; the server's memory
+/// stays flat. Runs against the binary (to read its RSS and log).
+fn slow_reader_is_cut_off(backend: Backend) {
+    let mut srv = ChatProcess::start(
+        backend,
+        &[
+            "--max-output",
+            "262144",
+            "--flood-burst",
+            "1000000",
+            "--flood-rate",
+            "1000000",
+        ],
+    );
+    let mut fast = line_user(srv.line, "fast");
+    let mut slow = line_user(srv.line, "slow");
+    let mut talker = line_user(srv.line, "talker");
+    let before = srv.status_kib("VmRSS");
+    // The fast reader checks every line in order on its own thread.
+    const LINE: usize = 2000;
+    let (tx, rx) = mpsc::channel::<usize>();
+    let progress = Arc::new(AtomicUsize::new(0));
+    let seen = progress.clone();
+    let reader = thread::spawn(move || {
+        let mut next = 0usize;
+        let mut cut = false;
+        let pad = "x".repeat(LINE);
+        loop {
+            let Some(l) = fast.next_line() else {
+                panic!("fast: EOF/timeout at message {next}")
+            };
+            if l == "* slow has quit (Connection lost: output buffer limit exceeded)" {
+                cut = true;
+                let _ = tx.send(next);
+                continue;
+            }
+            if l == "<talker> after" {
+                assert!(cut, "the quit came first");
+                return (next, fast);
+            }
+            if l.starts_with("* ") {
+                continue;
+            }
+            assert_eq!(l, format!("<talker> {next} {pad}"), "fast: message {next}");
+            next += 1;
+            seen.store(next, Ordering::Relaxed);
+        }
+    });
+    let pad = "x".repeat(LINE);
+    let mut sent = 0usize;
+    let mut cut = None;
+    let cut_at = loop {
+        let mut batch = String::new();
+        for _ in 0..50 {
+            batch.push_str(&format!("{sent} {pad}\n"));
+            sent += 1;
+        }
+        talker.w.write_all(batch.as_bytes()).unwrap();
+        // Stay at most a window ahead of the fast reader (well under the output
+        // limit), so only the reader that stopped can pass it.
+        let start = Instant::now();
+        while cut.is_none() && progress.load(Ordering::Relaxed) + 64 < sent {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{backend}: the fast reader stalled"
+            );
+            cut = rx.try_recv().ok();
+            thread::sleep(Duration::from_millis(1));
+        }
+        if let Some(n) = cut.or_else(|| rx.try_recv().ok()) {
+            break n;
+        }
+        assert!(sent < 20_000, "{backend}: slow reader never cut off");
+    };
+    talker.send("after");
+    let (got, mut fast) = reader.join().unwrap();
+    assert_eq!(got, sent, "{backend}: the fast reader got every message");
+    let peak = srv.status_kib("VmHWM");
+    eprintln!(
+        "{backend}: slow reader cut off after ~{cut_at} messages of {LINE} bytes; RSS {before} KiB before, peak {peak} KiB"
+    );
+    assert!(
+        peak.saturating_sub(before) < 48 << 10,
+        "{backend}: server memory grew from {before} KiB to {peak} KiB"
+    );
+    // The slow client reads what the kernel held, then EOF/reset.
+    slow.expect_closed();
+    fast.send("still here");
+    talker.expect_line("<fast> still here");
+    eventually(DEADLINE, "the cut is logged", || {
+        let log = srv.stderr();
+        (log.contains("output buffer") && log.contains("limit")).then_some(())
+    });
+    srv.terminate_and_wait();
+}
+
+/// The classroom UDP protocol: error for strangers, join, relay to every front end,
+/// leave, and expiry of silent members.
+fn udp_join_relay_error(backend: Backend) {
+    let mut cfg = relaxed();
+    cfg.udp_idle = Duration::from_secs(1);
+    let (lt, a) = start(backend, cfg);
+    let mut nc = line_user(a.line, "nc");
+    let stranger = UdpUser::new(a.udp, "stranger");
+    stranger.send("hello?");
+    stranger.expect_dgram("error: not joined; send username@NAME to join");
+    let u = UdpUser::join(a.udp, "uma");
+    u.expect_dgram("* you are in lobby (2 here: nc, uma)");
+    nc.expect_line("* uma has joined lobby");
+    u.send("hi from udp\n");
+    u.expect_dgram("uma:hi from udp");
+    nc.expect_line("<uma> hi from udp");
+    nc.send("hi uma");
+    u.expect_dgram("nc:hi uma");
+    u.send("/who");
+    u.expect_dgram("* in lobby (2): nc, uma");
+    u.send("username@uma");
+    u.expect_dgram("Welcome uma! You are in lobby; send /leave to leave.");
+    u.send("/leave");
+    u.expect_dgram("Bye uma");
+    nc.expect_line("* uma has quit (Left the chat)");
+    u.send("still here?");
+    u.expect_dgram("error: not joined; send username@NAME to join");
+    // A silent member expires; one that keeps talking does not.
+    let v = UdpUser::join(a.udp, "vic");
+    nc.expect_line("* vic has joined lobby");
+    v.expect("expiry notice", |d| d == "Bye vic (timed out)");
+    nc.expect_contains("* vic has quit (Timed out after 1s of silence)");
+    v.send("late");
+    v.expect_dgram("error: not joined; send username@NAME to join");
+    assert_eq!(members(&lt), 1, "{backend}");
+    lt.stop().unwrap();
+}
+
+/// A nc user, an IRC user and a UDP user in the same room see each other; rooms map
+/// between `name` and `#name`.
+fn cross_front_end(backend: Backend) {
+    let (lt, a) = start(backend, relaxed());
+    let mut nc = line_user(a.line, "ncu");
+    let mut irc = irc_user(a.irc, "ircu");
+    nc.expect_line("* ircu has joined lobby");
+    let u = UdpUser::join(a.udp, "udpu");
+    nc.expect_line("* udpu has joined lobby");
+    irc.expect_line(":udpu!udp@127.0.0.1 JOIN #lobby");
+    nc.send("from nc");
+    irc.expect_line(":ncu!~line@127.0.0.1 PRIVMSG #lobby :from nc");
+    u.expect_dgram("ncu:from nc");
+    irc.send("PRIVMSG #lobby :from irc");
+    nc.expect_line("<ircu> from irc");
+    u.expect_dgram("ircu:from irc");
+    irc.send("PRIVMSG #LOBBY :\x01ACTION dances\x01");
+    nc.expect_line("* ircu dances");
+    u.send("from udp");
+    nc.expect_line("<udpu> from udp");
+    irc.expect_line(":udpu!udp@127.0.0.1 PRIVMSG #lobby :from udp");
+    nc.send("/me waves");
+    irc.expect_line(":ncu!~line@127.0.0.1 PRIVMSG #lobby :\x01ACTION waves\x01");
+    // Private messages both ways.
+    nc.send("/msg IRCU psst");
+    irc.expect_line(":ncu!~line@127.0.0.1 PRIVMSG ircu :psst");
+    nc.expect_line("-> *IRCU* psst");
+    irc.send("PRIVMSG ncu :back");
+    nc.expect_line("*ircu* back");
+    // #Rust on IRC is rust on the line protocol.
+    irc.send("JOIN #Rust");
+    irc.expect_line(":ircu!~ircu@127.0.0.1 JOIN #Rust");
+    nc.send("/join rust");
+    nc.expect_line("* you are in Rust (2 here: ircu, ncu)");
+    irc.expect_line(":ncu!~line@127.0.0.1 JOIN #Rust");
+    irc.send("PRIVMSG #rust :rusty");
+    nc.expect_line("<ircu> rusty");
+    u.expect("nothing from #rust", |d| {
+        d == "* ncu has left lobby (joined rust)"
+    });
+    nc.send("/part");
+    irc.expect_line(":ncu!~line@127.0.0.1 PART #Rust :joined lobby");
+    nc.expect_line("* you are in lobby (3 here: ircu, udpu, ncu)");
+    lt.stop().unwrap();
+}
+
+/// The IRC command set over a raw socket: registration, errors, queries, QUIT.
+fn irc_commands(backend: Backend) {
+    let (lt, a) = start(backend, relaxed());
+    let mut nc = line_user(a.line, "watcher");
+    let mut c = Client::connect(a.irc, "raw");
+    c.send("JOIN #lobby");
+    c.expect_contains(" 451 * :You have not registered");
+    c.send("CAP LS 302");
+    c.expect_contains(" CAP * LS :");
+    c.send("PING :early");
+    c.expect_contains(" PONG readyloop.chat :early");
+    c.send("USER raw");
+    c.expect_contains(" 461 * USER :Not enough parameters");
+    c.send("NICK raw");
+    c.send("USER raw 0 * :Raw Client");
+    for code in ["001", "002", "003", "004", "005", "375", "372", "376"] {
+        c.expect_contains(&format!(" {code} raw "));
+    }
+    c.expect_line(":raw!~raw@127.0.0.1 JOIN #lobby");
+    c.expect_contains(" 353 raw = #lobby :watcher raw");
+    c.expect_contains(" 366 raw #lobby :End of /NAMES list.");
+    nc.expect_line("* raw has joined lobby");
+    c.send("CAP END");
+    c.send("USER again 0 * :x");
+    c.expect_contains(" 462 raw :You may not reregister");
+    c.send("PING :tok");
+    c.expect_line(":readyloop.chat PONG readyloop.chat :tok");
+    c.send("FROBNICATE x");
+    c.expect_contains(" 421 raw FROBNICATE :Unknown command");
+    c.send("PRIVMSG nobody :hi");
+    c.expect_contains(" 401 raw nobody :No such nick/channel");
+    c.send("PRIVMSG #nowhere :hi");
+    c.expect_contains(" 403 raw #nowhere :No such channel");
+    c.send("PRIVMSG");
+    c.expect_contains(" 411 raw :No recipient given (PRIVMSG)");
+    c.send("PRIVMSG #lobby");
+    c.expect_contains(" 412 raw :No text to send");
+    c.send("NOTICE nobody :no reply to notices");
+    c.send("JOIN");
+    c.expect_contains(" 461 raw JOIN :Not enough parameters");
+    c.send("JOIN nohash");
+    c.expect_contains(" 403 raw nohash :No such channel");
+    c.send("PART #other");
+    c.expect_contains(" 403 raw #other :No such channel");
+    c.send("JOIN #other,#third");
+    c.expect_line(":raw!~raw@127.0.0.1 JOIN #other");
+    c.expect_line(":raw!~raw@127.0.0.1 JOIN #third");
+    c.send("PART #third :bye third");
+    c.expect_line(":raw!~raw@127.0.0.1 PART #third :bye third");
+    c.send("PART #lobby");
+    c.expect_line(":raw!~raw@127.0.0.1 PART #lobby");
+    nc.expect_line("* raw has left lobby");
+    c.send("PRIVMSG #lobby :not a member");
+    c.expect_contains(" 404 raw #lobby :Cannot send to channel");
+    c.send("PART #lobby");
+    c.expect_contains(" 442 raw #lobby :You're not on that channel");
+    c.send("JOIN #lobby");
+    c.expect_line(":raw!~raw@127.0.0.1 JOIN #lobby");
+    c.send("TOPIC #lobby");
+    c.expect_contains(" 331 raw #lobby :No topic is set");
+    c.send("TOPIC #lobby :chat about loops");
+    c.expect_line(":raw!~raw@127.0.0.1 TOPIC #lobby :chat about loops");
+    nc.expect_line("* raw set the topic of lobby to: chat about loops");
+    c.send("TOPIC #lobby");
+    c.expect_contains(" 332 raw #lobby :chat about loops");
+    c.send("NAMES #lobby");
+    c.expect_contains(" 353 raw = #lobby :watcher raw");
+    c.expect_contains(" 366 raw #lobby :End of /NAMES list.");
+    c.send("WHO #lobby");
+    c.expect_contains(" 352 raw #lobby ~line 127.0.0.1 readyloop.chat watcher H :0 watcher");
+    c.expect_contains(" 352 raw #lobby ~raw 127.0.0.1 readyloop.chat raw H :0 raw");
+    c.expect_contains(" 315 raw #lobby :End of WHO list");
+    c.send("WHOIS watcher");
+    c.expect_contains(" 311 raw watcher ~line 127.0.0.1 * :watcher");
+    c.expect_contains(" 318 raw watcher :End of /WHOIS list.");
+    c.send("LIST");
+    c.expect_contains(" 321 raw Channel :Users  Name");
+    c.expect_contains(" 322 raw #lobby 2 :chat about loops");
+    c.expect_contains(" 322 raw #other 1 :");
+    c.expect_contains(" 323 raw :End of /LIST");
+    c.send("MOTD");
+    c.expect_contains(" 375 raw :- readyloop.chat Message of the day");
+    c.expect_contains(" 376 raw :End of /MOTD command.");
+    c.send("MODE #lobby");
+    c.expect_contains(" 324 raw #lobby +nt");
+    c.send("NICK rawer");
+    c.expect_line(":raw!~raw@127.0.0.1 NICK :rawer");
+    nc.expect_line("* raw is now known as rawer");
+    // A line of more than 512 bytes: 417, and the connection goes on.
+    c.send(&format!("PRIVMSG #lobby :{}", "y".repeat(600)));
+    c.expect_contains(" 417 rawer :Input line was too long");
+    c.send("QUIT :done here");
+    c.expect_contains("ERROR :Closing Link: 127.0.0.1 (Quit: done here)");
+    c.expect_closed();
+    nc.expect_line("* rawer has quit (Quit: done here)");
+    lt.stop().unwrap();
+}
+
+/// A client that vanishes (reset or plain close) is removed from every room, its quit
+/// announced once; an unregistered one just goes.
+fn vanished_client_removed_everywhere(backend: Backend) {
+    let (lt, a) = start(backend, relaxed());
+    let mut watcher = irc_user(a.irc, "watcher");
+    watcher.send("JOIN #side");
+    watcher.expect_line(":watcher!~watcher@127.0.0.1 JOIN #side");
+    let mut ghost = irc_user(a.irc, "ghost");
+    ghost.send("JOIN #side");
+    watcher.expect_line(":ghost!~ghost@127.0.0.1 JOIN #side");
+    let nc = line_user(a.line, "ncghost");
+    watcher.expect_line(":ncghost!~line@127.0.0.1 JOIN #lobby");
+    let _unregistered = Client::connect(a.line, "unregistered");
+    assert_eq!(members(&lt), 3);
+    // Reset: SO_LINGER 0 then close.
+    readyloop::sys::socket::set_linger_zero(ghost.w.as_fd()).unwrap();
+    drop(ghost);
+    let q = watcher.expect_contains(":ghost!~ghost@127.0.0.1 QUIT :");
+    assert!(q.contains("Connection"), "{q}");
+    // Plain close.
+    nc.w.shutdown(Shutdown::Both).unwrap();
+    drop(nc);
+    watcher.expect_line(":ncghost!~line@127.0.0.1 QUIT :Connection closed");
+    watcher.expect_none(Duration::from_millis(200), "a second QUIT", |l| {
+        l.contains(" QUIT ")
+    });
+    assert_eq!(members(&lt), 1);
+    watcher.send("NAMES #side");
+    watcher.expect_contains(" 353 watcher = #side :watcher");
+    lt.stop().unwrap();
+}
+
+/// Bytes that are not UTF-8 arrive as U+FFFD; control characters cannot break lines;
+/// an overlong line is refused and the connection goes on.
+fn bad_bytes_and_long_lines(backend: Backend) {
+    let (lt, a) = start(backend, relaxed());
+    let mut x = line_user(a.line, "x");
+    let mut y = irc_user(a.irc, "y");
+    x.expect_line("* y has joined lobby");
+    x.w.write_all(b"caf\xe9 \xff\xfe ok\n").unwrap();
+    y.expect_line(":x!~line@127.0.0.1 PRIVMSG #lobby :caf\u{fffd} \u{fffd}\u{fffd} ok");
+    x.w.write_all(b"inject\rPRIVMSG #lobby :fake\n").unwrap();
+    y.expect_line(":x!~line@127.0.0.1 PRIVMSG #lobby :inject PRIVMSG #lobby :fake");
+    x.w.write_all(&[b'z'; 5000]).unwrap();
+    x.w.write_all(b"\nshort\n").unwrap();
+    x.expect_line("* line too long (at most 2048 bytes); dropped");
+    y.expect_line(":x!~line@127.0.0.1 PRIVMSG #lobby :short");
+    y.w.write_all(b"PRIVMSG #lobby :\xc3\x28 bad\r\n").unwrap();
+    x.expect_line("<y> \u{fffd}( bad");
+    // A nickname in bad UTF-8 is just invalid.
+    let mut z = Client::connect(a.line, "z");
+    z.expect_line("* What is your nickname?");
+    z.w.write_all(b"\xff\xff\n").unwrap();
+    z.expect_contains("* invalid nickname");
+    lt.stop().unwrap();
+}
+
+// ---------------------------------------------------------------------------------
+// Real IRC clients
+// ---------------------------------------------------------------------------------
+
+/// Whether a real client is available; if not: a skip note, or a failure under
+/// `CI=true` naming the package to install.
+fn require(ok: bool, what: &str, install: &str) -> bool {
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{what} is required under CI=true ({install})");
+        }
+        eprintln!("note: {what} not found ({install}); skipping this case");
+    }
+    ok
+}
+
+/// The Python interpreter with the `irc` package, if any.
+fn python_irc() -> Option<String> {
+    ["python3", "/usr/bin/python3"].into_iter().find_map(|py| {
+        let ok = Command::new(py)
+            .args(["-c", "import irc.client"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| py.to_string())
+    })
+}
+
+const PY_CLIENT: &str = r##"
+import sys, time
+import irc.client
+
+host, port = sys.argv[1], int(sys.argv[2])
+deadline = time.time() + 15
+state = {"joined": False, "got": None}
+
+def on_welcome(c, e):
+    print("WELCOME", e.arguments[0], flush=True)
+
+def on_join(c, e):
+    if irc.client.NickMask(e.source).nick == c.get_nickname() and e.target == "#lobby":
+        state["joined"] = True
+        print("JOINED", e.target, flush=True)
+        c.privmsg("#lobby", "hello from python")
+
+def on_pubmsg(c, e):
+    nick = irc.client.NickMask(e.source).nick
+    print("PUBMSG", nick, e.target, e.arguments[0], flush=True)
+    if nick == "ncpal" and e.arguments[0] == "hello python":
+        state["got"] = e.arguments[0]
+        c.quit("bye from python")
+
+def on_disconnect(c, e):
+    state["done"] = True
+
+reactor = getattr(irc.client, "Reactor", None) or irc.client.IRC
+reactor = reactor()
+c = reactor.server().connect(host, port, "pyuser", username="py", ircname="Python Client")
+c.add_global_handler("welcome", on_welcome)
+c.add_global_handler("join", on_join)
+c.add_global_handler("pubmsg", on_pubmsg)
+c.add_global_handler("disconnect", on_disconnect)
+while time.time() < deadline and not state.get("done"):
+    reactor.process_once(0.1)
+if state["got"] and state["joined"]:
+    print("OK", flush=True)
+    sys.exit(0)
+print("FAILED", state, flush=True)
+sys.exit(1)
+"##;
+
+/// A real client (Python's `irc` package) registers, is put in #lobby, talks to a
+/// line-protocol user and hears back.
+fn irc_client_python(backend: Backend) {
+    let py = python_irc();
+    if !require(py.is_some(), "Python's irc package", "pip install irc") {
+        return;
+    }
+    let py = py.unwrap();
+    let (lt, a) = start(backend, relaxed());
+    let mut nc = line_user(a.line, "ncpal");
+    let script = std::env::temp_dir().join(format!("readyloop-chat-{}.py", std::process::id()));
+    std::fs::write(&script, PY_CLIENT).unwrap();
+    let mut child = Command::new(&py)
+        .arg(&script)
+        .arg(a.irc.ip().to_string())
+        .arg(a.irc.port().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {py}: {e}"));
+    let out = drain(child.stdout.take().unwrap());
+    let err = drain(child.stderr.take().unwrap());
+    nc.expect_line("* pyuser has joined lobby");
+    nc.expect_line("<pyuser> hello from python");
+    nc.send("hello python");
+    nc.expect_line("* pyuser has quit (Quit: bye from python)");
+    let st = wait_child(&mut child, DEADLINE);
+    let _ = child.kill();
+    let out = out.join().unwrap();
+    let err = err.join().unwrap();
+    let _ = std::fs::remove_file(&script);
+    assert!(
+        st.is_some_and(|s| s.success()) && out.contains("OK"),
+        "{backend}: python client {st:?}\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(
+        out.contains("WELCOME Welcome to the readyloop chat, pyuser!~py@127.0.0.1"),
+        "{out}"
+    );
+    assert!(out.contains("PUBMSG ncpal #lobby hello python"), "{out}");
+    lt.stop().unwrap();
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = r.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    })
+}
+
+fn have_ii() -> bool {
+    // ii has no --version that exits 0 on every build: look for it on PATH.
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("ii").is_file()))
+}
+
+/// Waits until `path` exists and contains `part`.
+fn wait_file_contains(path: &Path, part: &str) -> String {
+    eventually(
+        DEADLINE,
+        &format!("{} contains {part:?}", path.display()),
+        || {
+            std::fs::read_to_string(path)
+                .ok()
+                .filter(|s| s.contains(part))
+        },
+    )
+}
+
+/// `ii`, the FIFO-driven IRC client: registers, is joined to #lobby, sends through its
+/// channel FIFO, and logs a line-protocol user's answer.
+fn irc_client_ii(backend: Backend) {
+    if !require(have_ii(), "ii", "apt-get install -y ii") {
+        return;
+    }
+    let (lt, a) = start(backend, relaxed());
+    let mut nc = line_user(a.line, "ncpal");
+    let dir: PathBuf = std::env::temp_dir().join(format!(
+        "readyloop-ii-{}-{}",
+        std::process::id(),
+        backend.name()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new("ii")
+        .arg("-s")
+        .arg(a.irc.ip().to_string())
+        .arg("-p")
+        .arg(a.irc.port().to_string())
+        .arg("-n")
+        .arg("iiuser")
+        .arg("-i")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ii");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(child);
+    let srv_dir = dir.join(a.irc.ip().to_string());
+    nc.expect_line("* iiuser has joined lobby");
+    let chan = srv_dir.join("#lobby");
+    wait_file_contains(
+        &srv_dir.join("out"),
+        "Welcome to the readyloop chat, iiuser",
+    );
+    wait_file_contains(&chan.join("out"), "iiuser");
+    // Writing to ii's FIFO: ii holds it open for reading, so this does not block.
+    let fifo = eventually(DEADLINE, "ii's #lobby/in FIFO", || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(chan.join("in"))
+            .ok()
+    });
+    (&fifo).write_all(b"hello from ii\n").unwrap();
+    drop(fifo);
+    nc.expect_line("<iiuser> hello from ii");
+    nc.send("hello ii");
+    wait_file_contains(&chan.join("out"), "<ncpal> hello ii");
+    // A topic through the channel FIFO, then quit through the server FIFO.
+    let cin = std::fs::OpenOptions::new()
+        .write(true)
+        .open(chan.join("in"))
+        .unwrap();
+    (&cin).write_all(b"/t ii was here\n").unwrap();
+    drop(cin);
+    nc.expect_line("* iiuser set the topic of lobby to: ii was here");
+    let sin = std::fs::OpenOptions::new()
+        .write(true)
+        .open(srv_dir.join("in"))
+        .unwrap();
+    (&sin).write_all(b"/q leaving\n").unwrap();
+    drop(sin);
+    nc.expect_contains("* iiuser has quit (Quit: leaving");
+    let _ = wait_child(&mut child.0, Duration::from_secs(5));
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+    lt.stop().unwrap();
+}
+
+// ---------------------------------------------------------------------------------
+// The example binary
+// ---------------------------------------------------------------------------------
+
+/// `chat_server` as a child process: three ready lines, stderr collected.
+struct ChatProcess {
+    child: Child,
+    line: SocketAddr,
+    irc: SocketAddr,
+    udp: SocketAddr,
+    stderr: Arc<std::sync::Mutex<String>>,
+}
+
+impl ChatProcess {
+    fn start(backend: Backend, extra: &[&str]) -> ChatProcess {
+        let bin = example("chat_server");
+        let mut child = Command::new(&bin)
+            .args(["--backend", backend.name()])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--irc",
+                "127.0.0.1:0",
+                "--udp",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for l in BufReader::new(out).lines() {
+                let Ok(l) = l else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        thread::spawn(move || {
+            let mut r = BufReader::new(err);
+            let mut l = String::new();
+            while matches!(r.read_line(&mut l), Ok(n) if n > 0) {
+                sink.lock().unwrap().push_str(&l);
+                l.clear();
+            }
+        });
+        let addr = |scheme: &str| -> SocketAddr {
+            let l = rx.recv_timeout(DEADLINE).unwrap_or_else(|e| {
+                panic!(
+                    "no ready line for {scheme} ({e}): {}",
+                    stderr.lock().unwrap()
+                )
+            });
+            let rest = l
+                .strip_prefix(&format!("listening on {scheme}://"))
+                .unwrap_or_else(|| panic!("expected {scheme}:// ready line, got {l:?}"));
+            let suffix = format!(" (backend {backend})");
+            rest.strip_suffix(&suffix)
+                .unwrap_or_else(|| panic!("ready line {l:?} does not end with {suffix:?}"))
+                .parse()
+                .unwrap()
+        };
+        let line = addr("tcp");
+        let irc = addr("irc");
+        let udp = addr("udp");
+        ChatProcess {
+            child,
+            line,
+            irc,
+            udp,
+            stderr,
+        }
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field}"))
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn terminate_and_wait(&mut self) {
+        let st = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let st = wait_child(&mut self.child, DEADLINE).expect("exits after SIGTERM");
+        assert!(st.success(), "exit status {st}; stderr:\n{}", self.stderr());
+    }
+}
+
+impl Drop for ChatProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// The binary: ready lines for the three front ends, a conversation across them, and
+/// a graceful SIGTERM (clients told, exit 0).
+fn example_binary(backend: Backend) {
+    let mut srv = ChatProcess::start(backend, &[]);
+    let mut nc = line_user(srv.line, "bin_nc");
+    let mut irc = irc_user(srv.irc, "bin_irc");
+    let u = UdpUser::join(srv.udp, "bin_udp");
+    nc.expect_line("* bin_udp has joined lobby");
+    irc.send("PRIVMSG #lobby :hi all");
+    nc.expect_line("<bin_irc> hi all");
+    u.expect_dgram("bin_irc:hi all");
+    srv.terminate_and_wait();
+    nc.expect_line("* server shutting down");
+    nc.expect_closed();
+    irc.expect_contains("ERROR :Closing Link: 127.0.0.1 (Server shutting down)");
+    irc.expect_closed();
+    u.expect_dgram("error: server shutting down");
+}
+
+per_backend! {
+    many_clients_many_rooms,
+    flood_limit,
+    nick_collisions,
+    history_replay,
+    slow_reader_is_cut_off,
+    udp_join_relay_error,
+    cross_front_end,
+    irc_commands,
+    vanished_client_removed_everywhere,
+    bad_bytes_and_long_lines,
+    irc_client_python,
+    irc_client_ii,
+    example_binary,
+}
