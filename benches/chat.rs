@@ -1,0 +1,2077 @@
+//! Chat fan-out benchmark: `cargo bench --bench chat [-- options]`.
+//!
+//! N IRC clients (default 1000) join `#lobby`; a few of them (`--senders`, default 4)
+//! send `PRIVMSG #lobby` at a steady total rate (`--rate`, default 200/s); every other
+//! client receives every message. Over a fixed window it measures deliveries per second
+//! (messages received, summed over all clients), the delivery latency (each message
+//! carries its send time in nanoseconds since an `Instant` shared by all clients, which
+//! live in this one process), the server's memory (`VmRSS`, `VmHWM`), its CPU time per
+//! delivery (`utime + stime`), its write syscalls per delivery (this crate's counters;
+//! with `--strace` also `strace -c -f` for every contender), and lost messages.
+//!
+//! Contenders: this crate's chat server on each backend (a child process: this binary
+//! re-executed in the hidden `--serve BACKEND` mode, configured like
+//! `examples/chat_server.rs` but with the flood limit lifted) and ngIRCd (`ngircd -n`
+//! with a generated configuration; `MaxPenaltyTime = 0` turns its flood penalties off).
+//! The server runs pinned to CPU 0, the clients (one thread, mio) to CPU 1.
+//!
+//! `-- --help` lists the options; with no argument at all (as `cargo test --benches`
+//! runs it) the binary runs its self-test.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use serde_json::{json, Value};
+
+use readyloop::proto::chat::{ChatConfig, ChatServer};
+use readyloop::reactor::Reactor;
+use readyloop::selector::Backend;
+use readyloop::sys::stats::{self, Counts, Syscall};
+
+/// Every contender, in table order.
+const ALL: [&str; 7] = [
+    "select", "poll", "epoll", "epoll-et", "mio", "polling", "ngircd",
+];
+const NGIRCD: &str = "ngircd";
+const ROOM: &str = "#lobby";
+/// The tag that starts every benchmark message's text.
+const TAG: &str = "rlb";
+
+const USAGE: &str = "\
+chat fan-out benchmark: cargo bench --bench chat -- [options]
+
+  --quick             a few seconds: 50 clients, 1 round, short window
+  --clients N         clients in #lobby (default 1000)
+  --senders N         clients that send (default 4)
+  --rate R            messages per second, all senders together (default 200)
+  --duration S        measured window in seconds (default 10)
+  --warmup S          unmeasured sending before the window (default 2)
+  --rounds N          rounds; contenders alternate within each (default 3)
+  --contenders a,b    subset of: select,poll,epoll,epoll-et,mio,polling,ngircd
+  --strace            one extra phase per contender under strace -c -f (writes/delivery)
+  --out DIR           where chat.json goes (default target/lab)
+  --self-test         checks of the pure parts (also: no argument at all)
+  --help
+";
+
+// ---------------------------------------------------------------------------------
+// Options.
+
+#[derive(Clone, Debug)]
+struct Options {
+    clients: usize,
+    senders: usize,
+    rate: f64,
+    duration: Duration,
+    warmup: Duration,
+    rounds: usize,
+    contenders: Vec<String>,
+    strace: bool,
+    quick: bool,
+    out: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            clients: 1000,
+            senders: 4,
+            rate: 200.0,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            rounds: 3,
+            contenders: ALL.iter().map(|s| s.to_string()).collect(),
+            strace: false,
+            quick: false,
+            out: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Mode {
+    Help,
+    SelfTest,
+    Bench(Options),
+    Serve { backend: String, cpu: Option<usize> },
+}
+
+fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
+    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
+    v.parse()
+        .map_err(|_| format!("{flag}: not a valid number: {v:?}"))
+}
+
+fn secs(flag: &str, v: Option<String>) -> Result<Duration, String> {
+    let s: f64 = num(flag, v)?;
+    Duration::try_from_secs_f64(s).map_err(|e| format!("{flag}: {e}"))
+}
+
+fn parse_args(args: Vec<String>) -> Result<Mode, String> {
+    if args.is_empty() {
+        return Ok(Mode::SelfTest);
+    }
+    let mut o = Options::default();
+    let (mut clients, mut rounds, mut duration, mut warmup) = (None, None, None, None);
+    let mut serve = None;
+    let mut cpu = None;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--bench" => {}
+            "--quick" => o.quick = true,
+            "--help" | "-h" => return Ok(Mode::Help),
+            "--self-test" => return Ok(Mode::SelfTest),
+            "--clients" => clients = Some(num::<usize>("--clients", it.next())?),
+            "--senders" => o.senders = num("--senders", it.next())?,
+            "--rate" => o.rate = num("--rate", it.next())?,
+            "--duration" => duration = Some(secs("--duration", it.next())?),
+            "--warmup" => warmup = Some(secs("--warmup", it.next())?),
+            "--rounds" => rounds = Some(num::<usize>("--rounds", it.next())?),
+            "--strace" => o.strace = true,
+            "--out" => o.out = Some(it.next().ok_or("--out needs a directory")?.into()),
+            "--contenders" => {
+                let v = it.next().ok_or("--contenders needs a list")?;
+                let mut list = Vec::new();
+                for c in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                    if !ALL.contains(&c) {
+                        return Err(format!(
+                            "--contenders: unknown {c:?} (known: {})",
+                            ALL.join(",")
+                        ));
+                    }
+                    list.push(c.to_string());
+                }
+                if list.is_empty() {
+                    return Err("--contenders: empty list".into());
+                }
+                o.contenders = list;
+            }
+            "--serve" => serve = Some(it.next().ok_or("--serve needs a backend")?),
+            "--cpu" => cpu = Some(num::<usize>("--cpu", it.next())?),
+            other => return Err(format!("unknown argument {other:?}; try --help")),
+        }
+    }
+    if let Some(backend) = serve {
+        return Ok(Mode::Serve { backend, cpu });
+    }
+    if o.quick {
+        o.clients = 50;
+        o.rounds = 1;
+        o.duration = Duration::from_secs(2);
+        o.warmup = Duration::from_millis(500);
+    }
+    o.clients = clients.unwrap_or(o.clients);
+    o.rounds = rounds.unwrap_or(o.rounds);
+    o.duration = duration.unwrap_or(o.duration);
+    o.warmup = warmup.unwrap_or(o.warmup);
+    if o.clients < 2 || o.senders == 0 || o.senders >= o.clients {
+        return Err("need at least 2 clients and 1 <= senders < clients".into());
+    }
+    if !(o.rate > 0.0 && o.rate <= 1e6) {
+        return Err("--rate must be in (0, 1e6]".into());
+    }
+    if o.rounds == 0 || o.duration.is_zero() {
+        return Err("--rounds and --duration must be positive".into());
+    }
+    if o.duration > Duration::from_secs(600) || o.clients > 20_000 || o.rounds > 50 {
+        return Err("bounds: --duration <= 600, --clients <= 20000, --rounds <= 50".into());
+    }
+    Ok(Mode::Bench(o))
+}
+
+fn main() {
+    let mode = match parse_args(std::env::args().skip(1).collect()) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("chat bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    match mode {
+        Mode::Help => print!("{USAGE}"),
+        Mode::SelfTest => std::process::exit(self_test()),
+        Mode::Serve { backend, cpu } => serve_child(&backend, cpu),
+        Mode::Bench(o) => std::process::exit(run(o)),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Pure parts: IRC lines, the latency stamp, the ngircd configuration, statistics.
+
+/// An IRC line split into prefix, command and the rest (parameters).
+fn split_irc(line: &str) -> (Option<&str>, &str, &str) {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let (prefix, rest) = match line.strip_prefix(':') {
+        Some(r) => match r.split_once(' ') {
+            Some((p, rest)) => (Some(p), rest),
+            None => (Some(r), ""),
+        },
+        None => (None, line),
+    };
+    let rest = rest.trim_start_matches(' ');
+    match rest.split_once(' ') {
+        Some((cmd, params)) => (prefix, cmd, params),
+        None => (prefix, rest, ""),
+    }
+}
+
+/// The trailing parameter (after ` :`), or the last parameter.
+fn trailing(params: &str) -> &str {
+    if let Some(t) = params.strip_prefix(':') {
+        return t;
+    }
+    match params.find(" :") {
+        Some(i) => &params[i + 2..],
+        None => params.rsplit(' ').next().unwrap_or(""),
+    }
+}
+
+/// What a benchmark message carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    phase: u32,
+    sender: u32,
+    seq: u32,
+    /// Send time: nanoseconds since the fleet's epoch.
+    nanos: u64,
+}
+
+impl Stamp {
+    fn encode(&self) -> String {
+        format!(
+            "{TAG} {} {} {} {}",
+            self.phase, self.sender, self.seq, self.nanos
+        )
+    }
+
+    fn decode(text: &str) -> Option<Stamp> {
+        let mut it = text.split(' ');
+        if it.next()? != TAG {
+            return None;
+        }
+        let s = Stamp {
+            phase: it.next()?.parse().ok()?,
+            sender: it.next()?.parse().ok()?,
+            seq: it.next()?.parse().ok()?,
+            nanos: it.next()?.parse().ok()?,
+        };
+        // Padding may follow.
+        Some(s)
+    }
+}
+
+/// ngIRCd's configuration for one run on `port`; `dir` holds its pid file.
+fn ngircd_config(port: u16, dir: &Path) -> String {
+    format!(
+        "# Generated by readyloop's chat benchmark.
+[Global]
+	Name = bench.local
+	Info = readyloop chat benchmark
+	AdminInfo1 = bench
+	AdminInfo2 = bench
+	AdminEMail = bench@bench.local
+	Listen = 127.0.0.1
+	Ports = {port}
+	MotdPhrase = bench
+	PidFile = {pid}
+[Limits]
+	MaxConnections = 0
+	MaxConnectionsIP = 0
+	MaxJoins = 0
+	MaxNickLength = 16
+	# 0 turns the flood penalties off (ngIRCd >= 25).
+	MaxPenaltyTime = 0
+	PingTimeout = 600
+	PongTimeout = 600
+[Options]
+	PAM = no
+	DNS = no
+	Ident = no
+",
+        pid = dir.join("ngircd.pid").display()
+    )
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+fn median(v: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn markdown(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = format!("| {} |\n", header.join(" | "));
+    let seps: Vec<&str> = (0..header.len())
+        .map(|i| if i == 0 { "---" } else { "---:" })
+        .collect();
+    let _ = writeln!(out, "| {} |", seps.join(" | "));
+    for r in rows {
+        let _ = writeln!(out, "| {} |", r.join(" | "));
+    }
+    out
+}
+
+/// `utime + stime` (clock ticks) from the text of `/proc/PID/stat`.
+fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    // The command name is in parentheses and may contain spaces: fields count from
+    // after the last ')'. Field 3 (state) is the first one there; utime is 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// A `kB` field (`VmRSS`, `VmHWM`) from the text of `/proc/PID/status`.
+fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find(|l| l.starts_with(key) && l[key.len()..].starts_with(':'))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Parses `strace -c -U calls,name` output: `calls name` per line.
+fn parse_strace_calls(text: &str) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        if let (Some(n), Some(name), None) = (it.next(), it.next(), it.next()) {
+            if let Ok(n) = n.parse::<u64>() {
+                m.insert(name.to_string(), n);
+            }
+        }
+    }
+    m
+}
+
+/// Write-side syscalls in an strace count.
+fn strace_writes(m: &BTreeMap<String, u64>) -> u64 {
+    ["write", "writev", "send", "sendto", "sendmsg", "sendmmsg"]
+        .iter()
+        .map(|k| m.get(*k).copied().unwrap_or(0))
+        .sum()
+}
+
+fn format_counts(c: &Counts) -> String {
+    let mut s = "counts".to_string();
+    for k in Syscall::ALL {
+        let _ = write!(s, " {}", c.get(k));
+    }
+    s
+}
+
+fn parse_counts(line: &str) -> Option<Counts> {
+    let mut it = line.split_whitespace();
+    if it.next()? != "counts" {
+        return None;
+    }
+    let mut out = [0u64; 9];
+    for o in out.iter_mut() {
+        *o = it.next()?.parse().ok()?;
+    }
+    it.next().is_none().then_some(Counts(out))
+}
+
+// ---------------------------------------------------------------------------------
+// Process helpers.
+
+fn pin_to(cpu: usize) -> bool {
+    // SAFETY: `set` is a plain bitmask, zeroed then filled by the libc macro;
+    // sched_setaffinity reads it for the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+fn raise_nofile() -> u64 {
+    if let Ok((_, hard)) = readyloop::sys::nofile_limit() {
+        let _ = readyloop::sys::set_nofile_limit(hard);
+    }
+    readyloop::sys::nofile_limit().map(|(s, _)| s).unwrap_or(0)
+}
+
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no memory effects.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    parse_stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn status_kb(pid: u32, key: &str) -> Option<u64> {
+    parse_status_kb(
+        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        key,
+    )
+}
+
+/// This thread's CPU time.
+fn thread_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct we own.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+        let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        Duration::from_micros(us(ru.ru_utime) + us(ru.ru_stime))
+    }
+}
+
+/// Per-CPU `(busy, total)` jiffies from `/proc/stat` (busy: everything but idle and
+/// iowait; softirq and steal included).
+fn cpu_jiffies() -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    parse_proc_stat(&text)
+}
+
+fn parse_proc_stat(text: &str) -> Vec<(u64, u64)> {
+    text.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            let v: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let total: u64 = v.iter().take(8).sum();
+            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+            (total - idle, total)
+        })
+        .collect()
+}
+
+/// Busy percentage per CPU between two `cpu_jiffies` readings.
+fn busy_pct(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let t = y.1.saturating_sub(x.1).max(1) as f64;
+            (100.0 * y.0.saturating_sub(x.0) as f64 / t).min(100.0)
+        })
+        .collect()
+}
+
+fn free_port() -> io::Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
+}
+
+fn machine_info() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown kernel".into());
+    format!("{cores} cores ({model}), Linux {kernel}")
+}
+
+fn out_dir(o: &Options) -> PathBuf {
+    if let Some(d) = &o.out {
+        return d.clone();
+    }
+    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(t).join("lab");
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(t) = exe.ancestors().nth(3) {
+            if t.file_name().is_some_and(|n| n == "target") {
+                return t.join("lab");
+            }
+        }
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("lab")
+}
+
+// ---------------------------------------------------------------------------------
+// Child mode: this crate's chat server.
+
+/// The hidden `--serve BACKEND` mode: the chat server's IRC front end on a free port,
+/// configured like `examples/chat_server.rs` (defaults) but with the flood limit
+/// lifted (the senders send 50 lines/s each). Prints `ready PORT`; then on stdin
+/// `stats on` → `ok`, `stats off` → `counts N…` (the crate's syscall counters, nine
+/// numbers in `Syscall::ALL` order), `stop` or EOF → the reactor stops, exit 0.
+fn serve_child(backend: &str, cpu: Option<usize>) -> ! {
+    if let Some(c) = cpu {
+        pin_to(c);
+    }
+    raise_nofile();
+    let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
+        eprintln!("chat bench server: {what}: {e}");
+        std::process::exit(2);
+    };
+    let backend: Backend = backend.parse().unwrap_or_else(|e| fail("backend", &e));
+    let cfg = ChatConfig {
+        flood_burst: 1_000_000,
+        flood_rate: 1e9,
+        ..ChatConfig::default()
+    };
+    let chat = ChatServer::new(cfg);
+    let mut reactor = Reactor::new(backend).unwrap_or_else(|e| fail("reactor", &e));
+    let (_, addr) = chat
+        .listen_irc(&mut reactor, "127.0.0.1:0")
+        .unwrap_or_else(|e| fail("listen", &e));
+    let handle = reactor.handle();
+    std::thread::spawn(move || {
+        let mut out = io::stdout().lock();
+        let mut base = Counts::default();
+        for line in io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            let reply = match line.trim() {
+                "stats on" => {
+                    base = stats::snapshot();
+                    stats::enable(true);
+                    "ok".to_string()
+                }
+                "stats off" => {
+                    stats::enable(false);
+                    format_counts(&stats::snapshot().since(&base))
+                }
+                "stop" => break,
+                other => format!("error unknown command {other:?}"),
+            };
+            let _ = writeln!(out, "{reply}");
+            let _ = out.flush();
+        }
+        let _ = handle.stop();
+    });
+    {
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "ready {}", addr.port());
+        let _ = out.flush();
+    }
+    if let Err(e) = reactor.run() {
+        fail("event loop", &e);
+    }
+    std::process::exit(0);
+}
+
+// ---------------------------------------------------------------------------------
+// Parent side: a running server, ours or ngircd.
+
+struct Server {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Option<mpsc::Receiver<String>>,
+    addr: SocketAddr,
+    /// ngircd's working directory (configuration, logs).
+    dir: Option<PathBuf>,
+}
+
+const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn set_pre_exec(cmd: &mut Command, cpu: Option<usize>) {
+    // SAFETY: between fork and exec the closure makes only async-signal-safe calls
+    // (sched_setaffinity, prctl) on memory it owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(c) = cpu {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(c, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            }
+            // The server must not outlive the bench.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+impl Server {
+    fn start(name: &str, cpu: Option<usize>, work: &Path) -> Result<Server, String> {
+        if name == NGIRCD {
+            let bin = which("ngircd").ok_or("ngircd: not installed")?;
+            let mut last = String::new();
+            for attempt in 0..5 {
+                let dir = work.join(format!("ngircd-{}-{attempt}", std::process::id()));
+                match Server::try_ngircd(&bin, &dir, cpu) {
+                    Ok(s) => return Ok(s),
+                    Err(e) => {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        last = e;
+                    }
+                }
+            }
+            Err(last)
+        } else {
+            Server::start_ours(name, cpu)
+        }
+    }
+
+    fn start_ours(name: &str, cpu: Option<usize>) -> Result<Server, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("--serve").arg(name);
+        if let Some(c) = cpu {
+            cmd.arg("--cpu").arg(c.to_string());
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        set_pre_exec(&mut cmd, None);
+        let mut child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut s = Server {
+            name: name.to_string(),
+            child,
+            stdin: Some(stdin),
+            lines: Some(rx),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dir: None,
+        };
+        let ready = s.reply()?;
+        let port: u16 = ready
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("{name}: unexpected {ready:?}"))?;
+        s.addr.set_port(port);
+        Ok(s)
+    }
+
+    fn try_ngircd(bin: &Path, dir: &Path, cpu: Option<usize>) -> Result<Server, String> {
+        let e = |e: io::Error| format!("ngircd: {e}");
+        std::fs::create_dir_all(dir).map_err(e)?;
+        // ngIRCd drops root privileges to `nobody`, which must be able to write the pid.
+        let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777));
+        let port = free_port().map_err(e)?;
+        let conf = dir.join("ngircd.conf");
+        std::fs::write(&conf, ngircd_config(port, dir)).map_err(e)?;
+        let log = std::fs::File::create(dir.join("ngircd.log")).map_err(e)?;
+        let log2 = log.try_clone().map_err(e)?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        set_pre_exec(&mut cmd, cpu);
+        let child = cmd.spawn().map_err(e)?;
+        let mut s = Server {
+            name: NGIRCD.into(),
+            child,
+            stdin: None,
+            lines: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir: Some(dir.to_path_buf()),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(st)) = s.child.try_wait() {
+                return Err(format!("ngircd exited at start ({st}): {}", s.log_tail()));
+            }
+            if s.log()
+                .contains(&format!("Now listening on [127.0.0.1]:{port}"))
+            {
+                // Ours on that port (not whoever took it meanwhile): it said so.
+                if std::net::TcpStream::connect(s.addr).is_ok() {
+                    return Ok(s);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("ngircd did not listen: {}", s.log_tail()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn log(&self) -> String {
+        self.dir
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("ngircd.log")).ok())
+            .unwrap_or_default()
+    }
+
+    fn log_tail(&self) -> String {
+        let l = self.log();
+        let lines: Vec<&str> = l.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join(" / ")
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn reply(&mut self) -> Result<String, String> {
+        let rx = self.lines.as_ref().ok_or("no control channel")?;
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| format!("{}: no reply from the server", self.name))
+    }
+
+    fn command(&mut self, cmd: &str) -> Result<String, String> {
+        let stdin = self.stdin.as_mut().ok_or("no control channel")?;
+        writeln!(stdin, "{cmd}")
+            .and_then(|_| stdin.flush())
+            .map_err(|e| format!("{}: {e}", self.name))?;
+        self.reply()
+    }
+
+    /// Starts the crate's counters (ours only).
+    fn stats_on(&mut self) -> Result<(), String> {
+        if self.stdin.is_none() {
+            return Ok(());
+        }
+        match self.command("stats on")?.as_str() {
+            "ok" => Ok(()),
+            r => Err(format!("stats on: {r:?}")),
+        }
+    }
+
+    fn stats_off(&mut self) -> Result<Option<Counts>, String> {
+        if self.stdin.is_none() {
+            return Ok(None);
+        }
+        let r = self.command("stats off")?;
+        parse_counts(&r)
+            .map(Some)
+            .ok_or_else(|| format!("stats off: {r:?}"))
+    }
+
+    /// Stops the server and checks it exits cleanly (SIGKILL after 10 s).
+    fn stop(mut self) -> Result<(), String> {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = writeln!(stdin, "stop");
+            let _ = stdin.flush();
+        } else {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(self.child.id() as i32, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) if s.success() => return Ok(()),
+                Ok(Some(s)) => return Err(format!("{} exited with {s}", self.name)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Ok(None) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Err(format!("{} did not stop (killed it)", self.name));
+                }
+                Err(e) => return Err(format!("{}: {e}", self.name)),
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// `strace -f -c -U calls,name -p PID` attached while `during` runs.
+fn strace_during<T>(
+    pid: u32,
+    out: &Path,
+    during: impl FnOnce() -> Result<T, String>,
+) -> Result<(BTreeMap<String, u64>, T), String> {
+    let mut st = Command::new("strace")
+        .args(["-f", "-c", "-U", "calls,name", "-o"])
+        .arg(out)
+        .arg("-p")
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("strace: {e}"))?;
+    let stderr = st.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let attached = loop {
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(l) if l.contains("attached") => break true,
+            Ok(_) => continue,
+            Err(_) => break false,
+        }
+    };
+    if !attached {
+        let _ = st.kill();
+        let _ = st.wait();
+        return Err("strace did not attach".into());
+    }
+    let r = during();
+    // SAFETY: kill(2) on our own child; SIGINT makes strace detach and report.
+    unsafe {
+        libc::kill(st.id() as i32, libc::SIGINT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match st.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = st.kill();
+                let _ = st.wait();
+                return Err("strace did not stop".into());
+            }
+        }
+    }
+    let v = r?;
+    let text = std::fs::read_to_string(out).map_err(|e| format!("strace output: {e}"))?;
+    let _ = std::fs::remove_file(out);
+    Ok((parse_strace_calls(&text), v))
+}
+
+// ---------------------------------------------------------------------------------
+// The clients: one thread, mio, every socket.
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum St {
+    Connecting,
+    Registering,
+    Joining,
+    Joined,
+    Dead(String),
+}
+
+struct Client {
+    sock: TcpStream,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    state: St,
+}
+
+/// What one sending phase measured, client side.
+#[derive(Debug, Default, Clone)]
+struct PhaseOut {
+    sent: u64,
+    /// Deliveries received while the window was open.
+    in_window: u64,
+    /// Deliveries of this phase's messages, in all.
+    received: u64,
+    expected: u64,
+    lost: u64,
+    self_echo: u64,
+    p50_us: Option<f64>,
+    p99_us: Option<f64>,
+    max_us: Option<f64>,
+    window: Duration,
+    client_cpu: Duration,
+}
+
+struct Fleet {
+    poll: Poll,
+    events: Events,
+    clients: Vec<Client>,
+    addr: SocketAddr,
+    explicit_join: bool,
+    epoch: Instant,
+    scratch: Vec<u8>,
+    last_rx: Instant,
+    // The current phase's accounting.
+    phase: u32,
+    window_open: bool,
+    in_window: u64,
+    got: Vec<Vec<u32>>,
+    self_echo: u64,
+    hist: Histogram<u64>,
+}
+
+const IO_BUF: usize = 64 * 1024;
+
+impl Fleet {
+    fn new(addr: SocketAddr, explicit_join: bool, senders: usize) -> io::Result<Fleet> {
+        Ok(Fleet {
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+            clients: Vec::new(),
+            addr,
+            explicit_join,
+            epoch: Instant::now(),
+            scratch: vec![0; IO_BUF],
+            last_rx: Instant::now(),
+            phase: u32::MAX,
+            window_open: false,
+            in_window: 0,
+            got: vec![Vec::new(); senders],
+            self_echo: 0,
+            hist: Histogram::new_with_bounds(1, 120_000_000_000, 3).expect("histogram bounds"),
+        })
+    }
+
+    fn nick(i: usize) -> String {
+        format!("b{i}")
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn pending(&self) -> usize {
+        self.clients
+            .iter()
+            .filter(|c| !matches!(c.state, St::Joined | St::Dead(_)))
+            .count()
+    }
+
+    fn dead(&self) -> Vec<(usize, String)> {
+        self.clients
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match &c.state {
+                St::Dead(why) => Some((i, why.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Connects and registers `n` clients, at most `wave` registering at once; every
+    /// one must be in the room before `limit`.
+    fn join_all(&mut self, n: usize, wave: usize, limit: Duration) -> Result<Duration, String> {
+        let t0 = Instant::now();
+        let deadline = t0 + limit;
+        loop {
+            while self.clients.len() < n && self.pending() < wave {
+                let i = self.clients.len();
+                let sock = TcpStream::connect(self.addr).map_err(|e| format!("connect: {e}"))?;
+                // The senders' lines must not wait for Nagle (a real client's would, but
+                // the latency measured is the server's).
+                let _ = sock.set_nodelay(true);
+                let mut c = Client {
+                    sock,
+                    rbuf: Vec::new(),
+                    wbuf: Vec::new(),
+                    state: St::Connecting,
+                };
+                self.poll
+                    .registry()
+                    .register(
+                        &mut c.sock,
+                        Token(i),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
+                    .map_err(|e| format!("register: {e}"))?;
+                self.clients.push(c);
+            }
+            let dead = self.dead();
+            if let Some((i, why)) = dead.first() {
+                return Err(format!(
+                    "{} of {} clients failed to join (client {i}: {why})",
+                    dead.len(),
+                    self.clients.len()
+                ));
+            }
+            if self.clients.len() == n && self.pending() == 0 {
+                return Ok(t0.elapsed());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "after {limit:?}: {} of {n} clients connected, {} still registering",
+                    self.clients.len(),
+                    self.pending()
+                ));
+            }
+            self.pump(Duration::from_millis(10))
+                .map_err(|e| format!("poll: {e}"))?;
+        }
+    }
+
+    /// Reads until nothing arrived for `quiet` (the join notices), at most `limit`.
+    fn settle(&mut self, quiet: Duration, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        self.last_rx = Instant::now();
+        while self.last_rx.elapsed() < quiet {
+            if Instant::now() > deadline {
+                return Err(format!("traffic did not settle within {limit:?}"));
+            }
+            self.pump(Duration::from_millis(20))
+                .map_err(|e| format!("poll: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn queue(&mut self, i: usize, data: &[u8]) {
+        let c = &mut self.clients[i];
+        c.wbuf.extend_from_slice(data);
+        Self::flush(c);
+    }
+
+    fn flush(c: &mut Client) {
+        while !c.wbuf.is_empty() {
+            match c.sock.write(&c.wbuf) {
+                Ok(0) => {
+                    c.state = St::Dead("write returned 0".into());
+                    return;
+                }
+                Ok(n) => {
+                    c.wbuf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => {
+                    c.state = St::Dead(format!("write: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One poll and the I/O it reports.
+    fn pump(&mut self, timeout: Duration) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let ready: Vec<(usize, bool, bool)> = self
+            .events
+            .iter()
+            .map(|e| {
+                (
+                    e.token().0,
+                    e.is_readable() || e.is_read_closed() || e.is_error(),
+                    e.is_writable(),
+                )
+            })
+            .collect();
+        for (i, readable, writable) in ready {
+            if i >= self.clients.len() {
+                continue;
+            }
+            if writable {
+                let nick = Self::nick(i);
+                let c = &mut self.clients[i];
+                if c.state == St::Connecting {
+                    match c.sock.take_error() {
+                        Ok(None) if c.sock.peer_addr().is_ok() => {
+                            c.state = St::Registering;
+                            let reg = format!("NICK {nick}\r\nUSER {nick} 0 * :bench\r\n");
+                            c.wbuf.extend_from_slice(reg.as_bytes());
+                        }
+                        Ok(None) => {}
+                        Ok(Some(e)) | Err(e) => {
+                            c.state = St::Dead(format!("connect: {e}"));
+                            continue;
+                        }
+                    }
+                }
+                Self::flush(c);
+            }
+            if readable {
+                self.read_client(i);
+            }
+        }
+        Ok(())
+    }
+
+    fn read_client(&mut self, i: usize) {
+        let mut buf = std::mem::take(&mut self.scratch);
+        loop {
+            if matches!(self.clients[i].state, St::Dead(_)) {
+                break;
+            }
+            let r = self.clients[i].sock.read(&mut buf);
+            match r {
+                Ok(0) => {
+                    self.clients[i].state = St::Dead("closed by the server".into());
+                    break;
+                }
+                Ok(n) => {
+                    let now = Instant::now();
+                    self.last_rx = now;
+                    let now_ns = now.duration_since(self.epoch).as_nanos() as u64;
+                    let mut rbuf = std::mem::take(&mut self.clients[i].rbuf);
+                    rbuf.extend_from_slice(&buf[..n]);
+                    let mut start = 0;
+                    while let Some(nl) = rbuf[start..].iter().position(|&b| b == b'\n') {
+                        let line = String::from_utf8_lossy(&rbuf[start..start + nl]);
+                        self.line(i, &line, now_ns);
+                        start += nl + 1;
+                    }
+                    rbuf.drain(..start);
+                    if rbuf.len() > 1 << 20 {
+                        self.clients[i].state = St::Dead("line longer than 1 MiB".into());
+                    }
+                    self.clients[i].rbuf = rbuf;
+                    // mio is edge-triggered: a short read drained the socket, and data
+                    // arriving later raises a new edge; skip the read that would say EAGAIN.
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => break,
+                Err(e) => {
+                    self.clients[i].state = St::Dead(format!("read: {e}"));
+                    break;
+                }
+            }
+        }
+        self.scratch = buf;
+    }
+
+    fn line(&mut self, i: usize, line: &str, now_ns: u64) {
+        let (_prefix, cmd, params) = split_irc(line);
+        match cmd {
+            "PRIVMSG" => {
+                let Some(s) = Stamp::decode(trailing(params)) else {
+                    return;
+                };
+                if s.phase != self.phase {
+                    return;
+                }
+                if s.sender as usize == i {
+                    self.self_echo += 1;
+                    return;
+                }
+                if let Some(c) = self
+                    .got
+                    .get_mut(s.sender as usize)
+                    .and_then(|v| v.get_mut(s.seq as usize))
+                {
+                    *c += 1;
+                }
+                if self.window_open {
+                    self.in_window += 1;
+                }
+                let _ = self.hist.record(now_ns.saturating_sub(s.nanos).max(1));
+            }
+            "PING" => {
+                let reply = format!("PONG {params}\r\n");
+                self.queue(i, reply.as_bytes());
+            }
+            "001" => {
+                if self.explicit_join {
+                    self.queue(i, format!("JOIN {ROOM}\r\n").as_bytes());
+                }
+                self.clients[i].state = St::Joining;
+            }
+            "366" if self.clients[i].state == St::Joining && params.contains(ROOM) => {
+                self.clients[i].state = St::Joined;
+            }
+            "433" | "432" | "451" | "465" | "471" | "473" | "474" | "475" => {
+                self.clients[i].state = St::Dead(format!("server said: {line}"));
+            }
+            "ERROR" => {
+                self.clients[i].state = St::Dead(format!("server said: {line}"));
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends `rate` messages per second for `duration` from clients `0..senders`
+    /// (interleaved), counts deliveries while sending (the window), then drains until
+    /// every delivery arrived or none came for `stall` (at most `drain_limit`).
+    fn phase(
+        &mut self,
+        phase: u32,
+        senders: usize,
+        rate: f64,
+        duration: Duration,
+        on_tick: &mut dyn FnMut(),
+    ) -> Result<PhaseOut, String> {
+        let n = self.clients.len() as u64;
+        let total = ((rate * duration.as_secs_f64()).round() as u64).max(1);
+        let per_sender = total.div_ceil(senders as u64) as usize;
+        self.phase = phase;
+        self.got = vec![vec![0; per_sender]; senders];
+        self.self_echo = 0;
+        self.in_window = 0;
+        self.hist.reset();
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let cpu0 = thread_cpu();
+        let t0 = Instant::now();
+        let end = t0 + duration;
+        self.window_open = true;
+        let mut j: u64 = 0;
+        let mut last_tick = t0;
+        loop {
+            let now = Instant::now();
+            while j < total && t0 + interval.mul_f64(j as f64) <= now {
+                let sender = (j % senders as u64) as usize;
+                let s = Stamp {
+                    phase,
+                    sender: sender as u32,
+                    seq: (j / senders as u64) as u32,
+                    nanos: self.now_ns(),
+                };
+                let line = format!("PRIVMSG {ROOM} :{}\r\n", s.encode());
+                self.queue(sender, line.as_bytes());
+                j += 1;
+            }
+            if now >= end {
+                break;
+            }
+            if now.duration_since(last_tick) >= Duration::from_millis(250) {
+                last_tick = now;
+                on_tick();
+            }
+            let next = if j < total {
+                (t0 + interval.mul_f64(j as f64)).min(end)
+            } else {
+                end
+            };
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50));
+            self.pump(wait).map_err(|e| format!("poll: {e}"))?;
+        }
+        let window = t0.elapsed();
+        self.window_open = false;
+        let in_window = self.in_window;
+        // Drain.
+        let expected = j * (n - 1);
+        let drain_limit = Instant::now() + Duration::from_secs(15);
+        let stall = Duration::from_secs(3);
+        self.last_rx = Instant::now();
+        loop {
+            let received: u64 = self.got.iter().flatten().map(|&c| c as u64).sum();
+            if received >= expected
+                || Instant::now() > drain_limit
+                || self.last_rx.elapsed() > stall
+            {
+                break;
+            }
+            self.pump(Duration::from_millis(20))
+                .map_err(|e| format!("poll: {e}"))?;
+        }
+        let client_cpu = thread_cpu().saturating_sub(cpu0);
+        let received: u64 = self.got.iter().flatten().map(|&c| c as u64).sum();
+        let mut lost = 0;
+        for (sender, v) in self.got.iter().enumerate() {
+            for (seq, &c) in v.iter().enumerate() {
+                let idx = (seq * senders + sender) as u64;
+                if idx < j {
+                    lost += (n - 1).saturating_sub(c as u64);
+                }
+            }
+        }
+        let q = |x: f64| {
+            (!self.hist.is_empty()).then(|| self.hist.value_at_quantile(x) as f64 / 1000.0)
+        };
+        let dead = self.dead();
+        if let Some((i, why)) = dead.first() {
+            return Err(format!(
+                "{} clients disconnected during the phase (client {i}: {why}); {lost} deliveries lost",
+                dead.len()
+            ));
+        }
+        Ok(PhaseOut {
+            sent: j,
+            in_window,
+            received,
+            expected,
+            lost,
+            self_echo: self.self_echo,
+            p50_us: q(0.5),
+            p99_us: q(0.99),
+            max_us: (!self.hist.is_empty()).then(|| self.hist.max() as f64 / 1000.0),
+            window,
+            client_cpu,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// One measurement: a server, the fleet, warm-up, the window.
+
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    round: usize,
+    deliveries_per_sec: f64,
+    offered_per_sec: f64,
+    p50_us: Option<f64>,
+    p99_us: Option<f64>,
+    max_us: Option<f64>,
+    rss_end_mib: Option<f64>,
+    rss_joined_mib: Option<f64>,
+    rss_window_max_mib: Option<f64>,
+    hwm_mib: Option<f64>,
+    cpu_us_per_delivery: Option<f64>,
+    server_cpu_pct: Option<f64>,
+    client_cpu_pct: f64,
+    /// Every CPU's busy share over the window (softirq and steal included).
+    machine_busy_pct: Vec<f64>,
+    writes_per_delivery: Option<f64>,
+    syscalls_per_delivery: Option<f64>,
+    strace_writes_per_delivery: Option<f64>,
+    lost: u64,
+    sent: u64,
+    received: u64,
+    expected: u64,
+    self_echo: u64,
+    join_secs: f64,
+}
+
+impl Sample {
+    fn json(&self) -> Value {
+        json!({
+            "round": self.round,
+            "deliveries_per_sec": self.deliveries_per_sec,
+            "offered_deliveries_per_sec": self.offered_per_sec,
+            "p50_us": self.p50_us,
+            "p99_us": self.p99_us,
+            "max_us": self.max_us,
+            "rss_end_mib": self.rss_end_mib,
+            "rss_after_join_mib": self.rss_joined_mib,
+            "rss_window_max_mib": self.rss_window_max_mib,
+            "rss_peak_hwm_mib": self.hwm_mib,
+            "cpu_us_per_delivery": self.cpu_us_per_delivery,
+            "server_cpu_pct": self.server_cpu_pct,
+            "client_cpu_pct": self.client_cpu_pct,
+            "machine_busy_pct_per_cpu": self.machine_busy_pct,
+            "writes_per_delivery": self.writes_per_delivery,
+            "syscalls_per_delivery": self.syscalls_per_delivery,
+            "strace_writes_per_delivery": self.strace_writes_per_delivery,
+            "lost": self.lost,
+            "sent": self.sent,
+            "received": self.received,
+            "expected": self.expected,
+            "self_echo": self.self_echo,
+            "join_secs": self.join_secs,
+        })
+    }
+}
+
+struct Bench {
+    o: Options,
+    server_cpu: Option<usize>,
+    work: PathBuf,
+}
+
+fn mib(kb: Option<u64>) -> Option<f64> {
+    kb.map(|k| k as f64 / 1024.0)
+}
+
+impl Bench {
+    /// One round of one contender. `strace`: also one phase under strace afterwards.
+    fn measure(&self, name: &str, round: usize, strace: bool) -> Result<Sample, String> {
+        let o = &self.o;
+        let mut srv = Server::start(name, self.server_cpu, &self.work)?;
+        let pid = srv.pid();
+        let mut fleet =
+            Fleet::new(srv.addr, name == NGIRCD, o.senders).map_err(|e| format!("poll: {e}"))?;
+        let join_limit = Duration::from_secs(30 + o.clients as u64 / 20);
+        let joined_in = fleet.join_all(o.clients, 50, join_limit)?;
+        fleet.settle(Duration::from_millis(300), Duration::from_secs(60))?;
+        let rss_joined = mib(status_kb(pid, "VmRSS"));
+        if !o.warmup.is_zero() {
+            fleet.phase(1, o.senders, o.rate, o.warmup, &mut || {})?;
+        }
+        srv.stats_on()?;
+        let ticks0 = cpu_ticks(pid);
+        let jiffies0 = cpu_jiffies();
+        let t0 = Instant::now();
+        let mut rss_max: Option<u64> = None;
+        let mut sample_rss = || {
+            if let Some(kb) = status_kb(pid, "VmRSS") {
+                rss_max = Some(rss_max.map_or(kb, |m| m.max(kb)));
+            }
+        };
+        let r = fleet.phase(2, o.senders, o.rate, o.duration, &mut sample_rss)?;
+        let ticks1 = cpu_ticks(pid);
+        let machine_busy = busy_pct(&jiffies0, &cpu_jiffies());
+        let elapsed = t0.elapsed();
+        let counts = srv.stats_off()?;
+        sample_rss();
+        let rss_end = mib(status_kb(pid, "VmRSS"));
+        let hwm = mib(status_kb(pid, "VmHWM"));
+        let tck = clk_tck();
+        let cpu_secs = match (ticks0, ticks1) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / tck),
+            _ => None,
+        };
+        let deliveries = r.received.max(1) as f64;
+        let mut s = Sample {
+            round,
+            deliveries_per_sec: r.in_window as f64 / r.window.as_secs_f64(),
+            offered_per_sec: o.rate * (o.clients - 1) as f64,
+            p50_us: r.p50_us,
+            p99_us: r.p99_us,
+            max_us: r.max_us,
+            rss_end_mib: rss_end,
+            rss_joined_mib: rss_joined,
+            rss_window_max_mib: mib(rss_max),
+            hwm_mib: hwm,
+            cpu_us_per_delivery: cpu_secs.map(|c| c * 1e6 / deliveries),
+            server_cpu_pct: cpu_secs.map(|c| 100.0 * c / elapsed.as_secs_f64()),
+            client_cpu_pct: 100.0 * r.client_cpu.as_secs_f64() / elapsed.as_secs_f64(),
+            machine_busy_pct: machine_busy,
+            writes_per_delivery: counts.map(|c| c.get(Syscall::Write) as f64 / deliveries),
+            syscalls_per_delivery: counts.map(|c| c.syscalls() as f64 / deliveries),
+            strace_writes_per_delivery: None,
+            lost: r.lost,
+            sent: r.sent,
+            received: r.received,
+            expected: r.expected,
+            self_echo: r.self_echo,
+            join_secs: joined_in.as_secs_f64(),
+        };
+        if strace {
+            let file = self
+                .work
+                .join(format!("strace-{name}-{}.txt", std::process::id()));
+            let dur = o.duration.min(Duration::from_secs(5));
+            match strace_during(pid, &file, || {
+                fleet.phase(3, o.senders, o.rate, dur, &mut || {})
+            }) {
+                Ok((m, st)) => {
+                    s.strace_writes_per_delivery =
+                        Some(strace_writes(&m) as f64 / st.received.max(1) as f64);
+                    s.lost += st.lost;
+                }
+                Err(e) => eprintln!("  {name}: strace phase failed: {e}"),
+            }
+        }
+        drop(fleet);
+        srv.stop()?;
+        Ok(s)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Results and report.
+
+#[derive(Default)]
+struct Cell {
+    samples: Vec<Sample>,
+    failure: Option<String>,
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    match v {
+        Some(x) => format!("{x:.digits$}"),
+        None => "null".into(),
+    }
+}
+
+fn med(samples: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = samples.iter().filter_map(f).collect();
+    median(&v)
+}
+
+fn max_of(samples: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
+    samples.iter().filter_map(f).reduce(f64::max)
+}
+
+/// One table row for a contender.
+fn row(name: &str, cell: &Cell) -> Vec<String> {
+    if cell.samples.is_empty() {
+        let why = cell.failure.clone().unwrap_or_else(|| "not run".into());
+        let mut r = vec![name.to_string(), why];
+        r.extend(std::iter::repeat_n("–".to_string(), HEADER.len() - 2));
+        return r;
+    }
+    let s = &cell.samples;
+    let d: Vec<f64> = s.iter().map(|x| x.deliveries_per_sec).collect();
+    let (lo, hi) = (
+        d.iter().copied().fold(f64::INFINITY, f64::min),
+        d.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let rate = format!(
+        "{:.0} [{:.0}–{:.0}]",
+        median(&d).unwrap_or(f64::NAN),
+        lo,
+        hi
+    );
+    let writes = match (
+        med(s, |x| x.writes_per_delivery),
+        med(s, |x| x.strace_writes_per_delivery),
+    ) {
+        (Some(c), Some(t)) => format!("{c:.3} (strace {t:.3})"),
+        (Some(c), None) => format!("{c:.3}"),
+        (None, Some(t)) => format!("strace {t:.3}"),
+        (None, None) => "null".into(),
+    };
+    let mut lost = s.iter().map(|x| x.lost).sum::<u64>().to_string();
+    if let Some(f) = &cell.failure {
+        let _ = write!(lost, " ({f})");
+    }
+    vec![
+        name.to_string(),
+        rate,
+        fmt_opt(med(s, |x| x.p50_us), 0),
+        fmt_opt(med(s, |x| x.p99_us), 0),
+        format!(
+            "{} / {}",
+            fmt_opt(max_of(s, |x| x.hwm_mib), 1),
+            fmt_opt(med(s, |x| x.rss_end_mib), 1)
+        ),
+        fmt_opt(med(s, |x| x.cpu_us_per_delivery), 3),
+        fmt_opt(med(s, |x| x.server_cpu_pct), 0),
+        writes,
+        lost,
+    ]
+}
+
+const HEADER: [&str; 9] = [
+    "contender",
+    "deliveries/s median [min–max]",
+    "p50 µs",
+    "p99 µs",
+    "server RSS MiB peak / end",
+    "CPU µs/delivery",
+    "server CPU %",
+    "write syscalls/delivery",
+    "lost messages",
+];
+
+fn render_table(order: &[String], cells: &BTreeMap<String, Cell>) -> String {
+    let empty = Cell::default();
+    let rows: Vec<Vec<String>> = order
+        .iter()
+        .map(|n| row(n, cells.get(n).unwrap_or(&empty)))
+        .collect();
+    markdown(&HEADER, &rows)
+}
+
+fn run(o: Options) -> i32 {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let (server_cpu, client_cpu) = if cores >= 2 {
+        (Some(0), Some(1))
+    } else {
+        (None, None)
+    };
+    let limit = raise_nofile();
+    if limit < (o.clients as u64 + 64) {
+        eprintln!(
+            "chat bench: descriptor limit {limit} is too low for {} clients",
+            o.clients
+        );
+        return 2;
+    }
+    if let Some(c) = client_cpu {
+        if !pin_to(c) {
+            eprintln!("chat bench: could not pin the clients to CPU {c}");
+        }
+    }
+    let mut contenders = o.contenders.clone();
+    let ngircd_bin = which("ngircd");
+    if contenders.iter().any(|c| c == NGIRCD) && ngircd_bin.is_none() {
+        if ci {
+            eprintln!("chat bench: ngircd is not installed (CI=true): failing");
+            return 1;
+        }
+        println!("ngircd: not installed");
+        contenders.retain(|c| c != NGIRCD);
+    }
+    let ngircd_version = ngircd_bin.as_ref().and_then(|b| {
+        let out = Command::new(b).arg("--version").output().ok()?;
+        Some(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()?
+                .trim()
+                .to_string(),
+        )
+    });
+    let strace_ok = o.strace
+        && Command::new("strace")
+            .arg("-V")
+            .output()
+            .is_ok_and(|x| x.status.success());
+    if o.strace && !strace_ok {
+        println!("strace: not installed; write syscalls come from the crate's counters only");
+    }
+    let work = std::env::temp_dir().join(format!("chat-bench-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&work) {
+        eprintln!("chat bench: {}: {e}", work.display());
+        return 2;
+    }
+    let machine = machine_info();
+    // Other load on the machine skews every number here: say so.
+    let j0 = cpu_jiffies();
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_busy = busy_pct(&j0, &cpu_jiffies());
+    if idle_busy.iter().any(|&b| b > 15.0) {
+        println!(
+            "warning: the machine is not idle before the run (CPUs busy {idle_busy:.0?}%): another process competes for the cores"
+        );
+    }
+    println!("# Chat fan-out benchmark\n");
+    println!(
+        "machine: {machine}; server pinned to CPU {}, clients to CPU {}",
+        server_cpu.map_or("-".into(), |c| c.to_string()),
+        client_cpu.map_or("-".into(), |c| c.to_string())
+    );
+    println!(
+        "workload: {} IRC clients in {ROOM}, {} senders, {} msgs/s in all ({:.0} deliveries/s offered), window {:?} after {:?} warm-up, {} round(s){}",
+        o.clients,
+        o.senders,
+        o.rate,
+        o.rate * (o.clients - 1) as f64,
+        o.duration,
+        o.warmup,
+        o.rounds,
+        if strace_ok { ", plus one strace phase per contender" } else { "" }
+    );
+    if let Some(v) = &ngircd_version {
+        println!("ngircd: {v} (MaxPenaltyTime = 0: no flood penalties)");
+    }
+    let bench = Bench {
+        o: o.clone(),
+        server_cpu,
+        work: work.clone(),
+    };
+    let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
+    let started = Instant::now();
+    for round in 0..o.rounds {
+        // Alternate the order: forwards, backwards.
+        let mut order = contenders.clone();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for name in &order {
+            let strace = strace_ok && round + 1 == o.rounds;
+            eprint!("round {}/{}: {name} ... ", round + 1, o.rounds);
+            let r = bench.measure(name, round, strace);
+            let cell = cells.entry(name.clone()).or_default();
+            match r {
+                Ok(s) => {
+                    eprintln!(
+                        "{:.0} deliveries/s, p99 {} µs, lost {}, server CPU {}%, client CPU {:.0}%, CPUs busy {:.0?}%",
+                        s.deliveries_per_sec,
+                        fmt_opt(s.p99_us, 0),
+                        s.lost,
+                        fmt_opt(s.server_cpu_pct, 0),
+                        s.client_cpu_pct,
+                        s.machine_busy_pct
+                    );
+                    if s.client_cpu_pct > 90.0 {
+                        eprintln!("  warning: the client thread was {:.0}% busy: it may be the bottleneck", s.client_cpu_pct);
+                    }
+                    cell.samples.push(s);
+                }
+                Err(e) => {
+                    eprintln!("failed: {e}");
+                    let short = if name == "select" && o.clients > 900 {
+                        format!("n/a (FD_SETSIZE): {e}")
+                    } else {
+                        e
+                    };
+                    cell.failure = Some(short);
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    println!(
+        "\n## Fan-out, {} clients ({:.0} s)\n",
+        o.clients,
+        started.elapsed().as_secs_f64()
+    );
+    print!("{}", render_table(&contenders, &cells));
+    println!(
+        "\nRSS: VmHWM (peak over the server's life, joins included) / VmRSS at the end of the window. \
+CPU µs/delivery: server utime+stime over the window / deliveries. \
+Write syscalls: this crate's counters (write/send calls) over the window; `(strace …)`: \
+strace -c -f over a separate phase (write, writev, send, sendto, sendmsg). \
+Lost: deliveries missing after a drain, all rounds."
+    );
+    // Ratios vs ngircd.
+    let med_rate = |n: &str| -> Option<f64> {
+        let c = cells.get(n)?;
+        median(
+            &c.samples
+                .iter()
+                .map(|s| s.deliveries_per_sec)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let med_cpu = |n: &str| {
+        cells
+            .get(n)
+            .and_then(|c| med(&c.samples, |s| s.cpu_us_per_delivery))
+    };
+    let ours: Vec<&String> = contenders.iter().filter(|c| *c != NGIRCD).collect();
+    let ng_rate = med_rate(NGIRCD);
+    let ng_cpu = med_cpu(NGIRCD);
+    println!("\n## Ratios vs ngircd\n");
+    let mut best_ratio: Option<f64> = None;
+    let mut best_capacity_ratio: Option<f64> = None;
+    if ng_rate.is_none() {
+        println!("ngircd: no result; no ratios.");
+    }
+    for n in &ours {
+        let (Some(r), Some(ng)) = (med_rate(n), ng_rate) else {
+            continue;
+        };
+        let ratio = r / ng;
+        best_ratio = Some(best_ratio.map_or(ratio, |b: f64| b.max(ratio)));
+        let cap = match (med_cpu(n), ng_cpu) {
+            (Some(a), Some(b)) if a > 0.0 => {
+                let x = b / a;
+                best_capacity_ratio = Some(best_capacity_ratio.map_or(x, |m: f64| m.max(x)));
+                format!(
+                    "; ngircd spends {x:.2}x the server CPU per delivery (capacity on one core ≈ {:.0} vs {:.0} deliveries/s)",
+                    1e6 / a,
+                    1e6 / b
+                )
+            }
+            _ => String::new(),
+        };
+        println!("- {n}: deliveries/s {ratio:.2}x ngircd{cap}");
+    }
+    // Targets.
+    println!("\n## Targets\n");
+    let offered = o.rate * (o.clients - 1) as f64;
+    match best_ratio {
+        Some(r) => {
+            let saturated = ng_rate.is_some_and(|x| x < 0.95 * offered);
+            println!(
+                "- deliveries/s >= 1.5x ngircd: best {r:.2}x: {}{}",
+                if r >= 1.5 { "met" } else { "not met" },
+                if saturated {
+                    String::new()
+                } else {
+                    format!(
+                        " (both kept up with the offered {offered:.0} deliveries/s, so the ratio is ~1 by construction; \
+the CPU-per-delivery ratio {} says what the capacity would be; raise --rate to saturate)",
+                        fmt_opt(best_capacity_ratio, 2)
+                    )
+                }
+            )
+        }
+        None => println!("- deliveries/s >= 1.5x ngircd: not measured"),
+    }
+    for n in &ours {
+        let Some(c) = cells.get(*n) else { continue };
+        let w = med(&c.samples, |s| s.writes_per_delivery);
+        let t = med(&c.samples, |s| s.strace_writes_per_delivery);
+        let worst = [w, t].into_iter().flatten().reduce(f64::max);
+        if let Some(x) = worst {
+            println!(
+                "- {n}: write syscalls per delivery {x:.3} (<= 1 per recipient per batch: {})",
+                if x <= 1.0 { "met" } else { "NOT met" }
+            );
+        }
+        let growth = match (
+            med(&c.samples, |s| s.rss_joined_mib),
+            med(&c.samples, |s| s.rss_window_max_mib),
+        ) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        if let Some(g) = growth {
+            println!(
+                "- {n}: RSS growth while sending {g:+.1} MiB (bounded memory: {})",
+                if g < 16.0 { "yes" } else { "check" }
+            );
+        }
+    }
+    let lost: u64 = cells
+        .values()
+        .flat_map(|c| c.samples.iter().map(|s| s.lost))
+        .sum();
+    println!("- lost messages, all contenders: {lost}");
+    // JSON.
+    let dir = out_dir(&o);
+    let file = dir.join("chat.json");
+    let doc = json!({
+        "machine": machine,
+        "server_cpu": server_cpu,
+        "client_cpu": client_cpu,
+        "ngircd_version": ngircd_version,
+        "busy_pct_per_cpu_before_run": idle_busy,
+        "options": {
+            "clients": o.clients, "senders": o.senders, "rate": o.rate,
+            "duration_secs": o.duration.as_secs_f64(), "warmup_secs": o.warmup.as_secs_f64(),
+            "rounds": o.rounds, "strace": strace_ok, "quick": o.quick,
+        },
+        "contenders": contenders.iter().map(|n| {
+            let c = cells.get(n);
+            json!({
+                "name": n,
+                "failure": c.and_then(|c| c.failure.clone()),
+                "deliveries_per_sec_median": med_rate(n),
+                "samples": c.map(|c| c.samples.iter().map(Sample::json).collect::<Vec<_>>()).unwrap_or_default(),
+            })
+        }).collect::<Vec<_>>(),
+    });
+    match std::fs::create_dir_all(&dir).and_then(|_| {
+        std::fs::write(
+            &file,
+            serde_json::to_string_pretty(&doc).unwrap_or_default(),
+        )
+    }) {
+        Ok(()) => println!("\nresults: {}", file.display()),
+        Err(e) => eprintln!("chat bench: {}: {e}", file.display()),
+    }
+    let failures = contenders
+        .iter()
+        .filter(|n| cells.get(*n).is_none_or(|c| c.samples.is_empty()))
+        .filter(|n| *n != "select")
+        .count();
+    if failures > 0 || lost > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Self-test.
+
+fn self_test() -> i32 {
+    let mut failed = 0;
+    let mut check = |name: &str, ok: bool| {
+        println!("{} {name}", if ok { "ok  " } else { "FAIL" });
+        if !ok {
+            failed += 1;
+        }
+    };
+    // IRC lines.
+    let (p, c, r) = split_irc(":a!u@h PRIVMSG #lobby :rlb 2 1 7 123\r\n");
+    check(
+        "split prefixed line",
+        p == Some("a!u@h") && c == "PRIVMSG" && r == "#lobby :rlb 2 1 7 123",
+    );
+    check("trailing param", trailing(r) == "rlb 2 1 7 123");
+    let (p, c, r) = split_irc("PING :bench.local");
+    check(
+        "split unprefixed line",
+        p.is_none() && c == "PING" && r == ":bench.local",
+    );
+    check("trailing only", trailing(":x y") == "x y");
+    check("no trailing", trailing("a b") == "b");
+    let (_, c, r) = split_irc(":srv 366 b1 #lobby :End of NAMES list");
+    check(
+        "numeric",
+        c == "366" && r.contains(ROOM) && trailing(r) == "End of NAMES list",
+    );
+    check("empty line", split_irc("") == (None, "", ""));
+    // Stamps.
+    let s = Stamp {
+        phase: 2,
+        sender: 3,
+        seq: 4_000_000,
+        nanos: 18_446_744_073_709_551_615,
+    };
+    check("stamp round trip", Stamp::decode(&s.encode()) == Some(s));
+    check(
+        "stamp with padding",
+        Stamp::decode("rlb 1 2 3 4 xxxx").map(|s| s.nanos) == Some(4),
+    );
+    check("not a stamp", Stamp::decode("hello 1 2 3 4").is_none());
+    check("short stamp", Stamp::decode("rlb 1 2 3").is_none());
+    check("bad number", Stamp::decode("rlb 1 x 3 4").is_none());
+    // ngircd configuration.
+    let conf = ngircd_config(16667, Path::new("/tmp/x"));
+    for key in [
+        "[Global]",
+        "Name = bench.local",
+        "Listen = 127.0.0.1",
+        "Ports = 16667",
+        "[Limits]",
+        "MaxConnections = 0",
+        "MaxConnectionsIP = 0",
+        "MaxJoins = 0",
+        "MaxPenaltyTime = 0",
+        "PingTimeout = 600",
+        "[Options]",
+        "PAM = no",
+        "DNS = no",
+        "Ident = no",
+        "PidFile = /tmp/x/ngircd.pid",
+    ] {
+        check(&format!("ngircd config has {key:?}"), conf.contains(key));
+    }
+    check(
+        "ngircd sections in order",
+        conf.find("[Global]") < conf.find("[Limits]")
+            && conf.find("[Limits]") < conf.find("[Options]"),
+    );
+    // Statistics and /proc parsing.
+    check("median odd", median(&[3.0, 1.0, 2.0]) == Some(2.0));
+    check("median even", median(&[4.0, 1.0, 2.0, 3.0]) == Some(2.5));
+    check("median empty", median(&[]).is_none());
+    let stat = "1234 (chat server) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0";
+    check("stat ticks", parse_stat_ticks(stat) == Some(300));
+    let status = "Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n";
+    check("VmRSS", parse_status_kb(status, "VmRSS") == Some(1024));
+    check("VmHWM", parse_status_kb(status, "VmHWM") == Some(2048));
+    check("missing key", parse_status_kb(status, "VmSwap").is_none());
+    let m = parse_strace_calls(
+        "calls syscall\n------ ----\n 10 write\n 5 writev\n 7 epoll_wait\n 22 total\n",
+    );
+    check(
+        "strace parse",
+        m.get("write") == Some(&10) && strace_writes(&m) == 15,
+    );
+    let c = Counts([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    check(
+        "counts round trip",
+        parse_counts(&format_counts(&c)) == Some(c),
+    );
+    check("counts short", parse_counts("counts 1 2").is_none());
+    let ps = "cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 5 0 5 40 0 0 0 0 0 0\ncpu1 5 0 5 30 10 0 0 0 0 0\nintr 1\n";
+    let j = parse_proc_stat(ps);
+    check("proc stat per cpu", j == vec![(10, 50), (10, 50)]);
+    check(
+        "busy pct",
+        busy_pct(&[(10, 50)], &[(60, 150)]) == vec![50.0],
+    );
+    // Table rendering.
+    let mut cells = BTreeMap::new();
+    let sample = |d: f64, lost: u64| Sample {
+        deliveries_per_sec: d,
+        p50_us: Some(100.0),
+        p99_us: Some(900.0),
+        hwm_mib: Some(12.5),
+        rss_end_mib: Some(10.0),
+        cpu_us_per_delivery: Some(0.25),
+        server_cpu_pct: Some(5.0),
+        writes_per_delivery: Some(0.5),
+        lost,
+        ..Sample::default()
+    };
+    cells.insert(
+        "epoll".to_string(),
+        Cell {
+            samples: vec![sample(300.0, 0), sample(100.0, 1), sample(200.0, 0)],
+            failure: None,
+        },
+    );
+    cells.insert(
+        "select".to_string(),
+        Cell {
+            samples: vec![],
+            failure: Some("n/a (FD_SETSIZE)".into()),
+        },
+    );
+    let order = vec![
+        "epoll".to_string(),
+        "select".to_string(),
+        "ngircd".to_string(),
+    ];
+    let t = render_table(&order, &cells);
+    let lines: Vec<&str> = t.lines().collect();
+    check("table has header, rule, 3 rows", lines.len() == 5);
+    check(
+        "table header",
+        lines[0].starts_with("| contender | deliveries/s"),
+    );
+    check("table rule", lines[1].starts_with("| --- | ---: |"));
+    check(
+        "table row",
+        lines[2] == "| epoll | 200 [100–300] | 100 | 900 | 12.5 / 10.0 | 0.250 | 5 | 0.500 | 1 |",
+    );
+    check(
+        "table n/a row",
+        lines[3].starts_with("| select | n/a (FD_SETSIZE) |"),
+    );
+    check(
+        "table not run",
+        lines[4].starts_with("| ngircd | not run |"),
+    );
+    check(
+        "columns agree",
+        lines
+            .iter()
+            .all(|l| l.matches(" | ").count() == HEADER.len() - 1),
+    );
+    // Arguments.
+    let parse = |a: &[&str]| parse_args(a.iter().map(|s| s.to_string()).collect());
+    check(
+        "no args: self-test",
+        matches!(parse(&[]), Ok(Mode::SelfTest)),
+    );
+    check(
+        "quick",
+        matches!(parse(&["--quick", "--bench"]), Ok(Mode::Bench(o)) if o.clients == 50 && o.rounds == 1),
+    );
+    check(
+        "quick with clients",
+        matches!(parse(&["--quick", "--clients", "80"]), Ok(Mode::Bench(o)) if o.clients == 80),
+    );
+    check(
+        "contenders",
+        matches!(parse(&["--contenders", "epoll,ngircd"]), Ok(Mode::Bench(o)) if o.contenders == ["epoll", "ngircd"]),
+    );
+    check(
+        "unknown contender",
+        parse(&["--contenders", "nginx"]).is_err(),
+    );
+    check("bad rate", parse(&["--rate", "0"]).is_err());
+    check(
+        "senders < clients",
+        parse(&["--clients", "4", "--senders", "4"]).is_err(),
+    );
+    if failed == 0 {
+        println!("self-test: all checks passed");
+        0
+    } else {
+        println!("self-test: {failed} check(s) failed");
+        1
+    }
+}
