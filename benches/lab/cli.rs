@@ -3,10 +3,23 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::servers::CONTENDERS;
+use crate::servers::{ALL_CONTENDERS, CONTENDERS, NGINX};
 
 /// The workloads, in the order they run.
-pub const WORKLOADS: [&str; 4] = ["round-trip", "idle-sweep", "churn", "bulk"];
+pub const WORKLOADS: [&str; 5] = ["round-trip", "idle-sweep", "churn", "bulk", "http"];
+
+/// The sub-workloads of `http`, as named in the results.
+pub const HTTP_WORKLOADS: [&str; 3] = ["http-plaintext", "http-1k", "http-1m"];
+
+/// Where a result's workload goes in the tables and the JSON (`http` expanded).
+pub fn workload_rank(w: &str) -> usize {
+    WORKLOADS
+        .iter()
+        .take(4)
+        .chain(HTTP_WORKLOADS.iter())
+        .position(|x| *x == w)
+        .unwrap_or(99)
+}
 
 /// Idle-connection counts of the full sweep.
 pub const IDLE_COUNTS: [u64; 5] = [0, 100, 1000, 4000, 10000];
@@ -17,7 +30,12 @@ pub enum Mode {
     /// The lab itself.
     Lab(Options),
     /// The hidden child mode: serve contender `name`, pinned to `cpu`.
-    Serve { name: String, cpu: Option<usize> },
+    /// With `http_root`: this crate's HTTP server on backend `name`, serving that root.
+    Serve {
+        name: String,
+        cpu: Option<usize>,
+        http_root: Option<PathBuf>,
+    },
     /// Run the lab's own checks.
     SelfTest,
     /// Print usage.
@@ -43,6 +61,8 @@ pub struct Options {
     pub churn_concurrency: usize,
     pub bulk_connections: usize,
     pub bulk_chunk: usize,
+    /// Connections of wrk in the `http` workload.
+    pub http_connections: usize,
     pub pin: bool,
     pub strace: bool,
     pub out_dir: Option<PathBuf>,
@@ -54,7 +74,7 @@ impl Options {
         Options {
             quick: false,
             workloads: WORKLOADS.iter().map(|s| s.to_string()).collect(),
-            contenders: CONTENDERS.iter().map(|s| s.to_string()).collect(),
+            contenders: ALL_CONTENDERS.iter().map(|s| s.to_string()).collect(),
             connections: 100,
             duration: Duration::from_secs(1),
             warmup: Duration::from_millis(300),
@@ -64,6 +84,7 @@ impl Options {
             churn_concurrency: 16,
             bulk_connections: 4,
             bulk_chunk: 16 * 1024,
+            http_connections: 50,
             pin: true,
             strace: false,
             out_dir: None,
@@ -82,6 +103,7 @@ impl Options {
             idle_counts: vec![0, 50],
             churn_concurrency: 4,
             bulk_connections: 2,
+            http_connections: 4,
             ..Options::default_suite()
         }
     }
@@ -90,19 +112,27 @@ impl Options {
 pub const USAGE: &str = "\
 usage: cargo bench --bench lab -- [options]
   --quick              a few seconds: every contender starts, serves and stops (for CI)
-  --workloads a,b      of: round-trip, idle-sweep, churn, bulk (default: all)
+  --workloads a,b      of: round-trip, idle-sweep, churn, bulk, http (default: all)
   --contenders a,b     of: select, poll, epoll, epoll-et, mio, polling, threads, fork,
-                       ref-mio, ref-tokio (default: all)
+                       ref-mio, ref-tokio, nginx (default: all). The echo workloads
+                       skip nginx; http runs the six backends and nginx only
   --connections N      round-trip connections (default 100)
-  --duration SECS      measured seconds per round-trip point (default 1; others use less)
+  --http-connections N wrk connections of the http workload (default 50)
+  --duration SECS      measured seconds per round-trip point (default 1; others use less;
+                       http runs wrk for this many whole seconds, at least 1)
   --rounds N           rounds; contenders alternate within each (default 5; the idle
                        sweep runs at most 3)
   --idle a,b           idle counts of the sweep (default 0,100,1000,4000,10000)
   --max-ops N          most operations per measured point
   --no-pin             do not pin server and load generator to different cores
-  --strace             cross-check syscalls/op of epoll-et against strace -c -f
+  --strace             cross-check syscalls/op of epoll-et against strace -c -f, and
+                       count nginx's syscalls per request with strace -c -f -p
   --out DIR            where results.json and the plots go (default target/lab)
   --self-test          run the lab's own unit checks and exit
+
+The http workload needs wrk and nginx (Debian: apt-get install wrk nginx); nginx is
+looked up on PATH, then /usr/sbin, or taken from $READYLOOP_LAB_NGINX. Without nginx
+the table says so (with CI=true it is a failure).
 ";
 
 fn list(v: &str, allowed: &[&str], what: &str) -> Result<Vec<String>, String> {
@@ -156,7 +186,17 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
             Some(q) => Some(number("--cpu", args.get(q + 1).cloned())?),
             None => None,
         };
-        return Ok(Mode::Serve { name, cpu });
+        let http_root = match args.iter().position(|a| a == "--http-root") {
+            Some(q) => Some(PathBuf::from(
+                args.get(q + 1).ok_or("--http-root needs a directory")?,
+            )),
+            None => None,
+        };
+        return Ok(Mode::Serve {
+            name,
+            cpu,
+            http_root,
+        });
     }
     let quick = args.iter().any(|a| a == "--quick");
     let mut o = if quick {
@@ -178,11 +218,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
             "--contenders" => {
                 o.contenders = list(
                     &it.next().ok_or("--contenders needs a list")?,
-                    &CONTENDERS,
+                    &ALL_CONTENDERS,
                     "contender",
                 )?
             }
             "--connections" => o.connections = number::<usize>(&a, it.next())?.max(1),
+            "--http-connections" => {
+                o.http_connections = number::<usize>(&a, it.next())?.clamp(1, 10_000)
+            }
             "--duration" => {
                 let secs: f64 = number(&a, it.next())?;
                 if !(secs > 0.0 && secs < 3600.0) {
@@ -212,7 +255,32 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
         .sort_by_key(|w| WORKLOADS.iter().position(|x| x == w));
     o.workloads.dedup();
     o.contenders
-        .sort_by_key(|c| CONTENDERS.iter().position(|x| x == c));
+        .sort_by_key(|c| ALL_CONTENDERS.iter().position(|x| x == c));
     o.contenders.dedup();
     Ok(Mode::Lab(o))
+}
+
+impl Options {
+    /// The echo contenders selected (nginx only serves HTTP).
+    pub fn echo_contenders(&self) -> Vec<String> {
+        self.contenders
+            .iter()
+            .filter(|c| CONTENDERS.contains(&c.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// The HTTP contenders selected: this crate's backends, then nginx.
+    pub fn http_contenders(&self) -> Vec<String> {
+        self.contenders
+            .iter()
+            .filter(|c| crate::servers::is_crate(c) || c.as_str() == NGINX)
+            .cloned()
+            .collect()
+    }
+
+    /// wrk's `-d` (whole seconds, at least one).
+    pub fn http_seconds(&self) -> u64 {
+        (self.duration.as_secs_f64().ceil() as u64).max(1)
+    }
 }

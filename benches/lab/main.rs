@@ -2,16 +2,20 @@
 //!
 //! Runs this crate's echo server on every backend, the classroom's thread-per-connection
 //! and fork-per-connection servers, and reference echo servers on mio and tokio, under
-//! one load generator; prints markdown tables, writes `target/lab/results.json` and SVG
-//! plots. `-- --help` lists the options; `-- --self-test` runs the lab's own checks, and
+//! one load generator; and (workload `http`) this crate's HTTP server on every backend
+//! against nginx under `wrk`. Prints markdown tables, writes `target/lab/results.json`
+//! and SVG plots. `-- --help` lists the options; `-- --self-test` runs the lab's own checks, and
 //! so does `cargo test --benches` (which runs this target with no argument).
 
 mod cli;
+mod http;
 mod loadgen;
+mod nginx;
 mod plot;
 mod report;
 mod selftest;
 mod servers;
+mod wrk;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -22,7 +26,7 @@ use cli::{Mode, Options};
 use loadgen::{Bounds, EchoClient, PhaseResult};
 use readyloop::sys::stats::Counts;
 use report::{Cell, Outcome, Sample};
-use servers::{ServerProc, CONTENDERS};
+use servers::{ServerProc, ALL_CONTENDERS, NGINX};
 
 fn main() {
     let mode = match cli::parse(std::env::args().skip(1)) {
@@ -34,7 +38,11 @@ fn main() {
     };
     match mode {
         Mode::Help => print!("{}", cli::USAGE),
-        Mode::Serve { name, cpu } => servers::serve_child(&name, cpu),
+        Mode::Serve {
+            name,
+            cpu,
+            http_root,
+        } => servers::serve_child(&name, cpu, http_root),
         Mode::SelfTest => std::process::exit(selftest::run()),
         Mode::Lab(o) => std::process::exit(run_lab(o)),
     }
@@ -92,15 +100,15 @@ fn out_dir(o: &Options) -> PathBuf {
 #[derive(Default)]
 struct Results {
     cells: BTreeMap<(usize, usize, u64), Cell>,
+    /// nginx's syscalls per request by workload, from `strace -c` (`--strace` only):
+    /// (total, breakdown).
+    nginx_strace: BTreeMap<String, (f64, String)>,
 }
 
 impl Results {
     fn key(workload: &str, contender: &str, idle: Option<u64>) -> (usize, usize, u64) {
-        let w = cli::WORKLOADS
-            .iter()
-            .position(|x| *x == workload)
-            .unwrap_or(99);
-        let c = CONTENDERS
+        let w = cli::workload_rank(workload);
+        let c = ALL_CONTENDERS
             .iter()
             .position(|x| *x == contender)
             .unwrap_or(99);
@@ -173,6 +181,8 @@ fn sample(r: &PhaseResult, counts: Option<Counts>) -> Sample {
         p999_us: r.quantile_us(0.999),
         errors: r.errors,
         counts,
+        cpu_us_per_op: None,
+        load_cpu: None,
     }
 }
 
@@ -349,9 +359,15 @@ fn run_lab(o: Options) -> i32 {
     };
     let mut res = Results::default();
     let has = |w: &str| o.workloads.iter().any(|x| x == w);
+    let echo = o.echo_contenders();
+    let hl = if has("http") {
+        HttpLab::new(&o, server_cpu, &mut res)
+    } else {
+        None
+    };
     for round in 0..o.rounds {
-        let n = o.contenders.len();
-        let order: Vec<&String> = (0..n).map(|i| &o.contenders[(i + round) % n]).collect();
+        let n = echo.len();
+        let order: Vec<&String> = (0..n).map(|i| &echo[(i + round) % n]).collect();
         eprintln!("lab: round {}/{}", round + 1, o.rounds);
         for name in &order {
             if has("round-trip") {
@@ -377,8 +393,17 @@ fn run_lab(o: Options) -> i32 {
                 res.add("bulk", name, None, s);
             }
         }
+        if let Some(hl) = &hl {
+            hl.round(round, &mut res);
+        }
+    }
+    if let (Some(hl), true) = (&hl, o.strace && !o.quick) {
+        hl.strace_nginx(&mut res);
     }
     print_tables(&o, &res);
+    if has("http") {
+        print_http_tables(&o, &res, hl.as_ref());
+    }
     let dir = out_dir(&o);
     if let Err(e) = write_outputs(&dir, &o, &res, &machine) {
         eprintln!("lab: cannot write results to {}: {e}", dir.display());
@@ -434,7 +459,7 @@ fn print_tables(o: &Options, res: &Results) {
         println!("## Idle-connection sweep (p50 round-trip µs of one active connection)\n");
         println!(
             "{}",
-            report::idle_table(&res.of("idle-sweep"), &o.contenders, &o.idle_counts)
+            report::idle_table(&res.of("idle-sweep"), &o.echo_contenders(), &o.idle_counts)
         );
     }
     if has("churn") {
@@ -494,7 +519,33 @@ fn write_outputs(
     machine: &str,
 ) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let json = report::json_results(&res.all());
+    let mut json = report::json_results(&res.all());
+    // The http cells: the ratio to nginx, and where the syscall counts come from.
+    if let Some(arr) = json.as_array_mut() {
+        for v in arr.iter_mut() {
+            let (Some(w), Some(c)) = (v["workload"].as_str(), v["contender"].as_str()) else {
+                continue;
+            };
+            if !w.starts_with("http-") {
+                continue;
+            }
+            let (w, c) = (w.to_string(), c.to_string());
+            let ratio = match (median_rps(res, &w, &c), median_rps(res, &w, NGINX)) {
+                (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                _ => None,
+            };
+            v["vs_nginx"] = serde_json::json!(ratio);
+            if c == NGINX {
+                if let Some((total, by)) = res.nginx_strace.get(&w) {
+                    v["syscalls_per_op"] = serde_json::json!(total);
+                    v["syscalls_source"] = serde_json::json!("strace");
+                    v["syscalls_per_op_strace"] = serde_json::json!(by);
+                }
+            } else if !v["syscalls_per_op"].is_null() {
+                v["syscalls_source"] = serde_json::json!("counters");
+            }
+        }
+    }
     std::fs::write(
         dir.join("results.json"),
         serde_json::to_string_pretty(&json).map_err(io::Error::other)? + "\n",
@@ -537,11 +588,46 @@ fn write_outputs(
         )
         .map_err(plot_err)?;
     }
+    let mut panels = Vec::new();
+    for t in &http::TARGETS {
+        let cells = res.of(t.workload);
+        let mb = t.workload == "http-1m";
+        let bars: Vec<(String, f64, f64, f64)> = cells
+            .iter()
+            .filter_map(|c| match &c.outcome {
+                Outcome::Measured(s) => {
+                    let sm = report::summarise(s);
+                    let t = if mb { sm.mb_per_sec } else { sm.ops_per_sec }?;
+                    Some((c.contender.clone(), t.median, t.min, t.max))
+                }
+                _ => None,
+            })
+            .collect();
+        if !bars.is_empty() {
+            let (title, unit) = match t.workload {
+                "http-plaintext" => ("GET /plaintext", "requests/s"),
+                "http-1k" => ("1 KiB file", "requests/s"),
+                _ => ("1 MiB file", "MB/s"),
+            };
+            panels.push((title.to_string(), unit.to_string(), bars));
+        }
+    }
+    if !panels.is_empty() {
+        plot::bar_panels(
+            &dir.join("http.svg"),
+            &format!(
+                "HTTP: readyloop backends vs nginx (1 worker), wrk -c{} (median, min–max)",
+                o.http_connections
+            ),
+            &panels,
+        )
+        .map_err(plot_err)?;
+    }
     let idle = res.of("idle-sweep");
     if !idle.is_empty() {
         let labels: Vec<String> = o.idle_counts.iter().map(u64::to_string).collect();
         let series: Vec<(String, Vec<Option<f64>>)> = o
-            .contenders
+            .echo_contenders()
             .iter()
             .map(|name| {
                 let ys = o
@@ -660,4 +746,288 @@ fn strace_cross_check(lab: &Lab) {
         ),
         None => println!("crate counters: none"),
     }
+}
+
+// ---------------------------------------------------------------------------------
+// The http workload.
+
+/// What the `http` workload needs for a run: the content, nginx, wrk, the pinning.
+struct HttpLab {
+    site: http::Site,
+    contenders: Vec<String>,
+    nginx_bin: Option<PathBuf>,
+    nginx_version: Option<String>,
+    run: http::Run,
+}
+
+impl HttpLab {
+    /// Prepares the workload; without wrk (or with nothing to run) it records why in
+    /// `res` and returns `None`. Under `CI=true` a missing wrk or nginx is a failure.
+    fn new(o: &Options, server_cpu: Option<usize>, res: &mut Results) -> Option<HttpLab> {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        let contenders = o.http_contenders();
+        let missing = |what: &str, who: &[String], res: &mut Results| {
+            for t in &http::TARGETS {
+                for name in who {
+                    if ci {
+                        res.add(
+                            t.workload,
+                            name,
+                            None,
+                            Err(format!("{what}: not installed (CI=true)")),
+                        );
+                    } else {
+                        res.not_applicable(
+                            t.workload,
+                            name,
+                            None,
+                            &format!("{what}: not installed"),
+                        );
+                    }
+                }
+            }
+        };
+        if contenders.is_empty() {
+            eprintln!(
+                "lab: http: no HTTP contender selected (the six backends and nginx serve HTTP)"
+            );
+            return None;
+        }
+        if !wrk::have("wrk", "-v") {
+            missing("wrk", &contenders, res);
+            return None;
+        }
+        let site = match http::Site::create() {
+            Ok(s) => s,
+            Err(e) => {
+                for t in &http::TARGETS {
+                    for name in &contenders {
+                        res.add(t.workload, name, None, Err(format!("content: {e}")));
+                    }
+                }
+                return None;
+            }
+        };
+        let mut contenders = contenders;
+        let nginx_bin = nginx::binary();
+        if contenders.iter().any(|c| c == NGINX) && nginx_bin.is_none() {
+            missing("nginx", &[NGINX.to_string()], res);
+            contenders.retain(|c| c != NGINX);
+        }
+        let nginx_version = nginx_bin.as_deref().and_then(nginx::version);
+        // wrk on the load generator's CPU (the lab itself is pinned there already).
+        let load_cpu = server_cpu.and(wrk::have("taskset", "-V").then_some(1));
+        Some(HttpLab {
+            site,
+            contenders,
+            nginx_bin,
+            nginx_version,
+            run: http::Run {
+                server_cpu,
+                load_cpu,
+                conns: o.http_connections,
+                seconds: o.http_seconds(),
+                warmup: o.warmup,
+            },
+        })
+    }
+
+    /// One round: every sub-workload, contenders in an order rotated by the round.
+    fn round(&self, round: usize, res: &mut Results) {
+        let n = self.contenders.len();
+        for t in &http::TARGETS {
+            for i in 0..n {
+                let name = &self.contenders[(i + round) % n];
+                let r = http::measure(name, t, &self.site, self.nginx_bin.as_deref(), &self.run);
+                let s = r.map(|(w, counts, cpu_ns)| Sample {
+                    ops: w.requests,
+                    ops_per_sec: w.requests_per_sec,
+                    mb_per_sec: w.requests_per_sec * t.body_len as f64 / 1e6,
+                    p50_us: w.p50_us,
+                    p99_us: w.p99_us,
+                    p999_us: None,
+                    errors: w.errors(),
+                    counts,
+                    cpu_us_per_op: cpu_ns.map(|ns| ns as f64 / 1e3 / w.requests as f64),
+                    load_cpu: w
+                        .cpu_seconds
+                        .filter(|_| w.seconds > 0.0)
+                        .map(|c| c / w.seconds),
+                });
+                res.add(t.workload, name, None, s);
+            }
+        }
+    }
+
+    /// `--strace`: nginx's syscalls per request, one traced wrk run per sub-workload.
+    fn strace_nginx(&self, res: &mut Results) {
+        let Some(bin) = &self.nginx_bin else { return };
+        if !self.contenders.iter().any(|c| c == NGINX) {
+            return;
+        }
+        if !wrk::have("strace", "-V") {
+            eprintln!("lab: strace is not installed: nginx's syscalls not counted");
+            return;
+        }
+        for t in &http::TARGETS {
+            match http::nginx_strace(t, &self.site, bin, &self.run) {
+                Ok((total, per)) => {
+                    let b = per
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v:.2}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    res.nginx_strace.insert(t.workload.to_string(), (total, b));
+                }
+                Err(e) => eprintln!("lab: strace of nginx on {}: {e}", t.workload),
+            }
+        }
+    }
+}
+
+/// The median requests/s of `contender` on `workload`.
+fn median_rps(res: &Results, workload: &str, contender: &str) -> Option<f64> {
+    res.of(workload)
+        .into_iter()
+        .find(|c| c.contender == contender)
+        .and_then(|c| match &c.outcome {
+            Outcome::Measured(s) => report::summarise(s).ops_per_sec.map(|t| t.median),
+            _ => None,
+        })
+}
+
+fn print_http_tables(o: &Options, res: &Results, hl: Option<&HttpLab>) {
+    let (conns, secs) = (o.http_connections, o.http_seconds());
+    println!("## HTTP: this crate's server on each backend vs nginx (one worker)\n");
+    if let Some(hl) = hl {
+        println!(
+            "- load: `{}` (wrk {}), keep-alive; server {}",
+            wrk::command_line(hl.run.load_cpu, conns, secs, "URL").join(" "),
+            if hl.run.load_cpu.is_some() {
+                "pinned with taskset"
+            } else {
+                "not pinned"
+            },
+            match hl.run.server_cpu {
+                Some(c) => format!("pinned to CPU {c}"),
+                None => "not pinned".into(),
+            }
+        );
+        match (&hl.nginx_bin, &hl.nginx_version) {
+            (Some(_), v) => println!(
+                "- nginx: {} with `worker_processes 1; master_process off; access_log off; \
+                 sendfile on; tcp_nopush on; keepalive_requests 100000000;` (config generated \
+                 by benches/lab/nginx.rs)",
+                v.as_deref().unwrap_or("nginx (version unknown)")
+            ),
+            (None, _) => println!("- nginx: not installed (Debian: `apt-get install nginx`)"),
+        }
+        println!(
+            "- this crate: `HttpServer` with `Router::with_builtins()`, the same root, \
+             no access log (benches/lab/servers.rs)"
+        );
+    }
+    println!(
+        "- server CPU µs/req: the server process's CPU time over the wrk run (all its \
+         threads, `/proc/PID/task/*/schedstat`) per request: what a request costs the \
+         server even when one wrk thread on CPU 1 is the bottleneck; wrk CPU: the share \
+         of a CPU wrk used over its run (near 100%: the load generator, not the server, \
+         sets the pace)"
+    );
+    println!(
+        "- syscalls/req: the crate's counters in the server over the wrk run{}\n",
+        if res.nginx_strace.is_empty() {
+            "; nginx: `–` (counted only with `--strace`)"
+        } else {
+            "; nginx: `strace -c -f -p` over a separate wrk run (marked *)"
+        }
+    );
+    let titles = [
+        "### `http-plaintext`: GET /plaintext (13 B)",
+        "### `http-1k`: GET /1k.bin (1 KiB static file)",
+        "### `http-1m`: GET /1m.bin (1 MiB static file; MB/s of file content)",
+    ];
+    for (t, title) in http::TARGETS.iter().zip(titles) {
+        println!("{title}\n");
+        let base = median_rps(res, t.workload, NGINX);
+        println!(
+            "{}",
+            report::http_table(
+                &res.of(t.workload),
+                base,
+                t.workload == "http-1m",
+                res.nginx_strace.get(t.workload),
+            )
+        );
+    }
+    http_targets(o, res);
+}
+
+/// Prints issue 4's targets for this run.
+fn http_targets(o: &Options, res: &Results) {
+    println!(
+        "Issue 4 targets (epoll-et, measured in this run{}):\n",
+        if o.quick {
+            "; --quick runs are too short to judge them"
+        } else {
+            ""
+        }
+    );
+    let verdict = |ok: bool| if ok { "(met)" } else { "(NOT met)" };
+    for (w, what, goal) in [
+        ("http-plaintext", "plaintext keep-alive requests/s", 1.25),
+        ("http-1k", "1 KiB static file requests/s", 1.1),
+        ("http-1m", "1 MiB static file requests/s", 0.9),
+    ] {
+        match (median_rps(res, w, "epoll-et"), median_rps(res, w, NGINX)) {
+            (Some(a), Some(b)) if b > 0.0 => println!(
+                "- {what} ≥ {goal}x nginx: {:.2}x ({} vs {}) {}",
+                a / b,
+                report::num(a),
+                report::num(b),
+                verdict(a / b >= goal)
+            ),
+            _ => println!("- {what} ≥ {goal}x nginx: not measured"),
+        }
+    }
+    let cpu = |w: &str, c: &str| {
+        res.of(w)
+            .into_iter()
+            .find(|x| x.contender == c)
+            .and_then(|x| match &x.outcome {
+                Outcome::Measured(s) => report::summarise(s).cpu_us_per_op,
+                _ => None,
+            })
+    };
+    for (w, what) in [
+        ("http-plaintext", "plaintext"),
+        ("http-1k", "1 KiB file"),
+        ("http-1m", "1 MiB file"),
+    ] {
+        if let (Some(a), Some(b)) = (cpu(w, "epoll-et"), cpu(w, NGINX)) {
+            println!(
+                "- (context) server CPU per {what} request: epoll-et {a:.2} µs, nginx {b:.2} µs \
+                 (nginx needs {:.2}x the CPU)",
+                b / a
+            );
+        }
+    }
+    for (w, what, goal) in [
+        ("http-plaintext", "syscalls per plaintext request", 2.05),
+        ("http-1k", "syscalls per 1 KiB static file request", 3.0),
+    ] {
+        let x = res
+            .of(w)
+            .into_iter()
+            .find(|c| c.contender == "epoll-et")
+            .and_then(|c| match &c.outcome {
+                Outcome::Measured(s) => report::summarise(s).syscalls_per_op,
+                _ => None,
+            });
+        match x {
+            Some(x) => println!("- {what} ≤ {goal}: {x:.2} {}", verdict(x <= goal)),
+            None => println!("- {what} ≤ {goal}: not measured"),
+        }
+    }
+    println!();
 }

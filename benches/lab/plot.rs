@@ -6,6 +6,12 @@ use plotters::prelude::*;
 
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
 
+/// A bar: (name, median, min, max).
+pub type Bar = (String, f64, f64, f64);
+
+/// A panel: (title, y label, bars).
+pub type Panel = (String, String, Vec<Bar>);
+
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -29,6 +35,36 @@ pub fn bar_chart(
 ) -> PlotResult {
     let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
     root.fill(&WHITE)?;
+    draw_bars(&root, title, 22, y_label, bars)?;
+    root.present()?;
+    Ok(())
+}
+
+/// Several bar charts side by side under one title (each with its own scale).
+/// `panels`: (title, y label, bars).
+pub fn bar_panels(path: &Path, title: &str, panels: &[Panel]) -> PlotResult {
+    let n = panels.len().max(1);
+    let root = SVGBackend::new(path, (480 * n as u32, 540)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 22))?;
+    let areas = root.split_evenly((1, n));
+    for (area, (t, y, bars)) in areas.iter().zip(panels) {
+        draw_bars(area, t, 18, y, bars)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    title_size: u32,
+    y_label: &str,
+    bars: &[(String, f64, f64, f64)],
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
     let n = bars.len().max(1);
     let top = bars
         .iter()
@@ -37,16 +73,17 @@ pub fn bar_chart(
         .max(1.0)
         * 1.1;
     let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", title_size))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d((0..n).into_segmented(), 0f64..top)?;
+        // `0..n - 1` segmented: n slots (`0..n` would draw an empty last one).
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..top)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(n)
+        .x_labels(n + 1)
         .x_label_formatter(&|x| match x {
             SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
             _ => String::new(),
@@ -63,11 +100,10 @@ pub fn bar_chart(
             ],
             c.filled(),
         );
-        r.set_margin(0, 0, 12, 12);
+        r.set_margin(0, 0, 6, 6);
         r
     }))?;
-    for b in bars.iter().enumerate() {
-        let (i, b) = b;
+    for (i, b) in bars.iter().enumerate() {
         chart.draw_series(LineSeries::new(
             vec![
                 (SegmentValue::CenterOf(i), b.2),
@@ -76,7 +112,6 @@ pub fn bar_chart(
             BLACK.stroke_width(2),
         ))?;
     }
-    root.present()?;
     Ok(())
 }
 

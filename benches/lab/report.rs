@@ -16,6 +16,10 @@ pub struct Sample {
     pub errors: u64,
     /// Syscalls counted by the server over the measured window (crate contenders).
     pub counts: Option<Counts>,
+    /// CPU time the server's process spent per operation, in µs (`http` workload).
+    pub cpu_us_per_op: Option<f64>,
+    /// Share of one CPU the load generator used over the run (`http`: wrk).
+    pub load_cpu: Option<f64>,
 }
 
 /// What a cell of the results holds.
@@ -87,6 +91,8 @@ pub struct Summary {
     pub p99_us: Option<f64>,
     pub p999_us: Option<f64>,
     pub syscalls_per_op: Option<f64>,
+    pub cpu_us_per_op: Option<f64>,
+    pub load_cpu: Option<f64>,
     /// Per kind, per operation (median over rounds).
     pub per_kind: Vec<(&'static str, f64)>,
     pub errors: u64,
@@ -120,6 +126,8 @@ pub fn summarise(samples: &[Sample]) -> Summary {
         p99_us: median_of(samples, |s| s.p99_us),
         p999_us: median_of(samples, |s| s.p999_us),
         syscalls_per_op: median_of(samples, per_op),
+        cpu_us_per_op: median_of(samples, |s| s.cpu_us_per_op),
+        load_cpu: median_of(samples, |s| s.load_cpu),
         per_kind,
         errors: samples.iter().map(|s| s.errors).sum(),
         rounds: samples.len(),
@@ -250,6 +258,89 @@ pub fn throughput_table(cells: &[&Cell], unit: &str, mb: bool, baseline: Option<
     markdown(&h, &rows)
 }
 
+/// The table of an HTTP sub-workload: requests/s with min–max, the ratio to nginx
+/// (`baseline`, its median), MB/s of content when `mb`, wrk's latency, the server
+/// process's CPU time per request, syscalls per request (the crate's counters; for nginx `strace` = (total, breakdown) if given).
+pub fn http_table(
+    cells: &[&Cell],
+    baseline: Option<f64>,
+    mb: bool,
+    strace: Option<&(f64, String)>,
+) -> String {
+    let mut header = vec!["contender", "requests/s (median)", "min–max", "vs nginx"];
+    if mb {
+        header.push("MB/s");
+    }
+    header.extend([
+        "p50 µs",
+        "p99 µs",
+        "server CPU µs/req",
+        "wrk CPU",
+        "syscalls/req",
+        "per req (server)",
+        "errors",
+    ]);
+    let mut rows = Vec::new();
+    for c in cells {
+        let mut row = vec![format!("`{}`", c.contender)];
+        let samples = match &c.outcome {
+            Outcome::Measured(s) => s,
+            // e.g. `nginx: not installed`
+            Outcome::NotApplicable(r) => {
+                row.push(r.clone());
+                row.resize(header.len(), String::new());
+                rows.push(row);
+                continue;
+            }
+            Outcome::Failed(e) => {
+                row.push(format!("failed: {e}"));
+                row.resize(header.len(), String::new());
+                rows.push(row);
+                continue;
+            }
+        };
+        let s = summarise(samples);
+        row.push(opt(s.ops_per_sec.map(|t| t.median)));
+        row.push(range(s.ops_per_sec));
+        row.push(match (s.ops_per_sec, baseline) {
+            (Some(t), Some(b)) if b > 0.0 => format!("{:.2}x", t.median / b),
+            _ => "–".to_string(),
+        });
+        if mb {
+            row.push(opt(s.mb_per_sec.map(|t| t.median)));
+        }
+        row.push(opt(s.p50_us));
+        row.push(opt(s.p99_us));
+        row.push(
+            s.cpu_us_per_op
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or("–".into()),
+        );
+        row.push(
+            s.load_cpu
+                .map(|x| format!("{:.0}%", x * 100.0))
+                .unwrap_or("–".into()),
+        );
+        match (s.syscalls_per_op, strace) {
+            (Some(x), _) => {
+                row.push(format!("{x:.2}"));
+                row.push(breakdown(&s));
+            }
+            (None, Some((x, b))) if c.contender == "nginx" => {
+                row.push(format!("{x:.2}*"));
+                row.push(b.clone());
+            }
+            _ => {
+                row.push("–".into());
+                row.push("–".into());
+            }
+        }
+        row.push(s.errors.to_string());
+        rows.push(row);
+    }
+    markdown(&header, &rows)
+}
+
 /// The idle-sweep table: p50 round-trip latency (µs) of the active connection per idle
 /// count, and the ratio of the largest measured count to zero.
 pub fn idle_table(cells: &[&Cell], contenders: &[String], idles: &[u64]) -> String {
@@ -322,7 +413,7 @@ pub fn json_cell(c: &Cell) -> Value {
                 v["ops_per_sec_min"] = json!(t.min);
                 v["ops_per_sec_max"] = json!(t.max);
             }
-            if c.workload == "bulk" {
+            if c.workload == "bulk" || c.workload.starts_with("http-") {
                 if let Some(t) = s.mb_per_sec {
                     v["mb_per_sec"] = json!(t.median);
                     v["mb_per_sec_min"] = json!(t.min);
@@ -333,6 +424,12 @@ pub fn json_cell(c: &Cell) -> Value {
             v["p99_us"] = json!(s.p99_us);
             v["p999_us"] = json!(s.p999_us);
             v["syscalls_per_op"] = json!(s.syscalls_per_op);
+            if s.cpu_us_per_op.is_some() {
+                v["server_cpu_us_per_op"] = json!(s.cpu_us_per_op);
+            }
+            if s.load_cpu.is_some() {
+                v["load_generator_cpu_share"] = json!(s.load_cpu);
+            }
             if !s.per_kind.is_empty() {
                 let m: serde_json::Map<String, Value> = s
                     .per_kind

@@ -10,6 +10,7 @@ use crate::cli::{self, Mode};
 use crate::loadgen::{self, Bounds, EchoClient};
 use crate::report::{self, Cell, Outcome, Sample};
 use crate::servers::{self, ServerProc};
+use crate::{http, nginx, wrk};
 
 type Check = (&'static str, fn() -> Result<(), String>);
 
@@ -132,6 +133,8 @@ fn sample(ops: u64, ops_per_sec: f64, syscalls: Option<u64>) -> Sample {
             c.0[3] = n - n / 2; // write
             c
         }),
+        cpu_us_per_op: None,
+        load_cpu: None,
     }
 }
 
@@ -249,13 +252,59 @@ fn cli_parsing() -> Result<(), String> {
         "duration, rounds",
     )?;
     ensure(p(&[]) == Ok(Mode::SelfTest), "no argument: self-test")?;
-    ensure(p(&["--contenders", "nginx"]).is_err(), "unknown contender")?;
+    ensure(p(&["--contenders", "apache"]).is_err(), "unknown contender")?;
+    let Ok(Mode::Lab(o)) = p(&[
+        "--workloads",
+        "http",
+        "--contenders",
+        "nginx,epoll-et,threads",
+        "--http-connections",
+        "8",
+        "--duration",
+        "1.5",
+    ]) else {
+        return Err("http options".into());
+    };
+    ensure(o.workloads == ["http"], "http workload")?;
+    ensure(
+        o.http_contenders() == ["epoll-et", "nginx"],
+        format!("http contenders {:?}", o.http_contenders()),
+    )?;
+    ensure(
+        o.echo_contenders() == ["epoll-et", "threads"],
+        "echo contenders skip nginx",
+    )?;
+    ensure(
+        o.http_connections == 8 && o.http_seconds() == 2,
+        "wrk -c8 -d2s",
+    )?;
+    let Ok(Mode::Lab(o)) = p(&["--quick"]) else {
+        return Err("quick".into());
+    };
+    ensure(
+        o.workloads.iter().any(|w| w == "http") && o.http_contenders().len() == 7,
+        "--quick runs http on the six backends and nginx",
+    )?;
+    ensure(
+        o.http_connections == 4 && o.http_seconds() == 1,
+        "--quick: wrk -c4 -d1s",
+    )?;
+    ensure(
+        p(&["--serve", "epoll", "--http-root", "/tmp/x"])
+            == Ok(Mode::Serve {
+                name: "epoll".into(),
+                cpu: None,
+                http_root: Some("/tmp/x".into()),
+            }),
+        "serve http mode",
+    )?;
     ensure(p(&["--connections"]).is_err(), "missing value")?;
     ensure(
         p(&["--serve", "fork", "--cpu", "0"])
             == Ok(Mode::Serve {
                 name: "fork".into(),
                 cpu: Some(0),
+                http_root: None,
             }),
         "serve mode",
     )
@@ -294,9 +343,235 @@ fn child_process_round_trip() -> Result<(), String> {
     Ok(())
 }
 
+/// wrk 4.1's output, captured from a run of this lab's HTTP server.
+const WRK_SAMPLE: &str = "\
+Running 2s test @ http://127.0.0.1:18080/plaintext
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   406.32us  428.80us   9.74ms   98.19%
+    Req/Sec    77.95k    10.46k   94.87k    60.00%
+  Latency Distribution
+     50%  325.00us
+     75%  452.00us
+     90%  563.00us
+     99%    1.35ms
+  154894 requests in 2.00s, 19.79MB read
+Requests/sec:  77314.98
+Transfer/sec:      9.88MB
+";
+
+/// wrk's output with both error lines and a 1 MiB body (sizes in GB, times in ms).
+const WRK_ERRORS: &str = "\
+Running 1s test @ http://127.0.0.1:18080/1m.bin
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    35.81ms   11.46ms  89.46ms   71.79%
+    Req/Sec     0.92k   117.53     1.16k    66.67%
+  Latency Distribution
+     50%   36.28ms
+     75%   42.18ms
+     90%   50.18ms
+     99%   1.02s
+  1829 requests in 1.10s, 1.79GB read
+  Socket errors: connect 2, read 3, write 0, timeout 4
+  Non-2xx or 3xx responses: 7
+Requests/sec:   1662.73
+Transfer/sec:      1.63GB
+";
+
+fn wrk_output_parser() -> Result<(), String> {
+    let r = wrk::parse(WRK_SAMPLE)?;
+    ensure(r.requests == 154_894, format!("requests {}", r.requests))?;
+    ensure(r.seconds == 2.0, format!("seconds {}", r.seconds))?;
+    ensure(r.requests_per_sec == 77314.98, "Requests/sec")?;
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
+    ensure(
+        close(r.transfer_per_sec, 9.88 * 1024.0 * 1024.0),
+        format!("Transfer/sec {}", r.transfer_per_sec),
+    )?;
+    ensure(
+        close(r.bytes_read, 19.79 * 1024.0 * 1024.0),
+        format!("read {}", r.bytes_read),
+    )?;
+    ensure(
+        r.p50_us == Some(325.0) && r.p75_us == Some(452.0) && r.p90_us == Some(563.0),
+        format!("p50/75/90 {:?} {:?} {:?}", r.p50_us, r.p75_us, r.p90_us),
+    )?;
+    ensure(
+        r.p99_us.is_some_and(|p| close(p, 1350.0)),
+        format!("p99 {:?}", r.p99_us),
+    )?;
+    ensure(r.errors() == 0, "no errors")?;
+    let r = wrk::parse(WRK_ERRORS)?;
+    ensure(
+        r.socket_errors == [2, 3, 0, 4] && r.non_2xx == 7 && r.errors() == 16,
+        format!("errors {:?} {}", r.socket_errors, r.non_2xx),
+    )?;
+    ensure(
+        r.requests == 1829 && close(r.seconds, 1.1),
+        format!("{} in {}", r.requests, r.seconds),
+    )?;
+    ensure(
+        r.p50_us.is_some_and(|p| close(p, 36280.0)) && r.p99_us == Some(1.02e6),
+        format!("{:?} {:?}", r.p50_us, r.p99_us),
+    )?;
+    ensure(close(r.transfer_per_sec, 1.63 * 1024f64.powi(3)), "GB/s")?;
+    ensure(
+        wrk::parse("unable to connect to 127.0.0.1:1").is_err(),
+        "no summary",
+    )?;
+    ensure(
+        wrk::parse_time_us("2.5m") == Some(150e6) && wrk::parse_time_us("x").is_none(),
+        "time units",
+    )?;
+    let argv = wrk::command_line(Some(1), 50, 3, "http://127.0.0.1:1/x");
+    ensure(
+        argv.join(" ")
+            == "taskset -c 1 wrk -t1 -c50 -d3s --timeout 5s --latency http://127.0.0.1:1/x",
+        argv.join(" "),
+    )
+}
+
+fn nginx_config_generation() -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("readyloop-lab-selftest-{}", std::process::id()));
+    let root = dir.join("root");
+    let conf = nginx::config(&dir, &root, 18123);
+    let d = dir.display().to_string();
+    for needle in [
+        "worker_processes 1;".to_string(),
+        "master_process off;".into(),
+        "daemon off;".into(),
+        "access_log off;".into(),
+        "sendfile on;".into(),
+        "keepalive_timeout 75s;".into(),
+        "listen 127.0.0.1:18123;".into(),
+        format!("pid {d}/nginx.pid;"),
+        format!("error_log {d}/error.log warn;"),
+        format!("client_body_temp_path {d}/client_body;"),
+        format!("root {};", root.display()),
+        "location = /plaintext {".into(),
+        "return 200 \"Hello, World!\";".into(),
+        "default_type text/plain;".into(),
+    ] {
+        ensure(
+            conf.contains(&needle),
+            format!("config lacks {needle:?}:\n{conf}"),
+        )?;
+    }
+    ensure(
+        conf.matches('{').count() == conf.matches('}').count(),
+        "unbalanced braces",
+    )?;
+    let port = nginx::free_port().map_err(|e| e.to_string())?;
+    ensure(port > 0, "free port")?;
+    // With nginx installed, nginx itself checks the syntax (`nginx -t`).
+    if let Some(bin) = nginx::binary() {
+        std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+        let path = dir.join("nginx.conf");
+        std::fs::write(&path, &conf).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new(bin)
+            .arg("-t")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(&path)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&dir);
+        ensure(
+            out.status.success(),
+            format!("nginx -t: {}", String::from_utf8_lossy(&out.stderr)),
+        )?;
+    }
+    Ok(())
+}
+
+fn http_table_rendering() -> Result<(), String> {
+    let cs = vec![
+        Cell {
+            workload: "http-1m".into(),
+            contender: "epoll-et".into(),
+            idle: None,
+            outcome: Outcome::Measured(vec![
+                Sample {
+                    mb_per_sec: 900.0,
+                    cpu_us_per_op: Some(4.0),
+                    load_cpu: Some(0.99),
+                    ..sample(100, 900.0, Some(300))
+                },
+                Sample {
+                    mb_per_sec: 1100.0,
+                    cpu_us_per_op: Some(6.0),
+                    ..sample(100, 1100.0, Some(300))
+                },
+            ]),
+        },
+        Cell {
+            workload: "http-1m".into(),
+            contender: "nginx".into(),
+            idle: None,
+            outcome: Outcome::NotApplicable("nginx: not installed".into()),
+        },
+    ];
+    let refs: Vec<&Cell> = cs.iter().collect();
+    let t = report::http_table(&refs, Some(500.0), true, None);
+    let lines: Vec<&str> = t.lines().collect();
+    ensure(lines.len() == 4, t.clone())?;
+    ensure(
+        lines[0].contains("| vs nginx | MB/s |"),
+        lines[0].to_string(),
+    )?;
+    ensure(
+        lines[2].contains(
+            "`epoll-et` | 1.0k | 900–1.1k | 2.00x | 1.0k | 10.0 | 20.0 | 5.00 | 99% | 3.00 |",
+        ),
+        lines[2].to_string(),
+    )?;
+    ensure(
+        lines[3].contains("`nginx` | nginx: not installed |"),
+        lines[3].to_string(),
+    )?;
+    let cols = lines[0].matches('|').count();
+    ensure(
+        lines.iter().all(|l| l.matches('|').count() == cols),
+        "ragged table",
+    )?;
+    let v = report::json_results(&cs);
+    ensure(v[0]["mb_per_sec"] == 1000.0, format!("{}", v[0]))?;
+    ensure(v[0]["server_cpu_us_per_op"] == 5.0, format!("{}", v[0]))?;
+    ensure(v[1]["status"] == "n/a", "n/a nginx")
+}
+
+/// This crate's HTTP server in a child process serves the lab's content and counts.
+fn child_process_http() -> Result<(), String> {
+    let site = http::Site::create().map_err(|e| e.to_string())?;
+    let mut srv = http::Server::start("epoll-et", &site, None, None)?;
+    srv.stats_on()?;
+    let mut c = http::Client::connect(srv.addr()).map_err(|e| e.to_string())?;
+    for t in &http::TARGETS {
+        for _ in 0..3 {
+            let r = c.get(t.path).map_err(|e| format!("{}: {e}", t.path))?;
+            http::check_reply(t, &r)?;
+            ensure(r.server == "readyloop", format!("server {:?}", r.server))?;
+        }
+    }
+    let n = http::warm(srv.addr(), &http::TARGETS[0], 50, Duration::from_secs(30))?;
+    ensure(n == 50, format!("warm-up made {n} requests"))?;
+    drop(c);
+    let counts = srv.stats_off()?.ok_or("no counts")?;
+    srv.stop()?;
+    ensure(counts.syscalls() >= 59, format!("{counts:?}"))?;
+    ensure(
+        http::Server::start("threads", &site, None, None).is_err(),
+        "threads does not serve HTTP",
+    )
+}
+
 /// Runs every check; returns the exit code.
 pub fn run() -> i32 {
-    let checks: [Check; 10] = [
+    let checks: [Check; 14] = [
         ("loadgen counts exactly", loadgen_counts_exactly),
         ("loadgen stops on time", loadgen_stops_on_time),
         ("churn counts connections", churn_counts_connections),
@@ -307,6 +582,10 @@ pub fn run() -> i32 {
         ("cli parsing", cli_parsing),
         ("child counts protocol", counts_protocol),
         ("child process round trip", child_process_round_trip),
+        ("wrk output parser", wrk_output_parser),
+        ("nginx config generation", nginx_config_generation),
+        ("http table rendering", http_table_rendering),
+        ("child process http", child_process_http),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, f) in checks {

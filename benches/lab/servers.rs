@@ -6,10 +6,14 @@
 //! the child prints `ready PORT`; then `stats on` → `ok`; `stats off` → `counts N…`
 //! (nine numbers, in `Syscall::ALL` order) or `counts none`; `stop` (or EOF) → `stopped`
 //! and the child exits.
+//!
+//! With `--http-root DIR` the child runs this crate's HTTP server (on backend NAME)
+//! over that directory instead of the echo server, with the same protocol.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, IntoRawFd};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -17,6 +21,7 @@ use std::time::Duration;
 
 use readyloop::net::Listen;
 use readyloop::proto::echo::{Echo, EchoOptions};
+use readyloop::proto::http::{HttpConfig, HttpServer, Router};
 use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
 use readyloop::sys::stats::{self, Counts};
@@ -33,6 +38,24 @@ pub const CONTENDERS: [&str; 10] = [
     "fork",
     "ref-mio",
     "ref-tokio",
+];
+
+/// The HTTP workload's outside contender (not a child of the lab: see `nginx.rs`).
+pub const NGINX: &str = "nginx";
+
+/// Every contender of any workload, in table order.
+pub const ALL_CONTENDERS: [&str; 11] = [
+    "select",
+    "poll",
+    "epoll",
+    "epoll-et",
+    "mio",
+    "polling",
+    "threads",
+    "fork",
+    "ref-mio",
+    "ref-tokio",
+    NGINX,
 ];
 
 /// Whether `name` is one of this crate's backends (and so counts its syscalls).
@@ -79,11 +102,25 @@ impl ServerProc {
         Self::spawn_wrapped(name, cpu, &[])
     }
 
+    /// Starts this crate's HTTP server on backend `name`, serving `root`.
+    pub fn spawn_http(name: &str, cpu: Option<usize>, root: &Path) -> io::Result<ServerProc> {
+        Self::spawn_full(name, cpu, &[], Some(root))
+    }
+
     /// Starts contender `name` under a wrapper command (e.g. `strace -c -f -o FILE`).
     pub fn spawn_wrapped(
         name: &str,
         cpu: Option<usize>,
         wrapper: &[String],
+    ) -> io::Result<ServerProc> {
+        Self::spawn_full(name, cpu, wrapper, None)
+    }
+
+    fn spawn_full(
+        name: &str,
+        cpu: Option<usize>,
+        wrapper: &[String],
+        http_root: Option<&Path>,
     ) -> io::Result<ServerProc> {
         let exe = std::env::current_exe()?;
         let mut cmd = match wrapper.split_first() {
@@ -97,6 +134,9 @@ impl ServerProc {
         cmd.arg("--serve").arg(name);
         if let Some(c) = cpu {
             cmd.arg("--cpu").arg(c.to_string());
+        }
+        if let Some(root) = http_root {
+            cmd.arg("--http-root").arg(root);
         }
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -161,6 +201,11 @@ impl ServerProc {
         parse_counts(&r).ok_or_else(|| io::Error::other(format!("stats off: {r:?}")))
     }
 
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server and waits for the process to exit.
     pub fn stop(mut self) -> io::Result<()> {
         let r = self.command("stop");
@@ -216,20 +261,26 @@ pub fn parse_counts(line: &str) -> Option<Option<Counts>> {
 type Stopper = Box<dyn FnOnce() -> io::Result<()>>;
 
 /// The hidden `--serve NAME` mode. Never returns.
-pub fn serve_child(name: &str, cpu: Option<usize>) -> ! {
+pub fn serve_child(name: &str, cpu: Option<usize>, http_root: Option<PathBuf>) -> ! {
     if let Some(c) = cpu {
         pin_to(c);
     }
     raise_nofile();
     let counted = is_crate(name);
-    let started = match name {
-        "threads" => start_threads(),
-        "fork" => start_fork(),
-        "ref-mio" => start_ref_mio(),
-        "ref-tokio" => start_ref_tokio(),
-        other => match other.parse::<Backend>() {
-            Ok(b) => start_crate(b),
-            Err(e) => Err(io::Error::other(e.to_string())),
+    let started = match (name, http_root) {
+        (other, Some(root)) => match other.parse::<Backend>() {
+            Ok(b) => start_http(b, root),
+            Err(e) => Err(io::Error::other(format!("http: {e}"))),
+        },
+        (name, None) => match name {
+            "threads" => start_threads(),
+            "fork" => start_fork(),
+            "ref-mio" => start_ref_mio(),
+            "ref-tokio" => start_ref_tokio(),
+            other => match other.parse::<Backend>() {
+                Ok(b) => start_crate(b),
+                Err(e) => Err(io::Error::other(e.to_string())),
+            },
         },
     };
     let (port, stopper) = match started {
@@ -281,14 +332,39 @@ pub fn serve_child(name: &str, cpu: Option<usize>) -> ! {
 }
 
 fn start_crate(backend: Backend) -> io::Result<(u16, Stopper)> {
+    start_reactor(backend, move |r| {
+        let (_, addr) = r.listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))?;
+        Ok(addr)
+    })
+}
+
+/// This crate's HTTP server as a user would run it for speed: the built-in routes
+/// (`/plaintext`), files under `root`, default limits and cache, no access log.
+fn start_http(backend: Backend, root: PathBuf) -> io::Result<(u16, Stopper)> {
+    start_reactor(backend, move |r| {
+        let cfg = HttpConfig {
+            root: Some(root),
+            access_log: false,
+            ..HttpConfig::default()
+        };
+        let server = HttpServer::new(cfg, Router::with_builtins())?;
+        let (_, addr) = server.listen(r, "127.0.0.1:0")?;
+        Ok(addr)
+    })
+}
+
+/// Runs a reactor on its own thread with what `setup` registers on it.
+fn start_reactor(
+    backend: Backend,
+    setup: impl FnOnce(&mut Reactor) -> io::Result<SocketAddr> + Send + 'static,
+) -> io::Result<(u16, Stopper)> {
     let (tx, rx) = mpsc::channel();
     let t = thread::Builder::new()
         .name(format!("reactor-{backend}"))
         .spawn(move || -> io::Result<()> {
             let setup = (|| {
                 let mut r = Reactor::new(backend)?;
-                let (_, addr) =
-                    r.listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))?;
+                let addr = setup(&mut r)?;
                 Ok::<_, io::Error>((r, addr))
             })();
             match setup {

@@ -385,7 +385,17 @@ impl StreamCore {
                 }
             }
             let pending = self.out.len();
-            match socket::send(self.fd.as_fd(), self.out.as_slice()) {
+            // Bytes right before a file region (an HTTP head before its body): let
+            // them leave with the region's first bytes, not in a small segment alone.
+            // The region is non-empty, so its `sendfile` (no `MSG_MORE`) follows and
+            // pushes; were the socket full, the ACKs that free it send the rest.
+            let more = self.files.front().is_some_and(|s| s.remaining > 0);
+            let sent = if more {
+                socket::send_more(self.fd.as_fd(), self.out.as_slice())
+            } else {
+                socket::send(self.fd.as_fd(), self.out.as_slice())
+            };
+            match sent {
                 Ok(n) => {
                     self.out.consume(n);
                     if n < pending {
