@@ -212,6 +212,7 @@ pub fn throughput_table(cells: &[&Cell], unit: &str, mb: bool, baseline: Option<
         "p50 µs",
         "p99 µs",
         "p99.9 µs",
+        "server CPU µs/op",
         "syscalls/op",
         "per op (server)",
         "errors",
@@ -245,6 +246,11 @@ pub fn throughput_table(cells: &[&Cell], unit: &str, mb: bool, baseline: Option<
         row.push(opt(s.p50_us));
         row.push(opt(s.p99_us));
         row.push(opt(s.p999_us));
+        row.push(
+            s.cpu_us_per_op
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or("–".into()),
+        );
         row.push(
             s.syscalls_per_op
                 .map(|x| format!("{x:.2}"))
