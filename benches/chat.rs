@@ -22,7 +22,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -398,13 +397,7 @@ fn parse_counts(line: &str) -> Option<Counts> {
 // Process helpers.
 
 fn pin_to(cpu: usize) -> bool {
-    // SAFETY: `set` is a plain bitmask, zeroed then filled by the libc macro;
-    // sched_setaffinity reads it for the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-    }
+    readyloop::sys::process::pin_current_thread(cpu)
 }
 
 fn raise_nofile() -> u64 {
@@ -416,7 +409,7 @@ fn raise_nofile() -> u64 {
 
 fn clk_tck() -> f64 {
     // SAFETY: sysconf has no memory effects.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let t = readyloop::sys::process::clock_ticks_per_sec() as i64;
     if t > 0 {
         t as f64
     } else {
@@ -437,13 +430,7 @@ fn status_kb(pid: u32, key: &str) -> Option<u64> {
 
 /// This thread's CPU time.
 fn thread_cpu() -> Duration {
-    // SAFETY: getrusage fills the struct we own.
-    unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
-        let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-        Duration::from_micros(us(ru.ru_utime) + us(ru.ru_stime))
-    }
+    readyloop::sys::process::thread_cpu_time().unwrap_or_default()
 }
 
 /// Per-CPU `(busy, total)` jiffies from `/proc/stat` (busy: everything but idle and
@@ -610,20 +597,7 @@ struct Server {
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn set_pre_exec(cmd: &mut Command, cpu: Option<usize>) {
-    // SAFETY: between fork and exec the closure makes only async-signal-safe calls
-    // (sched_setaffinity, prctl) on memory it owns.
-    unsafe {
-        cmd.pre_exec(move || {
-            if let Some(c) = cpu {
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                libc::CPU_SET(c, &mut set);
-                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-            }
-            // The server must not outlive the bench.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    readyloop::sys::process::spawn_pinned_and_tied(cmd, cpu);
 }
 
 impl Server {
@@ -792,10 +766,7 @@ impl Server {
             let _ = writeln!(stdin, "stop");
             let _ = stdin.flush();
         } else {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe {
-                libc::kill(self.child.id() as i32, libc::SIGTERM);
-            }
+            let _ = readyloop::sys::process::kill(self.child.id(), libc::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -865,10 +836,8 @@ fn strace_during<T>(
         return Err("strace did not attach".into());
     }
     let r = during();
-    // SAFETY: kill(2) on our own child; SIGINT makes strace detach and report.
-    unsafe {
-        libc::kill(st.id() as i32, libc::SIGINT);
-    }
+    // SIGINT makes strace detach and report.
+    let _ = readyloop::sys::process::kill(st.id(), libc::SIGINT);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match st.try_wait() {

@@ -1,7 +1,7 @@
 //! Regression tests for bugs found in review: each failed before its fix.
 use std::cell::Cell;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -108,8 +108,8 @@ fn oob_echo(backend: Backend) -> Vec<u8> {
         r.run_once(Some(Duration::from_millis(10))).unwrap();
     }
     c.write_all(b"hello").unwrap();
-    // SAFETY: valid buffer; urgent byte (as telnet's "Synch" / Ctrl-C sends).
-    let n = unsafe { libc::send(c.as_raw_fd(), b"X".as_ptr().cast(), 1, libc::MSG_OOB) };
+    // An urgent byte, as telnet's "Synch" (Ctrl-C) sends: recv stops at its mark.
+    let n = readyloop::sys::socket::send_urgent(c.as_fd(), b'X').unwrap();
     assert_eq!(n, 1);
     c.write_all(b"world").unwrap();
     std::thread::sleep(Duration::from_millis(50)); // all three segments queued server-side
@@ -134,30 +134,12 @@ fn oob_echo(backend: Backend) -> Vec<u8> {
 fn urgent_data_stalls_edge_triggered_short_read_shortcut() {
     for b in [Backend::Epoll, Backend::EpollEt, Backend::Mio] {
         let got = oob_echo(b);
-        eprintln!("{b}: echoed {:?}", String::from_utf8_lossy(&got));
-    }
-}
-
-fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) {
-    // SAFETY: standard SCM_RIGHTS construction over local buffers.
-    unsafe {
-        let mut iov = libc::iovec {
-            iov_base: data.as_ptr() as *mut _,
-            iov_len: data.len(),
-        };
-        let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
-        let mut cbuf = vec![0u8; space];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        let cm = libc::CMSG_FIRSTHDR(&msg);
-        (*cm).cmsg_level = libc::SOL_SOCKET;
-        (*cm).cmsg_type = libc::SCM_RIGHTS;
-        (*cm).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cm) as *mut RawFd, fd);
-        assert_eq!(libc::sendmsg(sock, &msg, 0), data.len() as isize);
+        // The urgent byte is out of band (not inline): the stream is "helloworld".
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "helloworld",
+            "{b}: data after the urgent mark was not read"
+        );
     }
 }
 
@@ -179,7 +161,9 @@ fn scm_rights_stalls_edge_triggered_unix_echo() {
         for _ in 0..3 {
             r.run_once(Some(Duration::from_millis(10))).unwrap();
         }
-        send_with_fd(c.as_raw_fd(), b"A", 0);
+        let stdin = std::io::stdin();
+        let sent = readyloop::sys::socket::send_with_fd(c.as_fd(), b"A", stdin.as_fd()).unwrap();
+        assert_eq!(sent, 1);
         c.write_all(b"BBBB").unwrap();
         let t = Instant::now();
         while t.elapsed() < Duration::from_millis(200) {
@@ -195,7 +179,12 @@ fn scm_rights_stalls_edge_triggered_unix_echo() {
             }
             got.extend_from_slice(&buf[..n]);
         }
-        eprintln!("{b}: echoed {:?}", String::from_utf8_lossy(&got));
+        // The descriptor message ends a recv early; the rest must still be read.
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "ABBBB",
+            "{b}: data after the SCM_RIGHTS message was not read"
+        );
     }
 }
 
@@ -223,6 +212,14 @@ fn zero_event_budget_spins_without_progress() {
         "event_budget 0: {n} iterations in 200 ms, handlers = {}",
         r.handler_count()
     );
+    // The budget is raised to 1: the connection is accepted (listener + connection)
+    // and the loop blocks in its waits (4 x 50 ms) instead of requeueing forever.
+    assert_eq!(
+        r.handler_count(),
+        2,
+        "the pending connection was not accepted"
+    );
+    assert!(n < 1000, "the loop spun: {n} iterations in 200 ms");
 }
 
 #[test]

@@ -9,7 +9,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -278,21 +277,8 @@ fn write_some(s: &mut TcpStream, msg: &[u8], written: &mut usize) -> io::Result<
 
 /// Closes with a reset (`SO_LINGER` 0) so churn leaves no `TIME_WAIT` behind and the
 /// ephemeral ports do not run out.
-pub fn set_linger_zero(fd: &impl AsRawFd) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `l` is a valid linger struct that outlives the call; the fd is open.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&l as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+pub fn set_linger_zero(fd: &impl std::os::fd::AsFd) {
+    let _ = readyloop::sys::socket::set_linger_zero(fd.as_fd());
 }
 
 #[derive(PartialEq)]

@@ -12,7 +12,6 @@
 use std::fs;
 use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -159,20 +158,8 @@ impl Nginx {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        // SAFETY: between fork and exec the closure makes only async-signal-safe
-        // calls (sched_setaffinity, prctl) on memory it owns.
-        unsafe {
-            cmd.pre_exec(move || {
-                if let Some(c) = cpu {
-                    let mut set: libc::cpu_set_t = std::mem::zeroed();
-                    libc::CPU_SET(c, &mut set);
-                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-                }
-                // nginx must not outlive the lab.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        // nginx must not outlive the lab.
+        readyloop::sys::process::spawn_pinned_and_tied(&mut cmd, cpu);
         let child = cmd.spawn().map_err(e)?;
         let mut ng = Nginx {
             child,
@@ -215,10 +202,7 @@ impl Nginx {
 
     /// Stops nginx (SIGTERM: fast shutdown) and waits; SIGKILL after 10 s.
     pub fn stop(mut self) -> Result<(), String> {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
+        let _ = readyloop::sys::process::kill(self.child.id(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match self.child.try_wait() {
@@ -287,10 +271,8 @@ pub fn strace_counts<T>(
         return Err("strace did not attach".into());
     }
     let r = during();
-    // SAFETY: kill(2) on our own child's pid; SIGINT makes strace detach and report.
-    unsafe {
-        libc::kill(st.id() as i32, libc::SIGINT);
-    }
+    // SIGINT makes strace detach and report.
+    let _ = readyloop::sys::process::kill(st.id(), libc::SIGINT);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match st.try_wait() {

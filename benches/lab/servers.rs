@@ -65,13 +65,7 @@ pub fn is_crate(name: &str) -> bool {
 
 /// Pins the calling thread (and the threads and processes it creates later) to `cpu`.
 pub fn pin_to(cpu: usize) -> bool {
-    // SAFETY: `set` is a plain bitmask struct, zeroed then filled by the libc macros;
-    // sched_setaffinity reads it for the calling thread (pid 0).
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-    }
+    readyloop::sys::process::pin_current_thread(cpu)
 }
 
 /// Raises the soft descriptor limit as far as the hard limit allows.
@@ -430,10 +424,7 @@ fn start_threads() -> io::Result<(u16, Stopper)> {
 /// Process per connection: `fork(2)` after `accept` (the classroom's second server).
 fn start_fork() -> io::Result<(u16, Stopper)> {
     let (l, port) = listen_std()?;
-    // SAFETY: setting SIGCHLD to SIG_IGN makes the kernel reap children by itself.
-    unsafe {
-        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
-    }
+    readyloop::sys::process::ignore_sigchld();
     thread::spawn(move || {
         let lfd = l.as_raw_fd();
         for s in l.incoming() {

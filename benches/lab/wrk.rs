@@ -189,15 +189,7 @@ pub fn command_line(cpu: Option<usize>, conns: usize, seconds: u64, url: &str) -
 
 /// CPU time (user + system, seconds) of the children this process has waited for.
 fn children_cpu() -> Option<f64> {
-    // SAFETY: getrusage fills the zeroed struct it is given.
-    unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) != 0 {
-            return None;
-        }
-        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-        Some(t(ru.ru_utime) + t(ru.ru_stime))
-    }
+    readyloop::sys::process::children_cpu_time().map(|d| d.as_secs_f64())
 }
 
 /// Runs wrk (pinned to `cpu` with taskset when given) and parses its output. wrk

@@ -12,6 +12,7 @@ pub mod fdset;
 pub mod file;
 pub mod poll;
 pub(crate) mod polling_ext;
+pub mod process;
 pub mod socket;
 pub mod stats;
 pub mod waker;

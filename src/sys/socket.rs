@@ -255,3 +255,48 @@ pub fn somaxconn() -> i32 {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(4096)
 }
+
+/// Sends one byte of TCP urgent data (`send(.., MSG_OOB)`), as telnet's "Synch" does.
+pub fn send_urgent(fd: BorrowedFd<'_>, byte: u8) -> io::Result<usize> {
+    // SAFETY: the buffer is one readable byte on our stack.
+    let n = syscall!(
+        Write,
+        send(
+            fd.as_raw_fd(),
+            (&byte as *const u8).cast(),
+            1,
+            libc::MSG_OOB | libc::MSG_NOSIGNAL
+        )
+    )?;
+    Ok(n as usize)
+}
+
+/// Sends `data` with descriptor `pass` attached (`SCM_RIGHTS`) over a Unix socket.
+pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], pass: BorrowedFd<'_>) -> io::Result<usize> {
+    let fd_len = size_of::<libc::c_int>() as u32;
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(fd_len) } as usize;
+    let mut cbuf = vec![0u8; space];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: an all-zero msghdr is a valid "no name, no control data" header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: `msg` has a control buffer of CMSG_SPACE(sizeof(int)) bytes, so the first
+    // header exists and its data has room for one int (written unaligned).
+    unsafe {
+        let cm = libc::CMSG_FIRSTHDR(&msg);
+        (*cm).cmsg_level = libc::SOL_SOCKET;
+        (*cm).cmsg_type = libc::SCM_RIGHTS;
+        (*cm).cmsg_len = libc::CMSG_LEN(fd_len) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cm) as *mut libc::c_int, pass.as_raw_fd());
+    }
+    // SAFETY: `msg` points at one iovec over `data` and at `cbuf`, both alive.
+    let n = syscall!(Write, sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL))?;
+    Ok(n as usize)
+}
