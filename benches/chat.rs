@@ -37,6 +37,9 @@ use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
 use readyloop::sys::stats::{self, Counts, Syscall};
 
+#[path = "lab/strace.rs"]
+mod strace;
+
 /// Every contender, in table order.
 const ALL: [&str; 7] = [
     "select", "poll", "epoll", "epoll-et", "mio", "polling", "ngircd",
@@ -349,20 +352,6 @@ fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
-}
-
-/// Parses `strace -c -U calls,name` output: `calls name` per line.
-fn parse_strace_calls(text: &str) -> BTreeMap<String, u64> {
-    let mut m = BTreeMap::new();
-    for line in text.lines() {
-        let mut it = line.split_whitespace();
-        if let (Some(n), Some(name), None) = (it.next(), it.next(), it.next()) {
-            if let Ok(n) = n.parse::<u64>() {
-                m.insert(name.to_string(), n);
-            }
-        }
-    }
-    m
 }
 
 /// Write-side syscalls in an strace count.
@@ -797,63 +786,6 @@ impl Drop for Server {
             let _ = std::fs::remove_dir_all(d);
         }
     }
-}
-
-/// `strace -f -c -U calls,name -p PID` attached while `during` runs.
-fn strace_during<T>(
-    pid: u32,
-    out: &Path,
-    during: impl FnOnce() -> Result<T, String>,
-) -> Result<(BTreeMap<String, u64>, T), String> {
-    let mut st = Command::new("strace")
-        .args(["-f", "-c", "-U", "calls,name", "-o"])
-        .arg(out)
-        .arg("-p")
-        .arg(pid.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("strace: {e}"))?;
-    let stderr = st.stderr.take().expect("piped stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let attached = loop {
-        match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(l) if l.contains("attached") => break true,
-            Ok(_) => continue,
-            Err(_) => break false,
-        }
-    };
-    if !attached {
-        let _ = st.kill();
-        let _ = st.wait();
-        return Err("strace did not attach".into());
-    }
-    let r = during();
-    // SIGINT makes strace detach and report.
-    let _ = readyloop::sys::process::kill(st.id(), libc::SIGINT);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match st.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = st.kill();
-                let _ = st.wait();
-                return Err("strace did not stop".into());
-            }
-        }
-    }
-    let v = r?;
-    let text = std::fs::read_to_string(out).map_err(|e| format!("strace output: {e}"))?;
-    let _ = std::fs::remove_file(out);
-    Ok((parse_strace_calls(&text), v))
 }
 
 // ---------------------------------------------------------------------------------
@@ -1448,7 +1380,7 @@ impl Bench {
                 .work
                 .join(format!("strace-{name}-{}.txt", std::process::id()));
             let dur = o.duration.min(Duration::from_secs(5));
-            match strace_during(pid, &file, || {
+            match strace::strace_counts(pid, &file, || {
                 fleet.phase(3, o.senders, o.rate, dur, &mut || {})
             }) {
                 Ok((m, st)) => {
@@ -1930,7 +1862,7 @@ fn self_test() -> i32 {
     check("VmRSS", parse_status_kb(status, "VmRSS") == Some(1024));
     check("VmHWM", parse_status_kb(status, "VmHWM") == Some(2048));
     check("missing key", parse_status_kb(status, "VmSwap").is_none());
-    let m = parse_strace_calls(
+    let m = strace::parse_strace_calls(
         "calls syscall\n------ ----\n 10 write\n 5 writev\n 7 epoll_wait\n 22 total\n",
     );
     check(

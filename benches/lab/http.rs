@@ -334,7 +334,7 @@ pub fn nginx_strace(
     let url = format!("http://{}{}", ng.addr, t.path);
     warm(ng.addr, t, 20_000, run.warmup)?;
     let out = site.dir.join(format!("strace-{}.txt", t.workload));
-    let (calls, r) = crate::nginx::strace_counts(ng.pid(), &out, || {
+    let (calls, r) = crate::strace::strace_counts(ng.pid(), &out, || {
         wrk::run(run.load_cpu, run.conns, run.seconds, &url)
     })?;
     ng.stop()?;

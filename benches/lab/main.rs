@@ -15,6 +15,7 @@ mod plot;
 mod report;
 mod selftest;
 mod servers;
+mod strace;
 mod wrk;
 
 use std::collections::BTreeMap;
