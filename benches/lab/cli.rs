@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::PossibleValuesParser;
+
 use crate::servers::{ALL_CONTENDERS, CONTENDERS, NGINX};
 
 /// The workloads, in the order they run.
@@ -109,57 +111,89 @@ impl Options {
     }
 }
 
-pub const USAGE: &str = "\
-usage: cargo bench --bench lab -- [options]
-  --quick              a few seconds: every contender starts, serves and stops (for CI)
-  --workloads a,b      of: round-trip, idle-sweep, churn, bulk, http (default: all)
-  --contenders a,b     of: select, poll, epoll, epoll-et, mio, polling, threads, fork,
-                       ref-mio, ref-tokio, nginx (default: all). The echo workloads
-                       skip nginx; http runs the six backends and nginx only
-  --connections N      round-trip connections (default 100)
-  --http-connections N wrk connections of the http workload (default 50)
-  --duration SECS      measured seconds per round-trip point (default 1; others use less;
-                       http runs wrk for this many whole seconds, at least 1)
-  --rounds N           rounds; contenders alternate within each (default 5; the idle
-                       sweep runs at most 3)
-  --idle a,b           idle counts of the sweep (default 0,100,1000,4000,10000)
-  --max-ops N          most operations per measured point
-  --no-pin             do not pin server and load generator to different cores
-  --strace             cross-check syscalls/op of epoll-et against strace -c -f, and
-                       count nginx's syscalls per request with strace -c -f -p
-  --out DIR            where results.json and the plots go (default target/lab)
-  --self-test          run the lab's own unit checks and exit
-
+/// Notes printed after the options in `--help`.
+const AFTER_HELP: &str = "\
 The http workload needs wrk and nginx (Debian: apt-get install wrk nginx); nginx is
 looked up on PATH, then /usr/sbin, or taken from $READYLOOP_LAB_NGINX. Without nginx
-the table says so (with CI=true it is a failure).
-";
+the table says so (with CI=true it is a failure).";
 
-fn list(v: &str, allowed: &[&str], what: &str) -> Result<Vec<String>, String> {
-    let items: Vec<String> = v
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
-    if items.is_empty() {
-        return Err(format!("empty list of {what}"));
-    }
-    for i in &items {
-        if !allowed.contains(&i.as_str()) {
-            return Err(format!(
-                "unknown {what} {i:?}; expected one of: {}",
-                allowed.join(", ")
-            ));
-        }
-    }
-    Ok(items)
+/// The lab's command line (clap).
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "lab",
+    about = "The readyloop backend lab: cargo bench --bench lab -- [options]",
+    after_help = AFTER_HELP
+)]
+struct Args {
+    /// A few seconds: every contender starts, serves and stops (for CI).
+    #[arg(long)]
+    quick: bool,
+    /// Workloads to run (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(WORKLOADS))]
+    workloads: Vec<String>,
+    /// Contenders (default: all). The echo workloads skip nginx; http runs the six
+    /// backends and nginx only.
+    #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(ALL_CONTENDERS))]
+    contenders: Vec<String>,
+    /// Round-trip connections (default 100).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    connections: Option<u64>,
+    /// wrk connections of the http workload (default 50).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    http_connections: Option<u64>,
+    /// Measured seconds per round-trip point (default 1; others use less; http runs wrk
+    /// for this many whole seconds, at least 1).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Rounds; contenders alternate within each (default 5; the idle sweep runs at most 3).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: Option<u64>,
+    /// Idle counts of the sweep (default 0,100,1000,4000,10000).
+    #[arg(long, value_delimiter = ',')]
+    idle: Vec<u64>,
+    /// Most operations per measured point.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_ops: Option<u64>,
+    /// Do not pin server and load generator to different cores.
+    #[arg(long)]
+    no_pin: bool,
+    /// Cross-check syscalls/op of epoll-et against strace -c -f, and count nginx's
+    /// syscalls per request with strace -c -f -p.
+    #[arg(long)]
+    strace: bool,
+    /// Where results.json and the plots go (default target/lab).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run the lab's own unit checks and exit.
+    #[arg(long)]
+    self_test: bool,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+    /// Internal: serve one contender in this child process.
+    #[arg(long, hide = true)]
+    serve: Option<String>,
+    /// Internal: the CPU the served contender is pinned to.
+    #[arg(long, hide = true)]
+    cpu: Option<usize>,
+    /// Internal: the document root of the served HTTP contender.
+    #[arg(long, hide = true)]
+    http_root: Option<PathBuf>,
 }
 
-fn number<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
-    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-    v.parse()
-        .map_err(|_| format!("{flag}: not a valid number: {v:?}"))
+fn parse_duration(v: &str) -> Result<Duration, String> {
+    let secs: f64 = v.parse().map_err(|_| format!("not a number: {v:?}"))?;
+    if !(secs > 0.0 && secs < 3600.0) {
+        return Err(format!("out of range (0 < SECS < 3600): {secs}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The lab's `--help` text.
+pub fn usage() -> String {
+    <Args as clap::CommandFactory>::command()
+        .render_help()
+        .to_string()
 }
 
 /// Parses the arguments (without the program name). Cargo's own `--bench` is ignored.
@@ -171,85 +205,56 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
     if args.is_empty() {
         return Ok(Mode::SelfTest);
     }
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        return Ok(Mode::Help);
-    }
-    if args.iter().any(|a| a == "--self-test") {
+    let a = match <Args as clap::Parser>::try_parse_from(
+        std::iter::once("lab".to_string()).chain(args),
+    ) {
+        Ok(a) => a,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => return Ok(Mode::Help),
+        Err(e) => return Err(e.to_string()),
+    };
+    if a.self_test {
         return Ok(Mode::SelfTest);
     }
-    if let Some(p) = args.iter().position(|a| a == "--serve") {
-        let name = args
-            .get(p + 1)
-            .cloned()
-            .ok_or("--serve needs a contender")?;
-        let cpu = match args.iter().position(|a| a == "--cpu") {
-            Some(q) => Some(number("--cpu", args.get(q + 1).cloned())?),
-            None => None,
-        };
-        let http_root = match args.iter().position(|a| a == "--http-root") {
-            Some(q) => Some(PathBuf::from(
-                args.get(q + 1).ok_or("--http-root needs a directory")?,
-            )),
-            None => None,
-        };
+    if let Some(name) = a.serve {
         return Ok(Mode::Serve {
             name,
-            cpu,
-            http_root,
+            cpu: a.cpu,
+            http_root: a.http_root,
         });
     }
-    let quick = args.iter().any(|a| a == "--quick");
-    let mut o = if quick {
+    let mut o = if a.quick {
         Options::quick()
     } else {
         Options::default_suite()
     };
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--quick" | "--bench" => {}
-            "--workloads" => {
-                o.workloads = list(
-                    &it.next().ok_or("--workloads needs a list")?,
-                    &WORKLOADS,
-                    "workload",
-                )?
-            }
-            "--contenders" => {
-                o.contenders = list(
-                    &it.next().ok_or("--contenders needs a list")?,
-                    &ALL_CONTENDERS,
-                    "contender",
-                )?
-            }
-            "--connections" => o.connections = number::<usize>(&a, it.next())?.max(1),
-            "--http-connections" => {
-                o.http_connections = number::<usize>(&a, it.next())?.clamp(1, 10_000)
-            }
-            "--duration" => {
-                let secs: f64 = number(&a, it.next())?;
-                if !(secs > 0.0 && secs < 3600.0) {
-                    return Err(format!("--duration: out of range: {secs}"));
-                }
-                o.duration = Duration::from_secs_f64(secs);
-                o.warmup = o.warmup.min(o.duration / 4);
-            }
-            "--rounds" => o.rounds = number::<usize>(&a, it.next())?.max(1),
-            "--max-ops" => o.max_ops = number::<u64>(&a, it.next())?.max(1),
-            "--idle" => {
-                let v = it.next().ok_or("--idle needs a list")?;
-                o.idle_counts = v
-                    .split(',')
-                    .map(|s| s.trim().parse::<u64>())
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| format!("--idle: bad list {v:?}"))?;
-            }
-            "--no-pin" => o.pin = false,
-            "--strace" => o.strace = true,
-            "--out" => o.out_dir = Some(PathBuf::from(it.next().ok_or("--out needs a dir")?)),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
+    if !a.workloads.is_empty() {
+        o.workloads = a.workloads;
     }
+    if !a.contenders.is_empty() {
+        o.contenders = a.contenders;
+    }
+    if let Some(n) = a.connections {
+        o.connections = n as usize;
+    }
+    if let Some(n) = a.http_connections {
+        o.http_connections = n as usize;
+    }
+    if let Some(d) = a.duration {
+        o.duration = d;
+        o.warmup = o.warmup.min(d / 4);
+    }
+    if let Some(n) = a.rounds {
+        o.rounds = n as usize;
+    }
+    if !a.idle.is_empty() {
+        o.idle_counts = a.idle;
+    }
+    if let Some(n) = a.max_ops {
+        o.max_ops = n;
+    }
+    o.pin = !a.no_pin;
+    o.strace = a.strace;
+    o.out_dir = a.out;
     // Keep the documented order whatever order the flags gave.
     o.workloads
         .sort_by_key(|w| WORKLOADS.iter().position(|x| x == w));

@@ -38,7 +38,7 @@ fn main() {
         }
     };
     match mode {
-        Mode::Help => print!("{}", cli::USAGE),
+        Mode::Help => print!("{}", cli::usage()),
         Mode::Serve {
             name,
             cpu,
