@@ -49,23 +49,6 @@ const ROOM: &str = "#lobby";
 /// The tag that starts every benchmark message's text.
 const TAG: &str = "rlb";
 
-const USAGE: &str = "\
-chat fan-out benchmark: cargo bench --bench chat -- [options]
-
-  --quick             a few seconds: 50 clients, 1 round, short window
-  --clients N         clients in #lobby (default 1000)
-  --senders N         clients that send (default 4)
-  --rate R            messages per second, all senders together (default 200)
-  --duration S        measured window in seconds (default 10)
-  --warmup S          unmeasured sending before the window (default 2)
-  --rounds N          rounds; contenders alternate within each (default 3)
-  --contenders a,b    subset of: select,poll,epoll,epoll-et,mio,polling,ngircd
-  --strace            one extra phase per contender under strace -c -f (writes/delivery)
-  --out DIR           where chat.json goes (default target/lab)
-  --self-test         checks of the pure parts (also: no argument at all)
-  --help
-";
-
 // ---------------------------------------------------------------------------------
 // Options.
 
@@ -108,64 +91,102 @@ enum Mode {
     Serve { backend: String, cpu: Option<usize> },
 }
 
-fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
-    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-    v.parse()
-        .map_err(|_| format!("{flag}: not a valid number: {v:?}"))
+/// The chat bench's command line (clap).
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "chat",
+    about = "Chat fan-out benchmark: cargo bench --bench chat -- [options]"
+)]
+struct Args {
+    /// A few seconds: 50 clients, 1 round, short window.
+    #[arg(long)]
+    quick: bool,
+    /// Clients in #lobby (default 1000).
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Clients that send (default 4).
+    #[arg(long)]
+    senders: Option<usize>,
+    /// Messages per second, all senders together (default 200).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Measured window in seconds (default 10).
+    #[arg(long, value_parser = secs)]
+    duration: Option<Duration>,
+    /// Unmeasured sending before the window, in seconds (default 2).
+    #[arg(long, value_parser = secs)]
+    warmup: Option<Duration>,
+    /// Rounds; contenders alternate within each (default 3).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Contenders (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(ALL))]
+    contenders: Vec<String>,
+    /// One extra phase per contender under strace -c -f (writes/delivery).
+    #[arg(long)]
+    strace: bool,
+    /// Where chat.json goes (default target/lab).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Checks of the pure parts (also: no argument at all).
+    #[arg(long)]
+    self_test: bool,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+    /// Internal: serve the chat on this backend in this child process.
+    #[arg(long, hide = true)]
+    serve: Option<String>,
+    /// Internal: the CPU the served chat is pinned to.
+    #[arg(long, hide = true)]
+    cpu: Option<usize>,
 }
 
-fn secs(flag: &str, v: Option<String>) -> Result<Duration, String> {
-    let s: f64 = num(flag, v)?;
-    Duration::try_from_secs_f64(s).map_err(|e| format!("{flag}: {e}"))
+fn secs(v: &str) -> Result<Duration, String> {
+    let s: f64 = v.parse().map_err(|_| format!("not a number: {v:?}"))?;
+    Duration::try_from_secs_f64(s).map_err(|e| e.to_string())
+}
+
+fn usage() -> String {
+    <Args as clap::CommandFactory>::command()
+        .render_help()
+        .to_string()
 }
 
 fn parse_args(args: Vec<String>) -> Result<Mode, String> {
     if args.is_empty() {
         return Ok(Mode::SelfTest);
     }
-    let mut o = Options::default();
-    let (mut clients, mut rounds, mut duration, mut warmup) = (None, None, None, None);
-    let mut serve = None;
-    let mut cpu = None;
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--bench" => {}
-            "--quick" => o.quick = true,
-            "--help" | "-h" => return Ok(Mode::Help),
-            "--self-test" => return Ok(Mode::SelfTest),
-            "--clients" => clients = Some(num::<usize>("--clients", it.next())?),
-            "--senders" => o.senders = num("--senders", it.next())?,
-            "--rate" => o.rate = num("--rate", it.next())?,
-            "--duration" => duration = Some(secs("--duration", it.next())?),
-            "--warmup" => warmup = Some(secs("--warmup", it.next())?),
-            "--rounds" => rounds = Some(num::<usize>("--rounds", it.next())?),
-            "--strace" => o.strace = true,
-            "--out" => o.out = Some(it.next().ok_or("--out needs a directory")?.into()),
-            "--contenders" => {
-                let v = it.next().ok_or("--contenders needs a list")?;
-                let mut list = Vec::new();
-                for c in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-                    if !ALL.contains(&c) {
-                        return Err(format!(
-                            "--contenders: unknown {c:?} (known: {})",
-                            ALL.join(",")
-                        ));
-                    }
-                    list.push(c.to_string());
-                }
-                if list.is_empty() {
-                    return Err("--contenders: empty list".into());
-                }
-                o.contenders = list;
-            }
-            "--serve" => serve = Some(it.next().ok_or("--serve needs a backend")?),
-            "--cpu" => cpu = Some(num::<usize>("--cpu", it.next())?),
-            other => return Err(format!("unknown argument {other:?}; try --help")),
-        }
+    let a = match <Args as clap::Parser>::try_parse_from(
+        std::iter::once("chat".to_string()).chain(args),
+    ) {
+        Ok(a) => a,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => return Ok(Mode::Help),
+        Err(e) => return Err(e.to_string()),
+    };
+    if a.self_test {
+        return Ok(Mode::SelfTest);
     }
-    if let Some(backend) = serve {
-        return Ok(Mode::Serve { backend, cpu });
+    if let Some(backend) = a.serve {
+        return Ok(Mode::Serve {
+            backend,
+            cpu: a.cpu,
+        });
+    }
+    let mut o = Options {
+        quick: a.quick,
+        strace: a.strace,
+        out: a.out,
+        ..Options::default()
+    };
+    if !a.contenders.is_empty() {
+        o.contenders = a.contenders;
+    }
+    if let Some(n) = a.senders {
+        o.senders = n;
+    }
+    if let Some(r) = a.rate {
+        o.rate = r;
     }
     if o.quick {
         o.clients = 50;
@@ -173,10 +194,10 @@ fn parse_args(args: Vec<String>) -> Result<Mode, String> {
         o.duration = Duration::from_secs(2);
         o.warmup = Duration::from_millis(500);
     }
-    o.clients = clients.unwrap_or(o.clients);
-    o.rounds = rounds.unwrap_or(o.rounds);
-    o.duration = duration.unwrap_or(o.duration);
-    o.warmup = warmup.unwrap_or(o.warmup);
+    o.clients = a.clients.unwrap_or(o.clients);
+    o.rounds = a.rounds.unwrap_or(o.rounds);
+    o.duration = a.duration.unwrap_or(o.duration);
+    o.warmup = a.warmup.unwrap_or(o.warmup);
     if o.clients < 2 || o.senders == 0 || o.senders >= o.clients {
         return Err("need at least 2 clients and 1 <= senders < clients".into());
     }
@@ -201,7 +222,7 @@ fn main() {
         }
     };
     match mode {
-        Mode::Help => print!("{USAGE}"),
+        Mode::Help => print!("{}", usage()),
         Mode::SelfTest => std::process::exit(self_test()),
         Mode::Serve { backend, cpu } => serve_child(&backend, cpu),
         Mode::Bench(o) => std::process::exit(run(o)),
