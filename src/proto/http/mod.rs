@@ -7,7 +7,7 @@
 //!   `GET /api/stats`, `GET /plaintext`.
 //! * [`files`]: the static-file service ([`FileService`]): safe paths, MIME types,
 //!   index files, listings, validators, 304, ranges, `sendfile(2)`, a small cache.
-//! * `conn` (private): the [`Protocol`](crate::net::Protocol) per connection:
+//! * `conn` (private): the [`Protocol`] per connection:
 //!   keep-alive (HTTP/1.1 by default, HTTP/1.0 on request), pipelining (answers in
 //!   order, paced by backpressure), `Expect: 100-continue`, timeouts (header read,
 //!   body, keep-alive idle, lingering close), access log.
