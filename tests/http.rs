@@ -3,11 +3,14 @@
 //! (pipelining, malformed input, path traversal, slowloris, HTTP/1.0), `wrk` (a short
 //! bounded load with zero errors) and the `http_server` example as a child process.
 //!
-//! `per_backend!` at the bottom instantiates each case once per backend
+//! `per_backend!` (from `tests/support`) at the bottom instantiates each case once per backend
 //! (`epoll_et::pipelining`, ...). Every server is in-process on loopback port 0 with
 //! its own temporary document root; every socket read has a timeout, every child
 //! process a deadline. A missing `curl` or `wrk` skips its case with a note, except
 //! under `CI=true`, where it fails.
+
+#[macro_use]
+mod support;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -1092,28 +1095,6 @@ fn example_server_process(backend: Backend) {
         err.contains("\"GET /hello.txt HTTP/1.1\" 200 "),
         "access log: {err}"
     );
-}
-
-macro_rules! per_backend {
-    ($($case:ident),* $(,)?) => {
-        per_backend!(@module select, Select; $($case),*);
-        per_backend!(@module poll, Poll; $($case),*);
-        per_backend!(@module epoll, Epoll; $($case),*);
-        per_backend!(@module epoll_et, EpollEt; $($case),*);
-        per_backend!(@module mio, Mio; $($case),*);
-        per_backend!(@module polling, Polling; $($case),*);
-    };
-    (@module $module:ident, $backend:ident; $($case:ident),*) => {
-        mod $module {
-            const BACKEND: readyloop::selector::Backend = readyloop::selector::Backend::$backend;
-            $(
-                #[test]
-                fn $case() {
-                    super::$case(BACKEND);
-                }
-            )*
-        }
-    };
 }
 
 per_backend!(
