@@ -37,6 +37,8 @@ use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
 use readyloop::sys::stats::{self, Counts, Syscall};
 
+#[path = "lab/env.rs"]
+mod env;
 #[path = "lab/strace.rs"]
 mod strace;
 
@@ -488,44 +490,6 @@ fn which(bin: &str) -> Option<PathBuf> {
         .chain(["/usr/sbin".into(), "/sbin".into()])
         .map(|d| d.join(bin))
         .find(|p| p.is_file())
-}
-
-fn machine_info() -> String {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown kernel".into());
-    format!("{cores} cores ({model}), Linux {kernel}")
-}
-
-fn out_dir(o: &Options) -> PathBuf {
-    if let Some(d) = &o.out {
-        return d.clone();
-    }
-    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
-        return PathBuf::from(t).join("lab");
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(t) = exe.ancestors().nth(3) {
-            if t.file_name().is_some_and(|n| n == "target") {
-                return t.join("lab");
-            }
-        }
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("lab")
 }
 
 // ---------------------------------------------------------------------------------
@@ -1570,7 +1534,7 @@ fn run(o: Options) -> i32 {
         eprintln!("chat bench: {}: {e}", work.display());
         return 2;
     }
-    let machine = machine_info();
+    let machine = env::machine_info();
     // Other load on the machine skews every number here: say so.
     let j0 = cpu_jiffies();
     std::thread::sleep(Duration::from_millis(500));
@@ -1757,7 +1721,7 @@ the CPU-per-delivery ratio {} says what the capacity would be; raise --rate to s
         .sum();
     println!("- lost messages, all contenders: {lost}");
     // JSON.
-    let dir = out_dir(&o);
+    let dir = env::out_dir(o.out.as_ref());
     let file = dir.join("chat.json");
     let doc = json!({
         "machine": machine,

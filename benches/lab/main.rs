@@ -8,6 +8,7 @@
 //! so does `cargo test --benches` (which runs this target with no argument).
 
 mod cli;
+mod env;
 mod http;
 mod loadgen;
 mod nginx;
@@ -47,54 +48,6 @@ fn main() {
         Mode::SelfTest => std::process::exit(selftest::run()),
         Mode::Lab(o) => std::process::exit(run_lab(o)),
     }
-}
-
-/// The machine, for the report: cores, CPU model, kernel.
-fn machine_info() -> String {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown kernel".into());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            let l = s.lines().find(|l| l.starts_with("MemTotal"))?.to_string();
-            let kb: u64 = l.split_whitespace().nth(1)?.parse().ok()?;
-            Some(format!("{:.0} GiB", kb as f64 / 1024.0 / 1024.0))
-        })
-        .unwrap_or_else(|| "? GiB".into());
-    format!("{cores} cores ({model}), {mem} RAM, Linux {kernel}")
-}
-
-fn out_dir(o: &Options) -> PathBuf {
-    if let Some(d) = &o.out_dir {
-        return d.clone();
-    }
-    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
-        return PathBuf::from(t).join("lab");
-    }
-    // target/release/deps/lab-HASH → target/lab
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(t) = exe.ancestors().nth(3) {
-            if t.file_name().is_some_and(|n| n == "target") {
-                return t.join("lab");
-            }
-        }
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("lab")
 }
 
 /// Collects samples per (workload, contender, idle count).
@@ -349,7 +302,7 @@ impl Lab {
 
 fn run_lab(o: Options) -> i32 {
     let started = Instant::now();
-    let machine = machine_info();
+    let machine = env::machine_info();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -433,7 +386,7 @@ fn run_lab(o: Options) -> i32 {
     if has("http") {
         print_http_tables(&o, &res, hl.as_ref());
     }
-    let dir = out_dir(&o);
+    let dir = env::out_dir(o.out_dir.as_ref());
     if let Err(e) = write_outputs(&dir, &o, &res, &machine) {
         eprintln!("lab: cannot write results to {}: {e}", dir.display());
         return 1;
