@@ -715,13 +715,7 @@ impl Protocol for IrcClient {
     }
 
     fn connection_lost(&mut self, conn: &mut Conn<'_, '_>, reason: Option<&io::Error>) {
-        let why = match reason {
-            Some(e) => {
-                log::info!("chat: {} lost: {e}", conn.peer());
-                format!("Connection lost: {e}")
-            }
-            None => "Connection closed".to_string(),
-        };
+        let why = super::quit_reason(conn, reason);
         self.leave(conn, &why);
     }
 

@@ -384,3 +384,15 @@ impl ChatServer {
         f(&self.hub.borrow().chat)
     }
 }
+
+/// The quit message announced when a stream member's connection goes away (logged
+/// when it was an error).
+fn quit_reason(conn: &crate::net::Conn<'_, '_>, reason: Option<&std::io::Error>) -> String {
+    match reason {
+        Some(e) => {
+            log::info!("chat: {} lost: {e}", conn.peer());
+            format!("Connection lost: {e}")
+        }
+        None => "Connection closed".to_string(),
+    }
+}
