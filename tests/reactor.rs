@@ -364,6 +364,18 @@ fn wakes_coalesce(backend: Backend) {
     assert!(!wd.disarm());
 }
 
+/// A handle outliving its reactor says so instead of queueing a call nobody will run.
+fn handle_after_drop_fails(backend: Backend) {
+    let r = reactor(backend);
+    let h = r.handle();
+    h.call(|_| {}).unwrap();
+    drop(r);
+    let err = h.call(|_| {}).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected, "{backend}");
+    assert_eq!(h.wake().unwrap_err().kind(), ErrorKind::NotConnected);
+    assert_eq!(h.stop().unwrap_err().kind(), ErrorKind::NotConnected);
+}
+
 /// A bare handler (on one end of a socket pair that never becomes readable) whose
 /// deferred work defers itself again, `left` more times.
 struct Deferrer {
@@ -971,6 +983,7 @@ per_backend! {
     stop_from_timer,
     handle_from_another_thread,
     wakes_coalesce,
+    handle_after_drop_fails,
     deferred_work_is_not_stranded,
     graceful_shutdown_flushes,
     shutdown_deadline_cuts_stuck_clients,

@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::selector::{
@@ -508,21 +508,30 @@ impl Core {
 #[derive(Clone)]
 pub struct Handle {
     waker: Waker,
-    remote: Arc<Mutex<Vec<RemoteCall>>>,
+    /// Weak: the reactor owns the queue, so a handle cannot keep a dropped reactor's
+    /// queue alive and calls into it fail instead of vanishing.
+    remote: Weak<Mutex<Vec<RemoteCall>>>,
 }
 
 impl Handle {
-    /// Runs `f` on the reactor's thread during its next iteration.
+    /// Runs `f` on the reactor's thread during its next iteration (or its next run,
+    /// if the loop is not running now). Fails with `NotConnected` once the reactor
+    /// has been dropped; a call that races the drop is dropped unrun.
     pub fn call(&self, f: impl FnOnce(&mut Ctx<'_>) + Send + 'static) -> io::Result<()> {
-        match self.remote.lock() {
+        let remote = self.remote.upgrade().ok_or_else(gone)?;
+        match remote.lock() {
             Ok(mut q) => q.push(Box::new(f)),
             Err(poisoned) => poisoned.into_inner().push(Box::new(f)),
         }
         self.waker.wake()
     }
 
-    /// Wakes the reactor's `select` without queueing anything.
+    /// Wakes the reactor's `select` without queueing anything. Fails with
+    /// `NotConnected` once the reactor has been dropped.
     pub fn wake(&self) -> io::Result<()> {
+        if self.remote.strong_count() == 0 {
+            return Err(gone());
+        }
         self.waker.wake()
     }
 
@@ -535,6 +544,11 @@ impl Handle {
     pub fn shutdown(&self) -> io::Result<()> {
         self.call(|ctx| ctx.shutdown())
     }
+}
+
+/// The error of a [`Handle`] whose reactor has been dropped.
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the reactor has been dropped")
 }
 
 impl std::fmt::Debug for Handle {
@@ -647,7 +661,10 @@ impl Reactor {
             },
             ready: Vec::with_capacity(1024),
             events: VecDeque::with_capacity(1024),
-            handle: Handle { waker, remote },
+            handle: Handle {
+                waker,
+                remote: Arc::downgrade(&remote),
+            },
         })
     }
 
@@ -733,7 +750,9 @@ impl Reactor {
     }
 
     /// One loop iteration: due timers, a wait of at most `max_wait` (and no longer than
-    /// the next timer), dispatch, deferred work.
+    /// the next timer), dispatch, deferred work. Once the loop is stopped (by
+    /// [`Ctx::stop`], a [`Handle`], or a finished graceful shutdown) it returns at once
+    /// without waiting: a caller looping on it checks [`Reactor::is_stopped`].
     pub fn run_once(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
         let core = &mut self.core;
         core.run_timers();
