@@ -838,6 +838,57 @@ pub fn raw_deregister_stops_events(backend: Backend) {
     );
 }
 
+/// A descriptor number that is not open is refused at register time on every backend
+/// (select and poll check it: their interest sets live in user space). A registered
+/// descriptor closed without being unregistered (a caller bug) does not break the
+/// wait: poll reports its key as an error (`POLLNVAL`), select (which has no error
+/// bit) as ready, epoll forgets it; the other keys keep working and the stale key can be unregistered.
+pub fn closed_descriptors(backend: Backend) {
+    // Exclusive: no other case may open a descriptor that takes the closed number.
+    let _g = exclusive();
+    let mut sel = open::<&str>(backend);
+    let (gone, _peer) = unix_pair();
+    let closed = gone.as_raw_fd();
+    drop(gone);
+    let err = sel
+        .register(closed, Interest::READABLE, "closed")
+        .unwrap_err();
+    assert_ne!(err.kind(), ErrorKind::AlreadyExists, "{backend}: {err}");
+    assert!(sel.is_empty(), "{backend}: no key for a refused descriptor");
+
+    let (live, mut live_peer) = unix_pair();
+    let live_token = sel
+        .register(live.as_raw_fd(), Interest::READABLE, "live")
+        .unwrap()
+        .token;
+    let (victim, _victim_peer) = unix_pair();
+    let victim_fd = victim.as_raw_fd();
+    let victim_token = sel
+        .register(victim_fd, Interest::READABLE, "victim")
+        .unwrap()
+        .token;
+    drop(victim);
+    let caps = sel.capabilities();
+    for _ in 0..3 {
+        let got = wait_once(&mut sel, Duration::from_millis(20));
+        for (token, r) in got {
+            assert_eq!(token, victim_token, "{backend}: only the closed key: {r:?}");
+            assert!(
+                r.is_error() || (!caps.reports_error && r.is_readable()),
+                "{backend}: the closed key is an error: {r:?}"
+            );
+        }
+    }
+    // The stale key goes (the kernel may refuse the removal; the key goes anyway).
+    let _ = sel.unregister(victim_fd);
+    assert_eq!(sel.len(), 1, "{backend}");
+    live_peer.write_all(b"x").unwrap();
+    wait_until(&mut sel, live_token, "readable after a closed key", |r| {
+        r.is_readable()
+    });
+    sel.unregister(live.as_raw_fd()).unwrap();
+}
+
 pub fn register_errors_leave_no_key(backend: Backend) {
     let _g = shared();
     let mut sel = open::<&str>(backend);
@@ -1441,6 +1492,7 @@ macro_rules! conformance {
                 unregister_stops_events,
                 raw_deregister_stops_events,
                 register_errors_leave_no_key,
+                closed_descriptors,
                 timeouts,
                 waker_wakes_blocking_select,
                 waker_wakes_coalesce,

@@ -80,15 +80,13 @@ impl Selector for PollSelector {
     }
 
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        if fd < 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "negative fd"));
-        }
         if self.index.contains_key(&fd) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("fd {fd} is already registered"),
             ));
         }
+        crate::sys::check_open(fd)?;
         self.index.insert(fd, self.fds.len());
         self.fds.push(PollFd {
             fd,

@@ -30,6 +30,32 @@ pub struct SelectSelector {
 }
 
 impl SelectSelector {
+    /// `select` failed with `EBADF`: a registered descriptor was closed without being
+    /// unregistered (a caller bug). Reports each such key ready for its interest (select
+    /// has no error bit; `poll` reports `POLLNVAL` as an error), so the owner's next
+    /// call on it fails with `EBADF`, it unregisters the key and the loop goes on.
+    /// Returns `err` if every registered descriptor is open after all.
+    fn report_closed(&self, events: &mut Events, err: io::Error) -> io::Result<()> {
+        for (fd, slot) in self.slots.iter().enumerate() {
+            if let Some((token, interest)) = *slot {
+                // `fd` < FD_SETSIZE, so it fits a RawFd.
+                let fd = fd as RawFd;
+                if crate::sys::check_open(fd).is_err() {
+                    log::warn!("select: fd {fd} was closed while registered (EBADF)");
+                    events.push(
+                        token,
+                        Readiness::from_parts(interest, true, true, false, false, false),
+                    );
+                }
+            }
+        }
+        if events.is_empty() {
+            Err(err)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Creates the backend; only `Trigger::Level` is supported.
     pub fn new(trigger: Trigger) -> io::Result<SelectSelector> {
         if trigger != Trigger::Level {
@@ -93,6 +119,7 @@ impl Selector for SelectSelector {
                 format!("fd {fd} is already registered"),
             ));
         }
+        crate::sys::check_open(fd)?;
         self.set(fd, interest)?;
         self.slots[i] = Some((token, interest));
         self.max_fd = Some(self.max_fd.map_or(fd, |m| m.max(fd)));
@@ -136,6 +163,9 @@ impl Selector for SelectSelector {
         let n = match fdset::select(nfds, &mut read, &mut write, timeout) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) => {
+                return self.report_closed(events, e)
+            }
             Err(e) => return Err(e),
         };
         if n == 0 {

@@ -72,6 +72,21 @@ pub(crate) fn borrow_raw<'a>(fd: RawFd) -> BorrowedFd<'a> {
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
+/// Checks that `fd` is an open descriptor of this process (`fcntl(F_GETFD)`, counted
+/// as a registration call): `select` and `poll` keep their interest sets in user space,
+/// so without this they would accept any number and fail (or report `POLLNVAL`) later.
+pub fn check_open(fd: RawFd) -> std::io::Result<()> {
+    if fd < 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("invalid fd {fd}"),
+        ));
+    }
+    // SAFETY: F_GETFD only reads the descriptor's flags; any number is acceptable
+    // (one that is not open yields EBADF) and no memory is passed.
+    syscall!(Ctl, fcntl(fd, libc::F_GETFD)).map(|_| ())
+}
+
 /// Puts a descriptor in non-blocking mode (one `fcntl` when already set is skipped).
 pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> std::io::Result<()> {
     let raw = fd.as_raw_fd();
