@@ -1097,6 +1097,43 @@ fn example_server_process(backend: Backend) {
     );
 }
 
+fn cache_notices_rewrite_with_old_mtime(backend: Backend) {
+    // Revalidate on every request, so only the change check decides.
+    let s = start(backend, |c| c.files.revalidate = Duration::ZERO);
+    let path = s.dir.join("root/same.txt");
+    std::fs::write(&path, "version A\n").unwrap();
+    let (a, _) = exchange(s.addr, &get("/same.txt"));
+    assert_eq!((a.status, text(&a.body)), (200, "version A\n".to_string()));
+    // Rewrite in place with the same size and put the old mtime back (as `cp -p`,
+    // `rsync -t`, `tar x` or `touch -r` do): same inode, size and mtime; only the
+    // ctime (which no one can set) tells the file changed.
+    use std::os::unix::fs::MetadataExt;
+    let before = std::fs::metadata(&path).unwrap();
+    let mtime = before.modified().unwrap();
+    let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all(b"version B\n").unwrap();
+    f.set_modified(mtime).unwrap();
+    // File times tick coarsely: make sure the ctime did move.
+    for _ in 0..200 {
+        let m = std::fs::metadata(&path).unwrap();
+        if (m.ctime(), m.ctime_nsec()) != (before.ctime(), before.ctime_nsec()) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+        f.set_modified(mtime).unwrap();
+    }
+    drop(f);
+    let after = std::fs::metadata(&path).unwrap();
+    assert_eq!(after.modified().unwrap(), mtime);
+    assert_eq!(after.len(), before.len());
+    let (b, _) = exchange(s.addr, &get("/same.txt"));
+    assert_eq!(
+        (b.status, text(&b.body)),
+        (200, "version B\n".to_string()),
+        "served stale cached contents"
+    );
+}
+
 per_backend!(
     curl_get_and_head,
     curl_keepalive_reuse,
@@ -1114,4 +1151,5 @@ per_backend!(
     max_connections,
     wrk_load,
     example_server_process,
+    cache_notices_rewrite_with_old_mtime,
 );

@@ -20,8 +20,9 @@
 //! An entry younger than [`FileOptions::revalidate`] is used as is: a hit costs no
 //! syscall at all, so a small static file costs what a plaintext response costs (one
 //! `recv`, one `send`, a share of `epoll_wait`). An older entry is re-resolved
-//! (`realpath` + `stat`) and reloaded only if the file changed (path, inode, size or
-//! mtime). The cache is bounded in entries and bytes; when an insert would pass either
+//! (`realpath` + `stat`) and reloaded only if the file changed (path, inode, size,
+//! mtime or ctime: a rewrite that puts the old mtime back, or a `chmod`, still moves
+//! the ctime). The cache is bounded in entries and bytes; when an insert would pass either
 //! bound, the cache is emptied first (crude, bounded, and rare for a site that fits).
 
 use std::borrow::Cow;
@@ -85,6 +86,9 @@ struct FileInfo {
     ino: u64,
     len: u64,
     mtime: (i64, i64),
+    /// The inode change time: moves on every write, `chmod`, `utime`..., and cannot be
+    /// set back, so a rewrite that restores the old mtime is still noticed.
+    ctime: (i64, i64),
     mtime_secs: u64,
     etag: String,
     last_modified: String,
@@ -100,6 +104,7 @@ impl FileInfo {
             && self.ino == m.ino()
             && self.len == m.len()
             && self.mtime == (m.mtime(), m.mtime_nsec())
+            && self.ctime == (m.ctime(), m.ctime_nsec())
     }
 }
 
@@ -399,6 +404,7 @@ impl FileService {
             ino: m.ino(),
             len,
             mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
             mtime_secs,
             etag: format!("\"{mtime_secs:x}-{len:x}\""),
             last_modified: httpdate::fmt_http_date(modified),
