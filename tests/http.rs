@@ -1134,6 +1134,32 @@ fn cache_notices_rewrite_with_old_mtime(backend: Backend) {
     );
 }
 
+fn stray_crlf_after_request_keeps_connection_idle(backend: Backend) {
+    // Old clients send an extra CRLF after a POST body; RFC 9112 2.2: a server
+    // ignores empty lines before a request line. The connection is then idle (keep-alive
+    // timeout), not inside a request head (header timeout, 408).
+    let s = start(backend, |c| {
+        c.header_timeout = Duration::from_millis(200);
+        c.keepalive_timeout = Duration::from_secs(60);
+    });
+    let mut c = connect(s.addr);
+    c.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc\r\n")
+        .unwrap();
+    let mut r = BufReader::new(c);
+    let a = read_response(&mut r, false).unwrap();
+    assert_eq!((a.status, text(&a.body)), (200, "abc".to_string()));
+    // Stay idle well past the header timeout (far below the keep-alive timeout).
+    thread::sleep(Duration::from_millis(800));
+    r.get_mut().write_all(&get("/plaintext")).unwrap();
+    let b = read_response(&mut r, false).unwrap();
+    assert_eq!(
+        (b.status, text(&b.body)),
+        (200, "Hello, World!".to_string()),
+        "an idle keep-alive connection got {}",
+        b.status
+    );
+}
+
 per_backend!(
     curl_get_and_head,
     curl_keepalive_reuse,
@@ -1152,4 +1178,5 @@ per_backend!(
     wrk_load,
     example_server_process,
     cache_notices_rewrite_with_old_mtime,
+    stray_crlf_after_request_keeps_connection_idle,
 );

@@ -2,7 +2,7 @@
 //! and enforces the timeouts.
 //!
 //! Phases: `Idle` (between requests: keep-alive timeout, or the header timeout before
-//! the first request), `Head` (part of a head is here: header timeout from its first
+//! the first request; stray empty lines keep a connection idle), `Head` (part of a head is here: header timeout from its first
 //! byte, so a slowloris client gets 408 however it trickles), `Body` (body timeout
 //! between reads), `Linger` (answered with `Connection: close`: write side shut,
 //! input discarded until the peer closes or the linger timeout).
@@ -164,6 +164,14 @@ impl HttpConn {
                 Phase::Linger => return buf.len(),
                 Phase::Idle | Phase::Head => {
                     if conn.is_closing() {
+                        return buf.len();
+                    }
+                    if self.phase == Phase::Idle
+                        && buf[pos..].iter().all(|&b| b == b'\r' || b == b'\n')
+                    {
+                        // Only empty lines (an old client's extra CRLF after a body,
+                        // RFC 9112 2.2): no request has begun, so the connection stays
+                        // idle (keep-alive timeout, not the header timeout and 408).
                         return buf.len();
                     }
                     if conn.is_backpressured() {
