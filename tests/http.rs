@@ -676,6 +676,9 @@ fn malformed_requests(backend: Backend) {
         (b"BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 501),
         (b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 501),
         (b"GET / HTTP/2.0\r\n\r\n".to_vec(), 505),
+        // A space inside the target is a malformed line, not a version to refuse.
+        (b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1 extra\r\nHost: t\r\n\r\n".to_vec(), 400),
         (b"GET / HTTP/1.1\r\nHost: t\r\nExpect: tea\r\n\r\n".to_vec(), 417),
     ];
     for (raw, want) in cases {
