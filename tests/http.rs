@@ -1163,6 +1163,32 @@ fn stray_crlf_after_request_keeps_connection_idle(backend: Backend) {
     );
 }
 
+fn range_numbers_beyond_u64(backend: Backend) {
+    // Positions too large for 64 bits are still valid syntax (RFC 9110 14.1.1: 1*DIGIT):
+    // a first position past the end is unsatisfiable (416, as nginx answers), a last
+    // position past the end means "to the end", a suffix longer than the file is all
+    // of it.
+    let s = start(backend, |_| {});
+    let huge = "99999999999999999999999";
+    let ask = |range: String| {
+        let raw = format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\nRange: {range}\r\n\r\n");
+        exchange(s.addr, raw.as_bytes()).0
+    };
+    let all = format!("bytes 0-{}/{}", HELLO.len() - 1, HELLO.len());
+    let r = ask(format!("bytes={huge}-"));
+    assert_eq!(r.status, 416, "first position beyond u64");
+    let unsat = format!("bytes */{}", HELLO.len());
+    assert_eq!(r.header("content-range"), Some(unsat.as_str()));
+    let r = ask(format!("bytes=0-{huge}"));
+    assert_eq!(r.status, 206, "last position beyond u64");
+    assert_eq!(r.header("content-range"), Some(all.as_str()));
+    assert_eq!(text(&r.body), HELLO);
+    let r = ask(format!("bytes=-{huge}"));
+    assert_eq!(r.status, 206, "suffix beyond u64");
+    assert_eq!(r.header("content-range"), Some(all.as_str()));
+    assert_eq!(text(&r.body), HELLO);
+}
+
 per_backend!(
     curl_get_and_head,
     curl_keepalive_reuse,
@@ -1182,4 +1208,5 @@ per_backend!(
     example_server_process,
     cache_notices_rewrite_with_old_mtime,
     stray_crlf_after_request_keeps_connection_idle,
+    range_numbers_beyond_u64,
 );

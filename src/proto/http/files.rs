@@ -238,11 +238,13 @@ pub enum RangeSpec {
     Unsatisfiable,
 }
 
+/// A byte position: `None` unless all digits. Too large for `u64` saturates: it is
+/// still valid syntax and past the end of any file.
 fn digits(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok()
+    Some(s.parse().unwrap_or(u64::MAX))
 }
 
 /// Interprets a `Range` header value for `len` bytes.
@@ -670,6 +672,20 @@ mod tests {
         assert_eq!(parse_range(b"items=0-1", 10), Full);
         assert_eq!(parse_range(b"bytes=a-b", 10), Full);
         assert_eq!(parse_range(b"bytes=", 10), Full);
+        let huge = "99999999999999999999999";
+        assert_eq!(
+            parse_range(format!("bytes={huge}-").as_bytes(), 10),
+            Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(format!("bytes=0-{huge}").as_bytes(), 10),
+            Single(0, 9)
+        );
+        assert_eq!(
+            parse_range(format!("bytes=-{huge}").as_bytes(), 10),
+            Single(0, 9)
+        );
+        assert_eq!(parse_range(format!("bytes={huge}-1").as_bytes(), 10), Full);
     }
 
     #[test]
