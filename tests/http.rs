@@ -1189,6 +1189,29 @@ fn range_numbers_beyond_u64(backend: Backend) {
     assert_eq!(text(&r.body), HELLO);
 }
 
+fn header_timeout_counts_from_connect(backend: Backend) {
+    // The first head must be complete within the header timeout of the connection's
+    // start (HttpConfig::header_timeout): waiting before the first byte must not buy
+    // the client a second full period.
+    let s = start(backend, |c| {
+        c.header_timeout = Duration::from_millis(400);
+        c.keepalive_timeout = Duration::from_secs(60);
+    });
+    let mut c = connect(s.addr);
+    thread::sleep(Duration::from_millis(300));
+    let _ = c.write_all(b"GET /plaintext HTTP/1.1\r\n");
+    thread::sleep(Duration::from_millis(300));
+    let _ = c.write_all(b"Host: t\r\n\r\n");
+    let mut r = BufReader::new(c);
+    // A 408, or a close without an answer; never the answer to the late request.
+    if let Ok(resp) = read_response(&mut r, false) {
+        assert_eq!(
+            resp.status, 408,
+            "a head completed 600 ms after connect (header timeout 400 ms) was served"
+        );
+    }
+}
+
 per_backend!(
     curl_get_and_head,
     curl_keepalive_reuse,
@@ -1209,4 +1232,5 @@ per_backend!(
     cache_notices_rewrite_with_old_mtime,
     stray_crlf_after_request_keeps_connection_idle,
     range_numbers_beyond_u64,
+    header_timeout_counts_from_connect,
 );
