@@ -1212,6 +1212,35 @@ fn header_timeout_counts_from_connect(backend: Backend) {
     }
 }
 
+fn file_cache_bounds_open_descriptors(backend: Backend) {
+    // Files above cache_max_file are cached as open descriptors. With a descriptor per
+    // distinct large file (up to 4096 entries), a site with ~1000 of them exhausted the
+    // common limit of 1024: every uncached file became a 404, new connections failed.
+    let s = start(backend, |c| c.files.cache_max_open = 4);
+    let dir = s.dir.join("root/many");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = 40;
+    for i in 0..n {
+        let f = std::fs::File::create(dir.join(format!("f{i}.bin"))).unwrap();
+        f.set_len(300 * 1024).unwrap(); // above cache_max_file: sendfile, no copy
+    }
+    for i in 0..n {
+        let (r, _) = exchange(s.addr, &get(&format!("/many/f{i}.bin")));
+        assert_eq!((r.status, r.body.len()), (200, 300 * 1024), "f{i}.bin");
+    }
+    // Descriptors this process holds on files under that directory (the server runs
+    // in-process; the directory is this test's own).
+    let open = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.starts_with(&dir))
+        .count();
+    assert!(
+        open <= 4,
+        "{open} descriptors held open for {n} cached files"
+    );
+}
+
 per_backend!(
     curl_get_and_head,
     curl_keepalive_reuse,
@@ -1233,4 +1262,5 @@ per_backend!(
     stray_crlf_after_request_keeps_connection_idle,
     range_numbers_beyond_u64,
     header_timeout_counts_from_connect,
+    file_cache_bounds_open_descriptors,
 );

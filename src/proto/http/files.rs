@@ -22,8 +22,10 @@
 //! `recv`, one `send`, a share of `epoll_wait`). An older entry is re-resolved
 //! (`realpath` + `stat`) and reloaded only if the file changed (path, inode, size,
 //! mtime or ctime: a rewrite that puts the old mtime back, or a `chmod`, still moves
-//! the ctime). The cache is bounded in entries and bytes; when an insert would pass either
-//! bound, the cache is emptied first (crude, bounded, and rare for a site that fits).
+//! the ctime). The cache is bounded in entries, bytes and open descriptors
+//! ([`FileOptions::cache_max_open`]); when an insert would pass a bound, the cache is
+//! emptied first (only of its descriptors, for that bound: crude, bounded, and rare
+//! for a site that fits).
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -57,6 +59,10 @@ pub struct FileOptions {
     pub cache_max_bytes: usize,
     /// Most entries the cache holds.
     pub cache_max_entries: usize,
+    /// Most open descriptors the cache holds (files above `cache_max_file` are cached
+    /// as an open descriptor); keep it well below the process's descriptor limit,
+    /// which connections share.
+    pub cache_max_open: usize,
     /// How long a cached entry is trusted before it is checked again.
     pub revalidate: Duration,
     /// Most entries shown in a directory listing.
@@ -72,6 +78,7 @@ impl Default for FileOptions {
             cache_max_file: 256 * 1024,
             cache_max_bytes: 64 << 20,
             cache_max_entries: 4096,
+            cache_max_open: 128,
             revalidate: Duration::from_secs(1),
             listing_max_entries: 10_000,
         }
@@ -118,6 +125,17 @@ struct CacheEntry {
 struct Cache {
     map: HashMap<Box<str>, CacheEntry>,
     bytes: usize,
+    /// Entries holding an open descriptor.
+    open: usize,
+}
+
+impl Cache {
+    fn remove(&mut self, key: &str) {
+        if let Some(old) = self.map.remove(key) {
+            self.bytes -= old.info.data.as_ref().map_or(0, |d| d.len());
+            self.open -= usize::from(old.info.file.is_some());
+        }
+    }
 }
 
 /// What a path resolves to.
@@ -419,11 +437,15 @@ impl FileService {
     fn insert(&self, key: &str, info: Rc<FileInfo>, now: Instant) {
         let mut cache = self.cache.borrow_mut();
         let size = info.data.as_ref().map_or(0, |d| d.len());
-        if let Some(old) = cache.map.remove(key) {
-            cache.bytes -= old.info.data.as_ref().map_or(0, |d| d.len());
-        }
-        if size > self.opts.cache_max_bytes {
+        let open = usize::from(info.file.is_some());
+        cache.remove(key);
+        if size > self.opts.cache_max_bytes || open > self.opts.cache_max_open {
             return;
+        }
+        if cache.open + open > self.opts.cache_max_open {
+            log::debug!("file cache: {} open descriptors; closed", cache.open);
+            cache.map.retain(|_, e| e.info.file.is_none());
+            cache.open = 0;
         }
         if cache.map.len() >= self.opts.cache_max_entries
             || cache.bytes + size > self.opts.cache_max_bytes
@@ -431,18 +453,17 @@ impl FileService {
             log::debug!("file cache full ({} entries); emptied", cache.map.len());
             cache.map.clear();
             cache.bytes = 0;
+            cache.open = 0;
         }
         cache.bytes += size;
+        cache.open += open;
         cache
             .map
             .insert(key.into(), CacheEntry { checked: now, info });
     }
 
     fn forget(&self, key: &str) {
-        let mut cache = self.cache.borrow_mut();
-        if let Some(old) = cache.map.remove(key) {
-            cache.bytes -= old.info.data.as_ref().map_or(0, |d| d.len());
-        }
+        self.cache.borrow_mut().remove(key);
     }
 
     /// How many entries the cache holds (for tests and stats).
