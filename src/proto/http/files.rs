@@ -239,6 +239,12 @@ fn cache_key<'p>(path: &'p str, segs: &[&str], trailing: bool) -> Cow<'p, str> {
 }
 
 fn io_status(e: &io::Error) -> u16 {
+    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        // The server is out of descriptors, the file may well exist: a transient
+        // failure (503), not "no such file" (a 404 caches in clients and proxies).
+        log::warn!("cannot open a file: {e}");
+        return 503;
+    }
     match e.kind() {
         io::ErrorKind::PermissionDenied => 403,
         _ => 404,
@@ -707,6 +713,15 @@ mod tests {
             Single(0, 9)
         );
         assert_eq!(parse_range(format!("bytes={huge}-1").as_bytes(), 10), Full);
+    }
+
+    #[test]
+    fn out_of_descriptors_is_503_not_404() {
+        for errno in [libc::EMFILE, libc::ENFILE] {
+            assert_eq!(io_status(&io::Error::from_raw_os_error(errno)), 503);
+        }
+        assert_eq!(io_status(&io::Error::from_raw_os_error(libc::ENOENT)), 404);
+        assert_eq!(io_status(&io::Error::from_raw_os_error(libc::EACCES)), 403);
     }
 
     #[test]
