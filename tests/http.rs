@@ -676,6 +676,9 @@ fn malformed_requests(backend: Backend) {
         (b"BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 501),
         (b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 501),
         (b"GET / HTTP/2.0\r\n\r\n".to_vec(), 505),
+        // A space inside the target is a malformed line, not a version to refuse.
+        (b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1 extra\r\nHost: t\r\n\r\n".to_vec(), 400),
         (b"GET / HTTP/1.1\r\nHost: t\r\nExpect: tea\r\n\r\n".to_vec(), 417),
     ];
     for (raw, want) in cases {
@@ -1097,6 +1100,147 @@ fn example_server_process(backend: Backend) {
     );
 }
 
+fn cache_notices_rewrite_with_old_mtime(backend: Backend) {
+    // Revalidate on every request, so only the change check decides.
+    let s = start(backend, |c| c.files.revalidate = Duration::ZERO);
+    let path = s.dir.join("root/same.txt");
+    std::fs::write(&path, "version A\n").unwrap();
+    let (a, _) = exchange(s.addr, &get("/same.txt"));
+    assert_eq!((a.status, text(&a.body)), (200, "version A\n".to_string()));
+    // Rewrite in place with the same size and put the old mtime back (as `cp -p`,
+    // `rsync -t`, `tar x` or `touch -r` do): same inode, size and mtime; only the
+    // ctime (which no one can set) tells the file changed.
+    use std::os::unix::fs::MetadataExt;
+    let before = std::fs::metadata(&path).unwrap();
+    let mtime = before.modified().unwrap();
+    let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all(b"version B\n").unwrap();
+    f.set_modified(mtime).unwrap();
+    // File times tick coarsely: make sure the ctime did move.
+    for _ in 0..200 {
+        let m = std::fs::metadata(&path).unwrap();
+        if (m.ctime(), m.ctime_nsec()) != (before.ctime(), before.ctime_nsec()) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+        f.set_modified(mtime).unwrap();
+    }
+    drop(f);
+    let after = std::fs::metadata(&path).unwrap();
+    assert_eq!(after.modified().unwrap(), mtime);
+    assert_eq!(after.len(), before.len());
+    let (b, _) = exchange(s.addr, &get("/same.txt"));
+    assert_eq!(
+        (b.status, text(&b.body)),
+        (200, "version B\n".to_string()),
+        "served stale cached contents"
+    );
+}
+
+fn stray_crlf_after_request_keeps_connection_idle(backend: Backend) {
+    // Old clients send an extra CRLF after a POST body; RFC 9112 2.2: a server
+    // ignores empty lines before a request line. The connection is then idle (keep-alive
+    // timeout), not inside a request head (header timeout, 408).
+    let s = start(backend, |c| {
+        c.header_timeout = Duration::from_millis(200);
+        c.keepalive_timeout = Duration::from_secs(60);
+    });
+    let mut c = connect(s.addr);
+    c.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc\r\n")
+        .unwrap();
+    let mut r = BufReader::new(c);
+    let a = read_response(&mut r, false).unwrap();
+    assert_eq!((a.status, text(&a.body)), (200, "abc".to_string()));
+    // Stay idle well past the header timeout (far below the keep-alive timeout).
+    thread::sleep(Duration::from_millis(800));
+    r.get_mut().write_all(&get("/plaintext")).unwrap();
+    let b = read_response(&mut r, false).unwrap();
+    assert_eq!(
+        (b.status, text(&b.body)),
+        (200, "Hello, World!".to_string()),
+        "an idle keep-alive connection got {}",
+        b.status
+    );
+}
+
+fn range_numbers_beyond_u64(backend: Backend) {
+    // Positions too large for 64 bits are still valid syntax (RFC 9110 14.1.1: 1*DIGIT):
+    // a first position past the end is unsatisfiable (416, as nginx answers), a last
+    // position past the end means "to the end", a suffix longer than the file is all
+    // of it.
+    let s = start(backend, |_| {});
+    let huge = "99999999999999999999999";
+    let ask = |range: String| {
+        let raw = format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\nRange: {range}\r\n\r\n");
+        exchange(s.addr, raw.as_bytes()).0
+    };
+    let all = format!("bytes 0-{}/{}", HELLO.len() - 1, HELLO.len());
+    let r = ask(format!("bytes={huge}-"));
+    assert_eq!(r.status, 416, "first position beyond u64");
+    let unsat = format!("bytes */{}", HELLO.len());
+    assert_eq!(r.header("content-range"), Some(unsat.as_str()));
+    let r = ask(format!("bytes=0-{huge}"));
+    assert_eq!(r.status, 206, "last position beyond u64");
+    assert_eq!(r.header("content-range"), Some(all.as_str()));
+    assert_eq!(text(&r.body), HELLO);
+    let r = ask(format!("bytes=-{huge}"));
+    assert_eq!(r.status, 206, "suffix beyond u64");
+    assert_eq!(r.header("content-range"), Some(all.as_str()));
+    assert_eq!(text(&r.body), HELLO);
+}
+
+fn header_timeout_counts_from_connect(backend: Backend) {
+    // The first head must be complete within the header timeout of the connection's
+    // start (HttpConfig::header_timeout): waiting before the first byte must not buy
+    // the client a second full period.
+    let s = start(backend, |c| {
+        c.header_timeout = Duration::from_millis(400);
+        c.keepalive_timeout = Duration::from_secs(60);
+    });
+    let mut c = connect(s.addr);
+    thread::sleep(Duration::from_millis(300));
+    let _ = c.write_all(b"GET /plaintext HTTP/1.1\r\n");
+    thread::sleep(Duration::from_millis(300));
+    let _ = c.write_all(b"Host: t\r\n\r\n");
+    let mut r = BufReader::new(c);
+    // A 408, or a close without an answer; never the answer to the late request.
+    if let Ok(resp) = read_response(&mut r, false) {
+        assert_eq!(
+            resp.status, 408,
+            "a head completed 600 ms after connect (header timeout 400 ms) was served"
+        );
+    }
+}
+
+fn file_cache_bounds_open_descriptors(backend: Backend) {
+    // Files above cache_max_file are cached as open descriptors. With a descriptor per
+    // distinct large file (up to 4096 entries), a site with ~1000 of them exhausted the
+    // common limit of 1024: every uncached file became a 404, new connections failed.
+    let s = start(backend, |c| c.files.cache_max_open = 4);
+    let dir = s.dir.join("root/many");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = 40;
+    for i in 0..n {
+        let f = std::fs::File::create(dir.join(format!("f{i}.bin"))).unwrap();
+        f.set_len(300 * 1024).unwrap(); // above cache_max_file: sendfile, no copy
+    }
+    for i in 0..n {
+        let (r, _) = exchange(s.addr, &get(&format!("/many/f{i}.bin")));
+        assert_eq!((r.status, r.body.len()), (200, 300 * 1024), "f{i}.bin");
+    }
+    // Descriptors this process holds on files under that directory (the server runs
+    // in-process; the directory is this test's own).
+    let open = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.starts_with(&dir))
+        .count();
+    assert!(
+        open <= 4,
+        "{open} descriptors held open for {n} cached files"
+    );
+}
+
 per_backend!(
     curl_get_and_head,
     curl_keepalive_reuse,
@@ -1114,4 +1258,9 @@ per_backend!(
     max_connections,
     wrk_load,
     example_server_process,
+    cache_notices_rewrite_with_old_mtime,
+    stray_crlf_after_request_keeps_connection_idle,
+    range_numbers_beyond_u64,
+    header_timeout_counts_from_connect,
+    file_cache_bounds_open_descriptors,
 );

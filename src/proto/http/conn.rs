@@ -2,10 +2,11 @@
 //! and enforces the timeouts.
 //!
 //! Phases: `Idle` (between requests: keep-alive timeout, or the header timeout before
-//! the first request), `Head` (part of a head is here: header timeout from its first
-//! byte, so a slowloris client gets 408 however it trickles), `Body` (body timeout
-//! between reads), `Linger` (answered with `Connection: close`: write side shut,
-//! input discarded until the peer closes or the linger timeout).
+//! the first request; stray empty lines keep a connection idle), `Head` (part of a
+//! head is here: header timeout from its first byte, or for the first request from
+//! the connection's start, so a slowloris client gets 408 however it trickles),
+//! `Body` (body timeout between reads), `Linger` (answered with `Connection: close`:
+//! write side shut, input discarded until the peer closes or the linger timeout).
 //!
 //! One timer per connection, re-armed lazily: the phase only records when it began,
 //! and a timer that fires early just re-arms for the rest, so answering a request
@@ -166,12 +167,24 @@ impl HttpConn {
                     if conn.is_closing() {
                         return buf.len();
                     }
+                    if self.phase == Phase::Idle
+                        && buf[pos..].iter().all(|&b| b == b'\r' || b == b'\n')
+                    {
+                        // Only empty lines (an old client's extra CRLF after a body,
+                        // RFC 9112 2.2): no request has begun, so the connection stays
+                        // idle (keep-alive timeout, not the header timeout and 408).
+                        return buf.len();
+                    }
                     if conn.is_backpressured() {
                         self.stalled = true;
                         return pos;
                     }
                     if self.phase == Phase::Idle {
-                        self.set_phase(Phase::Head, now);
+                        // The first head is timed from the connection's start (waiting
+                        // before the first byte buys no second header timeout); later
+                        // ones from their first byte.
+                        let since = if self.fresh { self.since } else { now };
+                        self.set_phase(Phase::Head, since);
                     }
                     let rest = &buf[pos..];
                     match parse_head(rest, &self.sh.cfg.limits, &mut self.head) {

@@ -20,9 +20,12 @@
 //! An entry younger than [`FileOptions::revalidate`] is used as is: a hit costs no
 //! syscall at all, so a small static file costs what a plaintext response costs (one
 //! `recv`, one `send`, a share of `epoll_wait`). An older entry is re-resolved
-//! (`realpath` + `stat`) and reloaded only if the file changed (path, inode, size or
-//! mtime). The cache is bounded in entries and bytes; when an insert would pass either
-//! bound, the cache is emptied first (crude, bounded, and rare for a site that fits).
+//! (`realpath` + `stat`) and reloaded only if the file changed (path, inode, size,
+//! mtime or ctime: a rewrite that puts the old mtime back, or a `chmod`, still moves
+//! the ctime). The cache is bounded in entries, bytes and open descriptors
+//! ([`FileOptions::cache_max_open`]); when an insert would pass a bound, the cache is
+//! emptied first (only of its descriptors, for that bound: crude, bounded, and rare
+//! for a site that fits).
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -56,6 +59,10 @@ pub struct FileOptions {
     pub cache_max_bytes: usize,
     /// Most entries the cache holds.
     pub cache_max_entries: usize,
+    /// Most open descriptors the cache holds (files above `cache_max_file` are cached
+    /// as an open descriptor); keep it well below the process's descriptor limit,
+    /// which connections share.
+    pub cache_max_open: usize,
     /// How long a cached entry is trusted before it is checked again.
     pub revalidate: Duration,
     /// Most entries shown in a directory listing.
@@ -71,6 +78,7 @@ impl Default for FileOptions {
             cache_max_file: 256 * 1024,
             cache_max_bytes: 64 << 20,
             cache_max_entries: 4096,
+            cache_max_open: 128,
             revalidate: Duration::from_secs(1),
             listing_max_entries: 10_000,
         }
@@ -85,6 +93,9 @@ struct FileInfo {
     ino: u64,
     len: u64,
     mtime: (i64, i64),
+    /// The inode change time: moves on every write, `chmod`, `utime`..., and cannot be
+    /// set back, so a rewrite that restores the old mtime is still noticed.
+    ctime: (i64, i64),
     mtime_secs: u64,
     etag: String,
     last_modified: String,
@@ -100,6 +111,7 @@ impl FileInfo {
             && self.ino == m.ino()
             && self.len == m.len()
             && self.mtime == (m.mtime(), m.mtime_nsec())
+            && self.ctime == (m.ctime(), m.ctime_nsec())
     }
 }
 
@@ -113,6 +125,17 @@ struct CacheEntry {
 struct Cache {
     map: HashMap<Box<str>, CacheEntry>,
     bytes: usize,
+    /// Entries holding an open descriptor.
+    open: usize,
+}
+
+impl Cache {
+    fn remove(&mut self, key: &str) {
+        if let Some(old) = self.map.remove(key) {
+            self.bytes -= old.info.data.as_ref().map_or(0, |d| d.len());
+            self.open -= usize::from(old.info.file.is_some());
+        }
+    }
 }
 
 /// What a path resolves to.
@@ -216,6 +239,12 @@ fn cache_key<'p>(path: &'p str, segs: &[&str], trailing: bool) -> Cow<'p, str> {
 }
 
 fn io_status(e: &io::Error) -> u16 {
+    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        // The server is out of descriptors, the file may well exist: a transient
+        // failure (503), not "no such file" (a 404 caches in clients and proxies).
+        log::warn!("cannot open a file: {e}");
+        return 503;
+    }
     match e.kind() {
         io::ErrorKind::PermissionDenied => 403,
         _ => 404,
@@ -233,11 +262,13 @@ pub enum RangeSpec {
     Unsatisfiable,
 }
 
+/// A byte position: `None` unless all digits. Too large for `u64` saturates: it is
+/// still valid syntax and past the end of any file.
 fn digits(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok()
+    Some(s.parse().unwrap_or(u64::MAX))
 }
 
 /// Interprets a `Range` header value for `len` bytes.
@@ -399,6 +430,7 @@ impl FileService {
             ino: m.ino(),
             len,
             mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
             mtime_secs,
             etag: format!("\"{mtime_secs:x}-{len:x}\""),
             last_modified: httpdate::fmt_http_date(modified),
@@ -411,11 +443,15 @@ impl FileService {
     fn insert(&self, key: &str, info: Rc<FileInfo>, now: Instant) {
         let mut cache = self.cache.borrow_mut();
         let size = info.data.as_ref().map_or(0, |d| d.len());
-        if let Some(old) = cache.map.remove(key) {
-            cache.bytes -= old.info.data.as_ref().map_or(0, |d| d.len());
-        }
-        if size > self.opts.cache_max_bytes {
+        let open = usize::from(info.file.is_some());
+        cache.remove(key);
+        if size > self.opts.cache_max_bytes || open > self.opts.cache_max_open {
             return;
+        }
+        if cache.open + open > self.opts.cache_max_open {
+            log::debug!("file cache: {} open descriptors; closed", cache.open);
+            cache.map.retain(|_, e| e.info.file.is_none());
+            cache.open = 0;
         }
         if cache.map.len() >= self.opts.cache_max_entries
             || cache.bytes + size > self.opts.cache_max_bytes
@@ -423,18 +459,17 @@ impl FileService {
             log::debug!("file cache full ({} entries); emptied", cache.map.len());
             cache.map.clear();
             cache.bytes = 0;
+            cache.open = 0;
         }
         cache.bytes += size;
+        cache.open += open;
         cache
             .map
             .insert(key.into(), CacheEntry { checked: now, info });
     }
 
     fn forget(&self, key: &str) {
-        let mut cache = self.cache.borrow_mut();
-        if let Some(old) = cache.map.remove(key) {
-            cache.bytes -= old.info.data.as_ref().map_or(0, |d| d.len());
-        }
+        self.cache.borrow_mut().remove(key);
     }
 
     /// How many entries the cache holds (for tests and stats).
@@ -664,6 +699,29 @@ mod tests {
         assert_eq!(parse_range(b"items=0-1", 10), Full);
         assert_eq!(parse_range(b"bytes=a-b", 10), Full);
         assert_eq!(parse_range(b"bytes=", 10), Full);
+        let huge = "99999999999999999999999";
+        assert_eq!(
+            parse_range(format!("bytes={huge}-").as_bytes(), 10),
+            Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(format!("bytes=0-{huge}").as_bytes(), 10),
+            Single(0, 9)
+        );
+        assert_eq!(
+            parse_range(format!("bytes=-{huge}").as_bytes(), 10),
+            Single(0, 9)
+        );
+        assert_eq!(parse_range(format!("bytes={huge}-1").as_bytes(), 10), Full);
+    }
+
+    #[test]
+    fn out_of_descriptors_is_503_not_404() {
+        for errno in [libc::EMFILE, libc::ENFILE] {
+            assert_eq!(io_status(&io::Error::from_raw_os_error(errno)), 503);
+        }
+        assert_eq!(io_status(&io::Error::from_raw_os_error(libc::ENOENT)), 404);
+        assert_eq!(io_status(&io::Error::from_raw_os_error(libc::EACCES)), 403);
     }
 
     #[test]

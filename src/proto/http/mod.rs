@@ -19,8 +19,9 @@
 //!   `OPTIONS` gets 204 with `Allow` (`OPTIONS *`: the server's methods).
 //! * Every response carries `Date`, `Server` and (but for 1xx, 204 and 304)
 //!   `Content-Length`; responses are never chunked. `HEAD` gets the `GET` head.
-//! * A refused request (400, 408, 413, 414, 417, 431, 501, 505) is answered with
-//!   `Connection: close`; the server then shuts its write side and discards input for
+//! * A refused request (400, 408, 413, 414, 417, 431, 505, and 501 for a transfer
+//!   coding; 501 for an unknown method keeps the connection, its framing being
+//!   known) is answered with `Connection: close`; the server then shuts its write side and discards input for
 //!   at most [`HttpConfig::linger_timeout`] before closing (a lingering close, so the
 //!   client reads the answer instead of a reset).
 //! * Access log: one line per response in the combined log format, at `info` level on

@@ -129,6 +129,28 @@ fn parse_u64(v: &[u8]) -> Option<u64> {
     })
 }
 
+/// Whether `line` is a well-formed request line (`method SP target SP HTTP/x[.y]`)
+/// whose version is simply one we do not speak (505), rather than a malformed line
+/// (400) such as one with a space inside the target.
+fn is_other_version_line(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Some(v) = version.strip_prefix(b"HTTP/") else {
+        return false;
+    };
+    let digits_ok = match v {
+        [a] => a.is_ascii_digit(),
+        [a, b'.', b] => a.is_ascii_digit() && b.is_ascii_digit(),
+        _ => false,
+    };
+    !method.is_empty() && !target.is_empty() && digits_ok
+}
+
 /// Parses a request head from the start of `buf` into `head`.
 ///
 /// `Ok(None)`: incomplete (more bytes needed; the limits have been checked against
@@ -164,13 +186,13 @@ pub fn parse_head(
             // A well-formed line with a version we do not speak gets 505; garbage, 400.
             let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
             let line = &data[..line_end];
-            return Err(
-                if line.windows(5).any(|w| w == b"HTTP/") && line.len() < 8192 {
-                    HttpError::new(505, "unsupported HTTP version")
-                } else {
-                    HttpError::bad("malformed request line")
-                },
-            );
+            return Err(if line.len() > limits.max_request_line {
+                HttpError::new(414, "request line too long")
+            } else if is_other_version_line(line) {
+                HttpError::new(505, "unsupported HTTP version")
+            } else {
+                HttpError::bad("malformed request line")
+            });
         }
         Err(_) => return Err(HttpError::bad("malformed request head")),
     };
@@ -565,6 +587,14 @@ mod tests {
             assert_eq!(status(raw), 400, "{:?}", String::from_utf8_lossy(raw));
         }
         assert_eq!(status(b"GET / HTTP/2.0\r\n\r\n"), 505);
+        assert_eq!(status(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 505);
+        assert_eq!(status(b"GET / HTTP/3\r\n\r\n"), 505);
+        // A space inside the target (or any extra field) is malformed, not a version.
+        assert_eq!(status(b"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.1 x\r\nHost: h\r\n\r\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.1x\r\nHost: h\r\n\r\n"), 400);
+        let long = format!("GET /{} HTTP/2.0\r\n\r\n", "a".repeat(9000));
+        assert_eq!(status(long.as_bytes()), 414);
         assert_eq!(
             status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"),
             501
