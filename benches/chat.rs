@@ -1,8 +1,10 @@
 //! Chat fan-out benchmark: `cargo bench --bench chat [-- options]`.
 //!
 //! N IRC clients (default 1000) join `#lobby`; a few of them (`--senders`, default 4)
-//! send `PRIVMSG #lobby` at a steady total rate (`--rate`, default 200/s); every other
-//! client receives every message. Over a fixed window it measures deliveries per second
+//! send `PRIVMSG #lobby` at a steady total rate (`--rate`, default 3000/s, i.e. about
+//! 3M deliveries/s offered: more than ngIRCd delivers on one core here, so the table
+//! compares what each server can deliver; `--rate 200` compares cost at a light load);
+//! every other client receives every message. Over a fixed window it measures deliveries per second
 //! (messages received, summed over all clients), the delivery latency (each message
 //! carries its send time in nanoseconds since an `Instant` shared by all clients, which
 //! live in this one process), the server's memory (`VmRSS`, `VmHWM`), its CPU time per
@@ -73,7 +75,7 @@ impl Default for Options {
         Options {
             clients: 1000,
             senders: 4,
-            rate: 200.0,
+            rate: 3000.0,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
             rounds: 3,
@@ -109,7 +111,7 @@ struct Args {
     /// Clients that send (default 4).
     #[arg(long)]
     senders: Option<usize>,
-    /// Messages per second, all senders together (default 200).
+    /// Messages per second, all senders together (default 3000).
     #[arg(long)]
     rate: Option<f64>,
     /// Measured window in seconds (default 10).
@@ -1234,7 +1236,8 @@ impl Fleet {
         let in_window = self.in_window;
         // Drain.
         let expected = j * (n - 1);
-        let drain_limit = Instant::now() + Duration::from_secs(15);
+        // A server that fell behind has a backlog of up to the whole window to drain.
+        let drain_limit = Instant::now() + Duration::from_secs(15).max(duration * 2);
         let stall = Duration::from_secs(3);
         self.last_rx = Instant::now();
         loop {
