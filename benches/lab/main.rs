@@ -418,6 +418,41 @@ fn best_reference(res: &Results) -> Option<f64> {
         .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))))
 }
 
+/// epoll-et's round trips/s over the best reference's in the same round: the median
+/// and range over rounds. Contenders alternate within a round, so a round's ratio is
+/// less exposed to the machine's drift than the ratio of medians.
+fn paired_ratio(res: &Results) -> Option<report::Stat> {
+    let rt = res.of("round-trip");
+    let samples = |name: &str| -> Option<Vec<f64>> {
+        rt.iter()
+            .find(|c| c.contender == name)
+            .and_then(|c| match &c.outcome {
+                Outcome::Measured(s) => Some(s.iter().map(|x| x.ops_per_sec).collect()),
+                _ => None,
+            })
+    };
+    let et = samples("epoll-et")?;
+    let refs: Vec<Vec<f64>> = ["ref-mio", "ref-tokio", "polling"]
+        .into_iter()
+        .filter_map(samples)
+        .collect();
+    if refs.is_empty() {
+        return None;
+    }
+    let ratios: Vec<f64> = (0..et.len())
+        .filter_map(|k| {
+            let best = refs
+                .iter()
+                .map(|r| r.get(k).copied())
+                .collect::<Option<Vec<f64>>>()?
+                .into_iter()
+                .fold(0.0, f64::max);
+            (best > 0.0).then(|| et[k] / best)
+        })
+        .collect();
+    report::stat(&ratios)
+}
+
 fn print_tables(o: &Options, res: &Results) {
     let has = |w: &str| o.workloads.iter().any(|x| x == w);
     if has("round-trip") {
@@ -483,6 +518,14 @@ fn targets(res: &Results, base: Option<f64>) {
             "- target epoll-et ≥ 1.05x best reference: {:.2}x {}",
             r,
             if r >= 1.05 { "(met)" } else { "(NOT met)" }
+        );
+    }
+    if let Some(p) = paired_ratio(res) {
+        println!(
+            "- (context) the same ratio paired by round (epoll-et over the best reference \
+             of the same round, which shares its machine state): median {:.2}x, \
+             min–max {:.2}x–{:.2}x",
+            p.median, p.min, p.max
         );
     }
     if let Some(x) = s.syscalls_per_op {
