@@ -93,6 +93,9 @@ fn start(backend: Backend, tweak: impl FnOnce(&mut HttpConfig) + Send + 'static)
             router.get("/custom", |req| {
                 Response::text(200, format!("custom {}", req.query().unwrap_or("")))
             });
+            router.get("/files/*", |req| {
+                Response::text(200, format!("files route {}", req.path()))
+            });
             let server = HttpServer::new(cfg, router).expect("server");
             let (_, addr) = server.listen(&mut reactor, "127.0.0.1:0").expect("listen");
             let _ = ready_tx.send((reactor.handle(), addr));
@@ -1241,7 +1244,30 @@ fn file_cache_bounds_open_descriptors(backend: Backend) {
     );
 }
 
+fn dot_segments_resolved_before_routing(backend: Backend) {
+    // The router and every handler see the path with `.` and `..` resolved (RFC 3986
+    // 5.2.4, after percent-decoding): `/files/*` must not claim `/files/../x`.
+    let s = start(backend, |_| {});
+    for (path, want) in [
+        ("/files/../hello.txt", HELLO.to_string()),
+        ("/files/%2e%2e/hello.txt", HELLO.to_string()),
+        ("/files/sub/../../hello.txt", HELLO.to_string()),
+        ("/files/./a/./b", "files route /files/a/b".to_string()),
+        ("/files/a/../b", "files route /files/b".to_string()),
+        ("/x/../files/c", "files route /files/c".to_string()),
+    ] {
+        let (r, _) = exchange(s.addr, &get(path));
+        assert_eq!((r.status, text(&r.body)), (200, want), "{path}");
+    }
+    // Climbing above `/` is refused, whoever would have handled the path.
+    for path in ["/files/../../hello.txt", "/files/%2e%2e/%2E%2E/x", "/.."] {
+        let (r, _) = exchange(s.addr, &get(path));
+        assert_eq!(r.status, 400, "{path}");
+    }
+}
+
 per_backend!(
+    dot_segments_resolved_before_routing,
     curl_get_and_head,
     curl_keepalive_reuse,
     curl_ranges_and_conditionals,

@@ -17,6 +17,7 @@
 //! until the connection reports backpressure; the rest waits in `inbuf` (reading is
 //! paused) until [`Protocol::output_drained`].
 
+use std::borrow::Cow;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ use percent_encoding::percent_decode;
 
 use super::parser::{parse_head, BodyDecoder, BodyFraming, Head, HttpError};
 use super::response::{write_head, Body, ConnHeader, Response};
-use super::router::{bump, Request, Routed, KNOWN_METHODS};
+use super::router::{bump, remove_dot_segments, Request, Routed, KNOWN_METHODS};
 use super::Shared;
 use crate::net::{Conn, PeerAddr, Protocol};
 use crate::reactor::TimerId;
@@ -304,9 +305,17 @@ impl HttpConn {
             Some(i) => (&path_q[..i], Some(&path_q[i + 1..])),
             None => (path_q, None),
         };
-        let Ok(path) = percent_decode(raw_path).decode_utf8() else {
+        let Ok(decoded) = percent_decode(raw_path).decode_utf8() else {
             return Response::error(400);
         };
+        // Dot segments resolved after decoding (`%2e%2e` is `..`) and before routing,
+        // so no handler sees `/files/../x` under `/files/`; above `/` is 400.
+        let resolved = match remove_dot_segments(&decoded) {
+            None => return Response::error(400),
+            Some(Cow::Borrowed(_)) => None,
+            Some(Cow::Owned(p)) => Some(p),
+        };
+        let path = resolved.map_or(decoded, Cow::Owned);
         let query = query.and_then(|q| std::str::from_utf8(q).ok());
         let req = Request {
             head: &self.head,

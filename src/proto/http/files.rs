@@ -3,7 +3,8 @@
 //! conditional requests (304), single byte ranges (206/416), and a small cache.
 //!
 //! # Path security
-//! The path is percent-decoded first, then checked: NUL and backslash are refused
+//! The path arrives percent-decoded with its dot segments already resolved (the
+//! connection does that before routing); it is checked again here: NUL and backslash are refused
 //! (400); `.` and `..` segments are resolved lexically and a `..` that would climb
 //! above the root is refused (400); a segment starting with `.` is hidden (404) unless
 //! dotfiles are enabled. The resulting file is then resolved with `realpath` and must

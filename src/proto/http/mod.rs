@@ -13,6 +13,9 @@
 //!   body, keep-alive idle, lingering close), access log.
 //!
 //! # Semantics in brief
+//! * The path is percent-decoded, then its `.` and `..` segments are resolved (RFC 3986
+//!   5.2.4) before anything sees it, so routes, handlers and files all get one spelling
+//!   of a path; a `..` that climbs above `/` is 400.
 //! * A request goes to the router first; a path no route claims goes to the files
 //!   (when a root is set) or gets 404. A method outside [`router::KNOWN_METHODS`]
 //!   gets 501; a known method a resource does not take gets 405 with `Allow`;
