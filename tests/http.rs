@@ -1266,7 +1266,30 @@ fn dot_segments_resolved_before_routing(backend: Backend) {
     }
 }
 
+fn absolute_form_keeps_query(backend: Backend) {
+    // `GET http://host/path?q HTTP/1.1` means what `GET /path?q` means (RFC 9112 3.2.2);
+    // the authority ends at the first `/` or `?`, so a `/` inside the query is not the
+    // path, and an empty path is `/` with the query kept.
+    let s = start(backend, |_| {});
+    for (target, want) in [
+        ("http://t/custom?q=1", "custom q=1"),
+        ("HTTP://t:80/custom?a=/b&c=d", "custom a=/b&c=d"),
+        ("/custom?a=/b&c=d", "custom a=/b&c=d"),
+    ] {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let (r, _) = exchange(s.addr, raw.as_bytes());
+        assert_eq!((r.status, text(&r.body)), (200, want.to_string()), "{target}");
+    }
+    // No path, a query with a slash: the root, not `/custom`.
+    let (r, _) = exchange(s.addr, b"GET http://t?x=/custom HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((r.status, text(&r.body)), (200, INDEX.to_string()));
+    // The query survives into a redirect built from it.
+    let (r, _) = exchange(s.addr, b"GET http://t/docs?x=/y HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((r.status, r.header("location")), (301, Some("/docs/?x=/y")));
+}
+
 per_backend!(
+    absolute_form_keeps_query,
     dot_segments_resolved_before_routing,
     curl_get_and_head,
     curl_keepalive_reuse,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use percent_encoding::percent_decode;
 
-use super::parser::{parse_head, BodyDecoder, BodyFraming, Head, HttpError};
+use super::parser::{parse_head, split_target, BodyDecoder, BodyFraming, Head, HttpError};
 use super::response::{write_head, Body, ConnHeader, Response};
 use super::router::{bump, remove_dot_segments, Request, Routed, KNOWN_METHODS};
 use super::Shared;
@@ -287,23 +287,8 @@ impl HttpConn {
                 Response::error(400)
             };
         }
-        // Absolute form (`http://host/path`): keep the path.
-        let mut path_q = target;
-        for scheme in [&b"http://"[..], b"https://"] {
-            if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
-                let rest = &target[scheme.len()..];
-                path_q = match rest.iter().position(|&b| b == b'/') {
-                    Some(i) => &rest[i..],
-                    None => b"/",
-                };
-            }
-        }
-        if path_q.first() != Some(&b'/') {
+        let Some((raw_path, query)) = split_target(target) else {
             return Response::error(400);
-        }
-        let (raw_path, query) = match path_q.iter().position(|&b| b == b'?') {
-            Some(i) => (&path_q[..i], Some(&path_q[i + 1..])),
-            None => (path_q, None),
         };
         let Ok(decoded) = percent_decode(raw_path).decode_utf8() else {
             return Response::error(400);
