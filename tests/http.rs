@@ -1288,7 +1288,31 @@ fn absolute_form_keeps_query(backend: Backend) {
     assert_eq!((r.status, r.header("location")), (301, Some("/docs/?x=/y")));
 }
 
+fn options_on_missing_file_is_404(backend: Backend) {
+    // OPTIONS names a resource as GET does: a missing one is 404, not 204.
+    let s = start(backend, |_| {});
+    for path in ["/nope.txt", "/docs/nope/", "/escape.txt", "/.hidden"] {
+        let (get_r, _) = exchange(s.addr, &get(path));
+        let raw = format!("OPTIONS {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let (r, _) = exchange(s.addr, raw.as_bytes());
+        assert_eq!((r.status, get_r.status), (404, 404), "OPTIONS {path}");
+    }
+    // Existing resources and `*` are unchanged.
+    for path in ["/hello.txt", "/docs/", "/"] {
+        let raw = format!("OPTIONS {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let (r, _) = exchange(s.addr, raw.as_bytes());
+        assert_eq!(
+            (r.status, r.header("allow")),
+            (204, Some("GET, HEAD, OPTIONS")),
+            "OPTIONS {path}"
+        );
+    }
+    let (r, _) = exchange(s.addr, b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 204);
+}
+
 per_backend!(
+    options_on_missing_file_is_404,
     absolute_form_keeps_query,
     dot_segments_resolved_before_routing,
     curl_get_and_head,

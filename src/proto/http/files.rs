@@ -482,10 +482,7 @@ impl FileService {
     pub fn serve(&self, req: &Request<'_>, now: Instant) -> Response {
         let method = req.method();
         match method {
-            "GET" | "HEAD" => {}
-            "OPTIONS" => {
-                return Response::empty(204).with_header("Allow", "GET, HEAD, OPTIONS");
-            }
+            "GET" | "HEAD" | "OPTIONS" => {}
             _ => {
                 return Response::error(405).with_header("Allow", "GET, HEAD, OPTIONS");
             }
@@ -495,6 +492,14 @@ impl FileService {
             Ok(s) => s,
             Err(status) => return Response::error(status),
         };
+        if method == "OPTIONS" {
+            // The resource must exist as for GET (404, 403... alike); the cache is
+            // neither consulted nor filled.
+            return match self.locate(&segs, trailing) {
+                Ok(_) => Response::empty(204).with_header("Allow", "GET, HEAD, OPTIONS"),
+                Err(status) => Response::error(status),
+            };
+        }
         let key = cache_key(path, &segs, trailing);
         let cached = self.cache.borrow().map.get(key.as_ref()).map(|e| {
             (

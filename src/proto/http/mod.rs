@@ -19,7 +19,8 @@
 //! * A request goes to the router first; a path no route claims goes to the files
 //!   (when a root is set) or gets 404. A method outside [`router::KNOWN_METHODS`]
 //!   gets 501; a known method a resource does not take gets 405 with `Allow`;
-//!   `OPTIONS` gets 204 with `Allow` (`OPTIONS *`: the server's methods).
+//!   `OPTIONS` gets 204 with `Allow` (`OPTIONS *`: the server's methods), or the
+//!   status `GET` would get when the file is missing or refused (404, 403...).
 //! * Every response carries `Date`, `Server` and (but for 1xx, 204 and 304)
 //!   `Content-Length`; responses are never chunked. `HEAD` gets the `GET` head.
 //! * A refused request (400, 408, 413, 414, 417, 431, 505, and 501 for a transfer
