@@ -1311,7 +1311,32 @@ fn options_on_missing_file_is_404(backend: Backend) {
     assert_eq!(r.status, 204);
 }
 
+fn listing_hides_symlinks_out_of_the_root(backend: Backend) {
+    // A listing shows what fetching serves: a symlink leading out of the root (or to a
+    // hidden file) is a 404 when fetched, so it is not listed either.
+    let s = start(backend, |_| {});
+    let docs = s.dir.join("root/docs");
+    std::os::unix::fs::symlink(s.dir.join("secret.txt"), docs.join("out.txt")).unwrap();
+    std::os::unix::fs::symlink(&s.dir, docs.join("outdir")).unwrap();
+    std::os::unix::fs::symlink(s.dir.join("root/.hidden"), docs.join("tohidden")).unwrap();
+    std::os::unix::fs::symlink(s.dir.join("root/hello.txt"), docs.join("in.txt")).unwrap();
+    std::os::unix::fs::symlink(s.dir.join("root/sub"), docs.join("indir")).unwrap();
+    let (resp, _) = exchange(s.addr, &get("/docs/"));
+    let page = text(&resp.body);
+    for name in ["out.txt", "outdir", "tohidden"] {
+        let (r, _) = exchange(s.addr, &get(&format!("/docs/{name}")));
+        assert_eq!(r.status, 404, "{name} is not served");
+        assert!(!page.contains(name), "{name} listed: {page}");
+    }
+    for name in ["in.txt", "indir/"] {
+        assert!(page.contains(&format!("href=\"{name}\"")), "{name} missing: {page}");
+        let (r, _) = exchange(s.addr, &get(&format!("/docs/{name}")));
+        assert_eq!(r.status, 200, "{name} is served");
+    }
+}
+
 per_backend!(
+    listing_hides_symlinks_out_of_the_root,
     options_on_missing_file_is_404,
     absolute_form_keeps_query,
     dot_segments_resolved_before_routing,

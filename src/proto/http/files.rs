@@ -9,6 +9,7 @@
 //! above the root is refused (400); a segment starting with `.` is hidden (404) unless
 //! dotfiles are enabled. The resulting file is then resolved with `realpath` and must
 //! still lie under the (canonical) root, so a symlink leading outside is a 404.
+//! Listings apply the same check to symlinks, so they show only what can be fetched.
 //!
 //! # Ranges
 //! One `bytes=` range is served as 206 (or 416 when unsatisfiable). A request with
@@ -355,10 +356,19 @@ impl FileService {
         &self.root
     }
 
-    /// Checks that a canonical path lies under the root and has no hidden segment.
+    /// Checks that a canonical path lies under the root and has no hidden segment
+    /// (logs a path outside the root).
     fn inside(&self, canon: &Path) -> Result<(), u16> {
-        let Ok(rel) = canon.strip_prefix(&self.root) else {
+        let r = self.contains(canon);
+        if r.is_err() && !canon.starts_with(&self.root) {
             log::warn!("{}: outside the root (symlink?); refused", canon.display());
+        }
+        r
+    }
+
+    /// [`inside`](Self::inside) without the log.
+    fn contains(&self, canon: &Path) -> Result<(), u16> {
+        let Ok(rel) = canon.strip_prefix(&self.root) else {
             return Err(404);
         };
         if !self.opts.dotfiles
@@ -632,6 +642,14 @@ impl FileService {
             Err(e) => return Response::error(io_status(&e)),
         };
         entries.retain(|e| self.opts.dotfiles || e.name.as_bytes().first() != Some(&b'.'));
+        // Show what fetching serves: a symlink is listed only if it resolves inside
+        // the root to no hidden path (the check `locate` makes; `dir` is canonical,
+        // so only symlinks need resolving).
+        entries.retain(|e| {
+            !e.is_symlink
+                || fs::canonicalize(&dir.join(&e.name))
+                    .is_ok_and(|c| self.contains(&c).is_ok())
+        });
         entries.sort_by(|a, b| (!a.is_dir, &a.name).cmp(&(!b.is_dir, &b.name)));
         let title = html_escape(path);
         let mut html = format!(
