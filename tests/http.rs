@@ -1335,7 +1335,23 @@ fn listing_hides_symlinks_out_of_the_root(backend: Backend) {
     }
 }
 
+fn listing_omits_non_utf8_names(backend: Backend) {
+    // Paths are decoded as UTF-8 (Request::path is a str), so a file whose name is not
+    // UTF-8 cannot be fetched (400); the listing omits it rather than show a dead link.
+    use std::os::unix::ffi::OsStrExt;
+    let s = start(backend, |_| {});
+    let name = std::ffi::OsStr::from_bytes(b"bad\xff\xfename.txt");
+    std::fs::write(s.dir.join("root/docs").join(name), "x\n").unwrap();
+    let (r, _) = exchange(s.addr, &get("/docs/bad%FF%FEname.txt"));
+    assert_eq!(r.status, 400);
+    let (resp, _) = exchange(s.addr, &get("/docs/"));
+    let page = text(&resp.body);
+    assert!(!page.contains("name.txt"), "non-UTF-8 name listed: {page}");
+    assert!(page.contains("plain.txt"), "{page}");
+}
+
 per_backend!(
+    listing_omits_non_utf8_names,
     listing_hides_symlinks_out_of_the_root,
     options_on_missing_file_is_404,
     absolute_form_keeps_query,

@@ -9,7 +9,9 @@
 //! above the root is refused (400); a segment starting with `.` is hidden (404) unless
 //! dotfiles are enabled. The resulting file is then resolved with `realpath` and must
 //! still lie under the (canonical) root, so a symlink leading outside is a 404.
-//! Listings apply the same check to symlinks, so they show only what can be fetched.
+//! Listings apply the same check to symlinks, so they show only what can be fetched;
+//! for the same reason they omit names that are not UTF-8 (request paths must decode
+//! as UTF-8, so such a file cannot be fetched: 400).
 //!
 //! # Ranges
 //! One `bytes=` range is served as 206 (or 416 when unsatisfiable). A request with
@@ -642,6 +644,9 @@ impl FileService {
             Err(e) => return Response::error(io_status(&e)),
         };
         entries.retain(|e| self.opts.dotfiles || e.name.as_bytes().first() != Some(&b'.'));
+        // Request paths decode as UTF-8 only (a non-UTF-8 one is 400), so a name that
+        // is not UTF-8 could never be fetched: not listed either.
+        entries.retain(|e| e.name.to_str().is_some());
         // Show what fetching serves: a symlink is listed only if it resolves inside
         // the root to no hidden path (the check `locate` makes; `dir` is canonical,
         // so only symlinks need resolving).
@@ -660,7 +665,7 @@ impl FileService {
         }
         for e in &entries {
             let href = percent_encode(e.name.as_bytes(), HREF).to_string();
-            let name = html_escape(&e.name.to_string_lossy());
+            let name = html_escape(e.name.to_str().unwrap_or_default());
             let slash = if e.is_dir { "/" } else { "" };
             let date = e
                 .modified
