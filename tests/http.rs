@@ -67,9 +67,54 @@ fn make_site(dir: &Path) {
     std::os::unix::fs::symlink(root.join("hello.txt"), root.join("inside.txt")).unwrap();
 }
 
+/// Warnings logged by the in-process servers (all of them: filter by something unique
+/// to one server, such as its directory).
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// `env_logger` as usual (`RUST_LOG`), plus a copy of every warning in [`WARNINGS`].
+struct CaptureLog(env_logger::Logger);
+
+impl log::Log for CaptureLog {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Warn || self.0.enabled(m)
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if r.level() <= log::Level::Warn {
+            if let Ok(mut w) = WARNINGS.lock() {
+                w.push(r.args().to_string());
+            }
+        }
+        if self.0.matches(r) {
+            self.0.log(r);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
+fn init_logs() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let inner = env_logger::builder().is_test(true).build();
+        let max = inner.filter().max(log::LevelFilter::Warn);
+        if log::set_boxed_logger(Box::new(CaptureLog(inner))).is_ok() {
+            log::set_max_level(max);
+        }
+    });
+}
+
+fn warnings_about(what: &str) -> usize {
+    WARNINGS
+        .lock()
+        .map_or(0, |w| w.iter().filter(|l| l.contains(what)).count())
+}
+
 fn start(backend: Backend, tweak: impl FnOnce(&mut HttpConfig) + Send + 'static) -> Server {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let _ = env_logger::builder().is_test(true).try_init();
+    init_logs();
     let dir = std::env::temp_dir().join(format!(
         "readyloop-http-{}-{}",
         std::process::id(),
@@ -1350,7 +1395,27 @@ fn listing_omits_non_utf8_names(backend: Backend) {
     assert!(page.contains("plain.txt"), "{page}");
 }
 
+fn symlink_warnings_are_rate_limited(backend: Backend) {
+    // Each request for a symlink out of the root used to log a warning: a client could
+    // fill the log at the rate it sends requests.
+    let s = start(backend, |_| {});
+    let t0 = Instant::now();
+    let n = 50;
+    let mut c = BufReader::new(connect(s.addr));
+    for _ in 0..n {
+        c.get_mut().write_all(&get("/escape.txt")).unwrap();
+        assert_eq!(read_response(&mut c, false).unwrap().status, 404);
+    }
+    // At most one a second (plus one for a second boundary crossed).
+    let bound = t0.elapsed().as_secs() as usize + 2;
+    let dir = s.dir.to_string_lossy().into_owned();
+    let logged = warnings_about(&dir);
+    assert!(logged >= 1, "the first one is logged");
+    assert!(logged <= bound, "{logged} warnings for {n} requests");
+}
+
 per_backend!(
+    symlink_warnings_are_rate_limited,
     listing_omits_non_utf8_names,
     listing_hides_symlinks_out_of_the_root,
     options_on_missing_file_is_404,

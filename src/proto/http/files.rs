@@ -46,6 +46,7 @@ use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::response::{Body, Response};
 use super::router::Request;
+use crate::net::WarnLimit;
 use crate::sys::file as fs;
 
 /// Static-file settings.
@@ -155,6 +156,9 @@ pub struct FileService {
     root: PathBuf,
     opts: FileOptions,
     cache: RefCell<Cache>,
+    /// Symlinks out of the root and descriptor exhaustion are worth a warning, but a
+    /// client can cause them at will: at most one a second.
+    warnings: WarnLimit,
 }
 
 /// The MIME type for `path`, with `charset=utf-8` on text types.
@@ -246,7 +250,6 @@ fn io_status(e: &io::Error) -> u16 {
     if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
         // The server is out of descriptors, the file may well exist: a transient
         // failure (503), not "no such file" (a 404 caches in clients and proxies).
-        log::warn!("cannot open a file: {e}");
         return 503;
     }
     match e.kind() {
@@ -350,7 +353,19 @@ impl FileService {
             root,
             opts,
             cache: RefCell::new(Cache::default()),
+            warnings: WarnLimit::default(),
         })
+    }
+
+    /// The status for a failed file operation; out of descriptors is logged (rate
+    /// limited).
+    fn status_of(&self, e: &io::Error) -> u16 {
+        let status = io_status(e);
+        if status == 503 {
+            self.warnings
+                .warn(module_path!(), format_args!("cannot open a file: {e}"));
+        }
+        status
     }
 
     /// The canonical root.
@@ -363,7 +378,10 @@ impl FileService {
     fn inside(&self, canon: &Path) -> Result<(), u16> {
         let r = self.contains(canon);
         if r.is_err() && !canon.starts_with(&self.root) {
-            log::warn!("{}: outside the root (symlink?); refused", canon.display());
+            self.warnings.warn(
+                module_path!(),
+                format_args!("{}: outside the root (symlink?); refused", canon.display()),
+            );
         }
         r
     }
@@ -386,16 +404,16 @@ impl FileService {
     fn locate(&self, segs: &[&str], trailing: bool) -> Result<Located, u16> {
         let mut full = self.root.clone();
         full.extend(segs);
-        let canon = fs::canonicalize(&full).map_err(|e| io_status(&e))?;
+        let canon = fs::canonicalize(&full).map_err(|e| self.status_of(&e))?;
         self.inside(&canon)?;
-        let meta = fs::stat(&canon).map_err(|e| io_status(&e))?;
+        let meta = fs::stat(&canon).map_err(|e| self.status_of(&e))?;
         if meta.is_dir() {
             if !trailing && !segs.is_empty() {
                 return Ok(Located::Redirect);
             }
             if let Ok(index) = fs::canonicalize(&canon.join(&self.opts.index)) {
                 self.inside(&index)?;
-                let m = fs::stat(&index).map_err(|e| io_status(&e))?;
+                let m = fs::stat(&index).map_err(|e| self.status_of(&e))?;
                 if m.is_file() {
                     return Ok(Located::File(index, m));
                 }
@@ -566,7 +584,7 @@ impl FileService {
                     Err(e) => {
                         log::debug!("{path}: {e}");
                         self.forget(&key);
-                        Response::error(io_status(&e))
+                        Response::error(self.status_of(&e))
                     }
                 }
             }
@@ -641,7 +659,7 @@ impl FileService {
     fn listing(&self, path: &str, dir: &Path, is_root: bool) -> Response {
         let mut entries = match fs::read_dir(dir, self.opts.listing_max_entries) {
             Ok(e) => e,
-            Err(e) => return Response::error(io_status(&e)),
+            Err(e) => return Response::error(self.status_of(&e)),
         };
         entries.retain(|e| self.opts.dotfiles || e.name.as_bytes().first() != Some(&b'.'));
         // Request paths decode as UTF-8 only (a non-UTF-8 one is 400), so a name that
