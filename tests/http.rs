@@ -71,17 +71,27 @@ fn make_site(dir: &Path) {
 /// to one server, such as its directory).
 static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// `env_logger` as usual (`RUST_LOG`), plus a copy of every warning in [`WARNINGS`].
+/// Access-log lines of the in-process servers.
+static ACCESS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+const ACCESS_TARGET: &str = "readyloop::http::access";
+
+/// `env_logger` as usual (`RUST_LOG`), plus a copy of every warning in [`WARNINGS`]
+/// and of every access-log line in [`ACCESS`].
 struct CaptureLog(env_logger::Logger);
 
 impl log::Log for CaptureLog {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= log::Level::Warn || self.0.enabled(m)
+        m.level() <= log::Level::Warn || m.target() == ACCESS_TARGET || self.0.enabled(m)
     }
 
     fn log(&self, r: &log::Record<'_>) {
         if r.level() <= log::Level::Warn {
             if let Ok(mut w) = WARNINGS.lock() {
+                w.push(r.args().to_string());
+            }
+        }
+        if r.target() == ACCESS_TARGET {
+            if let Ok(mut w) = ACCESS.lock() {
                 w.push(r.args().to_string());
             }
         }
@@ -99,11 +109,27 @@ fn init_logs() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
         let inner = env_logger::builder().is_test(true).build();
-        let max = inner.filter().max(log::LevelFilter::Warn);
+        let max = inner.filter().max(log::LevelFilter::Info);
         if log::set_boxed_logger(Box::new(CaptureLog(inner))).is_ok() {
             log::set_max_level(max);
         }
     });
+}
+
+/// The body bytes of the access-log line for `request` (`GET /x HTTP/1.1`), once
+/// there is one.
+fn logged_bytes(request: &str) -> Option<u64> {
+    let quoted = format!("\"{request}\" ");
+    let lines = ACCESS.lock().ok()?;
+    let line = lines.iter().find(|l| l.contains(&quoted))?;
+    let rest = &line[line.find(&quoted)? + quoted.len()..];
+    rest.split(' ').nth(1)?.parse().ok()
+}
+
+fn stats_bytes_sent(addr: SocketAddr) -> u64 {
+    let (r, _) = exchange(addr, &get("/api/stats"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    v["bytes_sent"].as_u64().unwrap()
 }
 
 fn warnings_about(what: &str) -> usize {
@@ -1414,7 +1440,46 @@ fn symlink_warnings_are_rate_limited(backend: Backend) {
     assert!(logged <= bound, "{logged} warnings for {n} requests");
 }
 
+fn aborted_download_counts_bytes_sent(backend: Backend) {
+    // A client that hangs up mid-response: the access log and /api/stats count what
+    // reached the kernel, not the whole body queued.
+    let s = start(backend, |_| {});
+    let size: u64 = 256 << 20; // sparse: sendfile reads holes as zeros
+    let name = format!("huge-{}.bin", s.addr.port());
+    std::fs::File::create(s.dir.join("root").join(&name))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let before = stats_bytes_sent(s.addr);
+    let mut c = BufReader::new(connect(s.addr));
+    c.get_mut().write_all(&get(&format!("/{name}"))).unwrap();
+    let mut line = String::new();
+    c.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
+    let mut some = [0u8; 4096];
+    c.read_exact(&mut some).unwrap();
+    drop(c); // unread data: a reset
+    let request = format!("GET /{name} HTTP/1.1");
+    let logged = support::eventually(IO_TIMEOUT, "the access-log line", || {
+        logged_bytes(&request)
+    });
+    assert!(logged < size, "logged {logged} of {size} bytes");
+    let sent = stats_bytes_sent(s.addr) - before;
+    assert!(sent < size, "stats count {sent} bytes sent of {size}");
+    // A response sent in full is logged in full, while its connection stays open.
+    let mut c = BufReader::new(connect(s.addr));
+    let q = format!("/hello.txt?{}", s.addr.port());
+    c.get_mut().write_all(&get(&q)).unwrap();
+    assert_eq!(read_response(&mut c, false).unwrap().status, 200);
+    let request = format!("GET {q} HTTP/1.1");
+    let logged = support::eventually(IO_TIMEOUT, "the access-log line", || {
+        logged_bytes(&request)
+    });
+    assert_eq!(logged, HELLO.len() as u64);
+}
+
 per_backend!(
+    aborted_download_counts_bytes_sent,
     symlink_warnings_are_rate_limited,
     listing_omits_non_utf8_names,
     listing_hides_symlinks_out_of_the_root,

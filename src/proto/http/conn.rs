@@ -18,6 +18,8 @@
 //! paused) until [`Protocol::output_drained`].
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::ops::Range;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -69,6 +71,21 @@ pub(crate) struct HttpConn {
     /// Server shutting down: answer the current request with `Connection: close`.
     draining: bool,
     peer_eof: bool,
+    /// Of the connection's bytes handed to the kernel, how many are in the stats.
+    counted: u64,
+    /// Access-log lines waiting for their response to be sent (or the connection lost).
+    pending_log: VecDeque<LogRecord>,
+}
+
+/// An access-log line whose byte count is known once the body has left: the body is
+/// the connection's output bytes `body_start..body_end` (see `Conn::bytes_sent`).
+struct LogRecord {
+    /// Up to the status and a space.
+    prefix: String,
+    /// From the space before the referer.
+    suffix: String,
+    body_start: u64,
+    body_end: u64,
 }
 
 /// Escapes bytes for a quoted access-log field (as nginx does: `"`, `\` and
@@ -102,6 +119,8 @@ impl HttpConn {
             sending: false,
             draining: false,
             peer_eof: false,
+            counted: 0,
+            pending_log: VecDeque::new(),
         }
     }
 
@@ -243,7 +262,7 @@ impl HttpConn {
             && !self.draining
             && !conn.reactor().is_shutting_down();
         let head_only = &self.head_buf[self.head.method.clone()] == b"HEAD";
-        let (status, bytes) = self.send(conn, resp, head_only, keep);
+        let (status, body) = self.send(conn, resp, head_only, keep);
         if self.sh.cfg.access_log && log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
             let mut line = String::with_capacity(128);
             let hb = &self.head_buf;
@@ -257,7 +276,8 @@ impl HttpConn {
             });
             let referer = self.head.header(hb, "referer");
             let ua = self.head.header(hb, "user-agent");
-            self.access_log(&peer, &line, status, bytes, referer, ua);
+            let rec = self.access_log(&peer, &line, status, body, referer, ua);
+            self.pending_log.push_back(rec);
         }
         if keep {
             self.set_phase(Phase::Idle, now);
@@ -323,14 +343,16 @@ impl HttpConn {
         }
     }
 
-    /// Writes `resp`; returns the status and the body bytes sent.
+    /// Writes `resp`; returns the status and where its body lies in the connection's
+    /// output (`Conn::bytes_sent` offsets). Asks to hear when it has all left, to count
+    /// it (stats, access log).
     fn send(
         &mut self,
         conn: &mut Conn<'_, '_>,
         resp: Response,
         head_only: bool,
         keep: bool,
-    ) -> (u16, u64) {
+    ) -> (u16, Range<u64>) {
         let conn_hdr = if !keep {
             ConnHeader::Close
         } else if self.head.minor == 0 {
@@ -352,6 +374,7 @@ impl HttpConn {
             );
         }
         conn.write(&self.out);
+        let body_start = conn.bytes_sent() + conn.output_len() as u64;
         let mut sent = 0;
         if !head_only && !Response::bodiless_status(resp.status) {
             sent = len;
@@ -368,21 +391,41 @@ impl HttpConn {
                 }
             }
         }
-        let stats = &self.sh.stats;
-        bump(&stats.requests, 1);
-        bump(&stats.bytes_sent, self.out.len() as u64 + sent);
-        (resp.status, sent)
+        bump(&self.sh.stats.requests, 1);
+        conn.notify_drained();
+        (resp.status, body_start..body_start + sent)
     }
 
+    /// Counts the bytes the connection has handed to the kernel (stats) and writes
+    /// the access-log lines of responses that have left; `lost`: the connection is
+    /// gone, so the rest are written with what was sent of them.
+    fn settle(&mut self, conn: &Conn<'_, '_>, lost: bool) {
+        let sent = conn.bytes_sent();
+        bump(&self.sh.stats.bytes_sent, sent.saturating_sub(self.counted));
+        self.counted = sent;
+        while let Some(r) = self.pending_log.front() {
+            if r.body_end > sent && !lost {
+                break;
+            }
+            let bytes = sent
+                .saturating_sub(r.body_start)
+                .min(r.body_end - r.body_start);
+            log::info!(target: ACCESS_TARGET, "{}{bytes}{}", r.prefix, r.suffix);
+            self.pending_log.pop_front();
+        }
+    }
+
+    /// The access-log line of a response whose body is `body`, to queue (written by
+    /// [`settle`](Self::settle) once the body has left or the connection is lost).
     fn access_log(
         &self,
         peer: &PeerAddr,
         request_line: &str,
         status: u16,
-        bytes: u64,
+        body: Range<u64>,
         referer: Option<&[u8]>,
         ua: Option<&[u8]>,
-    ) {
+    ) -> LogRecord {
         let host = match peer {
             PeerAddr::Inet(a) => a.ip().to_string(),
             PeerAddr::Unix => "unix".to_string(),
@@ -395,15 +438,21 @@ impl HttpConn {
             }
             s
         };
-        let mut date = self.sh.date.borrow_mut();
-        date.update();
-        log::info!(
-            target: ACCESS_TARGET,
-            "{host} - - [{}] \"{request_line}\" {status} {bytes} \"{}\" \"{}\"",
-            date.clf(),
-            quoted(referer),
-            quoted(ua)
-        );
+        let prefix = {
+            let mut date = self.sh.date.borrow_mut();
+            date.update();
+            format!(
+                "{host} - - [{}] \"{request_line}\" {status} ",
+                date.clf()
+            )
+        };
+        let suffix = format!(" \"{}\" \"{}\"", quoted(referer), quoted(ua));
+        LogRecord {
+            prefix,
+            suffix,
+            body_start: body.start,
+            body_end: body.end,
+        }
     }
 
     /// Answers a refused request and closes (lingering).
@@ -412,7 +461,7 @@ impl HttpConn {
         let peer = conn.peer().clone();
         let resp = Response::error(e.status);
         self.head.minor = 1;
-        let (status, bytes) = self.send(conn, resp, false, false);
+        let (status, body) = self.send(conn, resp, false, false);
         if self.sh.cfg.access_log && log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
             let first = raw.split(|&b| b == b'\n').next().unwrap_or(&[]);
             let first = first.strip_suffix(b"\r").unwrap_or(first);
@@ -422,7 +471,8 @@ impl HttpConn {
             } else {
                 log_escape(&mut line, &first[..first.len().min(256)]);
             }
-            self.access_log(&peer, &line, status, bytes, None, None);
+            let rec = self.access_log(&peer, &line, status, body, None, None);
+            self.pending_log.push_back(rec);
         }
         self.linger(conn);
     }
@@ -476,6 +526,7 @@ impl Protocol for HttpConn {
     }
 
     fn output_drained(&mut self, conn: &mut Conn<'_, '_>) {
+        self.settle(conn, false);
         if self.stalled {
             self.stalled = false;
             self.process_inbuf(conn);
@@ -541,6 +592,7 @@ impl Protocol for HttpConn {
     }
 
     fn connection_lost(&mut self, conn: &mut Conn<'_, '_>, reason: Option<&std::io::Error>) {
+        self.settle(conn, true);
         let stats = &self.sh.stats;
         stats
             .connections_open

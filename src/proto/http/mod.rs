@@ -29,7 +29,9 @@
 //!   at most [`HttpConfig::linger_timeout`] before closing (a lingering close, so the
 //!   client reads the answer instead of a reset).
 //! * Access log: one line per response in the combined log format, at `info` level on
-//!   the log target `readyloop::http::access` (times in UTC).
+//!   the log target `readyloop::http::access` (times in UTC, the time the request was
+//!   answered). The line is written once the response has been handed to the kernel
+//!   (or the connection is lost), and its size is the body bytes that actually left.
 //!
 //! # Examples
 //!

@@ -25,7 +25,9 @@ pub struct Stats {
     pub connections_total: Cell<u64>,
     /// Requests answered (any status).
     pub requests: Cell<u64>,
-    /// Response bytes queued (heads and bodies).
+    /// Response bytes handed to the kernel (heads and bodies, `100 Continue` too;
+    /// counted as they leave, so a client that hangs up mid-body is not credited with
+    /// the rest).
     pub bytes_sent: Cell<u64>,
     /// Bytes received (request heads and bodies).
     pub bytes_received: Cell<u64>,
