@@ -1349,13 +1349,23 @@ fn absolute_form_keeps_query(backend: Backend) {
     ] {
         let raw = format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n");
         let (r, _) = exchange(s.addr, raw.as_bytes());
-        assert_eq!((r.status, text(&r.body)), (200, want.to_string()), "{target}");
+        assert_eq!(
+            (r.status, text(&r.body)),
+            (200, want.to_string()),
+            "{target}"
+        );
     }
     // No path, a query with a slash: the root, not `/custom`.
-    let (r, _) = exchange(s.addr, b"GET http://t?x=/custom HTTP/1.1\r\nHost: t\r\n\r\n");
+    let (r, _) = exchange(
+        s.addr,
+        b"GET http://t?x=/custom HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
     assert_eq!((r.status, text(&r.body)), (200, INDEX.to_string()));
     // The query survives into a redirect built from it.
-    let (r, _) = exchange(s.addr, b"GET http://t/docs?x=/y HTTP/1.1\r\nHost: t\r\n\r\n");
+    let (r, _) = exchange(
+        s.addr,
+        b"GET http://t/docs?x=/y HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
     assert_eq!((r.status, r.header("location")), (301, Some("/docs/?x=/y")));
 }
 
@@ -1400,7 +1410,10 @@ fn listing_hides_symlinks_out_of_the_root(backend: Backend) {
         assert!(!page.contains(name), "{name} listed: {page}");
     }
     for name in ["in.txt", "indir/"] {
-        assert!(page.contains(&format!("href=\"{name}\"")), "{name} missing: {page}");
+        assert!(
+            page.contains(&format!("href=\"{name}\"")),
+            "{name} missing: {page}"
+        );
         let (r, _) = exchange(s.addr, &get(&format!("/docs/{name}")));
         assert_eq!(r.status, 200, "{name} is served");
     }
@@ -1460,9 +1473,7 @@ fn aborted_download_counts_bytes_sent(backend: Backend) {
     c.read_exact(&mut some).unwrap();
     drop(c); // unread data: a reset
     let request = format!("GET /{name} HTTP/1.1");
-    let logged = support::eventually(IO_TIMEOUT, "the access-log line", || {
-        logged_bytes(&request)
-    });
+    let logged = support::eventually(IO_TIMEOUT, "the access-log line", || logged_bytes(&request));
     assert!(logged < size, "logged {logged} of {size} bytes");
     let sent = stats_bytes_sent(s.addr) - before;
     assert!(sent < size, "stats count {sent} bytes sent of {size}");
@@ -1472,9 +1483,7 @@ fn aborted_download_counts_bytes_sent(backend: Backend) {
     c.get_mut().write_all(&get(&q)).unwrap();
     assert_eq!(read_response(&mut c, false).unwrap().status, 200);
     let request = format!("GET {q} HTTP/1.1");
-    let logged = support::eventually(IO_TIMEOUT, "the access-log line", || {
-        logged_bytes(&request)
-    });
+    let logged = support::eventually(IO_TIMEOUT, "the access-log line", || logged_bytes(&request));
     assert_eq!(logged, HELLO.len() as u64);
 }
 

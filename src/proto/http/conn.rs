@@ -441,10 +441,7 @@ impl HttpConn {
         let prefix = {
             let mut date = self.sh.date.borrow_mut();
             date.update();
-            format!(
-                "{host} - - [{}] \"{request_line}\" {status} ",
-                date.clf()
-            )
+            format!("{host} - - [{}] \"{request_line}\" {status} ", date.clf())
         };
         let suffix = format!(" \"{}\" \"{}\"", quoted(referer), quoted(ua));
         LogRecord {

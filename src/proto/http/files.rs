@@ -670,8 +670,7 @@ impl FileService {
         // so only symlinks need resolving).
         entries.retain(|e| {
             !e.is_symlink
-                || fs::canonicalize(&dir.join(&e.name))
-                    .is_ok_and(|c| self.contains(&c).is_ok())
+                || fs::canonicalize(&dir.join(&e.name)).is_ok_and(|c| self.contains(&c).is_ok())
         });
         entries.sort_by(|a, b| (!a.is_dir, &a.name).cmp(&(!b.is_dir, &b.name)));
         let title = html_escape(path);

@@ -340,7 +340,10 @@ mod tests {
     fn dot_segments() {
         let n = |p| remove_dot_segments(p).map(Cow::into_owned);
         assert_eq!(n("/a/b"), Some("/a/b".into()));
-        assert!(matches!(remove_dot_segments("/a/b"), Some(Cow::Borrowed(_))));
+        assert!(matches!(
+            remove_dot_segments("/a/b"),
+            Some(Cow::Borrowed(_))
+        ));
         assert_eq!(n("/files/../x"), Some("/x".into()));
         assert_eq!(n("/a/./b/../c/"), Some("/a/c/".into()));
         assert_eq!(n("/a/b/.."), Some("/a/".into()));
