@@ -67,9 +67,80 @@ fn make_site(dir: &Path) {
     std::os::unix::fs::symlink(root.join("hello.txt"), root.join("inside.txt")).unwrap();
 }
 
+/// Warnings logged by the in-process servers (all of them: filter by something unique
+/// to one server, such as its directory).
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Access-log lines of the in-process servers.
+static ACCESS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+const ACCESS_TARGET: &str = "readyloop::http::access";
+
+/// `env_logger` as usual (`RUST_LOG`), plus a copy of every warning in [`WARNINGS`]
+/// and of every access-log line in [`ACCESS`].
+struct CaptureLog(env_logger::Logger);
+
+impl log::Log for CaptureLog {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Warn || m.target() == ACCESS_TARGET || self.0.enabled(m)
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if r.level() <= log::Level::Warn {
+            if let Ok(mut w) = WARNINGS.lock() {
+                w.push(r.args().to_string());
+            }
+        }
+        if r.target() == ACCESS_TARGET {
+            if let Ok(mut w) = ACCESS.lock() {
+                w.push(r.args().to_string());
+            }
+        }
+        if self.0.matches(r) {
+            self.0.log(r);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
+fn init_logs() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let inner = env_logger::builder().is_test(true).build();
+        let max = inner.filter().max(log::LevelFilter::Info);
+        if log::set_boxed_logger(Box::new(CaptureLog(inner))).is_ok() {
+            log::set_max_level(max);
+        }
+    });
+}
+
+/// The body bytes of the access-log line for `request` (`GET /x HTTP/1.1`), once
+/// there is one.
+fn logged_bytes(request: &str) -> Option<u64> {
+    let quoted = format!("\"{request}\" ");
+    let lines = ACCESS.lock().ok()?;
+    let line = lines.iter().find(|l| l.contains(&quoted))?;
+    let rest = &line[line.find(&quoted)? + quoted.len()..];
+    rest.split(' ').nth(1)?.parse().ok()
+}
+
+fn stats_bytes_sent(addr: SocketAddr) -> u64 {
+    let (r, _) = exchange(addr, &get("/api/stats"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    v["bytes_sent"].as_u64().unwrap()
+}
+
+fn warnings_about(what: &str) -> usize {
+    WARNINGS
+        .lock()
+        .map_or(0, |w| w.iter().filter(|l| l.contains(what)).count())
+}
+
 fn start(backend: Backend, tweak: impl FnOnce(&mut HttpConfig) + Send + 'static) -> Server {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let _ = env_logger::builder().is_test(true).try_init();
+    init_logs();
     let dir = std::env::temp_dir().join(format!(
         "readyloop-http-{}-{}",
         std::process::id(),
@@ -92,6 +163,9 @@ fn start(backend: Backend, tweak: impl FnOnce(&mut HttpConfig) + Send + 'static)
             let mut router = Router::with_builtins();
             router.get("/custom", |req| {
                 Response::text(200, format!("custom {}", req.query().unwrap_or("")))
+            });
+            router.get("/files/*", |req| {
+                Response::text(200, format!("files route {}", req.path()))
             });
             let server = HttpServer::new(cfg, router).expect("server");
             let (_, addr) = server.listen(&mut reactor, "127.0.0.1:0").expect("listen");
@@ -1241,7 +1315,186 @@ fn file_cache_bounds_open_descriptors(backend: Backend) {
     );
 }
 
+fn dot_segments_resolved_before_routing(backend: Backend) {
+    // The router and every handler see the path with `.` and `..` resolved (RFC 3986
+    // 5.2.4, after percent-decoding): `/files/*` must not claim `/files/../x`.
+    let s = start(backend, |_| {});
+    for (path, want) in [
+        ("/files/../hello.txt", HELLO.to_string()),
+        ("/files/%2e%2e/hello.txt", HELLO.to_string()),
+        ("/files/sub/../../hello.txt", HELLO.to_string()),
+        ("/files/./a/./b", "files route /files/a/b".to_string()),
+        ("/files/a/../b", "files route /files/b".to_string()),
+        ("/x/../files/c", "files route /files/c".to_string()),
+    ] {
+        let (r, _) = exchange(s.addr, &get(path));
+        assert_eq!((r.status, text(&r.body)), (200, want), "{path}");
+    }
+    // Climbing above `/` is refused, whoever would have handled the path.
+    for path in ["/files/../../hello.txt", "/files/%2e%2e/%2E%2E/x", "/.."] {
+        let (r, _) = exchange(s.addr, &get(path));
+        assert_eq!(r.status, 400, "{path}");
+    }
+}
+
+fn absolute_form_keeps_query(backend: Backend) {
+    // `GET http://host/path?q HTTP/1.1` means what `GET /path?q` means (RFC 9112 3.2.2);
+    // the authority ends at the first `/` or `?`, so a `/` inside the query is not the
+    // path, and an empty path is `/` with the query kept.
+    let s = start(backend, |_| {});
+    for (target, want) in [
+        ("http://t/custom?q=1", "custom q=1"),
+        ("HTTP://t:80/custom?a=/b&c=d", "custom a=/b&c=d"),
+        ("/custom?a=/b&c=d", "custom a=/b&c=d"),
+    ] {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let (r, _) = exchange(s.addr, raw.as_bytes());
+        assert_eq!(
+            (r.status, text(&r.body)),
+            (200, want.to_string()),
+            "{target}"
+        );
+    }
+    // No path, a query with a slash: the root, not `/custom`.
+    let (r, _) = exchange(
+        s.addr,
+        b"GET http://t?x=/custom HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!((r.status, text(&r.body)), (200, INDEX.to_string()));
+    // The query survives into a redirect built from it.
+    let (r, _) = exchange(
+        s.addr,
+        b"GET http://t/docs?x=/y HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!((r.status, r.header("location")), (301, Some("/docs/?x=/y")));
+}
+
+fn options_on_missing_file_is_404(backend: Backend) {
+    // OPTIONS names a resource as GET does: a missing one is 404, not 204.
+    let s = start(backend, |_| {});
+    for path in ["/nope.txt", "/docs/nope/", "/escape.txt", "/.hidden"] {
+        let (get_r, _) = exchange(s.addr, &get(path));
+        let raw = format!("OPTIONS {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let (r, _) = exchange(s.addr, raw.as_bytes());
+        assert_eq!((r.status, get_r.status), (404, 404), "OPTIONS {path}");
+    }
+    // Existing resources and `*` are unchanged.
+    for path in ["/hello.txt", "/docs/", "/"] {
+        let raw = format!("OPTIONS {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let (r, _) = exchange(s.addr, raw.as_bytes());
+        assert_eq!(
+            (r.status, r.header("allow")),
+            (204, Some("GET, HEAD, OPTIONS")),
+            "OPTIONS {path}"
+        );
+    }
+    let (r, _) = exchange(s.addr, b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 204);
+}
+
+fn listing_hides_symlinks_out_of_the_root(backend: Backend) {
+    // A listing shows what fetching serves: a symlink leading out of the root (or to a
+    // hidden file) is a 404 when fetched, so it is not listed either.
+    let s = start(backend, |_| {});
+    let docs = s.dir.join("root/docs");
+    std::os::unix::fs::symlink(s.dir.join("secret.txt"), docs.join("out.txt")).unwrap();
+    std::os::unix::fs::symlink(&s.dir, docs.join("outdir")).unwrap();
+    std::os::unix::fs::symlink(s.dir.join("root/.hidden"), docs.join("tohidden")).unwrap();
+    std::os::unix::fs::symlink(s.dir.join("root/hello.txt"), docs.join("in.txt")).unwrap();
+    std::os::unix::fs::symlink(s.dir.join("root/sub"), docs.join("indir")).unwrap();
+    let (resp, _) = exchange(s.addr, &get("/docs/"));
+    let page = text(&resp.body);
+    for name in ["out.txt", "outdir", "tohidden"] {
+        let (r, _) = exchange(s.addr, &get(&format!("/docs/{name}")));
+        assert_eq!(r.status, 404, "{name} is not served");
+        assert!(!page.contains(name), "{name} listed: {page}");
+    }
+    for name in ["in.txt", "indir/"] {
+        assert!(
+            page.contains(&format!("href=\"{name}\"")),
+            "{name} missing: {page}"
+        );
+        let (r, _) = exchange(s.addr, &get(&format!("/docs/{name}")));
+        assert_eq!(r.status, 200, "{name} is served");
+    }
+}
+
+fn listing_omits_non_utf8_names(backend: Backend) {
+    // Paths are decoded as UTF-8 (Request::path is a str), so a file whose name is not
+    // UTF-8 cannot be fetched (400); the listing omits it rather than show a dead link.
+    use std::os::unix::ffi::OsStrExt;
+    let s = start(backend, |_| {});
+    let name = std::ffi::OsStr::from_bytes(b"bad\xff\xfename.txt");
+    std::fs::write(s.dir.join("root/docs").join(name), "x\n").unwrap();
+    let (r, _) = exchange(s.addr, &get("/docs/bad%FF%FEname.txt"));
+    assert_eq!(r.status, 400);
+    let (resp, _) = exchange(s.addr, &get("/docs/"));
+    let page = text(&resp.body);
+    assert!(!page.contains("name.txt"), "non-UTF-8 name listed: {page}");
+    assert!(page.contains("plain.txt"), "{page}");
+}
+
+fn symlink_warnings_are_rate_limited(backend: Backend) {
+    // Each request for a symlink out of the root used to log a warning: a client could
+    // fill the log at the rate it sends requests.
+    let s = start(backend, |_| {});
+    let t0 = Instant::now();
+    let n = 50;
+    let mut c = BufReader::new(connect(s.addr));
+    for _ in 0..n {
+        c.get_mut().write_all(&get("/escape.txt")).unwrap();
+        assert_eq!(read_response(&mut c, false).unwrap().status, 404);
+    }
+    // At most one a second (plus one for a second boundary crossed).
+    let bound = t0.elapsed().as_secs() as usize + 2;
+    let dir = s.dir.to_string_lossy().into_owned();
+    let logged = warnings_about(&dir);
+    assert!(logged >= 1, "the first one is logged");
+    assert!(logged <= bound, "{logged} warnings for {n} requests");
+}
+
+fn aborted_download_counts_bytes_sent(backend: Backend) {
+    // A client that hangs up mid-response: the access log and /api/stats count what
+    // reached the kernel, not the whole body queued.
+    let s = start(backend, |_| {});
+    let size: u64 = 256 << 20; // sparse: sendfile reads holes as zeros
+    let name = format!("huge-{}.bin", s.addr.port());
+    std::fs::File::create(s.dir.join("root").join(&name))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let before = stats_bytes_sent(s.addr);
+    let mut c = BufReader::new(connect(s.addr));
+    c.get_mut().write_all(&get(&format!("/{name}"))).unwrap();
+    let mut line = String::new();
+    c.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
+    let mut some = [0u8; 4096];
+    c.read_exact(&mut some).unwrap();
+    drop(c); // unread data: a reset
+    let request = format!("GET /{name} HTTP/1.1");
+    let logged = support::eventually(IO_TIMEOUT, "the access-log line", || logged_bytes(&request));
+    assert!(logged < size, "logged {logged} of {size} bytes");
+    let sent = stats_bytes_sent(s.addr) - before;
+    assert!(sent < size, "stats count {sent} bytes sent of {size}");
+    // A response sent in full is logged in full, while its connection stays open.
+    let mut c = BufReader::new(connect(s.addr));
+    let q = format!("/hello.txt?{}", s.addr.port());
+    c.get_mut().write_all(&get(&q)).unwrap();
+    assert_eq!(read_response(&mut c, false).unwrap().status, 200);
+    let request = format!("GET {q} HTTP/1.1");
+    let logged = support::eventually(IO_TIMEOUT, "the access-log line", || logged_bytes(&request));
+    assert_eq!(logged, HELLO.len() as u64);
+}
+
 per_backend!(
+    aborted_download_counts_bytes_sent,
+    symlink_warnings_are_rate_limited,
+    listing_omits_non_utf8_names,
+    listing_hides_symlinks_out_of_the_root,
+    options_on_missing_file_is_404,
+    absolute_form_keeps_query,
+    dot_segments_resolved_before_routing,
     curl_get_and_head,
     curl_keepalive_reuse,
     curl_ranges_and_conditionals,

@@ -7,8 +7,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::ratelimit::WarnLimit;
 use super::stream::{Protocol, Stream, StreamConfig};
 use crate::reactor::{Ctx, Handler, TimerId};
 use crate::selector::{Interest, Readiness};
@@ -69,7 +70,7 @@ pub struct Listener {
     /// can be accepted and closed (instead of the listener staying readable forever).
     spare: Option<File>,
     resume_timer: Option<TimerId>,
-    last_warning: Option<Instant>,
+    warnings: WarnLimit,
     shed: u64,
     is_tcp: bool,
 }
@@ -100,21 +101,15 @@ impl Listener {
             unix_path,
             spare: open_spare(),
             resume_timer: None,
-            last_warning: None,
+            warnings: WarnLimit::default(),
             shed: 0,
         })
     }
 
-    /// Logs at most once a second.
+    /// Logs at most once a second (a flood of connections must not flood the log).
     fn warn(&mut self, msg: std::fmt::Arguments<'_>) {
-        let now = Instant::now();
-        if self
-            .last_warning
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
-        {
-            self.last_warning = Some(now);
-            log::warn!("{}: {msg}", self.name);
-        }
+        self.warnings
+            .warn(module_path!(), format_args!("{}: {msg}", self.name));
     }
 
     fn accepted(&mut self, ctx: &mut Ctx<'_>, fd: OwnedFd, peer: PeerAddr) {

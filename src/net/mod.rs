@@ -24,12 +24,14 @@
 
 mod buffer;
 mod listener;
+mod ratelimit;
 mod stream;
 mod udp;
 
 pub use crate::sys::socket::PeerAddr;
 pub use buffer::OutBuf;
 pub use listener::{Factory, ListenConfig, Listener};
+pub use ratelimit::WarnLimit;
 pub use stream::{notify, write_to, Conn, Protocol, Stream, StreamConfig};
 pub use udp::{notify as notify_datagram, send_via, DatagramProtocol, DatagramSocket, Datagrams};
 

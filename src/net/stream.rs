@@ -86,7 +86,8 @@ pub trait Protocol {
     fn timer(&mut self, _conn: &mut Conn<'_, '_>, _id: TimerId) {}
 
     /// Pending output fell to the low watermark after reading had been paused
-    /// (a producer can write more now).
+    /// (a producer can write more now), or all of it was handed to the kernel after
+    /// [`Conn::notify_drained`] asked to hear of it.
     fn output_drained(&mut self, _conn: &mut Conn<'_, '_>) {}
 
     /// A message from another handler ([`Conn::notify`]).
@@ -109,6 +110,8 @@ struct Flags {
     eof: bool,
     /// Graceful close in progress: flush, then close.
     closing: bool,
+    /// Call `output_drained` once everything queued is sent (`Conn::notify_drained`).
+    drain_notify: bool,
     /// Graceful close, output done: our FIN is sent and we read and discard until
     /// the peer's FIN (or the close timeout), so closing with unread input does not
     /// make the kernel send RST and destroy output the peer has not read yet.
@@ -145,6 +148,8 @@ pub struct StreamCore {
     files: VecDeque<FileSegment>,
     /// Sum of the files' remaining bytes.
     file_pending: u64,
+    /// Bytes handed to the kernel so far (`send` and `sendfile`).
+    sent: u64,
     flags: Flags,
     registered: Option<Interest>,
     close_timer: Option<TimerId>,
@@ -397,6 +402,7 @@ impl StreamCore {
             };
             match sent {
                 Ok(n) => {
+                    self.sent += n as u64;
                     self.out.consume(n);
                     if n < pending {
                         // Short write: the send buffer is full; wait for writability.
@@ -453,6 +459,7 @@ impl StreamCore {
                     ))
                 }
                 Ok(n) => {
+                    self.sent += n as u64;
                     seg.offset += n as u64;
                     seg.remaining -= n as u64;
                     self.file_pending -= n as u64;
@@ -509,6 +516,25 @@ impl<'a, 'b> Conn<'a, 'b> {
     /// closing or gone.
     pub fn send_file(&mut self, file: Rc<File>, offset: u64, len: u64) -> bool {
         self.st.queue_file(self.ctx, file, offset, len)
+    }
+
+    /// Bytes handed to the kernel so far on this connection (written bytes and file
+    /// regions alike). Queued bytes a peer never took because it went away are not
+    /// counted: `bytes_sent() + output_len()` is everything queued.
+    pub fn bytes_sent(&self) -> u64 {
+        self.st.sent
+    }
+
+    /// Asks for one [`Protocol::output_drained`] call once everything queued so far
+    /// has been handed to the kernel (at once, at the end of the batch, if the socket
+    /// takes it all). Not called if the connection goes first:
+    /// [`Protocol::connection_lost`] is.
+    pub fn notify_drained(&mut self) {
+        self.st.flags.drain_notify = true;
+        if !self.st.flags.flush_queued {
+            self.st.flags.flush_queued = true;
+            self.ctx.defer(self.ctx.id());
+        }
     }
 
     /// Bytes queued and not yet sent (file regions included).
@@ -637,6 +663,7 @@ impl Stream {
                 out: OutBuf::default(),
                 files: VecDeque::new(),
                 file_pending: 0,
+                sent: 0,
                 flags: Flags::default(),
                 registered: None,
                 close_timer: None,
@@ -756,11 +783,15 @@ impl Stream {
         if !self.core.flush(ctx) || self.core.flags.dead {
             return;
         }
-        if self.core.flags.bp_paused && self.core.pending() <= self.core.cfg.low_watermark {
-            self.core.flags.bp_paused = false;
+        let resumed =
+            self.core.flags.bp_paused && self.core.pending() <= self.core.cfg.low_watermark;
+        let drained = self.core.flags.drain_notify && !self.core.has_pending();
+        if resumed || drained {
+            self.core.flags.bp_paused &= !resumed;
+            self.core.flags.drain_notify &= !drained;
             let (proto, mut conn) = self.conn(ctx);
             proto.output_drained(&mut conn);
-            if ctx.is_edge() && !self.core.flags.dead {
+            if resumed && ctx.is_edge() && !self.core.flags.dead {
                 // Edges that arrived while paused were consumed unread.
                 ctx.requeue(
                     ctx.id(),

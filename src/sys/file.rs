@@ -83,6 +83,9 @@ pub struct DirEntry {
     pub name: OsString,
     /// Whether it is a directory (symlinks followed).
     pub is_dir: bool,
+    /// Whether the entry itself is a symbolic link (the other fields describe its
+    /// target).
+    pub is_symlink: bool,
     /// Size in bytes (0 for directories).
     pub len: u64,
     /// Last modification time, if known.
@@ -104,8 +107,11 @@ pub fn read_dir(path: &Path, max: usize) -> io::Result<Vec<DirEntry>> {
         let Ok(meta) = std::fs::metadata(entry.path()) else {
             continue;
         };
+        // The directory entry's own type (d_type: usually no syscall).
+        let is_symlink = entry.file_type().is_ok_and(|t| t.is_symlink());
         out.push(DirEntry {
             name: entry.file_name(),
+            is_symlink,
             is_dir: meta.is_dir(),
             len: if meta.is_dir() { 0 } else { meta.len() },
             modified: meta.modified().ok(),

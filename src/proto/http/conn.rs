@@ -17,14 +17,17 @@
 //! until the connection reports backpressure; the rest waits in `inbuf` (reading is
 //! paused) until [`Protocol::output_drained`].
 
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::ops::Range;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use percent_encoding::percent_decode;
 
-use super::parser::{parse_head, BodyDecoder, BodyFraming, Head, HttpError};
+use super::parser::{parse_head, split_target, BodyDecoder, BodyFraming, Head, HttpError};
 use super::response::{write_head, Body, ConnHeader, Response};
-use super::router::{bump, Request, Routed, KNOWN_METHODS};
+use super::router::{bump, remove_dot_segments, Request, Routed, KNOWN_METHODS};
 use super::Shared;
 use crate::net::{Conn, PeerAddr, Protocol};
 use crate::reactor::TimerId;
@@ -68,6 +71,21 @@ pub(crate) struct HttpConn {
     /// Server shutting down: answer the current request with `Connection: close`.
     draining: bool,
     peer_eof: bool,
+    /// Of the connection's bytes handed to the kernel, how many are in the stats.
+    counted: u64,
+    /// Access-log lines waiting for their response to be sent (or the connection lost).
+    pending_log: VecDeque<LogRecord>,
+}
+
+/// An access-log line whose byte count is known once the body has left: the body is
+/// the connection's output bytes `body_start..body_end` (see `Conn::bytes_sent`).
+struct LogRecord {
+    /// Up to the status and a space.
+    prefix: String,
+    /// From the space before the referer.
+    suffix: String,
+    body_start: u64,
+    body_end: u64,
 }
 
 /// Escapes bytes for a quoted access-log field (as nginx does: `"`, `\` and
@@ -101,6 +119,8 @@ impl HttpConn {
             sending: false,
             draining: false,
             peer_eof: false,
+            counted: 0,
+            pending_log: VecDeque::new(),
         }
     }
 
@@ -242,7 +262,7 @@ impl HttpConn {
             && !self.draining
             && !conn.reactor().is_shutting_down();
         let head_only = &self.head_buf[self.head.method.clone()] == b"HEAD";
-        let (status, bytes) = self.send(conn, resp, head_only, keep);
+        let (status, body) = self.send(conn, resp, head_only, keep);
         if self.sh.cfg.access_log && log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
             let mut line = String::with_capacity(128);
             let hb = &self.head_buf;
@@ -256,7 +276,8 @@ impl HttpConn {
             });
             let referer = self.head.header(hb, "referer");
             let ua = self.head.header(hb, "user-agent");
-            self.access_log(&peer, &line, status, bytes, referer, ua);
+            let rec = self.access_log(&peer, &line, status, body, referer, ua);
+            self.pending_log.push_back(rec);
         }
         if keep {
             self.set_phase(Phase::Idle, now);
@@ -286,27 +307,20 @@ impl HttpConn {
                 Response::error(400)
             };
         }
-        // Absolute form (`http://host/path`): keep the path.
-        let mut path_q = target;
-        for scheme in [&b"http://"[..], b"https://"] {
-            if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
-                let rest = &target[scheme.len()..];
-                path_q = match rest.iter().position(|&b| b == b'/') {
-                    Some(i) => &rest[i..],
-                    None => b"/",
-                };
-            }
-        }
-        if path_q.first() != Some(&b'/') {
-            return Response::error(400);
-        }
-        let (raw_path, query) = match path_q.iter().position(|&b| b == b'?') {
-            Some(i) => (&path_q[..i], Some(&path_q[i + 1..])),
-            None => (path_q, None),
-        };
-        let Ok(path) = percent_decode(raw_path).decode_utf8() else {
+        let Some((raw_path, query)) = split_target(target) else {
             return Response::error(400);
         };
+        let Ok(decoded) = percent_decode(raw_path).decode_utf8() else {
+            return Response::error(400);
+        };
+        // Dot segments resolved after decoding (`%2e%2e` is `..`) and before routing,
+        // so no handler sees `/files/../x` under `/files/`; above `/` is 400.
+        let resolved = match remove_dot_segments(&decoded) {
+            None => return Response::error(400),
+            Some(Cow::Borrowed(_)) => None,
+            Some(Cow::Owned(p)) => Some(p),
+        };
+        let path = resolved.map_or(decoded, Cow::Owned);
         let query = query.and_then(|q| std::str::from_utf8(q).ok());
         let req = Request {
             head: &self.head,
@@ -329,14 +343,16 @@ impl HttpConn {
         }
     }
 
-    /// Writes `resp`; returns the status and the body bytes sent.
+    /// Writes `resp`; returns the status and where its body lies in the connection's
+    /// output (`Conn::bytes_sent` offsets). Asks to hear when it has all left, to count
+    /// it (stats, access log).
     fn send(
         &mut self,
         conn: &mut Conn<'_, '_>,
         resp: Response,
         head_only: bool,
         keep: bool,
-    ) -> (u16, u64) {
+    ) -> (u16, Range<u64>) {
         let conn_hdr = if !keep {
             ConnHeader::Close
         } else if self.head.minor == 0 {
@@ -358,6 +374,7 @@ impl HttpConn {
             );
         }
         conn.write(&self.out);
+        let body_start = conn.bytes_sent() + conn.output_len() as u64;
         let mut sent = 0;
         if !head_only && !Response::bodiless_status(resp.status) {
             sent = len;
@@ -374,21 +391,41 @@ impl HttpConn {
                 }
             }
         }
-        let stats = &self.sh.stats;
-        bump(&stats.requests, 1);
-        bump(&stats.bytes_sent, self.out.len() as u64 + sent);
-        (resp.status, sent)
+        bump(&self.sh.stats.requests, 1);
+        conn.notify_drained();
+        (resp.status, body_start..body_start + sent)
     }
 
+    /// Counts the bytes the connection has handed to the kernel (stats) and writes
+    /// the access-log lines of responses that have left; `lost`: the connection is
+    /// gone, so the rest are written with what was sent of them.
+    fn settle(&mut self, conn: &Conn<'_, '_>, lost: bool) {
+        let sent = conn.bytes_sent();
+        bump(&self.sh.stats.bytes_sent, sent.saturating_sub(self.counted));
+        self.counted = sent;
+        while let Some(r) = self.pending_log.front() {
+            if r.body_end > sent && !lost {
+                break;
+            }
+            let bytes = sent
+                .saturating_sub(r.body_start)
+                .min(r.body_end - r.body_start);
+            log::info!(target: ACCESS_TARGET, "{}{bytes}{}", r.prefix, r.suffix);
+            self.pending_log.pop_front();
+        }
+    }
+
+    /// The access-log line of a response whose body is `body`, to queue (written by
+    /// [`settle`](Self::settle) once the body has left or the connection is lost).
     fn access_log(
         &self,
         peer: &PeerAddr,
         request_line: &str,
         status: u16,
-        bytes: u64,
+        body: Range<u64>,
         referer: Option<&[u8]>,
         ua: Option<&[u8]>,
-    ) {
+    ) -> LogRecord {
         let host = match peer {
             PeerAddr::Inet(a) => a.ip().to_string(),
             PeerAddr::Unix => "unix".to_string(),
@@ -401,15 +438,18 @@ impl HttpConn {
             }
             s
         };
-        let mut date = self.sh.date.borrow_mut();
-        date.update();
-        log::info!(
-            target: ACCESS_TARGET,
-            "{host} - - [{}] \"{request_line}\" {status} {bytes} \"{}\" \"{}\"",
-            date.clf(),
-            quoted(referer),
-            quoted(ua)
-        );
+        let prefix = {
+            let mut date = self.sh.date.borrow_mut();
+            date.update();
+            format!("{host} - - [{}] \"{request_line}\" {status} ", date.clf())
+        };
+        let suffix = format!(" \"{}\" \"{}\"", quoted(referer), quoted(ua));
+        LogRecord {
+            prefix,
+            suffix,
+            body_start: body.start,
+            body_end: body.end,
+        }
     }
 
     /// Answers a refused request and closes (lingering).
@@ -418,7 +458,7 @@ impl HttpConn {
         let peer = conn.peer().clone();
         let resp = Response::error(e.status);
         self.head.minor = 1;
-        let (status, bytes) = self.send(conn, resp, false, false);
+        let (status, body) = self.send(conn, resp, false, false);
         if self.sh.cfg.access_log && log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
             let first = raw.split(|&b| b == b'\n').next().unwrap_or(&[]);
             let first = first.strip_suffix(b"\r").unwrap_or(first);
@@ -428,7 +468,8 @@ impl HttpConn {
             } else {
                 log_escape(&mut line, &first[..first.len().min(256)]);
             }
-            self.access_log(&peer, &line, status, bytes, None, None);
+            let rec = self.access_log(&peer, &line, status, body, None, None);
+            self.pending_log.push_back(rec);
         }
         self.linger(conn);
     }
@@ -482,6 +523,7 @@ impl Protocol for HttpConn {
     }
 
     fn output_drained(&mut self, conn: &mut Conn<'_, '_>) {
+        self.settle(conn, false);
         if self.stalled {
             self.stalled = false;
             self.process_inbuf(conn);
@@ -547,6 +589,7 @@ impl Protocol for HttpConn {
     }
 
     fn connection_lost(&mut self, conn: &mut Conn<'_, '_>, reason: Option<&std::io::Error>) {
+        self.settle(conn, true);
         let stats = &self.sh.stats;
         stats
             .connections_open

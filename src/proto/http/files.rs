@@ -3,11 +3,15 @@
 //! conditional requests (304), single byte ranges (206/416), and a small cache.
 //!
 //! # Path security
-//! The path is percent-decoded first, then checked: NUL and backslash are refused
+//! The path arrives percent-decoded with its dot segments already resolved (the
+//! connection does that before routing); it is checked again here: NUL and backslash are refused
 //! (400); `.` and `..` segments are resolved lexically and a `..` that would climb
 //! above the root is refused (400); a segment starting with `.` is hidden (404) unless
 //! dotfiles are enabled. The resulting file is then resolved with `realpath` and must
 //! still lie under the (canonical) root, so a symlink leading outside is a 404.
+//! Listings apply the same check to symlinks, so they show only what can be fetched;
+//! for the same reason they omit names that are not UTF-8 (request paths must decode
+//! as UTF-8, so such a file cannot be fetched: 400).
 //!
 //! # Ranges
 //! One `bytes=` range is served as 206 (or 416 when unsatisfiable). A request with
@@ -42,6 +46,7 @@ use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::response::{Body, Response};
 use super::router::Request;
+use crate::net::WarnLimit;
 use crate::sys::file as fs;
 
 /// Static-file settings.
@@ -151,6 +156,9 @@ pub struct FileService {
     root: PathBuf,
     opts: FileOptions,
     cache: RefCell<Cache>,
+    /// Symlinks out of the root and descriptor exhaustion are worth a warning, but a
+    /// client can cause them at will: at most one a second.
+    warnings: WarnLimit,
 }
 
 /// The MIME type for `path`, with `charset=utf-8` on text types.
@@ -242,7 +250,6 @@ fn io_status(e: &io::Error) -> u16 {
     if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
         // The server is out of descriptors, the file may well exist: a transient
         // failure (503), not "no such file" (a 404 caches in clients and proxies).
-        log::warn!("cannot open a file: {e}");
         return 503;
     }
     match e.kind() {
@@ -346,7 +353,19 @@ impl FileService {
             root,
             opts,
             cache: RefCell::new(Cache::default()),
+            warnings: WarnLimit::default(),
         })
+    }
+
+    /// The status for a failed file operation; out of descriptors is logged (rate
+    /// limited).
+    fn status_of(&self, e: &io::Error) -> u16 {
+        let status = io_status(e);
+        if status == 503 {
+            self.warnings
+                .warn(module_path!(), format_args!("cannot open a file: {e}"));
+        }
+        status
     }
 
     /// The canonical root.
@@ -354,10 +373,22 @@ impl FileService {
         &self.root
     }
 
-    /// Checks that a canonical path lies under the root and has no hidden segment.
+    /// Checks that a canonical path lies under the root and has no hidden segment
+    /// (logs a path outside the root).
     fn inside(&self, canon: &Path) -> Result<(), u16> {
+        let r = self.contains(canon);
+        if r.is_err() && !canon.starts_with(&self.root) {
+            self.warnings.warn(
+                module_path!(),
+                format_args!("{}: outside the root (symlink?); refused", canon.display()),
+            );
+        }
+        r
+    }
+
+    /// [`inside`](Self::inside) without the log.
+    fn contains(&self, canon: &Path) -> Result<(), u16> {
         let Ok(rel) = canon.strip_prefix(&self.root) else {
-            log::warn!("{}: outside the root (symlink?); refused", canon.display());
             return Err(404);
         };
         if !self.opts.dotfiles
@@ -373,16 +404,16 @@ impl FileService {
     fn locate(&self, segs: &[&str], trailing: bool) -> Result<Located, u16> {
         let mut full = self.root.clone();
         full.extend(segs);
-        let canon = fs::canonicalize(&full).map_err(|e| io_status(&e))?;
+        let canon = fs::canonicalize(&full).map_err(|e| self.status_of(&e))?;
         self.inside(&canon)?;
-        let meta = fs::stat(&canon).map_err(|e| io_status(&e))?;
+        let meta = fs::stat(&canon).map_err(|e| self.status_of(&e))?;
         if meta.is_dir() {
             if !trailing && !segs.is_empty() {
                 return Ok(Located::Redirect);
             }
             if let Ok(index) = fs::canonicalize(&canon.join(&self.opts.index)) {
                 self.inside(&index)?;
-                let m = fs::stat(&index).map_err(|e| io_status(&e))?;
+                let m = fs::stat(&index).map_err(|e| self.status_of(&e))?;
                 if m.is_file() {
                     return Ok(Located::File(index, m));
                 }
@@ -481,10 +512,7 @@ impl FileService {
     pub fn serve(&self, req: &Request<'_>, now: Instant) -> Response {
         let method = req.method();
         match method {
-            "GET" | "HEAD" => {}
-            "OPTIONS" => {
-                return Response::empty(204).with_header("Allow", "GET, HEAD, OPTIONS");
-            }
+            "GET" | "HEAD" | "OPTIONS" => {}
             _ => {
                 return Response::error(405).with_header("Allow", "GET, HEAD, OPTIONS");
             }
@@ -494,6 +522,14 @@ impl FileService {
             Ok(s) => s,
             Err(status) => return Response::error(status),
         };
+        if method == "OPTIONS" {
+            // The resource must exist as for GET (404, 403... alike); the cache is
+            // neither consulted nor filled.
+            return match self.locate(&segs, trailing) {
+                Ok(_) => Response::empty(204).with_header("Allow", "GET, HEAD, OPTIONS"),
+                Err(status) => Response::error(status),
+            };
+        }
         let key = cache_key(path, &segs, trailing);
         let cached = self.cache.borrow().map.get(key.as_ref()).map(|e| {
             (
@@ -548,7 +584,7 @@ impl FileService {
                     Err(e) => {
                         log::debug!("{path}: {e}");
                         self.forget(&key);
-                        Response::error(io_status(&e))
+                        Response::error(self.status_of(&e))
                     }
                 }
             }
@@ -623,9 +659,19 @@ impl FileService {
     fn listing(&self, path: &str, dir: &Path, is_root: bool) -> Response {
         let mut entries = match fs::read_dir(dir, self.opts.listing_max_entries) {
             Ok(e) => e,
-            Err(e) => return Response::error(io_status(&e)),
+            Err(e) => return Response::error(self.status_of(&e)),
         };
         entries.retain(|e| self.opts.dotfiles || e.name.as_bytes().first() != Some(&b'.'));
+        // Request paths decode as UTF-8 only (a non-UTF-8 one is 400), so a name that
+        // is not UTF-8 could never be fetched: not listed either.
+        entries.retain(|e| e.name.to_str().is_some());
+        // Show what fetching serves: a symlink is listed only if it resolves inside
+        // the root to no hidden path (the check `locate` makes; `dir` is canonical,
+        // so only symlinks need resolving).
+        entries.retain(|e| {
+            !e.is_symlink
+                || fs::canonicalize(&dir.join(&e.name)).is_ok_and(|c| self.contains(&c).is_ok())
+        });
         entries.sort_by(|a, b| (!a.is_dir, &a.name).cmp(&(!b.is_dir, &b.name)));
         let title = html_escape(path);
         let mut html = format!(
@@ -636,7 +682,7 @@ impl FileService {
         }
         for e in &entries {
             let href = percent_encode(e.name.as_bytes(), HREF).to_string();
-            let name = html_escape(&e.name.to_string_lossy());
+            let name = html_escape(e.name.to_str().unwrap_or_default());
             let slash = if e.is_dir { "/" } else { "" };
             let date = e
                 .modified

@@ -13,10 +13,14 @@
 //!   body, keep-alive idle, lingering close), access log.
 //!
 //! # Semantics in brief
+//! * The path is percent-decoded, then its `.` and `..` segments are resolved (RFC 3986
+//!   5.2.4) before anything sees it, so routes, handlers and files all get one spelling
+//!   of a path; a `..` that climbs above `/` is 400.
 //! * A request goes to the router first; a path no route claims goes to the files
 //!   (when a root is set) or gets 404. A method outside [`router::KNOWN_METHODS`]
 //!   gets 501; a known method a resource does not take gets 405 with `Allow`;
-//!   `OPTIONS` gets 204 with `Allow` (`OPTIONS *`: the server's methods).
+//!   `OPTIONS` gets 204 with `Allow` (`OPTIONS *`: the server's methods), or the
+//!   status `GET` would get when the file is missing or refused (404, 403...).
 //! * Every response carries `Date`, `Server` and (but for 1xx, 204 and 304)
 //!   `Content-Length`; responses are never chunked. `HEAD` gets the `GET` head.
 //! * A refused request (400, 408, 413, 414, 417, 431, 505, and 501 for a transfer
@@ -25,7 +29,9 @@
 //!   at most [`HttpConfig::linger_timeout`] before closing (a lingering close, so the
 //!   client reads the answer instead of a reset).
 //! * Access log: one line per response in the combined log format, at `info` level on
-//!   the log target `readyloop::http::access` (times in UTC).
+//!   the log target `readyloop::http::access` (times in UTC, the time the request was
+//!   answered). The line is written once the response has been handed to the kernel
+//!   (or the connection is lost), and its size is the body bytes that actually left.
 //!
 //! # Examples
 //!

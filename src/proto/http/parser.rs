@@ -151,6 +151,36 @@ fn is_other_version_line(line: &[u8]) -> bool {
     !method.is_empty() && !target.is_empty() && digits_ok
 }
 
+/// Splits a request target (origin form `/path?query`, or absolute form
+/// `http://host/path?query`) into its raw path and raw query (after `?`), both still
+/// percent-encoded. In absolute form the authority ends at the first `/` or `?`
+/// (RFC 3986 3.2), so a `/` inside the query is never taken for the path, and an
+/// empty path is `/` with the query kept. `None`: neither form (400).
+pub fn split_target(target: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let mut path_q = target;
+    for scheme in [&b"http://"[..], b"https://"] {
+        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &target[scheme.len()..];
+            let end = rest
+                .iter()
+                .position(|&b| b == b'/' || b == b'?')
+                .unwrap_or(rest.len());
+            path_q = &rest[end..];
+            if path_q.first() != Some(&b'/') {
+                // No path: `/`, and whatever query follows.
+                return Some((b"/", path_q.strip_prefix(b"?")));
+            }
+        }
+    }
+    if path_q.first() != Some(&b'/') {
+        return None;
+    }
+    Some(match path_q.iter().position(|&b| b == b'?') {
+        Some(i) => (&path_q[..i], Some(&path_q[i + 1..])),
+        None => (path_q, None),
+    })
+}
+
 /// Parses a request head from the start of `buf` into `head`.
 ///
 /// `Ok(None)`: incomplete (more bytes needed; the limits have been checked against
@@ -603,6 +633,27 @@ mod tests {
             status(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n"),
             417
         );
+    }
+
+    #[test]
+    fn targets() {
+        let t = |s: &'static [u8]| split_target(s);
+        assert_eq!(t(b"/a?q=1"), Some((&b"/a"[..], Some(&b"q=1"[..]))));
+        assert_eq!(t(b"/a"), Some((&b"/a"[..], None)));
+        assert_eq!(t(b"/a?"), Some((&b"/a"[..], Some(&b""[..]))));
+        assert_eq!(
+            t(b"http://h/a/b?q=1"),
+            Some((&b"/a/b"[..], Some(&b"q=1"[..])))
+        );
+        assert_eq!(
+            t(b"HTTPS://h:8/a?x=/y"),
+            Some((&b"/a"[..], Some(&b"x=/y"[..])))
+        );
+        assert_eq!(t(b"http://h?x=/y"), Some((&b"/"[..], Some(&b"x=/y"[..]))));
+        assert_eq!(t(b"http://h"), Some((&b"/"[..], None)));
+        assert_eq!(t(b"nopath"), None);
+        assert_eq!(t(b"http://"), None);
+        assert_eq!(t(b"ftp://h/a"), None);
     }
 
     #[test]

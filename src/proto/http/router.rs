@@ -25,7 +25,9 @@ pub struct Stats {
     pub connections_total: Cell<u64>,
     /// Requests answered (any status).
     pub requests: Cell<u64>,
-    /// Response bytes queued (heads and bodies).
+    /// Response bytes handed to the kernel (heads and bodies, `100 Continue` too;
+    /// counted as they leave, so a client that hangs up mid-body is not credited with
+    /// the rest).
     pub bytes_sent: Cell<u64>,
     /// Bytes received (request heads and bodies).
     pub bytes_received: Cell<u64>,
@@ -66,6 +68,42 @@ impl Stats {
     }
 }
 
+/// Resolves the `.` and `..` segments of an absolute, percent-decoded path
+/// (RFC 3986 5.2.4), so the router and every handler see one spelling of a path:
+/// `/files/../x` is `/x`, never something under `/files/`. Empty segments are kept
+/// (`//a` stays `//a`), as the RFC does; a final `.` or `..` leaves a trailing slash.
+///
+/// `None` when a `..` would climb above `/`: the server answers 400 rather than
+/// quietly serving `/` (RFC 3986's choice for references), because only a client
+/// probing for a way out of the root sends one.
+pub fn remove_dot_segments(path: &str) -> Option<Cow<'_, str>> {
+    let rest = path.strip_prefix('/')?;
+    if !rest.split('/').any(|s| s == "." || s == "..") {
+        return Some(Cow::Borrowed(path));
+    }
+    let mut segs: Vec<&str> = Vec::new();
+    let mut trailing = false;
+    for s in rest.split('/') {
+        trailing = matches!(s, "." | "..");
+        match s {
+            "." => {}
+            ".." => {
+                segs.pop()?;
+            }
+            s => segs.push(s),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for s in &segs {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing || segs.is_empty() {
+        out.push('/');
+    }
+    Some(Cow::Owned(out))
+}
+
 /// A request as handlers see it.
 pub struct Request<'a> {
     pub(crate) head: &'a Head,
@@ -89,7 +127,8 @@ impl<'a> Request<'a> {
         &self.raw[self.head.target.clone()]
     }
 
-    /// The percent-decoded path, without the query.
+    /// The percent-decoded path, without the query, with `.` and `..` segments
+    /// resolved ([`remove_dot_segments`]).
     pub fn path(&self) -> &'a str {
         self.path
     }
@@ -296,6 +335,29 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_segments() {
+        let n = |p| remove_dot_segments(p).map(Cow::into_owned);
+        assert_eq!(n("/a/b"), Some("/a/b".into()));
+        assert!(matches!(
+            remove_dot_segments("/a/b"),
+            Some(Cow::Borrowed(_))
+        ));
+        assert_eq!(n("/files/../x"), Some("/x".into()));
+        assert_eq!(n("/a/./b/../c/"), Some("/a/c/".into()));
+        assert_eq!(n("/a/b/.."), Some("/a/".into()));
+        assert_eq!(n("/a/."), Some("/a/".into()));
+        assert_eq!(n("/a/.."), Some("/".into()));
+        assert_eq!(n("/."), Some("/".into()));
+        assert_eq!(n("/a//.."), Some("/a/".into()));
+        assert_eq!(n("//a/./b"), Some("//a/b".into()));
+        assert_eq!(n("/.hidden/..x"), Some("/.hidden/..x".into()));
+        assert_eq!(n("/.."), None);
+        assert_eq!(n("/a/../.."), None);
+        assert_eq!(n("/a/../../b"), None);
+        assert_eq!(n("a/b"), None);
+    }
 
     #[test]
     fn routes_and_methods() {
