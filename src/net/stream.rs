@@ -29,10 +29,18 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::buffer::OutBuf;
+use super::ratelimit::WarnLimit;
 use crate::reactor::{Ctx, Handler, HandlerId, TimerId};
 use crate::selector::{Interest, Readiness};
 use crate::sys::file;
 use crate::sys::socket::{self, PeerAddr};
+
+thread_local! {
+    /// Warnings a peer causes at will (stop reading, open many connections): rate
+    /// limited per reactor thread, so one client cannot fill the log.
+    static OUTPUT_LIMIT_WARN: WarnLimit = const { WarnLimit::new(Duration::from_secs(1)) };
+    static CLOSE_TIMEOUT_WARN: WarnLimit = const { WarnLimit::new(Duration::from_secs(1)) };
+}
 
 /// Per-connection settings.
 #[derive(Clone, Debug)]
@@ -253,10 +261,15 @@ impl StreamCore {
         if let Some(max) = self.cfg.max_output {
             let buffered = self.buffered();
             if buffered > max {
-                log::warn!(
-                    "{}: output buffer {buffered} bytes > limit {max}: peer is not reading; disconnecting",
-                    self.peer,
-                );
+                OUTPUT_LIMIT_WARN.with(|w| {
+                    w.warn(
+                        module_path!(),
+                        format_args!(
+                            "{}: output buffer {buffered} bytes > limit {max}: peer is not reading; disconnecting",
+                            self.peer
+                        ),
+                    )
+                });
                 self.out.clear();
                 self.files.clear();
                 self.file_pending = 0;
@@ -833,11 +846,16 @@ impl Handler for Stream {
 
     fn timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
         if self.core.close_timer == Some(id) {
-            log::warn!(
-                "{}: close timed out with {} bytes unsent; dropping",
-                self.core.peer,
-                self.core.pending()
-            );
+            CLOSE_TIMEOUT_WARN.with(|w| {
+                w.warn(
+                    module_path!(),
+                    format_args!(
+                        "{}: close timed out with {} bytes unsent; dropping",
+                        self.core.peer,
+                        self.core.pending()
+                    ),
+                )
+            });
             self.core.close_timer = None;
             self.core.abort(ctx);
             return;
