@@ -591,6 +591,26 @@ fn udp_join_relay_error(backend: Backend) {
     lt.stop().unwrap();
 }
 
+/// A datagram longer than the line limit is refused with an error datagram, like an
+/// overlong line on the other front ends; one exactly at the limit is relayed.
+fn udp_overlong_datagram(backend: Backend) {
+    let (lt, a) = start(backend, relaxed());
+    let mut nc = line_user(a.line, "nc");
+    let u = UdpUser::join(a.udp, "uma");
+    nc.expect_line("* uma has joined lobby");
+    let max = ChatConfig::default().max_line;
+    u.send(&"x".repeat(max + 1));
+    u.expect_dgram(&format!(
+        "error: message too long (at most {max} bytes); dropped"
+    ));
+    let at_limit = "y".repeat(max);
+    u.send(&at_limit);
+    // The next message nc sees is the one at the limit, not the overlong one.
+    let next = nc.expect("uma's next message", |l| l.starts_with("<uma> "));
+    assert_eq!(next, format!("<uma> {at_limit}"), "{backend}");
+    lt.stop().unwrap();
+}
+
 /// A nc user, an IRC user and a UDP user in the same room see each other; rooms map
 /// between `name` and `#name`.
 fn cross_front_end(backend: Backend) {
@@ -1153,6 +1173,7 @@ per_backend! {
     history_replay,
     slow_reader_is_cut_off,
     udp_join_relay_error,
+    udp_overlong_datagram,
     cross_front_end,
     irc_commands,
     vanished_client_removed_everywhere,

@@ -17,7 +17,9 @@
 //! * `username@OTHER` changes the nickname.
 //! * anything else is a message, relayed to every member of the lobby, the sender
 //!   included (the classroom behaviour), as `NAME:text`; line users see `<NAME> text`,
-//!   IRC users a `PRIVMSG #lobby`.
+//!   IRC users a `PRIVMSG #lobby`. A datagram longer than
+//!   [`ChatConfig::max_line`](super::ChatConfig::max_line) (a trailing newline not
+//!   counted) is dropped with `error: message too long ...`.
 //!
 //! Every datagram the server sends is one line without its newline. A member silent for
 //! [`ChatConfig::udp_idle`](super::ChatConfig::udp_idle) is removed (told
@@ -154,9 +156,18 @@ impl UdpChat {
 impl DatagramProtocol for UdpChat {
     fn datagram_received(&mut self, dg: &mut Datagrams<'_, '_>, data: &[u8], from: SocketAddr) {
         let now = dg.reactor().now();
-        let text = decode(data);
+        let max = self.hub.borrow().cfg.max_line;
+        let body = data.strip_suffix(b"\n").unwrap_or(data);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        // An overlong datagram is not decoded (nor relayed, nor echoed in an error).
+        let too_long = body.len() > max;
+        let text = if too_long {
+            String::new()
+        } else {
+            decode(data)
+        };
         let text = text.trim_end_matches(['\r', '\n', ' ']);
-        if let Some(name) = text.strip_prefix("username@") {
+        if let Some(name) = text.strip_prefix("username@").filter(|_| !too_long) {
             let name = name.trim();
             if let Some(m) = self.members.get_mut(&from) {
                 m.last_seen = now;
@@ -186,6 +197,14 @@ impl DatagramProtocol for UdpChat {
                 Self::reply(dg, from, &text);
                 return;
             }
+        }
+        if too_long {
+            Self::reply(
+                dg,
+                from,
+                &format!("error: message too long (at most {max} bytes); dropped"),
+            );
+            return;
         }
         match text {
             "" => {}
