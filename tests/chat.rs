@@ -553,6 +553,32 @@ fn slow_reader_is_cut_off(backend: Backend) {
     srv.terminate_and_wait();
 }
 
+/// A reader that keeps up is not cut off when one read of another client's input
+/// queues more than `max_output` for it: the limit is about output the kernel will
+/// not take (the peer stopped reading), so the server offers the backlog to the
+/// socket before judging.
+fn burst_over_output_limit_is_not_a_slow_reader(backend: Backend) {
+    let mut cfg = relaxed();
+    cfg.listen.stream.max_output = Some(16 * 1024);
+    let (lt, a) = start(backend, cfg);
+    let mut fast = line_user(a.line, "fast");
+    let mut talker = line_user(a.line, "talker");
+    fast.expect_line("* talker has joined lobby");
+    // 20 lines of 2000 bytes in one write: about 40 KB for `fast` from one read,
+    // while its socket buffer is empty.
+    let pad = "x".repeat(2000);
+    let batch: String = (0..20).map(|i| format!("{i} {pad}\n")).collect();
+    talker.w.write_all(batch.as_bytes()).unwrap();
+    talker.send("after");
+    for i in 0..20 {
+        fast.expect_line(&format!("<talker> {i} {pad}"));
+    }
+    fast.expect_line("<talker> after");
+    fast.send("still here");
+    talker.expect_line("<fast> still here");
+    lt.stop().unwrap();
+}
+
 /// The classroom UDP protocol: error for strangers, join, relay to every front end,
 /// leave, and expiry of silent members.
 fn udp_join_relay_error(backend: Backend) {
@@ -1172,6 +1198,7 @@ per_backend! {
     nick_collisions,
     history_replay,
     slow_reader_is_cut_off,
+    burst_over_output_limit_is_not_a_slow_reader,
     udp_join_relay_error,
     udp_overlong_datagram,
     cross_front_end,
