@@ -813,6 +813,27 @@ fn vanished_client_removed_everywhere(backend: Backend) {
     lt.stop().unwrap();
 }
 
+/// One PRIVMSG line names a bounded number of targets (`TARGMAX`), each once, so a
+/// list of targets cannot multiply a line past the flood limit; the rest get 407.
+fn irc_privmsg_targets_are_bounded(backend: Backend) {
+    let (lt, a) = start(backend, relaxed());
+    let mut nc = line_user(a.line, "nc");
+    let mut irc = irc_user(a.irc, "amp");
+    nc.expect_line("* amp has joined lobby");
+    irc.send(&format!("PRIVMSG {} :y", vec!["#lobby"; 60].join(",")));
+    irc.send("PRIVMSG nc,nc,NC,x1,x2,x3,x4,x5 :z");
+    irc.send("PRIVMSG #lobby :after");
+    let mut got = Vec::new();
+    while got.last().map(String::as_str) != Some("<amp> after") {
+        got.push(nc.expect("a message from amp", |l| {
+            l.starts_with("<amp> ") || l.starts_with("*amp* ")
+        }));
+    }
+    assert_eq!(got, ["<amp> y", "*amp* z", "<amp> after"], "{backend}");
+    irc.expect_contains(" 407 amp ");
+    lt.stop().unwrap();
+}
+
 /// Bytes that are not UTF-8 arrive as U+FFFD; control characters cannot break lines;
 /// an overlong line is refused and the connection goes on.
 fn bad_bytes_and_long_lines(backend: Backend) {
@@ -1203,6 +1224,7 @@ per_backend! {
     udp_overlong_datagram,
     cross_front_end,
     irc_commands,
+    irc_privmsg_targets_are_bounded,
     vanished_client_removed_everywhere,
     bad_bytes_and_long_lines,
     irc_client_python,
