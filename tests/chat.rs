@@ -637,6 +637,42 @@ fn udp_overlong_datagram(backend: Backend) {
     lt.stop().unwrap();
 }
 
+/// A UDP member's `username@NAME` (a nickname change, announced to the room) counts
+/// against the flood limit like any other datagram.
+fn udp_renames_are_flood_limited(backend: Backend) {
+    let (lt, a) = start(backend, ChatConfig::default());
+    let burst = ChatConfig::default().flood_burst as usize;
+    let mut nc = line_user(a.line, "nc");
+    let u = UdpUser::join(a.udp, "r0");
+    nc.expect_line("* r0 has joined lobby");
+    for i in 1..=burst * 5 {
+        u.send(&format!("username@r{}", i % 2));
+    }
+    u.expect("the flood notice", |d| d.starts_with("error: flood limit"));
+    // Leave once the bucket has a token again (a retry, not a timing assertion).
+    let mut buf = [0u8; 65536];
+    let left = (0..100).any(|_| {
+        u.send("/leave");
+        matches!(u.s.recv_from(&mut buf), Ok((n, _)) if buf[..n].starts_with(b"Bye "))
+    });
+    assert!(left, "{backend}: /leave never accepted");
+    let mut renames = 0;
+    loop {
+        let l = nc.expect("a rename or the quit", |l| {
+            l.contains(" is now known as ") || l.contains(" has quit ")
+        });
+        if l.contains(" has quit ") {
+            break;
+        }
+        renames += 1;
+    }
+    assert!(
+        renames <= burst,
+        "{backend}: {renames} renames announced for a burst of {burst}"
+    );
+    lt.stop().unwrap();
+}
+
 /// A nc user, an IRC user and a UDP user in the same room see each other; rooms map
 /// between `name` and `#name`.
 fn cross_front_end(backend: Backend) {
@@ -1222,6 +1258,7 @@ per_backend! {
     burst_over_output_limit_is_not_a_slow_reader,
     udp_join_relay_error,
     udp_overlong_datagram,
+    udp_renames_are_flood_limited,
     cross_front_end,
     irc_commands,
     irc_privmsg_targets_are_bounded,

@@ -24,8 +24,8 @@
 //! Every datagram the server sends is one line without its newline. A member silent for
 //! [`ChatConfig::udp_idle`](super::ChatConfig::udp_idle) is removed (told
 //! `Bye NAME (timed out)`, its leave announced); a sweep runs every quarter of that
-//! while anyone is joined. A member over the flood limit has its messages dropped, and
-//! gets one `error: flood limit ...` per episode. At most
+//! while anyone is joined. A member over the flood limit has its messages (and renames)
+//! dropped, and gets one `error: flood limit ...` per episode. At most
 //! [`ChatConfig::max_udp_members`](super::ChatConfig::max_udp_members) members.
 
 use std::cell::RefCell;
@@ -144,6 +144,30 @@ impl UdpChat {
         }
     }
 
+    /// A datagram from member `from` arrived: marks it seen and asks its flood gate.
+    /// `false`: drop the datagram (the member is told once per episode).
+    fn flood_pass(&mut self, dg: &mut Datagrams<'_, '_>, from: SocketAddr, now: Instant) -> bool {
+        let Some(m) = self.members.get_mut(&from) else {
+            return false;
+        };
+        m.last_seen = now;
+        match m.flood.check(now) {
+            Gate::Pass => true,
+            Gate::Drop | Gate::Disconnect => false,
+            Gate::DropAndWarn => {
+                let (burst, rate) = {
+                    let h = self.hub.borrow();
+                    (h.cfg.flood_burst, h.cfg.flood_rate)
+                };
+                let text = format!(
+                    "error: flood limit (at most {burst} at once, {rate} per second); message dropped"
+                );
+                Self::reply(dg, from, &text);
+                false
+            }
+        }
+    }
+
     fn leave(&mut self, dg: &mut Datagrams<'_, '_>, from: SocketAddr, reason: &str) {
         if let Some(m) = self.members.remove(&from) {
             let mut hub = self.hub.borrow_mut();
@@ -169,34 +193,21 @@ impl DatagramProtocol for UdpChat {
         let text = text.trim_end_matches(['\r', '\n', ' ']);
         if let Some(name) = text.strip_prefix("username@").filter(|_| !too_long) {
             let name = name.trim();
-            if let Some(m) = self.members.get_mut(&from) {
-                m.last_seen = now;
+            // A member's rename is announced to the room: it counts like a message.
+            if self.members.contains_key(&from) && !self.flood_pass(dg, from, now) {
+                return;
             }
             self.join(dg, from, name, now);
             return;
         }
-        let Some(m) = self.members.get_mut(&from) else {
+        let Some(id) = self.members.get(&from).map(|m| m.id) else {
             if self.strangers.take(now) {
                 Self::reply(dg, from, "error: not joined; send username@NAME to join");
             }
             return;
         };
-        m.last_seen = now;
-        let id = m.id;
-        match m.flood.check(now) {
-            Gate::Pass => {}
-            Gate::Drop | Gate::Disconnect => return,
-            Gate::DropAndWarn => {
-                let (burst, rate) = {
-                    let h = self.hub.borrow();
-                    (h.cfg.flood_burst, h.cfg.flood_rate)
-                };
-                let text = format!(
-                    "error: flood limit (at most {burst} at once, {rate} per second); message dropped"
-                );
-                Self::reply(dg, from, &text);
-                return;
-            }
+        if !self.flood_pass(dg, from, now) {
+            return;
         }
         if too_long {
             Self::reply(
