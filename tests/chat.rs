@@ -553,6 +553,32 @@ fn slow_reader_is_cut_off(backend: Backend) {
     srv.terminate_and_wait();
 }
 
+/// A reader that keeps up is not cut off when one read of another client's input
+/// queues more than `max_output` for it: the limit is about output the kernel will
+/// not take (the peer stopped reading), so the server offers the backlog to the
+/// socket before judging.
+fn burst_over_output_limit_is_not_a_slow_reader(backend: Backend) {
+    let mut cfg = relaxed();
+    cfg.listen.stream.max_output = Some(16 * 1024);
+    let (lt, a) = start(backend, cfg);
+    let mut fast = line_user(a.line, "fast");
+    let mut talker = line_user(a.line, "talker");
+    fast.expect_line("* talker has joined lobby");
+    // 20 lines of 2000 bytes in one write: about 40 KB for `fast` from one read,
+    // while its socket buffer is empty.
+    let pad = "x".repeat(2000);
+    let batch: String = (0..20).map(|i| format!("{i} {pad}\n")).collect();
+    talker.w.write_all(batch.as_bytes()).unwrap();
+    talker.send("after");
+    for i in 0..20 {
+        fast.expect_line(&format!("<talker> {i} {pad}"));
+    }
+    fast.expect_line("<talker> after");
+    fast.send("still here");
+    talker.expect_line("<fast> still here");
+    lt.stop().unwrap();
+}
+
 /// The classroom UDP protocol: error for strangers, join, relay to every front end,
 /// leave, and expiry of silent members.
 fn udp_join_relay_error(backend: Backend) {
@@ -588,6 +614,62 @@ fn udp_join_relay_error(backend: Backend) {
     v.send("late");
     v.expect_dgram("error: not joined; send username@NAME to join");
     assert_eq!(members(&lt), 1, "{backend}");
+    lt.stop().unwrap();
+}
+
+/// A datagram longer than the line limit is refused with an error datagram, like an
+/// overlong line on the other front ends; one exactly at the limit is relayed.
+fn udp_overlong_datagram(backend: Backend) {
+    let (lt, a) = start(backend, relaxed());
+    let mut nc = line_user(a.line, "nc");
+    let u = UdpUser::join(a.udp, "uma");
+    nc.expect_line("* uma has joined lobby");
+    let max = ChatConfig::default().max_line;
+    u.send(&"x".repeat(max + 1));
+    u.expect_dgram(&format!(
+        "error: message too long (at most {max} bytes); dropped"
+    ));
+    let at_limit = "y".repeat(max);
+    u.send(&at_limit);
+    // The next message nc sees is the one at the limit, not the overlong one.
+    let next = nc.expect("uma's next message", |l| l.starts_with("<uma> "));
+    assert_eq!(next, format!("<uma> {at_limit}"), "{backend}");
+    lt.stop().unwrap();
+}
+
+/// A UDP member's `username@NAME` (a nickname change, announced to the room) counts
+/// against the flood limit like any other datagram.
+fn udp_renames_are_flood_limited(backend: Backend) {
+    let (lt, a) = start(backend, ChatConfig::default());
+    let burst = ChatConfig::default().flood_burst as usize;
+    let mut nc = line_user(a.line, "nc");
+    let u = UdpUser::join(a.udp, "r0");
+    nc.expect_line("* r0 has joined lobby");
+    for i in 1..=burst * 5 {
+        u.send(&format!("username@r{}", i % 2));
+    }
+    u.expect("the flood notice", |d| d.starts_with("error: flood limit"));
+    // Leave once the bucket has a token again (a retry, not a timing assertion).
+    let mut buf = [0u8; 65536];
+    let left = (0..100).any(|_| {
+        u.send("/leave");
+        matches!(u.s.recv_from(&mut buf), Ok((n, _)) if buf[..n].starts_with(b"Bye "))
+    });
+    assert!(left, "{backend}: /leave never accepted");
+    let mut renames = 0;
+    loop {
+        let l = nc.expect("a rename or the quit", |l| {
+            l.contains(" is now known as ") || l.contains(" has quit ")
+        });
+        if l.contains(" has quit ") {
+            break;
+        }
+        renames += 1;
+    }
+    assert!(
+        renames <= burst,
+        "{backend}: {renames} renames announced for a burst of {burst}"
+    );
     lt.stop().unwrap();
 }
 
@@ -764,6 +846,27 @@ fn vanished_client_removed_everywhere(backend: Backend) {
     assert_eq!(members(&lt), 1);
     watcher.send("NAMES #side");
     watcher.expect_contains(" 353 watcher = #side :watcher");
+    lt.stop().unwrap();
+}
+
+/// One PRIVMSG line names a bounded number of targets (`TARGMAX`), each once, so a
+/// list of targets cannot multiply a line past the flood limit; the rest get 407.
+fn irc_privmsg_targets_are_bounded(backend: Backend) {
+    let (lt, a) = start(backend, relaxed());
+    let mut nc = line_user(a.line, "nc");
+    let mut irc = irc_user(a.irc, "amp");
+    nc.expect_line("* amp has joined lobby");
+    irc.send(&format!("PRIVMSG {} :y", vec!["#lobby"; 60].join(",")));
+    irc.send("PRIVMSG nc,nc,NC,x1,x2,x3,x4,x5 :z");
+    irc.send("PRIVMSG #lobby :after");
+    let mut got = Vec::new();
+    while got.last().map(String::as_str) != Some("<amp> after") {
+        got.push(nc.expect("a message from amp", |l| {
+            l.starts_with("<amp> ") || l.starts_with("*amp* ")
+        }));
+    }
+    assert_eq!(got, ["<amp> y", "*amp* z", "<amp> after"], "{backend}");
+    irc.expect_contains(" 407 amp ");
     lt.stop().unwrap();
 }
 
@@ -1152,9 +1255,13 @@ per_backend! {
     nick_collisions,
     history_replay,
     slow_reader_is_cut_off,
+    burst_over_output_limit_is_not_a_slow_reader,
     udp_join_relay_error,
+    udp_overlong_datagram,
+    udp_renames_are_flood_limited,
     cross_front_end,
     irc_commands,
+    irc_privmsg_targets_are_bounded,
     vanished_client_removed_everywhere,
     bad_bytes_and_long_lines,
     irc_client_python,

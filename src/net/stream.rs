@@ -259,6 +259,18 @@ impl StreamCore {
             None => self.out.extend(data),
         }
         if let Some(max) = self.cfg.max_output {
+            // Over the limit before the end-of-batch flush: offer the backlog to the
+            // socket first, so a peer that keeps reading is not taken for one that
+            // stopped (one read of a chat sender can queue more than the limit).
+            if self.buffered() > max {
+                if !self.flush(ctx) {
+                    return false;
+                }
+                if self.flags.dead {
+                    // Sent, and the closing connection finished.
+                    return true;
+                }
+            }
             let buffered = self.buffered();
             if buffered > max {
                 OUTPUT_LIMIT_WARN.with(|w| {

@@ -10,7 +10,9 @@
 //! `PART`, `PRIVMSG` and `NOTICE` (to `#room` or a nickname; CTCP `ACTION` is an
 //! action), `QUIT`, `NAMES`, `TOPIC`, `WHO`, `WHOIS`, `LIST`, `MOTD`, `MODE` (queries
 //! only: channels are `+nt`, nobody is an operator), `CAP`. Anything else gets 421.
-//! Errors: 401, 403, 404, 405, 411, 412, 417, 421, 431, 432, 433, 442, 451, 461, 462.
+//! Errors: 401, 403, 404, 405, 407, 411, 412, 417, 421, 431, 432, 433, 442, 451, 461,
+//! 462. A `PRIVMSG`/`NOTICE` reaches each of its targets once, at most
+//! [`MAX_TARGETS`] of them.
 //!
 //! Channels are the core's rooms with a `#`: `#Rust` here is `rust` on the line
 //! protocol.
@@ -20,11 +22,15 @@ use std::fmt::Write;
 use std::io;
 use std::rc::Rc;
 
-use super::core::{valid_nick, ChatError, MemberId, MsgKind, Outcome, LOBBY};
+use super::core::{fold, valid_nick, ChatError, MemberId, MsgKind, Outcome, LOBBY};
 use super::{decode, render, Endpoint, Flavor, Flood, Gate, Hub};
 use crate::net::{Conn, PeerAddr, Protocol};
 use crate::proto::framing::{Line, LineBuffer};
 use crate::reactor::TimerId;
+
+/// Most distinct targets of one `PRIVMSG` or `NOTICE` (`TARGMAX` in 005); the rest
+/// get 407 (ERR_TOOMANYTARGETS; `NOTICE`: silently dropped).
+pub const MAX_TARGETS: usize = 4;
 
 /// A parsed IRC message (`[@tags] [:prefix] COMMAND params... [:trailing]`).
 #[derive(Debug, PartialEq, Eq)]
@@ -357,7 +363,28 @@ impl IrcClient {
                 } else {
                     (MsgKind::Plain, text)
                 };
-                for target in msg.params[0].split(',').filter(|t| !t.is_empty()) {
+                // Each target once, at most MAX_TARGETS: a list of targets must not
+                // multiply one line past the flood limit.
+                let mut targets: Vec<&str> = Vec::new();
+                for t in msg.params[0].split(',').filter(|t| !t.is_empty()) {
+                    if targets.iter().any(|o| fold(o) == fold(t)) {
+                        continue;
+                    }
+                    if targets.len() == MAX_TARGETS {
+                        if !notice {
+                            self.numeric(
+                                conn,
+                                407,
+                                &format!(
+                                    "{t} :Too many recipients; at most {MAX_TARGETS} per message"
+                                ),
+                            );
+                        }
+                        break;
+                    }
+                    targets.push(t);
+                }
+                for target in targets {
                     let out = match target.strip_prefix('#') {
                         Some(room) => self.hub.borrow_mut().chat.say(me, room, text, kind),
                         None => self.hub.borrow_mut().chat.private(me, target, text, kind),
@@ -648,7 +675,7 @@ impl IrcClient {
             conn,
             5,
             &format!(
-                "CHANTYPES=# CASEMAPPING=rfc1459 NICKLEN={} CHANNELLEN={} CHANLIMIT=#:{} PREFIX=() NETWORK=readyloop :are supported by this server",
+                "CHANTYPES=# CASEMAPPING=rfc1459 NICKLEN={} CHANNELLEN={} CHANLIMIT=#:{} PREFIX=() TARGMAX=PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS} NETWORK=readyloop :are supported by this server",
                 super::core::NICK_MAX,
                 super::core::ROOM_MAX + 1,
                 self.hub.borrow().chat.config().max_rooms

@@ -17,13 +17,15 @@
 //! * `username@OTHER` changes the nickname.
 //! * anything else is a message, relayed to every member of the lobby, the sender
 //!   included (the classroom behaviour), as `NAME:text`; line users see `<NAME> text`,
-//!   IRC users a `PRIVMSG #lobby`.
+//!   IRC users a `PRIVMSG #lobby`. A datagram longer than
+//!   [`ChatConfig::max_line`](super::ChatConfig::max_line) (a trailing newline not
+//!   counted) is dropped with `error: message too long ...`.
 //!
 //! Every datagram the server sends is one line without its newline. A member silent for
 //! [`ChatConfig::udp_idle`](super::ChatConfig::udp_idle) is removed (told
 //! `Bye NAME (timed out)`, its leave announced); a sweep runs every quarter of that
-//! while anyone is joined. A member over the flood limit has its messages dropped, and
-//! gets one `error: flood limit ...` per episode. At most
+//! while anyone is joined. A member over the flood limit has its messages (and renames)
+//! dropped, and gets one `error: flood limit ...` per episode. At most
 //! [`ChatConfig::max_udp_members`](super::ChatConfig::max_udp_members) members.
 
 use std::cell::RefCell;
@@ -142,6 +144,30 @@ impl UdpChat {
         }
     }
 
+    /// A datagram from member `from` arrived: marks it seen and asks its flood gate.
+    /// `false`: drop the datagram (the member is told once per episode).
+    fn flood_pass(&mut self, dg: &mut Datagrams<'_, '_>, from: SocketAddr, now: Instant) -> bool {
+        let Some(m) = self.members.get_mut(&from) else {
+            return false;
+        };
+        m.last_seen = now;
+        match m.flood.check(now) {
+            Gate::Pass => true,
+            Gate::Drop | Gate::Disconnect => false,
+            Gate::DropAndWarn => {
+                let (burst, rate) = {
+                    let h = self.hub.borrow();
+                    (h.cfg.flood_burst, h.cfg.flood_rate)
+                };
+                let text = format!(
+                    "error: flood limit (at most {burst} at once, {rate} per second); message dropped"
+                );
+                Self::reply(dg, from, &text);
+                false
+            }
+        }
+    }
+
     fn leave(&mut self, dg: &mut Datagrams<'_, '_>, from: SocketAddr, reason: &str) {
         if let Some(m) = self.members.remove(&from) {
             let mut hub = self.hub.borrow_mut();
@@ -154,38 +180,42 @@ impl UdpChat {
 impl DatagramProtocol for UdpChat {
     fn datagram_received(&mut self, dg: &mut Datagrams<'_, '_>, data: &[u8], from: SocketAddr) {
         let now = dg.reactor().now();
-        let text = decode(data);
+        let max = self.hub.borrow().cfg.max_line;
+        let body = data.strip_suffix(b"\n").unwrap_or(data);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        // An overlong datagram is not decoded (nor relayed, nor echoed in an error).
+        let too_long = body.len() > max;
+        let text = if too_long {
+            String::new()
+        } else {
+            decode(data)
+        };
         let text = text.trim_end_matches(['\r', '\n', ' ']);
-        if let Some(name) = text.strip_prefix("username@") {
+        if let Some(name) = text.strip_prefix("username@").filter(|_| !too_long) {
             let name = name.trim();
-            if let Some(m) = self.members.get_mut(&from) {
-                m.last_seen = now;
+            // A member's rename is announced to the room: it counts like a message.
+            if self.members.contains_key(&from) && !self.flood_pass(dg, from, now) {
+                return;
             }
             self.join(dg, from, name, now);
             return;
         }
-        let Some(m) = self.members.get_mut(&from) else {
+        let Some(id) = self.members.get(&from).map(|m| m.id) else {
             if self.strangers.take(now) {
                 Self::reply(dg, from, "error: not joined; send username@NAME to join");
             }
             return;
         };
-        m.last_seen = now;
-        let id = m.id;
-        match m.flood.check(now) {
-            Gate::Pass => {}
-            Gate::Drop | Gate::Disconnect => return,
-            Gate::DropAndWarn => {
-                let (burst, rate) = {
-                    let h = self.hub.borrow();
-                    (h.cfg.flood_burst, h.cfg.flood_rate)
-                };
-                let text = format!(
-                    "error: flood limit (at most {burst} at once, {rate} per second); message dropped"
-                );
-                Self::reply(dg, from, &text);
-                return;
-            }
+        if !self.flood_pass(dg, from, now) {
+            return;
+        }
+        if too_long {
+            Self::reply(
+                dg,
+                from,
+                &format!("error: message too long (at most {max} bytes); dropped"),
+            );
+            return;
         }
         match text {
             "" => {}
