@@ -259,6 +259,18 @@ impl Hub {
     }
 }
 
+thread_local! {
+    /// Warnings a client causes at will (flooding, filling the UDP member table):
+    /// at most one a second per reactor thread, so clients cannot fill the log.
+    static CLIENT_WARN: crate::net::WarnLimit =
+        const { crate::net::WarnLimit::new(Duration::from_secs(1)) };
+}
+
+/// Logs a warning a client caused, rate-limited (see `CLIENT_WARN`).
+pub(crate) fn client_warn(msg: std::fmt::Arguments<'_>) {
+    CLIENT_WARN.with(|w| w.warn(module_path!(), msg));
+}
+
 /// Decodes a received line: UTF-8 (lossy), control characters neutralised.
 pub(crate) fn decode(line: &[u8]) -> String {
     self::core::sanitize(&String::from_utf8_lossy(line))
