@@ -384,13 +384,22 @@ fn nick_collisions(backend: Backend) {
     c.send("9lives");
     c.expect_contains("* invalid nickname 9lives");
     c.expect_line("* What is your nickname?");
-    c.send("bob");
+    // Commands before a nickname are not nicknames.
+    c.send("/who");
+    c.expect_line("* choose a nickname first (or /quit)");
+    c.expect_line("* What is your nickname?");
+    c.send("/nick bob");
     c.expect_contains("* hello, bob!");
     c.send("/nick ALICE");
     c.expect_line("* nickname ALICE is taken");
     c.send("/nick bobby");
     c.expect_line("* bob is now known as bobby");
     alice.expect_line("* bob is now known as bobby");
+    let mut q = Client::connect(a.line, "quitter");
+    q.expect_line("* What is your nickname?");
+    q.send("/quit");
+    q.expect_line("* bye");
+    q.expect_closed();
     // IRC: 433 before registration, then another nickname works.
     let mut i = Client::connect(a.irc, "irc");
     i.send("NICK alice");

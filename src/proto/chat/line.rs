@@ -32,6 +32,7 @@ pub const LINE_HELP: &str = "\
 *   /rooms            list the rooms
 *   /topic [TEXT]     show or set this room's topic
 *   /quit [REASON]    leave the chat
+*   /help             this list
 *   //TEXT            send a line starting with /
 ";
 
@@ -112,6 +113,23 @@ impl LineClient {
 
     fn choose_nick(&mut self, conn: &mut Conn<'_, '_>, nick: &str) -> bool {
         if nick.is_empty() {
+            conn.write(ASK.as_bytes());
+            return true;
+        }
+        // A command before a nickname: `/quit` leaves, `/nick NAME` chooses, `/help`
+        // helps; nothing that starts with `/` is taken as a nickname.
+        if let Some(cmd) = nick.strip_prefix('/') {
+            let (verb, arg) = cmd.split_once(' ').unwrap_or((cmd, ""));
+            match verb.to_ascii_lowercase().as_str() {
+                "quit" | "exit" => {
+                    conn.write(b"* bye\n");
+                    conn.close();
+                    return false;
+                }
+                "nick" if !arg.trim().is_empty() => return self.choose_nick(conn, arg.trim()),
+                "help" => conn.write(LINE_HELP.as_bytes()),
+                _ => conn.write(b"* choose a nickname first (or /quit)\n"),
+            };
             conn.write(ASK.as_bytes());
             return true;
         }
