@@ -682,6 +682,39 @@ fn udp_renames_are_flood_limited(backend: Backend) {
     lt.stop().unwrap();
 }
 
+/// Leaving and joining again from one address does not reset the flood limit (each
+/// join and leave is announced to the whole room).
+fn udp_join_leave_cycling_is_flood_limited(backend: Backend) {
+    let (lt, a) = start(backend, ChatConfig::default());
+    let burst = ChatConfig::default().flood_burst as usize;
+    let mut nc = line_user(a.line, "nc");
+    let u = UdpUser::join(a.udp, "cyc");
+    nc.expect_line("* cyc has joined lobby");
+    for _ in 0..burst * 3 {
+        u.send("/leave");
+        u.send("username@cyc");
+    }
+    u.expect("the join refusal", |d| {
+        d.starts_with("error: joining too often") || d.starts_with("error: flood limit")
+    });
+    // Count the room's join notices until the marker from another user.
+    let marker = UdpUser::join(a.udp, "marker");
+    let mut joins = 0;
+    loop {
+        let l = nc.expect("a notice", |l| l.contains(" has joined lobby"));
+        if l.contains("marker") {
+            break;
+        }
+        joins += 1;
+    }
+    assert!(
+        joins <= burst,
+        "{backend}: {joins} join notices for a burst of {burst}"
+    );
+    drop(marker);
+    lt.stop().unwrap();
+}
+
 /// A nc user, an IRC user and a UDP user in the same room see each other; rooms map
 /// between `name` and `#name`.
 fn cross_front_end(backend: Backend) {
@@ -1268,6 +1301,7 @@ per_backend! {
     udp_join_relay_error,
     udp_overlong_datagram,
     udp_renames_are_flood_limited,
+    udp_join_leave_cycling_is_flood_limited,
     cross_front_end,
     irc_commands,
     irc_privmsg_targets_are_bounded,

@@ -52,6 +52,10 @@ struct UdpMember {
 pub struct UdpChat {
     hub: Rc<RefCell<Hub>>,
     members: HashMap<SocketAddr, UdpMember>,
+    /// The flood buckets of addresses that left recently (at most `max_udp_members`,
+    /// kept until their bucket would be full again), so leaving and joining again
+    /// does not reset the flood limit: every join and leave is announced to the room.
+    departed: HashMap<SocketAddr, (Flood, Instant)>,
     sweep: Option<TimerId>,
     strangers: TokenBucket,
 }
@@ -69,6 +73,7 @@ impl UdpChat {
         UdpChat {
             hub,
             members: HashMap::new(),
+            departed: HashMap::new(),
             sweep: None,
             strangers: TokenBucket::new(STRANGER_ERRORS, f64::from(STRANGER_ERRORS)),
         }
@@ -109,6 +114,18 @@ impl UdpChat {
             Self::reply(dg, from, "error: the chat is full");
             return;
         }
+        // An address that left recently joins with the bucket it left with.
+        let flood = match self.departed.remove(&from) {
+            Some((mut flood, left_at)) => {
+                if flood.check(now) != Gate::Pass {
+                    self.departed.insert(from, (flood, left_at));
+                    Self::reply(dg, from, "error: joining too often; wait a moment");
+                    return;
+                }
+                flood
+            }
+            None => Flood::new(&hub.cfg),
+        };
         let endpoint = Endpoint::Datagram {
             sock: dg.id(),
             addr: from,
@@ -124,7 +141,6 @@ impl UdpChat {
             }
         };
         log::info!("chat: {from} is {name} (udp)");
-        let flood = Flood::new(&hub.cfg);
         self.members.insert(
             from,
             UdpMember {
@@ -173,6 +189,9 @@ impl UdpChat {
     fn leave(&mut self, dg: &mut Datagrams<'_, '_>, from: SocketAddr, reason: &str) {
         if let Some(m) = self.members.remove(&from) {
             let mut hub = self.hub.borrow_mut();
+            if self.departed.len() < hub.cfg.max_udp_members {
+                self.departed.insert(from, (m.flood, dg.reactor().now()));
+            }
             let out = hub.chat.quit(m.id, reason);
             hub.deliver(&out, dg);
         }
@@ -267,7 +286,14 @@ impl DatagramProtocol for UdpChat {
         }
         self.sweep = None;
         let now = dg.reactor().now();
-        let idle = self.hub.borrow().cfg.udp_idle;
+        let (idle, refill) = {
+            let h = self.hub.borrow();
+            let refill = f64::from(h.cfg.flood_burst) / h.cfg.flood_rate.max(1e-3);
+            (h.cfg.udp_idle, Duration::from_secs_f64(refill.min(3600.0)))
+        };
+        // A departed bucket that has refilled is as good as a new one.
+        self.departed
+            .retain(|_, (_, left_at)| now.saturating_duration_since(*left_at) < refill);
         let expired: Vec<SocketAddr> = self
             .members
             .iter()
@@ -292,7 +318,7 @@ impl DatagramProtocol for UdpChat {
                 &format!("Timed out after {}s of silence", idle.as_secs_f64()),
             );
         }
-        if !self.members.is_empty() {
+        if !self.members.is_empty() || !self.departed.is_empty() {
             let every = self.sweep_every();
             self.sweep = Some(dg.set_timer(every));
         }
