@@ -8,7 +8,11 @@ pub fn machine_info() -> String {
     // The machine's processors from /proc/cpuinfo, not `available_parallelism`,
     // which counts only the CPUs this (possibly pinned) process may use.
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cores = match cpuinfo.lines().filter(|l| l.starts_with("processor")).count() {
+    let cores = match cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count()
+    {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };

@@ -200,7 +200,10 @@ impl IrcClient {
             }
             Gate::Drop => return true,
             Gate::Disconnect => {
-                super::client_warn(format_args!("chat: {}: excess flood, disconnecting", conn.peer()));
+                super::client_warn(format_args!(
+                    "chat: {}: excess flood, disconnecting",
+                    conn.peer()
+                ));
                 conn.write(
                     format!("ERROR :Closing Link: {} (Excess Flood)\r\n", self.host).as_bytes(),
                 );

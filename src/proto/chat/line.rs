@@ -85,7 +85,10 @@ impl LineClient {
             }
             Gate::Drop => return true,
             Gate::Disconnect => {
-                super::client_warn(format_args!("chat: {}: excess flood, disconnecting", conn.peer()));
+                super::client_warn(format_args!(
+                    "chat: {}: excess flood, disconnecting",
+                    conn.peer()
+                ));
                 conn.write(b"* excess flood; goodbye\n");
                 self.leave(conn, "Excess flood");
                 conn.close();

@@ -103,7 +103,9 @@ impl UdpChat {
         }
         let mut hub = self.hub.borrow_mut();
         if self.members.len() >= hub.cfg.max_udp_members {
-            super::client_warn(format_args!("chat: udp member limit reached; refusing {from}"));
+            super::client_warn(format_args!(
+                "chat: udp member limit reached; refusing {from}"
+            ));
             Self::reply(dg, from, "error: the chat is full");
             return;
         }
