@@ -976,6 +976,47 @@ fn stale_handler_id(backend: Backend) {
     lt.stop().unwrap();
 }
 
+// ---------------------------------------------------------------------------------
+// Writes after close
+// ---------------------------------------------------------------------------------
+
+/// Writes, closes, then writes again from `connection_made`; records what the
+/// second write and `is_closing` said.
+struct WriteAfterClose(Arc<Mutex<Option<(bool, bool)>>>);
+
+impl Protocol for WriteAfterClose {
+    fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+        assert!(conn.write(b"before"));
+        conn.close(); // output pending: the close flushes first
+        let late = conn.write(b"after");
+        *self.0.lock().unwrap() = Some((late, conn.is_closing()));
+        conn.close(); // closing twice is harmless
+    }
+    fn data_received(&mut self, _: &mut Conn<'_, '_>, _: &[u8]) {}
+}
+
+fn write_after_close_is_dropped(backend: Backend) {
+    let seen: Arc<Mutex<Option<(bool, bool)>>> = Arc::default();
+    let seen2 = seen.clone();
+    let (lt, addr) = spawn_loop(backend, Config::default(), move |r| {
+        r.listen_tcp("127.0.0.1:0", move |_: &_| {
+            Some(Box::new(WriteAfterClose(seen2.clone())) as Box<dyn Protocol>)
+        })
+        .unwrap()
+        .1
+    });
+    let mut c = connect(addr);
+    let got = read_to_eof(&mut c).unwrap();
+    let (late, closing) = seen.lock().unwrap().expect("connection_made ran");
+    assert!(closing, "{backend}: is_closing() after close()");
+    assert!(!late, "{backend}: write() after close() was accepted");
+    assert_eq!(
+        got, b"before",
+        "{backend}: bytes written after close() were sent"
+    );
+    lt.stop().unwrap();
+}
+
 per_backend! {
     timers_fire_in_order,
     cancel_timer_prevents_firing,
@@ -992,4 +1033,5 @@ per_backend! {
     accept_burst,
     fd_exhaustion_does_not_spin,
     stale_handler_id,
+    write_after_close_is_dropped,
 }

@@ -242,8 +242,16 @@ impl StreamCore {
         }
     }
 
+    /// Whether output queued now would be dropped: the connection is gone, closing
+    /// (`close` sends what was queued before it, nothing after) or its write side is
+    /// shut or about to be.
+    fn refuses_output(&self) -> bool {
+        let f = &self.flags;
+        f.dead || f.closing || f.write_shut || f.shutdown_after_flush
+    }
+
     fn queue_write(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> bool {
-        if self.flags.dead || self.flags.write_shut || self.flags.shutdown_after_flush {
+        if self.refuses_output() {
             log::debug!(
                 "{}: write of {} bytes after close ignored",
                 self.peer,
@@ -297,7 +305,7 @@ impl StreamCore {
     }
 
     fn queue_file(&mut self, ctx: &mut Ctx<'_>, file: Rc<File>, offset: u64, len: u64) -> bool {
-        if self.flags.dead || self.flags.write_shut || self.flags.shutdown_after_flush {
+        if self.refuses_output() {
             log::debug!("{}: file send after close ignored", self.peer);
             return false;
         }
@@ -574,7 +582,8 @@ impl<'a, 'b> Conn<'a, 'b> {
         self.st.flags.bp_paused
     }
 
-    /// Stops reading, flushes what is queued, then closes.
+    /// Stops reading, flushes what is queued, then closes. Writes after it are
+    /// refused (they return `false`).
     pub fn close(&mut self) {
         self.st.close(self.ctx);
     }
