@@ -1017,6 +1017,73 @@ fn write_after_close_is_dropped(backend: Backend) {
     lt.stop().unwrap();
 }
 
+// ---------------------------------------------------------------------------------
+// A panicking handler
+// ---------------------------------------------------------------------------------
+
+struct Boom;
+
+impl Protocol for Boom {
+    fn data_received(&mut self, _: &mut Conn<'_, '_>, _: &[u8]) {
+        panic!("protocol bug (expected by the test)");
+    }
+}
+
+/// A panic in a protocol unwinds out of `run`; the reactor must stay usable: the
+/// panicking connection is gone (not left registered with no handler, which made
+/// level-triggered backends spin and refused a new connection reusing its fd), and
+/// the next connection is served.
+fn handler_panic_leaves_reactor_usable(backend: Backend) {
+    let mut r = reactor(backend);
+    let first = Rc::new(Cell::new(true));
+    let (_, addr) = r
+        .listen_tcp("127.0.0.1:0", move |_: &_| {
+            let p: Box<dyn Protocol> = if first.replace(false) {
+                Box::new(Boom)
+            } else {
+                Box::new(Echo::default())
+            };
+            Some(p)
+        })
+        .unwrap();
+    let mut c1 = connect(addr);
+    c1.write_all(b"x").unwrap();
+    let wd = Watchdog::arm(r.handle(), Duration::from_secs(5));
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run()));
+    assert!(
+        res.is_err(),
+        "{backend}: the protocol's panic did not unwind"
+    );
+    assert_eq!(
+        r.handler_count(),
+        1,
+        "{backend}: the panicking connection is still registered"
+    );
+    // Its socket was closed.
+    assert_eq!(read_to_eof(&mut c1).unwrap_or_default(), b"");
+    // A new connection (likely on the same descriptor number) is served.
+    let mut c2 = connect(addr);
+    c2.write_all(b"ping").unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut got = [0u8; 4];
+        let res = c2.read_exact(&mut got).map(|_| got);
+        let _ = tx.send(());
+        res
+    });
+    let start = Instant::now();
+    while rx.try_recv().is_err() && start.elapsed() < DEADLINE {
+        r.run_once(Some(Duration::from_millis(20))).unwrap();
+    }
+    let got = reader.join().unwrap();
+    assert_eq!(
+        got.ok().as_ref().map(|g| &g[..]),
+        Some(&b"ping"[..]),
+        "{backend}: the next connection was not served"
+    );
+    let _ = wd.disarm();
+}
+
 per_backend! {
     timers_fire_in_order,
     cancel_timer_prevents_firing,
@@ -1034,4 +1101,5 @@ per_backend! {
     fd_exhaustion_does_not_spin,
     stale_handler_id,
     write_after_close_is_dropped,
+    handler_panic_leaves_reactor_usable,
 }
