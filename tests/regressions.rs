@@ -233,3 +233,57 @@ fn shutdown_timeout_max_panics_on_sigterm_path() {
     r.call_later(Duration::ZERO, |ctx| ctx.shutdown());
     r.run().unwrap();
 }
+
+#[test]
+fn listen_errors_name_the_address() {
+    use readyloop::net::{Listen, ListenConfig, Protocol};
+    use std::io::ErrorKind;
+    fn refuse(_: &PeerAddr) -> Option<Box<dyn Protocol>> {
+        None
+    }
+    let mut r = Reactor::new(Backend::Poll).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let e = r.listen_tcp(addr, refuse).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
+    assert!(
+        e.to_string().contains(&addr.to_string()),
+        "no address in: {e}"
+    );
+
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let uaddr = udp.local_addr().unwrap();
+    struct Nop;
+    impl readyloop::net::DatagramProtocol for Nop {
+        fn datagram_received(
+            &mut self,
+            _: &mut readyloop::net::Datagrams<'_, '_>,
+            _: &[u8],
+            _: std::net::SocketAddr,
+        ) {
+        }
+    }
+    let e = r.bind_udp(uaddr, Nop).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
+    assert!(
+        e.to_string().contains(&uaddr.to_string()),
+        "no address in: {e}"
+    );
+
+    let missing = std::env::temp_dir().join(format!("rv-nodir-{}/s", std::process::id()));
+    let e = r
+        .listen_unix(&missing, refuse, ListenConfig::default())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(
+        e.to_string().contains(&missing.display().to_string()),
+        "no path in: {e}"
+    );
+
+    let long = std::env::temp_dir().join("x".repeat(200));
+    let e = r
+        .listen_unix(&long, refuse, ListenConfig::default())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("xxxxxxxx"), "no path in: {e}");
+}

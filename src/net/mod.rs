@@ -66,7 +66,9 @@ pub trait Listen {
         factory: impl Factory + 'static,
         cfg: ListenConfig,
     ) -> io::Result<(HandlerId, SocketAddr)> {
-        let l = TcpListener::bind(addr)?;
+        let addrs = resolve(addr)?;
+        let l = TcpListener::bind(&addrs[..])
+            .map_err(|e| context(e, format_args!("listen on tcp {}", Addrs(&addrs))))?;
         l.set_nonblocking(true)?;
         let local = l.local_addr()?;
         let fd: OwnedFd = l.into();
@@ -85,6 +87,7 @@ pub trait Listen {
         cfg: ListenConfig,
     ) -> io::Result<HandlerId> {
         let path = path.as_ref();
+        let in_context = |e| context(e, format_args!("listen on unix {}", path.display()));
         let l = match UnixListener::bind(path) {
             Ok(l) => l,
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
@@ -107,10 +110,10 @@ pub trait Listen {
                     ));
                 }
                 log::info!("removing stale socket {}", path.display());
-                std::fs::remove_file(path)?;
-                UnixListener::bind(path)?
+                std::fs::remove_file(path).map_err(in_context)?;
+                UnixListener::bind(path).map_err(in_context)?
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(in_context(e)),
         };
         l.set_nonblocking(true)?;
         let fd: OwnedFd = l.into();
@@ -130,11 +133,45 @@ pub trait Listen {
         addr: impl ToSocketAddrs,
         proto: impl DatagramProtocol + 'static,
     ) -> io::Result<(HandlerId, SocketAddr)> {
-        let sock = UdpSocket::bind(addr)?;
+        let addrs = resolve(addr)?;
+        let sock = UdpSocket::bind(&addrs[..])
+            .map_err(|e| context(e, format_args!("bind udp {}", Addrs(&addrs))))?;
         let local = sock.local_addr()?;
         let handler = DatagramSocket::new(sock, Box::new(proto))?;
         let id = self.with_net(|ctx| handler.register(ctx))?;
         Ok((id, local))
+    }
+}
+
+/// Resolves `addr` once, so a failed bind can name what it tried.
+fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        ));
+    }
+    Ok(addrs)
+}
+
+/// `e` with what we were doing in front of its message (same kind).
+fn context(e: io::Error, what: std::fmt::Arguments<'_>) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// Displays resolved addresses as `a, b`.
+struct Addrs<'a>(&'a [SocketAddr]);
+
+impl std::fmt::Display for Addrs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, a) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{a}")?;
+        }
+        Ok(())
     }
 }
 
