@@ -1084,6 +1084,84 @@ fn handler_panic_leaves_reactor_usable(backend: Backend) {
     let _ = wd.disarm();
 }
 
+// ---------------------------------------------------------------------------------
+// Output that never left
+// ---------------------------------------------------------------------------------
+
+type Lost = Arc<Mutex<Option<Option<ErrorKind>>>>;
+
+/// Queues more than a non-reading peer's socket takes, optionally closes, and
+/// records what `connection_lost` was told.
+struct Unsent {
+    close: bool,
+    lost: Lost,
+}
+
+impl Protocol for Unsent {
+    fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+        conn.write(&vec![b'x'; 16 << 20]);
+        if self.close {
+            conn.close();
+        }
+    }
+    fn data_received(&mut self, _: &mut Conn<'_, '_>, _: &[u8]) {}
+    fn connection_lost(&mut self, _: &mut Conn<'_, '_>, reason: Option<&std::io::Error>) {
+        *self.lost.lock().unwrap() = Some(reason.map(|e| e.kind()));
+    }
+    fn shutdown(&mut self, _: &mut Conn<'_, '_>) {}
+}
+
+/// `connection_lost(None)` means a clean close; a connection dropped with output
+/// still queued (the close timed out, or the loop stopped) must get an error.
+fn unsent_output_is_not_a_clean_close(backend: Backend) {
+    for close in [true, false] {
+        let lost: Lost = Arc::default();
+        let lost2 = lost.clone();
+        let (mut lt, addr) = spawn_loop(backend, Config::default(), move |r| {
+            let cfg = ListenConfig {
+                stream: StreamConfig {
+                    close_timeout: Duration::from_millis(100),
+                    ..StreamConfig::default()
+                },
+                ..ListenConfig::default()
+            };
+            r.listen_tcp_with(
+                "127.0.0.1:0",
+                move |_: &_| {
+                    Some(Box::new(Unsent {
+                        close,
+                        lost: lost2.clone(),
+                    }) as Box<dyn Protocol>)
+                },
+                cfg,
+            )
+            .unwrap()
+            .1
+        });
+        let _never_reads = connect(addr);
+        eventually(DEADLINE, "connection registered", || {
+            (handlers(&lt) == 2).then_some(())
+        });
+        if !close {
+            lt.handle.stop().unwrap();
+            lt.join(DEADLINE).unwrap();
+        }
+        let reason = eventually(DEADLINE, "connection_lost", || *lost.lock().unwrap());
+        let want = if close {
+            Some(ErrorKind::TimedOut)
+        } else {
+            Some(ErrorKind::Other)
+        };
+        assert_eq!(
+            reason, want,
+            "{backend} (close: {close}): connection dropped with output unsent"
+        );
+        if close {
+            lt.stop().unwrap();
+        }
+    }
+}
+
 per_backend! {
     timers_fire_in_order,
     cancel_timer_prevents_firing,
@@ -1102,4 +1180,5 @@ per_backend! {
     stale_handler_id,
     write_after_close_is_dropped,
     handler_panic_leaves_reactor_usable,
+    unsent_output_is_not_a_clean_close,
 }
