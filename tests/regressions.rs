@@ -287,3 +287,29 @@ fn listen_errors_name_the_address() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(e.to_string().contains("xxxxxxxx"), "no path in: {e}");
 }
+
+#[test]
+fn unlimited_event_budget_overflows() {
+    use readyloop::net::Listen;
+    use readyloop::proto::echo::{Echo, EchoOptions, UdpEcho};
+    use readyloop::reactor::Config;
+    // "No budget": usize::MAX. Listeners and UDP sockets take four times the budget.
+    let cfg = Config {
+        event_budget: usize::MAX,
+        ..Config::default()
+    };
+    let mut r = Reactor::with_config(Backend::Poll, cfg).unwrap();
+    let (_, addr) = r
+        .listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))
+        .unwrap();
+    let (_, uaddr) = r
+        .bind_udp("127.0.0.1:0", UdpEcho::new(EchoOptions::default()))
+        .unwrap();
+    let _c = std::net::TcpStream::connect(addr).unwrap();
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.send_to(b"x", uaddr).unwrap();
+    for _ in 0..3 {
+        r.run_once(Some(Duration::from_millis(20))).unwrap();
+    }
+    assert_eq!(r.handler_count(), 3, "listener, UDP socket, connection");
+}

@@ -88,7 +88,9 @@ pub struct Config {
     /// How long a graceful shutdown may take before connections are cut.
     pub shutdown_timeout: Duration,
     /// Most events one handler processes per readiness report before it is requeued
-    /// (read calls, accepted connections, datagrams). Stops one busy peer starving others.
+    /// (read calls; listeners and UDP sockets take four times as many accepted
+    /// connections or datagrams). Stops one busy peer starving others. 0 counts as 1;
+    /// `usize::MAX` means no limit.
     pub event_budget: usize,
 }
 
