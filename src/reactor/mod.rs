@@ -805,6 +805,14 @@ impl Reactor {
     }
 
     /// Runs until stopped, or until a graceful shutdown completes.
+    ///
+    /// On return every handler has been removed ([`close_all`](Self::close_all)):
+    /// listeners are closed and connections dropped without flushing (after a
+    /// graceful shutdown, only those still open at its deadline). A later `run`
+    /// starts with no handlers, and with the stop flag cleared: a
+    /// [`Ctx::stop`] asked for before `run` (from [`with_ctx`](Self::with_ctx)) is
+    /// forgotten; stop a loop that has not started with [`Handle::stop`], which runs
+    /// on its first iteration.
     pub fn run(&mut self) -> io::Result<()> {
         self.core.stop = false;
         // A finished graceful shutdown must not end the next run at once (its
