@@ -313,3 +313,54 @@ fn unlimited_event_budget_overflows() {
     }
     assert_eq!(r.handler_count(), 3, "listener, UDP socket, connection");
 }
+
+/// `listen_unix` on the path of a live server probes it with a connect; a blocking
+/// connect to a server whose accept queue is full waited forever.
+#[test]
+fn listen_unix_on_busy_live_socket_hangs() {
+    use readyloop::net::{Listen, ListenConfig, Protocol};
+    use std::sync::mpsc;
+    fn refuse(_: &PeerAddr) -> Option<Box<dyn Protocol>> {
+        None
+    }
+    let path = std::env::temp_dir().join(format!("rv-busy-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    // A live server that never accepts, with the smallest queue.
+    let mut live = Reactor::new(Backend::Poll).unwrap();
+    let cfg = ListenConfig {
+        backlog: 1,
+        ..ListenConfig::default()
+    };
+    live.listen_unix(&path, refuse, cfg).unwrap();
+    // Fill its queue (the connect after the last one that fits blocks).
+    let (tx, rx) = mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok(s) = UnixStream::connect(&p) {
+            held.push(s);
+            if tx.send(held.len()).is_err() {
+                break;
+            }
+        }
+    });
+    for _ in 0..2 {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("queue connections");
+    }
+    let (tx, rx) = mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let mut r = Reactor::new(Backend::Poll).unwrap();
+        let res = r
+            .listen_unix(&p, refuse, ListenConfig::default())
+            .map(|_| ());
+        let _ = tx.send(res.map_err(|e| e.kind()));
+    });
+    let got = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listen_unix on a busy live socket returned");
+    assert_eq!(got, Err(std::io::ErrorKind::AddrInUse));
+    assert!(path.exists(), "the live server's socket file was kept");
+    drop(live);
+}

@@ -38,7 +38,7 @@ pub use udp::{notify as notify_datagram, send_via, DatagramProtocol, DatagramSoc
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
 use std::os::fd::OwnedFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 
 use crate::reactor::{Ctx, HandlerId, Reactor};
@@ -78,8 +78,10 @@ pub trait Listen {
     }
 
     /// Listens on a Unix-domain stream socket at `path`. A stale socket file left by
-    /// a dead server is replaced; a live one is an `AddrInUse` error. The file is
-    /// removed when the listener closes.
+    /// a dead server (a connection to it is refused) is replaced; a live one (it
+    /// accepts, or its queue is full) is an `AddrInUse` error; any other failure of
+    /// the probe (permission denied, say) is returned: the file is never removed
+    /// unless it is provably stale. The file is removed when the listener closes.
     fn listen_unix(
         &mut self,
         path: impl AsRef<Path>,
@@ -103,11 +105,36 @@ pub trait Listen {
                         ),
                     ));
                 }
-                if UnixStream::connect(path).is_ok() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::AddrInUse,
-                        format!("{} is in use by a running server", path.display()),
-                    ));
+                // A non-blocking probe: a blocking connect to a live server whose
+                // accept queue is full would wait until it accepts (forever, if
+                // it is stuck). Only a refused connection proves the file stale.
+                match mio::net::UnixStream::connect(path) {
+                    Ok(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AddrInUse,
+                            format!("{} is in use by a running server", path.display()),
+                        ))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AddrInUse,
+                            format!(
+                                "{} is in use by a running server (its accept queue is full)",
+                                path.display()
+                            ),
+                        ))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                    Err(e) => {
+                        return Err(context(
+                            e,
+                            format_args!(
+                                "listen on unix {}: cannot tell whether the existing socket \
+                                 is stale; not replacing it",
+                                path.display()
+                            ),
+                        ))
+                    }
                 }
                 log::info!("removing stale socket {}", path.display());
                 std::fs::remove_file(path).map_err(in_context)?;
