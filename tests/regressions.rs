@@ -364,3 +364,20 @@ fn listen_unix_on_busy_live_socket_hangs() {
     assert!(path.exists(), "the live server's socket file was kept");
     drop(live);
 }
+
+/// An empty path made Linux autobind the socket to a random abstract address: the
+/// listener "succeeded" where no client could ever find it.
+#[test]
+fn listen_unix_on_empty_path_autobinds() {
+    use readyloop::net::{Listen, ListenConfig, Protocol};
+    fn refuse(_: &PeerAddr) -> Option<Box<dyn Protocol>> {
+        None
+    }
+    let mut r = Reactor::new(Backend::Poll).unwrap();
+    let e = r
+        .listen_unix("", refuse, ListenConfig::default())
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+    assert_eq!(r.handler_count(), 0);
+}

@@ -89,6 +89,13 @@ pub trait Listen {
         cfg: ListenConfig,
     ) -> io::Result<HandlerId> {
         let path = path.as_ref();
+        if path.as_os_str().is_empty() {
+            // bind(2) would autobind to a random abstract address no client can find.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "listen on unix: empty path",
+            ));
+        }
         let in_context = |e| context(e, format_args!("listen on unix {}", path.display()));
         let l = match UnixListener::bind(path) {
             Ok(l) => l,
