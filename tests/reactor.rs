@@ -976,6 +976,192 @@ fn stale_handler_id(backend: Backend) {
     lt.stop().unwrap();
 }
 
+// ---------------------------------------------------------------------------------
+// Writes after close
+// ---------------------------------------------------------------------------------
+
+/// Writes, closes, then writes again from `connection_made`; records what the
+/// second write and `is_closing` said.
+struct WriteAfterClose(Arc<Mutex<Option<(bool, bool)>>>);
+
+impl Protocol for WriteAfterClose {
+    fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+        assert!(conn.write(b"before"));
+        conn.close(); // output pending: the close flushes first
+        let late = conn.write(b"after");
+        *self.0.lock().unwrap() = Some((late, conn.is_closing()));
+        conn.close(); // closing twice is harmless
+    }
+    fn data_received(&mut self, _: &mut Conn<'_, '_>, _: &[u8]) {}
+}
+
+fn write_after_close_is_dropped(backend: Backend) {
+    let seen: Arc<Mutex<Option<(bool, bool)>>> = Arc::default();
+    let seen2 = seen.clone();
+    let (lt, addr) = spawn_loop(backend, Config::default(), move |r| {
+        r.listen_tcp("127.0.0.1:0", move |_: &_| {
+            Some(Box::new(WriteAfterClose(seen2.clone())) as Box<dyn Protocol>)
+        })
+        .unwrap()
+        .1
+    });
+    let mut c = connect(addr);
+    let got = read_to_eof(&mut c).unwrap();
+    let (late, closing) = seen.lock().unwrap().expect("connection_made ran");
+    assert!(closing, "{backend}: is_closing() after close()");
+    assert!(!late, "{backend}: write() after close() was accepted");
+    assert_eq!(
+        got, b"before",
+        "{backend}: bytes written after close() were sent"
+    );
+    lt.stop().unwrap();
+}
+
+// ---------------------------------------------------------------------------------
+// A panicking handler
+// ---------------------------------------------------------------------------------
+
+struct Boom;
+
+impl Protocol for Boom {
+    fn data_received(&mut self, _: &mut Conn<'_, '_>, _: &[u8]) {
+        panic!("protocol bug (expected by the test)");
+    }
+}
+
+/// A panic in a protocol unwinds out of `run`; the reactor must stay usable: the
+/// panicking connection is gone (not left registered with no handler, which made
+/// level-triggered backends spin and refused a new connection reusing its fd), and
+/// the next connection is served.
+fn handler_panic_leaves_reactor_usable(backend: Backend) {
+    let mut r = reactor(backend);
+    let first = Rc::new(Cell::new(true));
+    let (_, addr) = r
+        .listen_tcp("127.0.0.1:0", move |_: &_| {
+            let p: Box<dyn Protocol> = if first.replace(false) {
+                Box::new(Boom)
+            } else {
+                Box::new(Echo::default())
+            };
+            Some(p)
+        })
+        .unwrap();
+    let mut c1 = connect(addr);
+    c1.write_all(b"x").unwrap();
+    let wd = Watchdog::arm(r.handle(), Duration::from_secs(5));
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run()));
+    assert!(
+        res.is_err(),
+        "{backend}: the protocol's panic did not unwind"
+    );
+    assert_eq!(
+        r.handler_count(),
+        1,
+        "{backend}: the panicking connection is still registered"
+    );
+    // Its socket was closed.
+    assert_eq!(read_to_eof(&mut c1).unwrap_or_default(), b"");
+    // A new connection (likely on the same descriptor number) is served.
+    let mut c2 = connect(addr);
+    c2.write_all(b"ping").unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut got = [0u8; 4];
+        let res = c2.read_exact(&mut got).map(|_| got);
+        let _ = tx.send(());
+        res
+    });
+    let start = Instant::now();
+    while rx.try_recv().is_err() && start.elapsed() < DEADLINE {
+        r.run_once(Some(Duration::from_millis(20))).unwrap();
+    }
+    let got = reader.join().unwrap();
+    assert_eq!(
+        got.ok().as_ref().map(|g| &g[..]),
+        Some(&b"ping"[..]),
+        "{backend}: the next connection was not served"
+    );
+    let _ = wd.disarm();
+}
+
+// ---------------------------------------------------------------------------------
+// Output that never left
+// ---------------------------------------------------------------------------------
+
+type Lost = Arc<Mutex<Option<Option<ErrorKind>>>>;
+
+/// Queues more than a non-reading peer's socket takes, optionally closes, and
+/// records what `connection_lost` was told.
+struct Unsent {
+    close: bool,
+    lost: Lost,
+}
+
+impl Protocol for Unsent {
+    fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+        conn.write(&vec![b'x'; 16 << 20]);
+        if self.close {
+            conn.close();
+        }
+    }
+    fn data_received(&mut self, _: &mut Conn<'_, '_>, _: &[u8]) {}
+    fn connection_lost(&mut self, _: &mut Conn<'_, '_>, reason: Option<&std::io::Error>) {
+        *self.lost.lock().unwrap() = Some(reason.map(|e| e.kind()));
+    }
+    fn shutdown(&mut self, _: &mut Conn<'_, '_>) {}
+}
+
+/// `connection_lost(None)` means a clean close; a connection dropped with output
+/// still queued (the close timed out, or the loop stopped) must get an error.
+fn unsent_output_is_not_a_clean_close(backend: Backend) {
+    for close in [true, false] {
+        let lost: Lost = Arc::default();
+        let lost2 = lost.clone();
+        let (mut lt, addr) = spawn_loop(backend, Config::default(), move |r| {
+            let cfg = ListenConfig {
+                stream: StreamConfig {
+                    close_timeout: Duration::from_millis(100),
+                    ..StreamConfig::default()
+                },
+                ..ListenConfig::default()
+            };
+            r.listen_tcp_with(
+                "127.0.0.1:0",
+                move |_: &_| {
+                    Some(Box::new(Unsent {
+                        close,
+                        lost: lost2.clone(),
+                    }) as Box<dyn Protocol>)
+                },
+                cfg,
+            )
+            .unwrap()
+            .1
+        });
+        let _never_reads = connect(addr);
+        eventually(DEADLINE, "connection registered", || {
+            (handlers(&lt) == 2).then_some(())
+        });
+        if !close {
+            lt.handle.stop().unwrap();
+            lt.join(DEADLINE).unwrap();
+        }
+        let reason = eventually(DEADLINE, "connection_lost", || *lost.lock().unwrap());
+        let want = if close {
+            Some(ErrorKind::TimedOut)
+        } else {
+            Some(ErrorKind::Other)
+        };
+        assert_eq!(
+            reason, want,
+            "{backend} (close: {close}): connection dropped with output unsent"
+        );
+        if close {
+            lt.stop().unwrap();
+        }
+    }
+}
+
 per_backend! {
     timers_fire_in_order,
     cancel_timer_prevents_firing,
@@ -992,4 +1178,7 @@ per_backend! {
     accept_burst,
     fd_exhaustion_does_not_spin,
     stale_handler_id,
+    write_after_close_is_dropped,
+    handler_panic_leaves_reactor_usable,
+    unsent_output_is_not_a_clean_close,
 }

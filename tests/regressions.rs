@@ -233,3 +233,151 @@ fn shutdown_timeout_max_panics_on_sigterm_path() {
     r.call_later(Duration::ZERO, |ctx| ctx.shutdown());
     r.run().unwrap();
 }
+
+#[test]
+fn listen_errors_name_the_address() {
+    use readyloop::net::{Listen, ListenConfig, Protocol};
+    use std::io::ErrorKind;
+    fn refuse(_: &PeerAddr) -> Option<Box<dyn Protocol>> {
+        None
+    }
+    let mut r = Reactor::new(Backend::Poll).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let e = r.listen_tcp(addr, refuse).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
+    assert!(
+        e.to_string().contains(&addr.to_string()),
+        "no address in: {e}"
+    );
+
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let uaddr = udp.local_addr().unwrap();
+    struct Nop;
+    impl readyloop::net::DatagramProtocol for Nop {
+        fn datagram_received(
+            &mut self,
+            _: &mut readyloop::net::Datagrams<'_, '_>,
+            _: &[u8],
+            _: std::net::SocketAddr,
+        ) {
+        }
+    }
+    let e = r.bind_udp(uaddr, Nop).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
+    assert!(
+        e.to_string().contains(&uaddr.to_string()),
+        "no address in: {e}"
+    );
+
+    let missing = std::env::temp_dir().join(format!("rv-nodir-{}/s", std::process::id()));
+    let e = r
+        .listen_unix(&missing, refuse, ListenConfig::default())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(
+        e.to_string().contains(&missing.display().to_string()),
+        "no path in: {e}"
+    );
+
+    let long = std::env::temp_dir().join("x".repeat(200));
+    let e = r
+        .listen_unix(&long, refuse, ListenConfig::default())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("xxxxxxxx"), "no path in: {e}");
+}
+
+#[test]
+fn unlimited_event_budget_overflows() {
+    use readyloop::net::Listen;
+    use readyloop::proto::echo::{Echo, EchoOptions, UdpEcho};
+    use readyloop::reactor::Config;
+    // "No budget": usize::MAX. Listeners and UDP sockets take four times the budget.
+    let cfg = Config {
+        event_budget: usize::MAX,
+        ..Config::default()
+    };
+    let mut r = Reactor::with_config(Backend::Poll, cfg).unwrap();
+    let (_, addr) = r
+        .listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))
+        .unwrap();
+    let (_, uaddr) = r
+        .bind_udp("127.0.0.1:0", UdpEcho::new(EchoOptions::default()))
+        .unwrap();
+    let _c = std::net::TcpStream::connect(addr).unwrap();
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.send_to(b"x", uaddr).unwrap();
+    for _ in 0..3 {
+        r.run_once(Some(Duration::from_millis(20))).unwrap();
+    }
+    assert_eq!(r.handler_count(), 3, "listener, UDP socket, connection");
+}
+
+/// `listen_unix` on the path of a live server probes it with a connect; a blocking
+/// connect to a server whose accept queue is full waited forever.
+#[test]
+fn listen_unix_on_busy_live_socket_hangs() {
+    use readyloop::net::{Listen, ListenConfig, Protocol};
+    use std::sync::mpsc;
+    fn refuse(_: &PeerAddr) -> Option<Box<dyn Protocol>> {
+        None
+    }
+    let path = std::env::temp_dir().join(format!("rv-busy-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    // A live server that never accepts, with the smallest queue.
+    let mut live = Reactor::new(Backend::Poll).unwrap();
+    let cfg = ListenConfig {
+        backlog: 1,
+        ..ListenConfig::default()
+    };
+    live.listen_unix(&path, refuse, cfg).unwrap();
+    // Fill its queue (the connect after the last one that fits blocks).
+    let (tx, rx) = mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok(s) = UnixStream::connect(&p) {
+            held.push(s);
+            if tx.send(held.len()).is_err() {
+                break;
+            }
+        }
+    });
+    for _ in 0..2 {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("queue connections");
+    }
+    let (tx, rx) = mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let mut r = Reactor::new(Backend::Poll).unwrap();
+        let res = r
+            .listen_unix(&p, refuse, ListenConfig::default())
+            .map(|_| ());
+        let _ = tx.send(res.map_err(|e| e.kind()));
+    });
+    let got = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listen_unix on a busy live socket returned");
+    assert_eq!(got, Err(std::io::ErrorKind::AddrInUse));
+    assert!(path.exists(), "the live server's socket file was kept");
+    drop(live);
+}
+
+/// An empty path made Linux autobind the socket to a random abstract address: the
+/// listener "succeeded" where no client could ever find it.
+#[test]
+fn listen_unix_on_empty_path_autobinds() {
+    use readyloop::net::{Listen, ListenConfig, Protocol};
+    fn refuse(_: &PeerAddr) -> Option<Box<dyn Protocol>> {
+        None
+    }
+    let mut r = Reactor::new(Backend::Poll).unwrap();
+    let e = r
+        .listen_unix("", refuse, ListenConfig::default())
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+    assert_eq!(r.handler_count(), 0);
+}

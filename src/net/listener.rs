@@ -185,7 +185,7 @@ impl Handler for Listener {
         if self.resume_timer.is_some() || ctx.is_shutting_down() {
             return;
         }
-        let budget = ctx.config().event_budget * 4;
+        let budget = ctx.config().event_budget.saturating_mul(4);
         for _ in 0..budget {
             match socket::accept(self.fd.as_fd()) {
                 Ok((fd, peer)) => self.accepted(ctx, fd, peer),

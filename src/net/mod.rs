@@ -38,7 +38,7 @@ pub use udp::{notify as notify_datagram, send_via, DatagramProtocol, DatagramSoc
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
 use std::os::fd::OwnedFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 
 use crate::reactor::{Ctx, HandlerId, Reactor};
@@ -66,7 +66,9 @@ pub trait Listen {
         factory: impl Factory + 'static,
         cfg: ListenConfig,
     ) -> io::Result<(HandlerId, SocketAddr)> {
-        let l = TcpListener::bind(addr)?;
+        let addrs = resolve(addr)?;
+        let l = TcpListener::bind(&addrs[..])
+            .map_err(|e| context(e, format_args!("listen on tcp {}", Addrs(&addrs))))?;
         l.set_nonblocking(true)?;
         let local = l.local_addr()?;
         let fd: OwnedFd = l.into();
@@ -76,8 +78,10 @@ pub trait Listen {
     }
 
     /// Listens on a Unix-domain stream socket at `path`. A stale socket file left by
-    /// a dead server is replaced; a live one is an `AddrInUse` error. The file is
-    /// removed when the listener closes.
+    /// a dead server (a connection to it is refused) is replaced; a live one (it
+    /// accepts, or its queue is full) is an `AddrInUse` error; any other failure of
+    /// the probe (permission denied, say) is returned: the file is never removed
+    /// unless it is provably stale. The file is removed when the listener closes.
     fn listen_unix(
         &mut self,
         path: impl AsRef<Path>,
@@ -85,6 +89,14 @@ pub trait Listen {
         cfg: ListenConfig,
     ) -> io::Result<HandlerId> {
         let path = path.as_ref();
+        if path.as_os_str().is_empty() {
+            // bind(2) would autobind to a random abstract address no client can find.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "listen on unix: empty path",
+            ));
+        }
+        let in_context = |e| context(e, format_args!("listen on unix {}", path.display()));
         let l = match UnixListener::bind(path) {
             Ok(l) => l,
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
@@ -100,17 +112,42 @@ pub trait Listen {
                         ),
                     ));
                 }
-                if UnixStream::connect(path).is_ok() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::AddrInUse,
-                        format!("{} is in use by a running server", path.display()),
-                    ));
+                // A non-blocking probe: a blocking connect to a live server whose
+                // accept queue is full would wait until it accepts (forever, if
+                // it is stuck). Only a refused connection proves the file stale.
+                match mio::net::UnixStream::connect(path) {
+                    Ok(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AddrInUse,
+                            format!("{} is in use by a running server", path.display()),
+                        ))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AddrInUse,
+                            format!(
+                                "{} is in use by a running server (its accept queue is full)",
+                                path.display()
+                            ),
+                        ))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                    Err(e) => {
+                        return Err(context(
+                            e,
+                            format_args!(
+                                "listen on unix {}: cannot tell whether the existing socket \
+                                 is stale; not replacing it",
+                                path.display()
+                            ),
+                        ))
+                    }
                 }
                 log::info!("removing stale socket {}", path.display());
-                std::fs::remove_file(path)?;
-                UnixListener::bind(path)?
+                std::fs::remove_file(path).map_err(in_context)?;
+                UnixListener::bind(path).map_err(in_context)?
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(in_context(e)),
         };
         l.set_nonblocking(true)?;
         let fd: OwnedFd = l.into();
@@ -130,11 +167,45 @@ pub trait Listen {
         addr: impl ToSocketAddrs,
         proto: impl DatagramProtocol + 'static,
     ) -> io::Result<(HandlerId, SocketAddr)> {
-        let sock = UdpSocket::bind(addr)?;
+        let addrs = resolve(addr)?;
+        let sock = UdpSocket::bind(&addrs[..])
+            .map_err(|e| context(e, format_args!("bind udp {}", Addrs(&addrs))))?;
         let local = sock.local_addr()?;
         let handler = DatagramSocket::new(sock, Box::new(proto))?;
         let id = self.with_net(|ctx| handler.register(ctx))?;
         Ok((id, local))
+    }
+}
+
+/// Resolves `addr` once, so a failed bind can name what it tried.
+fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        ));
+    }
+    Ok(addrs)
+}
+
+/// `e` with what we were doing in front of its message (same kind).
+fn context(e: io::Error, what: std::fmt::Arguments<'_>) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// Displays resolved addresses as `a, b`.
+struct Addrs<'a>(&'a [SocketAddr]);
+
+impl std::fmt::Display for Addrs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, a) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{a}")?;
+        }
+        Ok(())
     }
 }
 

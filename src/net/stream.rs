@@ -87,6 +87,9 @@ pub trait Protocol {
     }
 
     /// The connection is gone: `reason` is `None` for a clean close, or the error.
+    /// Queued output that never left makes it an error (`TimedOut` when a graceful
+    /// close timed out, `Other` when the reactor stopped or its shutdown deadline
+    /// passed), except after [`Conn::abort`], which discards it on purpose.
     /// Writes are ignored from here on.
     fn connection_lost(&mut self, _conn: &mut Conn<'_, '_>, _reason: Option<&io::Error>) {}
 
@@ -242,8 +245,16 @@ impl StreamCore {
         }
     }
 
+    /// Whether output queued now would be dropped: the connection is gone, closing
+    /// (`close` sends what was queued before it, nothing after) or its write side is
+    /// shut or about to be.
+    fn refuses_output(&self) -> bool {
+        let f = &self.flags;
+        f.dead || f.closing || f.write_shut || f.shutdown_after_flush
+    }
+
     fn queue_write(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> bool {
-        if self.flags.dead || self.flags.write_shut || self.flags.shutdown_after_flush {
+        if self.refuses_output() {
             log::debug!(
                 "{}: write of {} bytes after close ignored",
                 self.peer,
@@ -297,7 +308,7 @@ impl StreamCore {
     }
 
     fn queue_file(&mut self, ctx: &mut Ctx<'_>, file: Rc<File>, offset: u64, len: u64) -> bool {
-        if self.flags.dead || self.flags.write_shut || self.flags.shutdown_after_flush {
+        if self.refuses_output() {
             log::debug!("{}: file send after close ignored", self.peer);
             return false;
         }
@@ -574,7 +585,8 @@ impl<'a, 'b> Conn<'a, 'b> {
         self.st.flags.bp_paused
     }
 
-    /// Stops reading, flushes what is queued, then closes.
+    /// Stops reading, flushes what is queued, then closes. Writes after it are
+    /// refused (they return `false`).
     pub fn close(&mut self) {
         self.st.close(self.ctx);
     }
@@ -869,7 +881,19 @@ impl Handler for Stream {
                 )
             });
             self.core.close_timer = None;
-            self.core.abort(ctx);
+            let unsent = self.core.pending();
+            if unsent == 0 {
+                // Lingering: everything was sent; the peer just never closed.
+                self.core.abort(ctx);
+            } else {
+                self.core.fail(
+                    ctx,
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("close timed out with {unsent} bytes unsent"),
+                    ),
+                );
+            }
             return;
         }
         if !self.core.flags.dead {
@@ -886,6 +910,14 @@ impl Handler for Stream {
     }
 
     fn removed(&mut self, ctx: &mut Ctx<'_>) {
+        // Not asked for by the connection (the loop stopped, or a graceful shutdown
+        // ran out of time) and output left behind: not a clean close.
+        if !self.core.flags.dead && self.core.error.is_none() && self.core.has_pending() {
+            self.core.error = Some(io::Error::other(format!(
+                "closed by the reactor with {} bytes unsent",
+                self.core.pending()
+            )));
+        }
         self.core.flags.dead = true;
         if let Some(t) = self.core.close_timer.take() {
             ctx.cancel_timer(t);

@@ -209,7 +209,7 @@ impl Handler for DatagramSocket {
         if !r.is_readable() {
             return;
         }
-        let budget = ctx.config().event_budget * 4;
+        let budget = ctx.config().event_budget.saturating_mul(4);
         let mut buf = ctx.take_scratch();
         let mut n = 0;
         loop {

@@ -27,6 +27,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -87,7 +88,9 @@ pub struct Config {
     /// How long a graceful shutdown may take before connections are cut.
     pub shutdown_timeout: Duration,
     /// Most events one handler processes per readiness report before it is requeued
-    /// (read calls, accepted connections, datagrams). Stops one busy peer starving others.
+    /// (read calls; listeners and UDP sockets take four times as many accepted
+    /// connections or datagrams). Stops one busy peer starving others. 0 counts as 1;
+    /// `usize::MAX` means no limit.
     pub event_budget: usize,
 }
 
@@ -398,11 +401,71 @@ impl Core {
         let Some(mut h) = entry.handler.take() else {
             return;
         };
-        f(h.as_mut(), &mut Ctx { core: self, me: id });
+        let res = panic::catch_unwind(AssertUnwindSafe(|| {
+            f(h.as_mut(), &mut Ctx { core: self, me: id })
+        }));
+        if let Err(payload) = res {
+            // The handler's descriptor is still open (we hold it): deregister it
+            // properly, then drop the handler (closing it) and any other handler
+            // the unwinding took out of its slot, and let the panic go on.
+            if let Some(t) = self.handlers.get_mut(id).and_then(|e| e.token.take()) {
+                if let Err(e) = self.sel.unregister_token(t) {
+                    log::warn!("unregister fd {}: {e}", h.fd());
+                }
+            }
+            self.forget_orphans();
+            drop(h);
+            panic::resume_unwind(payload);
+        }
         if let Some(e) = self.handlers.get_mut(id) {
             e.handler = Some(h);
         }
         self.process_removals();
+    }
+
+    /// Runs user code that belongs to no handler (a timer closure, a remote call)
+    /// under the same panic guard as [`call`](Self::call).
+    fn call_closure(&mut self, f: impl FnOnce(&mut Ctx<'_>)) {
+        let res = panic::catch_unwind(AssertUnwindSafe(|| {
+            f(&mut Ctx {
+                core: self,
+                me: NO_HANDLER,
+            })
+        }));
+        if let Err(payload) = res {
+            self.forget_orphans();
+            panic::resume_unwind(payload);
+        }
+        self.process_removals();
+    }
+
+    /// After a panic in user code: every handler that is out of its slot was being
+    /// called further up the unwinding stack and has been (or is about to be)
+    /// dropped. Remove their entries and keys, so the loop neither dispatches to a
+    /// slot with no handler (a spin on level-triggered backends) nor refuses a new
+    /// descriptor that reuses the number.
+    fn forget_orphans(&mut self) {
+        let orphans: Vec<HandlerId> = self
+            .handlers
+            .iter()
+            .filter(|(_, e)| e.handler.is_none())
+            .map(|(id, _)| id)
+            .collect();
+        for id in orphans {
+            let Some(entry) = self.handlers.remove(id) else {
+                continue;
+            };
+            log::error!(
+                "handler for fd {} panicked (or was in use when a panic unwound); removed it",
+                entry.fd
+            );
+            if let Some(t) = entry.token {
+                // Its descriptor is closed already: no `epoll_ctl` on a stale number.
+                if let Err(e) = self.sel.unregister_before_close(t) {
+                    log::warn!("unregister fd {}: {e}", entry.fd);
+                }
+            }
+        }
     }
 
     fn process_removals(&mut self) {
@@ -429,9 +492,15 @@ impl Core {
                 }
             }
             entry.removing = true;
-            h.removed(&mut Ctx { core: self, me: id });
+            let res = panic::catch_unwind(AssertUnwindSafe(|| {
+                h.removed(&mut Ctx { core: self, me: id })
+            }));
             self.handlers.remove(id);
             drop(h);
+            if let Err(payload) = res {
+                self.to_remove.append(&mut busy);
+                panic::resume_unwind(payload);
+            }
         }
         self.to_remove = busy;
     }
@@ -442,13 +511,7 @@ impl Core {
         while let Some((tid, owner)) = self.timers.pop_due(now) {
             match owner {
                 TimerOwner::Handler(id) => self.call(id, |h, ctx| h.timer(ctx, tid)),
-                TimerOwner::Call(f) => {
-                    f(&mut Ctx {
-                        core: self,
-                        me: NO_HANDLER,
-                    });
-                    self.process_removals();
-                }
+                TimerOwner::Call(f) => self.call_closure(f),
                 TimerOwner::ShutdownDeadline => {
                     if self.shutting_down {
                         log::warn!(
@@ -468,11 +531,7 @@ impl Core {
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
         for f in calls {
-            f(&mut Ctx {
-                core: self,
-                me: NO_HANDLER,
-            });
-            self.process_removals();
+            self.call_closure(f);
         }
     }
 
@@ -614,6 +673,15 @@ impl Handler for SignalHandler {
 /// reactor.run()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// # Panics
+///
+/// The reactor catches no panic: one in a handler (a protocol callback) or a timer
+/// or remote closure unwinds out of [`run`](Self::run) or [`run_once`](Self::run_once).
+/// On its way out the handler that panicked (and any handler it was reaching into)
+/// is deregistered and dropped, closing its descriptor, without a
+/// [`Handler::removed`] (`connection_lost`) call; the reactor stays consistent, so a
+/// caller that catches the panic may run it again.
 pub struct Reactor {
     core: Core,
     ready: Vec<(Token, Readiness)>,
@@ -737,6 +805,14 @@ impl Reactor {
     }
 
     /// Runs until stopped, or until a graceful shutdown completes.
+    ///
+    /// On return every handler has been removed ([`close_all`](Self::close_all)):
+    /// listeners are closed and connections dropped without flushing (after a
+    /// graceful shutdown, only those still open at its deadline). A later `run`
+    /// starts with no handlers, and with the stop flag cleared: a
+    /// [`Ctx::stop`] asked for before `run` (from [`with_ctx`](Self::with_ctx)) is
+    /// forgotten; stop a loop that has not started with [`Handle::stop`], which runs
+    /// on its first iteration.
     pub fn run(&mut self) -> io::Result<()> {
         self.core.stop = false;
         // A finished graceful shutdown must not end the next run at once (its

@@ -14,8 +14,8 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use super::{
-    check_token, pack, unpack, Backend, Capabilities, Events, Interest, Readiness, Selector, Token,
-    Trigger,
+    check_fd, check_token, pack, unpack, Backend, Capabilities, Events, Interest, Readiness,
+    Selector, Token, Trigger,
 };
 use crate::sys::epoll::{
     empty_event, Epoll, EpollEvent, EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLPRI,
@@ -80,12 +80,14 @@ impl Selector for EpollSelector {
     }
 
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        check_fd(fd)?;
         check_token(token)?;
         log::trace!("epoll register fd={fd} token={token:?} interest={interest:?}");
         self.ep.add(fd, self.flags(interest), pack(token, interest))
     }
 
     fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        check_fd(fd)?;
         check_token(token)?;
         self.ep
             .modify(fd, self.flags(interest), pack(token, interest))

@@ -13,8 +13,8 @@ use std::time::Duration;
 use mio::unix::SourceFd;
 
 use super::{
-    check_token, pack, unpack, unsupported, Backend, Capabilities, Events, Interest, Readiness,
-    Selector, Token, Trigger,
+    check_fd, check_token, pack, unpack, unsupported, Backend, Capabilities, Events, Interest,
+    Readiness, Selector, Token, Trigger,
 };
 use crate::sys::stats::{count, Syscall};
 
@@ -62,6 +62,7 @@ impl Selector for MioSelector {
     }
 
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        check_fd(fd)?;
         check_token(token)?;
         count(Syscall::Ctl);
         let data = pack(token, interest) as usize;
@@ -71,6 +72,7 @@ impl Selector for MioSelector {
     }
 
     fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        check_fd(fd)?;
         check_token(token)?;
         count(Syscall::Ctl);
         let data = pack(token, interest) as usize;

@@ -476,6 +476,18 @@ pub(crate) fn unpack(data: u64) -> (Token, Interest) {
     (token, interest)
 }
 
+/// Refuses a negative descriptor with the same `InvalidInput` error on every backend
+/// (the kernel would say `EBADF`, select's range check would blame `FD_SETSIZE`).
+pub(crate) fn check_fd(fd: RawFd) -> io::Result<()> {
+    if fd < 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid fd {fd}: descriptors are never negative"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_token(token: Token) -> io::Result<()> {
     if (token.0 as u64) >> 62 != 0 && token != Token::WAKER {
         return Err(io::Error::new(

@@ -13,8 +13,8 @@ use std::time::Duration;
 use polling::{Event, PollMode, Poller};
 
 use super::{
-    check_token, pack, unpack, Backend, Capabilities, Events, Interest, Readiness, Selector, Token,
-    Trigger,
+    check_fd, check_token, pack, unpack, Backend, Capabilities, Events, Interest, Readiness,
+    Selector, Token, Trigger,
 };
 use crate::sys::stats::{count, Syscall};
 
@@ -33,17 +33,8 @@ fn event(token: Token, interest: Interest) -> Event {
     ev
 }
 
-/// `polling` wraps the descriptor in a `BorrowedFd`, which panics on -1: refuse
-/// negative descriptors with an error instead, like the other backends.
-fn check_fd(fd: RawFd) -> io::Result<()> {
-    if fd < 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid fd {fd}"),
-        ));
-    }
-    Ok(())
-}
+// `polling` wraps the descriptor in a `BorrowedFd`, which panics on -1: `check_fd`
+// refuses negative descriptors with an error first.
 
 impl PollingSelector {
     /// Creates a `polling::Poller` in `trigger` mode.

@@ -70,7 +70,8 @@ impl SelectSelector {
     }
 
     fn slot(&self, fd: RawFd) -> io::Result<usize> {
-        if fd < 0 || fd as usize >= FD_SETSIZE {
+        super::check_fd(fd)?;
+        if fd as usize >= FD_SETSIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
