@@ -1017,6 +1017,53 @@ fn write_after_close_is_dropped(backend: Backend) {
     lt.stop().unwrap();
 }
 
+/// Sets a long timer when connected and never cancels it.
+struct ForgetfulTimer(Arc<AtomicUsize>);
+
+impl Protocol for ForgetfulTimer {
+    fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+        conn.set_timer(Duration::from_secs(3600));
+    }
+
+    fn data_received(&mut self, _: &mut Conn<'_, '_>, _: &[u8]) {}
+
+    fn connection_lost(&mut self, _: &mut Conn<'_, '_>, _: Option<&std::io::Error>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A connection's timers go with it, even those its protocol never cancels: many
+/// short connections with long timers must not grow the timer heap.
+fn timers_go_with_their_handler(backend: Backend) {
+    let lost = Arc::new(AtomicUsize::new(0));
+    let lost2 = lost.clone();
+    let (lt, addr) = spawn_loop(backend, Config::default(), move |r| {
+        r.listen_tcp("127.0.0.1:0", move |_: &_| {
+            Some(Box::new(ForgetfulTimer(lost2.clone())) as Box<dyn Protocol>)
+        })
+        .unwrap()
+        .1
+    });
+    const N: usize = 50;
+    for _ in 0..N {
+        drop(connect(addr));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lost.load(Ordering::SeqCst) < N {
+        assert!(
+            Instant::now() < deadline,
+            "{backend}: connections not closed"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    let pending = lt.call(|ctx| ctx.pending_timers());
+    assert_eq!(
+        pending, 0,
+        "{backend}: timers of closed connections pending"
+    );
+    lt.stop().unwrap();
+}
+
 // ---------------------------------------------------------------------------------
 // A panicking handler
 // ---------------------------------------------------------------------------------
@@ -1170,6 +1217,7 @@ per_backend! {
     handle_from_another_thread,
     wakes_coalesce,
     handle_after_drop_fails,
+    timers_go_with_their_handler,
     deferred_work_is_not_stranded,
     graceful_shutdown_flushes,
     shutdown_deadline_cuts_stuck_clients,

@@ -630,7 +630,8 @@ impl<'a, 'b> Conn<'a, 'b> {
         self.st.flags.closing || self.st.flags.dead
     }
 
-    /// Sets a timer; [`Protocol::timer`] runs after `delay`.
+    /// Sets a timer; [`Protocol::timer`] runs after `delay`. Timers still pending
+    /// when the connection goes are cancelled with it.
     pub fn set_timer(&mut self, delay: Duration) -> TimerId {
         self.ctx.set_timer(delay)
     }

@@ -117,6 +117,9 @@ struct Entry {
     handler: Option<Box<dyn Handler>>,
     fd: RawFd,
     token: Option<Token>,
+    /// Its pending timers ([`Ctx::set_timer`]), cancelled when it goes: a protocol
+    /// that forgets to cancel must not leave them in the heap until they fire.
+    timers: Vec<TimerId>,
 }
 
 /// The reactor state handlers reach through [`Ctx`].
@@ -241,9 +244,18 @@ impl<'a> Ctx<'a> {
     }
 
     /// Sets a timer for the current handler; its [`Handler::timer`] runs after `delay`.
+    /// Pending timers are cancelled when the handler is removed. Outside a handler (a
+    /// timer closure, a remote call) there is nothing to call back: use
+    /// [`call_later`](Self::call_later).
     pub fn set_timer(&mut self, delay: Duration) -> TimerId {
         let at = deadline(delay);
-        self.core.timers.insert(at, TimerOwner::Handler(self.me))
+        let id = self.core.timers.insert(at, TimerOwner::Handler(self.me));
+        match self.core.handlers.get_mut(self.me) {
+            Some(e) => e.timers.push(id),
+            // A timer closure or remote call has no handler to call back.
+            None => log::warn!("set_timer outside a handler never fires; use call_later"),
+        }
+        id
     }
 
     /// Runs `f` after `delay`.
@@ -258,7 +270,14 @@ impl<'a> Ctx<'a> {
 
     /// Cancels a pending timer. Returns whether it was pending.
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
-        self.core.timers.cancel(id).is_some()
+        match self.core.timers.cancel(id) {
+            Some(TimerOwner::Handler(h)) => {
+                self.core.forget_timer(h, id);
+                true
+            }
+            Some(_) => true,
+            None => false,
+        }
     }
 
     /// Stops the loop after the current iteration, without flushing anything.
@@ -309,6 +328,11 @@ impl<'a> Ctx<'a> {
         self.core.handlers.len()
     }
 
+    /// How many timers are pending (handler timers and `call_later` closures).
+    pub fn pending_timers(&self) -> usize {
+        self.core.timers.len()
+    }
+
     /// Borrows the reactor's shared read buffer ([`SCRATCH_SIZE`] bytes): one buffer
     /// for every connection, so ten thousand idle connections cost no read buffers.
     /// Give it back with [`give_scratch`](Self::give_scratch). A nested taker gets a
@@ -346,6 +370,7 @@ impl Core {
             handler: Some(handler),
             fd,
             token,
+            timers: Vec::new(),
         });
         debug_assert_eq!(got, id);
         Ok(id)
@@ -452,7 +477,7 @@ impl Core {
             .map(|(id, _)| id)
             .collect();
         for id in orphans {
-            let Some(entry) = self.handlers.remove(id) else {
+            let Some(entry) = self.remove_entry(id) else {
                 continue;
             };
             log::error!(
@@ -466,6 +491,24 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Drops `tid` from handler `h`'s pending timers (it fired or was cancelled).
+    fn forget_timer(&mut self, h: HandlerId, tid: TimerId) {
+        if let Some(e) = self.handlers.get_mut(h) {
+            if let Some(i) = e.timers.iter().position(|&t| t == tid) {
+                e.timers.swap_remove(i);
+            }
+        }
+    }
+
+    /// Removes handler `id`'s entry and cancels its pending timers.
+    fn remove_entry(&mut self, id: HandlerId) -> Option<Entry> {
+        let entry = self.handlers.remove(id)?;
+        for &t in &entry.timers {
+            self.timers.cancel(t);
+        }
+        Some(entry)
     }
 
     fn process_removals(&mut self) {
@@ -495,7 +538,7 @@ impl Core {
             let res = panic::catch_unwind(AssertUnwindSafe(|| {
                 h.removed(&mut Ctx { core: self, me: id })
             }));
-            self.handlers.remove(id);
+            self.remove_entry(id);
             drop(h);
             if let Err(payload) = res {
                 self.to_remove.append(&mut busy);
@@ -510,7 +553,10 @@ impl Core {
         self.now = now;
         while let Some((tid, owner)) = self.timers.pop_due(now) {
             match owner {
-                TimerOwner::Handler(id) => self.call(id, |h, ctx| h.timer(ctx, tid)),
+                TimerOwner::Handler(id) => {
+                    self.forget_timer(id, tid);
+                    self.call(id, |h, ctx| h.timer(ctx, tid));
+                }
                 TimerOwner::Call(f) => self.call_closure(f),
                 TimerOwner::ShutdownDeadline => {
                     if self.shutting_down {
@@ -797,6 +843,11 @@ impl Reactor {
     /// How many handlers are registered.
     pub fn handler_count(&self) -> usize {
         self.core.handlers.len()
+    }
+
+    /// How many timers are pending (handler timers and `call_later` closures).
+    pub fn pending_timers(&self) -> usize {
+        self.core.timers.len()
     }
 
     /// Whether the loop has been asked to stop.
