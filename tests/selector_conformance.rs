@@ -1044,6 +1044,21 @@ pub fn waker_wakes_blocking_select(backend: Backend) {
     sel.unregister(a.as_raw_fd()).unwrap();
 }
 
+/// A waker that outlives its selector says so instead of waking nobody.
+pub fn waker_after_close_fails(backend: Backend) {
+    let _g = shared();
+    let mut sel = open::<()>(backend);
+    let w = sel.waker().unwrap();
+    w.wake().unwrap();
+    let _ = sel.close();
+    let err = w.wake().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected, "{backend}: {err}");
+    let mut sel = open::<()>(backend);
+    let w = sel.waker().unwrap();
+    drop(sel);
+    assert_eq!(w.wake().unwrap_err().kind(), ErrorKind::NotConnected);
+}
+
 pub fn waker_wakes_coalesce(backend: Backend) {
     let _g = shared();
     let mut sel = open::<()>(backend);
@@ -1498,6 +1513,7 @@ macro_rules! conformance {
                 timeouts,
                 waker_wakes_blocking_select,
                 waker_wakes_coalesce,
+                waker_after_close_fails,
                 user_data_round_trips,
                 stale_token_after_fd_reuse,
                 thousand_sockets,

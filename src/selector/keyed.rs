@@ -30,6 +30,8 @@ pub struct SelectorKey<T> {
 struct WakerInner {
     fd: WakeFd,
     pending: AtomicBool,
+    /// The selector is gone: nobody will ever read a wake-up.
+    closed: AtomicBool,
 }
 
 /// Wakes a blocked [`KeyedSelector::select`] from any thread.
@@ -41,8 +43,15 @@ pub struct Waker {
 }
 
 impl Waker {
-    /// Makes the selector's current or next `select` return.
+    /// Makes the selector's current or next `select` return. Fails with
+    /// `NotConnected` once the selector has been closed or dropped.
     pub fn wake(&self) -> io::Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the selector has been closed",
+            ));
+        }
         if !self.inner.pending.swap(true, Ordering::AcqRel) {
             if let Err(e) = self.inner.fd.wake() {
                 // Nothing was written: let the next wake try again.
@@ -304,6 +313,7 @@ impl<T> KeyedSelector<T> {
             inner: Arc::new(WakerInner {
                 fd,
                 pending: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
             }),
         };
         self.waker = Some(w.clone());
@@ -368,6 +378,16 @@ impl<T> KeyedSelector<T> {
             .filter_map(|t| self.unregister_token(t).ok())
             .map(|k| k.data)
             .collect()
+    }
+}
+
+impl<T> Drop for KeyedSelector<T> {
+    /// Tells wakers that outlive the selector (they share its eventfd) that nobody
+    /// listens any more.
+    fn drop(&mut self) {
+        if let Some(w) = &self.waker {
+            w.inner.closed.store(true, Ordering::Release);
+        }
     }
 }
 
