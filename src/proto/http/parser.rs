@@ -341,6 +341,10 @@ pub fn parse_head(
 enum ChunkState {
     /// Reading the hex size; `digits` so far.
     Size { digits: u8 },
+    /// After the size, whitespace: only `;` (an extension) or the line end may follow
+    /// (RFC 9112 7.1.1; anything else is refused, not skipped: a proxy in front may
+    /// read such a line differently, which is how requests get smuggled).
+    SizeBws,
     /// Skipping a chunk extension up to the line end.
     Ext,
     /// Expecting LF after CR in a size line.
@@ -444,10 +448,26 @@ impl BodyDecoder {
                             match b {
                                 b'\r' => self.state = ChunkState::SizeLf,
                                 b'\n' => self.end_size_line(),
-                                b';' | b' ' | b'\t' => self.state = ChunkState::Ext,
+                                b';' => self.state = ChunkState::Ext,
+                                b' ' | b'\t' => self.state = ChunkState::SizeBws,
                                 _ => return Err(HttpError::bad("invalid chunk size line")),
                             }
                         }
+                    }
+                }
+                ChunkState::SizeBws => {
+                    let b = input[i];
+                    i += 1;
+                    self.meta += 1;
+                    if self.meta > MAX_CHUNK_META {
+                        return Err(HttpError::bad("chunk extensions too long"));
+                    }
+                    match b {
+                        b' ' | b'\t' => {}
+                        b';' => self.state = ChunkState::Ext,
+                        b'\r' => self.state = ChunkState::SizeLf,
+                        b'\n' => self.end_size_line(),
+                        _ => return Err(HttpError::bad("invalid chunk size line")),
                     }
                 }
                 ChunkState::Ext => {
@@ -739,6 +759,10 @@ mod tests {
         // Bare LF line ends are accepted.
         let (out, _, done) = decode(BodyFraming::Chunked, 100, b"3\nabc\n0\n\n").unwrap();
         assert_eq!((out.as_slice(), done), (&b"abc"[..], true));
+        // Whitespace before an extension or the line end (BWS) is accepted.
+        let (out, _, done) =
+            decode(BodyFraming::Chunked, 100, b"3 ;e=1\r\nabc\r\n0\t \r\n\r\n").unwrap();
+        assert_eq!((out.as_slice(), done), (&b"abc"[..], true));
     }
 
     #[test]
@@ -750,6 +774,8 @@ mod tests {
             b"3\rX",
             b"fffffffffffffffff\r\n",
             b"3\r\nabc\rX",
+            b"3 junk\r\nabc\r\n0\r\n\r\n",
+            b"3\tx;e\r\nabc\r\n0\r\n\r\n",
         ] {
             let e = decode(BodyFraming::Chunked, u64::MAX, raw).unwrap_err();
             assert_eq!(e.status, 400, "{:?}", String::from_utf8_lossy(raw));
