@@ -404,6 +404,76 @@ impl Handler for Deferrer {
     }
 }
 
+/// A buggy handler that closes its own descriptor while it stays registered.
+struct SelfCloser {
+    sock: Option<UnixStream>,
+    fd: RawFd,
+    errors: Arc<AtomicUsize>,
+}
+
+impl Handler for SelfCloser {
+    fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    fn ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
+        if self.sock.is_none() {
+            // Reported after the close (select: ready; poll: POLLNVAL as an error):
+            // a real handler's read would fail with EBADF here; it goes away.
+            let _ = r;
+            self.errors.fetch_add(1, Ordering::SeqCst);
+            ctx.remove(ctx.id());
+        }
+    }
+
+    fn deferred(&mut self, _ctx: &mut Ctx<'_>) {
+        self.sock = None;
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// A handler that closes its descriptor without leaving (a bug the reactor cannot
+/// prevent) does not stop the loop on any backend: select's EBADF and poll's
+/// POLLNVAL are reported on its key, epoll forgets the descriptor; other handlers
+/// and timers go on.
+fn closed_handler_descriptor_does_not_stop_the_loop(backend: Backend) {
+    let errors = Arc::new(AtomicUsize::new(0));
+    let e2 = errors.clone();
+    let (lt, (id, _peer)) = spawn_loop(backend, Config::default(), move |r| {
+        let (sock, peer) = UnixStream::pair().unwrap();
+        let fd = sock.as_raw_fd();
+        let h = SelfCloser {
+            sock: Some(sock),
+            fd,
+            errors: e2,
+        };
+        let id = r.insert(Box::new(h), Some(Interest::READABLE)).unwrap();
+        (id, peer)
+    });
+    lt.handle.call(move |ctx| ctx.defer(id)).unwrap();
+    // The loop still runs timers and calls afterwards.
+    let (tx, rx) = mpsc::channel();
+    lt.handle
+        .call(move |ctx| {
+            ctx.call_later(Duration::from_millis(50), move |_| {
+                let _ = tx.send(());
+            });
+        })
+        .unwrap();
+    rx.recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| panic!("{backend}: the loop stopped running timers"));
+    // Whether the key was reported is not asserted: tests run in parallel, and
+    // another thread may reuse the closed number at once (then it is open again).
+    log::debug!(
+        "{backend}: closed key reported {} time(s)",
+        errors.load(Ordering::SeqCst)
+    );
+    lt.stop().unwrap();
+}
+
 /// Deferred work left over when the per-batch round limit is reached runs on the next
 /// iteration without waiting for an unrelated event.
 fn deferred_work_is_not_stranded(backend: Backend) {
@@ -1218,6 +1288,7 @@ per_backend! {
     wakes_coalesce,
     handle_after_drop_fails,
     timers_go_with_their_handler,
+    closed_handler_descriptor_does_not_stop_the_loop,
     deferred_work_is_not_stranded,
     graceful_shutdown_flushes,
     shutdown_deadline_cuts_stuck_clients,

@@ -753,6 +753,9 @@ impl Reactor {
     ) -> io::Result<Reactor> {
         // A zero budget would requeue every handler without doing any work: a spin.
         config.event_budget = config.event_budget.max(1);
+        // Handlers own their descriptors, open while registered: select and poll
+        // need not check each one with a syscall.
+        sel.trust_open_descriptors();
         let waker = sel.waker()?;
         let remote = Arc::new(Mutex::new(Vec::new()));
         log::debug!("reactor on backend {}", sel.backend());

@@ -300,6 +300,12 @@ impl<T> KeyedSelector<T> {
         self.by_fd.is_empty()
     }
 
+    /// See [`Selector::trust_open_descriptors`]: for owners that guarantee every
+    /// registered descriptor is open (the reactor).
+    pub(crate) fn trust_open_descriptors(&mut self) {
+        self.sel.trust_open_descriptors();
+    }
+
     /// A waker for this selector, created (and registered under [`Token::WAKER`]) on
     /// first use.
     pub fn waker(&mut self) -> io::Result<Waker> {
