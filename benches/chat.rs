@@ -102,7 +102,7 @@ enum Mode {
     about = "Chat fan-out benchmark: cargo bench --bench chat -- [options]"
 )]
 struct Args {
-    /// A few seconds: 50 clients, 1 round, short window.
+    /// A few seconds: 50 clients, 1 round, short window, 1000 msgs/s.
     #[arg(long)]
     quick: bool,
     /// Clients in #lobby (default 1000).
@@ -195,6 +195,10 @@ fn parse_args(args: Vec<String>) -> Result<Mode, String> {
     if o.quick {
         o.clients = 50;
         o.rounds = 1;
+        // A smoke run: every contender starts, serves and stops; no saturation.
+        if a.rate.is_none() {
+            o.rate = 1000.0;
+        }
         o.duration = Duration::from_secs(2);
         o.warmup = Duration::from_millis(500);
     }
@@ -2010,7 +2014,11 @@ fn self_test() -> i32 {
     );
     check(
         "quick",
-        matches!(parse(&["--quick", "--bench"]), Ok(Mode::Bench(o)) if o.clients == 50 && o.rounds == 1),
+        matches!(parse(&["--quick", "--bench"]), Ok(Mode::Bench(o)) if o.clients == 50 && o.rounds == 1 && o.rate == 1000.0),
+    );
+    check(
+        "quick keeps an explicit rate",
+        matches!(parse(&["--quick", "--rate", "50"]), Ok(Mode::Bench(o)) if o.rate == 50.0),
     );
     check(
         "quick with clients",
