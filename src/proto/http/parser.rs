@@ -455,32 +455,22 @@ impl BodyDecoder {
                         }
                     }
                 }
-                ChunkState::SizeBws => {
+                state @ (ChunkState::SizeBws | ChunkState::Ext) => {
                     let b = input[i];
                     i += 1;
                     self.meta += 1;
                     if self.meta > MAX_CHUNK_META {
                         return Err(HttpError::bad("chunk extensions too long"));
                     }
-                    match b {
-                        b' ' | b'\t' => {}
-                        b';' => self.state = ChunkState::Ext,
-                        b'\r' => self.state = ChunkState::SizeLf,
-                        b'\n' => self.end_size_line(),
-                        _ => return Err(HttpError::bad("invalid chunk size line")),
-                    }
-                }
-                ChunkState::Ext => {
-                    let b = input[i];
-                    i += 1;
-                    self.meta += 1;
-                    if self.meta > MAX_CHUNK_META {
-                        return Err(HttpError::bad("chunk extensions too long"));
-                    }
-                    match b {
-                        b'\r' => self.state = ChunkState::SizeLf,
-                        b'\n' => self.end_size_line(),
-                        0 => return Err(HttpError::bad("NUL in chunk extension")),
+                    match (state, b) {
+                        (_, b'\r') => self.state = ChunkState::SizeLf,
+                        (_, b'\n') => self.end_size_line(),
+                        (ChunkState::SizeBws, b' ' | b'\t') => {}
+                        (ChunkState::SizeBws, b';') => self.state = ChunkState::Ext,
+                        (ChunkState::SizeBws, _) => {
+                            return Err(HttpError::bad("invalid chunk size line"))
+                        }
+                        (_, 0) => return Err(HttpError::bad("NUL in chunk extension")),
                         _ => {}
                     }
                 }
