@@ -108,10 +108,7 @@ impl IrcClient {
             let h = hub.borrow();
             (h.cfg.irc_max_line, Flood::new(&h.cfg))
         };
-        let host = match peer {
-            PeerAddr::Inet(a) => a.ip().to_string(),
-            _ => "local".to_string(),
-        };
+        let host = super::peer_host(peer);
         IrcClient {
             hub,
             lines: LineBuffer::new(max.saturating_sub(2)),

@@ -56,10 +56,7 @@ impl LineClient {
             let h = hub.borrow();
             (h.cfg.max_line, Flood::new(&h.cfg))
         };
-        let host = match peer {
-            PeerAddr::Inet(a) => a.ip().to_string(),
-            _ => "local".to_string(),
-        };
+        let host = super::peer_host(peer);
         LineClient {
             hub,
             lines: LineBuffer::new(max),

@@ -271,6 +271,14 @@ pub(crate) fn client_warn(msg: std::fmt::Arguments<'_>) {
     CLIENT_WARN.with(|w| w.warn(module_path!(), msg));
 }
 
+/// The host part of a stream member's `user@host`: the peer's IP, or `local`.
+pub(crate) fn peer_host(peer: &PeerAddr) -> String {
+    match peer {
+        PeerAddr::Inet(a) => a.ip().to_string(),
+        PeerAddr::Unix => "local".to_string(),
+    }
+}
+
 /// Decodes a received line: UTF-8 (lossy), control characters neutralised.
 pub(crate) fn decode(line: &[u8]) -> String {
     self::core::sanitize(&String::from_utf8_lossy(line))
