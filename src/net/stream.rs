@@ -54,7 +54,7 @@ pub struct StreamConfig {
     pub max_output: Option<usize>,
     /// How long a graceful close may wait for the peer to take our output.
     pub close_timeout: Duration,
-    /// Set `TCP_NODELAY` on accepted TCP sockets.
+    /// Set `TCP_NODELAY` on TCP sockets (accepted and outgoing alike).
     pub nodelay: bool,
 }
 
@@ -73,8 +73,16 @@ impl Default for StreamConfig {
 /// A protocol over a byte stream, in Twisted's shape. All methods but
 /// `data_received` have defaults.
 pub trait Protocol {
-    /// The connection is up.
+    /// The connection is up. For an outgoing connection ([`Listen::connect_tcp`](super::Listen::connect_tcp))
+    /// this is when the connect completed, never before.
     fn connection_made(&mut self, _conn: &mut Conn<'_, '_>) {}
+
+    /// An outgoing connection could not be made (refused, unreachable, timed out,
+    /// or abandoned because the reactor shut down), as Twisted's
+    /// `clientConnectionFailed`. Neither `connection_made` nor `connection_lost` is
+    /// called for it; the connection is gone, writes are ignored, but the context
+    /// ([`Conn::reactor`]) can reach other handlers (close the client of a relay, say).
+    fn connection_failed(&mut self, _conn: &mut Conn<'_, '_>, _reason: &io::Error) {}
 
     /// Bytes arrived. `data` is only valid during the call.
     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]);
@@ -110,6 +118,38 @@ pub trait Protocol {
     }
 }
 
+/// A boxed protocol is a protocol (so `Box<dyn Protocol>` can be passed where an
+/// `impl Protocol` is expected, e.g. to [`Listen::connect_tcp`](super::Listen::connect_tcp)).
+impl<P: Protocol + ?Sized> Protocol for Box<P> {
+    fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+        (**self).connection_made(conn)
+    }
+    fn connection_failed(&mut self, conn: &mut Conn<'_, '_>, reason: &io::Error) {
+        (**self).connection_failed(conn, reason)
+    }
+    fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+        (**self).data_received(conn, data)
+    }
+    fn eof_received(&mut self, conn: &mut Conn<'_, '_>) -> bool {
+        (**self).eof_received(conn)
+    }
+    fn connection_lost(&mut self, conn: &mut Conn<'_, '_>, reason: Option<&io::Error>) {
+        (**self).connection_lost(conn, reason)
+    }
+    fn timer(&mut self, conn: &mut Conn<'_, '_>, id: TimerId) {
+        (**self).timer(conn, id)
+    }
+    fn output_drained(&mut self, conn: &mut Conn<'_, '_>) {
+        (**self).output_drained(conn)
+    }
+    fn event(&mut self, conn: &mut Conn<'_, '_>, event: Box<dyn Any>) {
+        (**self).event(conn, event)
+    }
+    fn shutdown(&mut self, conn: &mut Conn<'_, '_>) {
+        (**self).shutdown(conn)
+    }
+}
+
 /// The state bits of a connection.
 #[derive(Debug, Default)]
 struct Flags {
@@ -135,6 +175,8 @@ struct Flags {
     flush_queued: bool,
     /// Removal requested; writes are ignored.
     dead: bool,
+    /// An outgoing connect is in progress (watching for writability).
+    connecting: bool,
     /// The backend has reported the peer's FIN (read-closed, hang-up or error) at
     /// some point. Sticky: an edge seen while reading was paused is not seen again.
     peer_closed: bool,
@@ -164,6 +206,8 @@ pub struct StreamCore {
     flags: Flags,
     registered: Option<Interest>,
     close_timer: Option<TimerId>,
+    /// The connect timeout of an outgoing connection still connecting.
+    connect_timer: Option<TimerId>,
     error: Option<io::Error>,
     cfg: Rc<StreamConfig>,
     open: Option<Rc<Cell<usize>>>,
@@ -219,6 +263,9 @@ impl StreamCore {
 
     fn want(&self) -> Option<Interest> {
         let f = &self.flags;
+        if f.connecting {
+            return (!f.dead).then_some(Interest::WRITABLE);
+        }
         let read =
             !f.eof && !f.dead && (f.lingering || (!f.bp_paused && !f.user_paused && !f.closing));
         let write = self.has_pending() && !f.write_shut;
@@ -360,6 +407,16 @@ impl StreamCore {
         if self.flags.dead || self.flags.closing {
             return;
         }
+        if self.flags.connecting {
+            self.fail(
+                ctx,
+                io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "closed before the connection was made",
+                ),
+            );
+            return;
+        }
         self.flags.closing = true;
         if !self.has_pending() {
             self.finish_close(ctx);
@@ -411,6 +468,10 @@ impl StreamCore {
     /// Writes as much pending output as the socket takes. Returns `false` if the
     /// connection failed.
     fn flush(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if self.flags.connecting {
+            // Output queued before the connect completed waits for it.
+            return true;
+        }
         while !self.flags.dead {
             if self.out.is_empty() {
                 if self.files.is_empty() {
@@ -527,6 +588,26 @@ impl<'a, 'b> Conn<'a, 'b> {
     /// The peer's address.
     pub fn peer(&self) -> &PeerAddr {
         &self.st.peer
+    }
+
+    /// The local address of the connection (`getsockname`; `PeerAddr::Unix` for a
+    /// Unix socket): the address a client was connected from, or which of a server's
+    /// addresses a client reached.
+    ///
+    /// # Errors
+    ///
+    /// `getsockname` failed (the socket is gone).
+    pub fn local_addr(&self) -> io::Result<PeerAddr> {
+        socket::local_addr(self.st.fd.as_fd())
+    }
+
+    /// Whether `TCP_NODELAY` is set on the socket ([`StreamConfig::nodelay`]).
+    ///
+    /// # Errors
+    ///
+    /// `getsockopt` failed (not a TCP socket).
+    pub fn nodelay(&self) -> io::Result<bool> {
+        socket::nodelay(self.st.fd.as_fd())
     }
 
     /// Queues `data` for sending; it is flushed after the current event batch.
@@ -705,6 +786,7 @@ impl Stream {
                 flags: Flags::default(),
                 registered: None,
                 close_timer: None,
+                connect_timer: None,
                 error: None,
                 no_shortcut: !matches!(peer, PeerAddr::Inet(_)),
                 cfg,
@@ -739,6 +821,68 @@ impl Stream {
             });
         });
         Ok(id)
+    }
+
+    /// Registers a socket whose non-blocking connect is in progress: it is watched
+    /// for writability, and [`Protocol::connection_made`] runs once the connect
+    /// completes ([`Protocol::connection_failed`] if it fails or `timeout` passes).
+    pub(crate) fn register_connecting(
+        mut self,
+        ctx: &mut Ctx<'_>,
+        timeout: Duration,
+    ) -> io::Result<HandlerId> {
+        self.core.flags.connecting = true;
+        let interest = if ctx.is_edge() {
+            Interest::BOTH
+        } else {
+            Interest::WRITABLE
+        };
+        let id = ctx.insert(Box::new(self), Some(interest))?;
+        ctx.with_handler::<Stream, _>(id, |s, ctx| {
+            s.core.registered = Some(interest);
+            s.core.connect_timer = Some(ctx.set_timer(timeout));
+        });
+        Ok(id)
+    }
+
+    /// A readiness report while connecting: finish the connect (success or failure).
+    /// Returns whether the connection is now up.
+    fn connect_ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) -> bool {
+        let failed = r.is_error() || r.is_hangup();
+        if !r.is_writable() && !failed {
+            return false;
+        }
+        let err = match socket::take_error(self.core.fd.as_fd()) {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) if failed => Some(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the socket hung up while connecting",
+            )),
+            Ok(None) => None,
+        };
+        if let Some(e) = err {
+            let e = io::Error::new(e.kind(), format!("connect to {}: {e}", self.core.peer));
+            self.core.fail(ctx, e);
+            return false;
+        }
+        self.core.flags.connecting = false;
+        if let Some(t) = self.core.connect_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        log::debug!("connected to {}", self.core.peer);
+        let (proto, mut conn) = self.conn(ctx);
+        proto.connection_made(&mut conn);
+        if self.core.flags.dead {
+            return false;
+        }
+        // Reading starts now; output queued before the connect goes out (and a
+        // `shutdown_write` or `notify_drained` asked for meanwhile takes effect).
+        self.core.update_interest(ctx);
+        if !self.core.flags.flush_queued {
+            self.core.flags.flush_queued = true;
+            ctx.defer(ctx.id());
+        }
+        true
     }
 
     fn conn<'a, 'b>(&'a mut self, ctx: &'a mut Ctx<'b>) -> (&'a mut dyn Protocol, Conn<'a, 'b>) {
@@ -847,6 +991,9 @@ impl Handler for Stream {
     }
 
     fn ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
+        if self.core.flags.connecting && !self.connect_ready(ctx, r) {
+            return;
+        }
         if r.is_read_closed() || r.is_hangup() || r.is_error() {
             self.core.flags.peer_closed = true;
         }
@@ -870,6 +1017,15 @@ impl Handler for Stream {
     }
 
     fn timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
+        if self.core.connect_timer == Some(id) {
+            self.core.connect_timer = None;
+            let e = io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect to {} timed out", self.core.peer),
+            );
+            self.core.fail(ctx, e);
+            return;
+        }
         if self.core.close_timer == Some(id) {
             CLOSE_TIMEOUT_WARN.with(|w| {
                 w.warn(
@@ -904,6 +1060,17 @@ impl Handler for Stream {
     }
 
     fn shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        if self.core.flags.connecting {
+            let e = io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!(
+                    "connect to {} abandoned: the reactor is shutting down",
+                    self.core.peer
+                ),
+            );
+            self.core.fail(ctx, e);
+            return;
+        }
         if !self.core.flags.dead {
             let (proto, mut conn) = self.conn(ctx);
             proto.shutdown(&mut conn);
@@ -923,7 +1090,24 @@ impl Handler for Stream {
         if let Some(t) = self.core.close_timer.take() {
             ctx.cancel_timer(t);
         }
+        if let Some(t) = self.core.connect_timer.take() {
+            ctx.cancel_timer(t);
+        }
         let err = self.core.error.take();
+        if self.core.flags.connecting {
+            let err = err.unwrap_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    format!(
+                        "connect to {} abandoned: the reactor closed it",
+                        self.core.peer
+                    ),
+                )
+            });
+            let (proto, mut conn) = self.conn(ctx);
+            proto.connection_failed(&mut conn, &err);
+            return;
+        }
         let (proto, mut conn) = self.conn(ctx);
         proto.connection_lost(&mut conn, err.as_ref());
     }
