@@ -284,7 +284,8 @@ pub fn parse_range(value: &[u8], len: u64) -> RangeSpec {
         return RangeSpec::Full;
     };
     let v = v.trim();
-    if v.len() < 6 || !v[..6].eq_ignore_ascii_case("bytes=") {
+    // Bytes, not `&str` slicing: byte 6 need not be a character boundary.
+    if v.len() < 6 || !v.as_bytes()[..6].eq_ignore_ascii_case(b"bytes=") {
         return RangeSpec::Full;
     }
     let mut parts = v[6..].split(',').map(str::trim).filter(|p| !p.is_empty());
