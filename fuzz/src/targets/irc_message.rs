@@ -10,6 +10,11 @@ use readyloop::proto::chat::irc::{parse, IrcMessage};
 
 fn serialise(m: &IrcMessage<'_>) -> String {
     let mut out = String::new();
+    if m.prefix.is_none() && m.command.starts_with('@') {
+        // Only a tags section can come before such a command (`@a @b`: tags, then the
+        // command `@b`, answered 421).
+        out.push_str("@t ");
+    }
     if let Some(p) = m.prefix {
         out.push(':');
         out.push_str(p);
