@@ -162,6 +162,7 @@ impl Session {
         self.out.clear();
         reply(&mut self.out, code, text.as_ref());
         conn.write(&self.out);
+        self.out.clear();
     }
 
     fn send_raw(&mut self, conn: &mut Conn<'_, '_>) {
@@ -535,6 +536,20 @@ impl Session {
         }
         if let Err((code, text)) = self.dispatch(conn, &cmd) {
             self.send(conn, code, text);
+        }
+        // A restart point is used (or lost) by the next transfer command, whatever
+        // came between (ftplib and curl send PASV/EPSV after REST).
+        if matches!(
+            cmd.verb,
+            Verb::Retr
+                | Verb::Stor
+                | Verb::Appe
+                | Verb::Stou
+                | Verb::List
+                | Verb::Nlst
+                | Verb::Mlsd
+        ) {
+            self.rest = 0;
         }
     }
 
