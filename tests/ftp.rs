@@ -481,6 +481,17 @@ fn pasv_and_never_connect(backend: Backend) {
     c.epsv(s.addr);
     assert!(c.cmd("RETR hello.txt").starts_with("425"));
     assert!(c.cmd("NOOP").starts_with("200"));
+    // Active mode to a port nobody listens on: 425 once the connect fails.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    assert!(c
+        .cmd(&format!("EPRT |1|127.0.0.1|{port}|"))
+        .starts_with("200"));
+    let r = c.cmd("RETR hello.txt");
+    assert!(r.starts_with("425"), "{r}");
+    assert!(c.cmd("NOOP").starts_with("200"));
+    assert_eq!(s.handlers(), base + 1, "nothing left of the data channels");
 }
 
 fn connect_and_never_read(backend: Backend) {
