@@ -755,6 +755,11 @@ impl<'a, 'b> Conn<'a, 'b> {
         socket::nodelay(self.st.fd.as_fd())
     }
 
+    /// Keeps TCP urgent data in the normal byte stream (`SO_OOBINLINE`).
+    pub fn set_oob_inline(&mut self, on: bool) -> io::Result<()> {
+        socket::set_oob_inline(self.st.fd.as_fd(), on)
+    }
+
     /// Queues `data` for sending; it is flushed after the current event batch.
     /// Returns `false` (and drops the data) if the connection is closing or gone.
     pub fn write(&mut self, data: &[u8]) -> bool {
