@@ -981,7 +981,7 @@ fn panicking_client_is_cleaned_up(backend: Backend) {
     assert_eq!(members(&lt), 1);
     assert_eq!(lt.call(|ctx| ctx.panics_contained()), 2);
     watcher.send("NAMES #side");
-    watcher.expect_line(":readyloop.chat 353 watcher = #side :watcher");
+    watcher.expect_line(":readyloop.chat 353 watcher = #side :@watcher");
     let ok = lt.call(|_| {
         CHAT.with(|c| {
             let c = c.borrow();
