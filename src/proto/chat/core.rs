@@ -19,6 +19,12 @@
 //!   actions, not notices); a member joining a room gets them replayed
 //!   ([`Event::Joined`]).
 //! * A member is in at most [`CoreConfig::max_rooms`] rooms.
+//! * Whoever creates a room (the lobby excepted) is its operator ([`Status::op`]).
+//!   Operators set modes ([`Chat::set_modes`]: `+o +v +t +n +m +s +i +k +l +b`), kick
+//!   ([`Chat::kick`]), invite to a `+i` room; a server operator ([`Member::oper`]) may
+//!   do so in any room. New rooms are `+nt`; the lobby is `+n` (anyone sets its topic).
+//! * A member may be away ([`Chat::set_away`]); `WHOWAS` remembers the last
+//!   [`CoreConfig::whowas`] nicknames given up.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -863,15 +869,27 @@ impl<E> Chat<E> {
         if let Some(m) = self.members.get_mut(&id) {
             m.rooms.push(key_name);
         }
+        let away = self.members.get(&id).and_then(|m| m.away.clone());
         let mut out = Outcome::default();
         out.push(
-            others,
+            others.clone(),
             Event::Join {
                 room: r.name.clone(),
-                nick,
-                userhost,
+                nick: nick.clone(),
+                userhost: userhost.clone(),
             },
         );
+        if away.is_some() {
+            // Those who follow away states learn the newcomer's at once.
+            out.push(
+                others,
+                Event::Away {
+                    nick,
+                    userhost,
+                    text: away,
+                },
+            );
+        }
         let members = r
             .members
             .iter()
@@ -1731,6 +1749,74 @@ mod tests {
         let names: Vec<String> = c.rooms().iter().map(|r| r.name.to_string()).collect();
         assert_eq!(names, ["lobby", "r1", "r2"]);
         assert_eq!(c.rooms_of(a).len(), 3);
+    }
+
+    #[test]
+    fn operators_modes_kick_invite_and_masks() {
+        assert!(mask_match("b*!*@*", "Bob!~b@h"));
+        assert!(mask_match("?ob!*", "bob!x"));
+        assert!(!mask_match("bob!*@x", "bob!u@y"));
+        assert!(mask_match("*", ""));
+        let mut c = chat();
+        let a = reg(&mut c, "a");
+        let b = reg(&mut c, "b");
+        c.join(a, "r").unwrap();
+        assert_eq!(c.status(a, "r").map(|s| s.op), Some(true), "creator is op");
+        assert_eq!(
+            c.status(a, LOBBY).map(|s| s.op),
+            Some(false),
+            "not in the lobby"
+        );
+        c.join(b, "r").unwrap();
+        assert_eq!(
+            c.set_topic(b, "r", "x"),
+            Err(ChatError::NotOperator("r".into()))
+        );
+        assert_eq!(
+            c.kick(b, "r", "a", ""),
+            Err(ChatError::NotOperator("r".into()))
+        );
+        let (out, errs) = c
+            .set_modes(
+                a,
+                "r",
+                &[
+                    ModeChange::Moderated(true),
+                    ModeChange::Voice(true, "zed".into()),
+                    ModeChange::Key(Some("k".into())),
+                ],
+            )
+            .unwrap();
+        assert_eq!(errs, vec![ChatError::NoSuchNick("zed".into())]);
+        assert!(matches!(&out.deliveries[0].event,
+            Event::Mode { changes, args, .. } if &**changes == "+mk" && args.len() == 1));
+        assert_eq!(
+            c.say(b, "r", "hi", MsgKind::Plain),
+            Err(ChatError::CannotSend("r".into()))
+        );
+        let out = c.kick(a, "r", "B", "").unwrap();
+        assert_eq!(out.deliveries[0].to, vec![a, b], "the target is told too");
+        assert!(!c.is_in(b, "r"));
+        assert_eq!(c.join(b, "r"), Err(ChatError::BadKey("r".into())));
+        assert!(c.join_with_key(b, "r", Some("k")).is_ok());
+        c.kick(a, "r", "b", "again").unwrap();
+        c.set_modes(
+            a,
+            "r",
+            &[ModeChange::Key(None), ModeChange::InviteOnly(true)],
+        )
+        .unwrap();
+        assert_eq!(c.join(b, "r"), Err(ChatError::InviteOnly("r".into())));
+        assert_eq!(c.invite(b, "r", "a"), Err(ChatError::NotInRoom("r".into())));
+        c.invite(a, "r", "b").unwrap();
+        assert!(c.join(b, "r").is_ok(), "an invitation lifts +i");
+        c.set_away(b, Some("lunch")).unwrap();
+        assert_eq!(
+            c.find("b").and_then(|m| m.away.clone()).as_deref(),
+            Some("lunch")
+        );
+        c.rename(b, "bee").unwrap();
+        assert_eq!(c.whowas("b").len(), 1);
     }
 
     #[test]

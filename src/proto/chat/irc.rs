@@ -1,18 +1,27 @@
-//! The IRC front end: enough of RFC 2812 for irssi, WeeChat, `ii` and Python's `irc`
-//! package, plus the pure message parser ([`parse`]).
+//! The IRC front end: RFC 1459/2812 and the modern IRC documents as irssi, WeeChat,
+//! `ii`, Python's `irc` package and irctest expect, a few IRCv3 capabilities, and the
+//! pure message parser ([`parse`]).
 //!
-//! Registration: `NICK` and `USER` in either order (`PASS` ignored, `CAP LS` answered
-//! with no capabilities); then 001-005, the MOTD (375/372/376), and an automatic join
-//! of `#lobby` (with its history replayed as `PRIVMSG`s between two server notices).
-//! Before that, other commands get 451 (ERR_NOTREGISTERED).
+//! Registration: `PASS` (checked against [`ChatConfig::password`](super::ChatConfig)),
+//! `NICK` and `USER` in either order, `CAP LS [302]`/`REQ`/`END` (which hold
+//! registration until `CAP END`); then 001-005, `LUSERS` (251-255, 265, 266), the MOTD
+//! (375/372/376 or 422). IRC clients are joined nowhere unless
+//! [`ChatConfig::irc_autojoin`](super::ChatConfig) (`#lobby`). Before that, other
+//! commands get 451 (ERR_NOTREGISTERED).
 //!
-//! Commands: `NICK`, `USER`, `PING`/`PONG`, `JOIN` (several channels, `JOIN 0`),
-//! `PART`, `PRIVMSG` and `NOTICE` (to `#room` or a nickname; CTCP `ACTION` is an
-//! action), `QUIT`, `NAMES`, `TOPIC`, `WHO`, `WHOIS`, `LIST`, `MOTD`, `MODE` (queries
-//! only: channels are `+nt`, nobody is an operator), `CAP`. Anything else gets 421.
-//! Errors: 401, 403, 404, 405, 407, 411, 412, 417, 421, 431, 432, 433, 442, 451, 461,
-//! 462. A `PRIVMSG`/`NOTICE` reaches each of its targets once, at most
-//! [`MAX_TARGETS`] of them.
+//! Each command is one `irc_*` method, found in a table (`PRE_REGISTRATION`,
+//! `REGISTERED`); anything else gets 421. Membership, operators, modes, bans,
+//! invitations and away states are the core's ([`Chat`](super::Chat)), so the line
+//! protocol and the UDP room see the same: this module parses and renders. Channel modes
+//! `+o +v +t +n +m +s +i +k +l +b` (at most [`MAX_MODES`] a `MODE`), user modes
+//! `+i +w` and `-o`; server operators ([`ChatConfig::opers`](super::ChatConfig), Argon2
+//! hashes) may `KILL`, `WALLOPS` and moderate any channel. A `PRIVMSG`/`NOTICE` reaches
+//! each of its targets once, at most [`MAX_TARGETS`] of them. `PING` and `PONG` are not
+//! counted by the flood limit.
+//!
+//! IRCv3: `multi-prefix`, `server-time`, `message-tags` (`msgid` and `time` tags; client
+//! tags are not relayed), `echo-message`, `away-notify`, `cap-notify`, `batch` (listed;
+//! nothing is batched yet).
 //!
 //! Channels are the core's rooms with a `#`: `#Rust` here is `rust` on the line
 //! protocol.

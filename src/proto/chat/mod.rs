@@ -6,18 +6,21 @@
 //!   operation returns the events to deliver and to whom.
 //! * [`mod@line`]: the line protocol for `nc` and `telnet` ([`LINE_HELP`] lists its
 //!   commands).
-//! * [`irc`]: enough of RFC 2812 for irssi, WeeChat, `ii` and Python's `irc`: NICK,
-//!   USER, PING/PONG, JOIN, PART, PRIVMSG, NOTICE, QUIT, NAMES, TOPIC, WHO, WHOIS,
-//!   LIST, MOTD, MODE (queries), CAP (no capabilities), the welcome numerics and the
-//!   usual error numerics; plus the pure message parser.
+//! * [`irc`]: RFC 1459/2812 and the modern IRC documents (channel operators and
+//!   modes, bans, INVITE, KICK, WHO/WHOIS/WHOWAS, AWAY, OPER, KILL, WALLOPS, LUSERS,
+//!   ...), IRCv3 capabilities, and the pure message parser; it passes irctest's classic
+//!   selection (README).
 //! * [`udp`]: the classroom protocol: `username@NAME` joins, every other datagram is
 //!   a message relayed to all members (the sender included) as `NAME:text`; `/leave`
 //!   leaves, `/who` lists the lobby; members silent for [`ChatConfig::udp_idle`]
 //!   expire.
 //!
-//! A room is `room` on the line and UDP front ends and `#room` on IRC; everybody starts
-//! in the [`LOBBY`] (`#lobby`). Line and UDP users are in one room at a time; IRC users
-//! may join several.
+//! A room is `room` on the line and UDP front ends and `#room` on IRC; line and UDP
+//! users start in the [`LOBBY`] (`#lobby`), IRC users join what they like
+//! ([`ChatConfig::irc_autojoin`] puts them in the lobby too). Line and UDP users are in
+//! one room at a time (a line user kicked from it is in none until it joins one); IRC
+//! users may join several. Whoever creates a room (not the lobby) is its operator;
+//! operators and modes are the core's, so they bind every front end alike.
 //!
 //! # Delivery
 //! The core lives in one [`Hub`] per server, owned by the [`ChatServer`] (an `Rc` the
