@@ -1612,8 +1612,116 @@ fn irc_capabilities(backend: Backend) {
     lt.stop().unwrap();
 }
 
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+/// A tmux server of our own (its own socket), killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("tmux {args:?}: {e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types `text` and Enter into the pane.
+    fn type_line(&self, text: &str) {
+        self.run(&["send-keys", "-t", "irc", "-l", text]);
+        self.run(&["send-keys", "-t", "irc", "Enter"]);
+    }
+
+    /// Waits until the visible pane shows `part`.
+    fn wait_screen(&self, part: &str) -> String {
+        eventually(DEADLINE, &format!("irssi's screen shows {part:?}"), || {
+            let screen = self.run(&["capture-pane", "-p", "-t", "irc"]);
+            screen.contains(part).then_some(screen)
+        })
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+/// A full-screen client: irssi under tmux (keys typed with send-keys, the screen read
+/// with capture-pane) joins #kr, talks with a line user who created the room, and is
+/// kicked by it.
+fn irc_client_irssi(backend: Backend) {
+    if !require(
+        on_path("irssi") && on_path("tmux"),
+        "irssi and tmux",
+        "apt-get install -y irssi tmux",
+    ) {
+        return;
+    }
+    let (lt, a) = start(backend, relaxed());
+    let mut nc = line_user(a.line, "ncop");
+    nc.send("/join kr");
+    nc.expect_line("* you are in kr (1 here: @ncop)");
+    let home = std::env::temp_dir().join(format!(
+        "readyloop-irssi-{}-{}",
+        std::process::id(),
+        backend.name()
+    ));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).unwrap();
+    let tmux = Tmux {
+        socket: format!("readyloop-{}-{}", std::process::id(), backend.name()),
+    };
+    let cmd = format!(
+        "irssi --home={} -n irssiu -c {} -p {}",
+        home.display(),
+        a.irc.ip(),
+        a.irc.port()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "irc",
+        "-x",
+        "160",
+        "-y",
+        "40",
+        &cmd,
+    ]);
+    tmux.wait_screen("Welcome to the readyloop chat");
+    tmux.type_line("/join #kr");
+    nc.expect_line("* irssiu has joined kr");
+    tmux.wait_screen("@ncop");
+    tmux.type_line("hello from irssi");
+    nc.expect_line("<irssiu> hello from irssi");
+    nc.send("hi irssi");
+    tmux.wait_screen("hi irssi");
+    nc.send("/kick irssiu out you go");
+    nc.expect_line("* ncop kicked irssiu from kr (out you go)");
+    tmux.wait_screen("irssiu was kicked from #kr by ncop [out you go]");
+    tmux.type_line("/quit bye from irssi");
+    nc.send("/part");
+    nc.expect_line("* you are in lobby (1 here: ncop)");
+    eventually(DEADLINE, "irssi gone from the chat", || {
+        (members(&lt) == 1).then_some(())
+    });
+    drop(tmux);
+    let _ = std::fs::remove_dir_all(&home);
+    lt.stop().unwrap();
+}
+
 per_backend! {
     panicking_client_is_cleaned_up,
+    irc_client_irssi,
     many_clients_many_rooms,
     moderation_across_front_ends,
     irc_channel_modes,
