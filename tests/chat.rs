@@ -1605,6 +1605,18 @@ fn irc_capabilities(backend: Backend) {
     b.send("AWAY :gone");
     let l = c.expect_contains(":plain!~plain@127.0.0.1 AWAY :gone");
     assert!(l.starts_with('@'), "{l}");
+    // History replayed on join carries the time each message was sent.
+    b.send("JOIN #hist");
+    b.expect_contains(" 366 plain #hist ");
+    b.send("PRIVMSG #hist :old news");
+    b.send("PING :sent");
+    b.expect_contains(" PONG readyloop.chat :sent");
+    c.send("JOIN #hist");
+    let l = c.expect_contains("PRIVMSG #hist :old news");
+    assert!(
+        l.starts_with("@time=20") && l.contains(":plain!~plain@"),
+        "{l}"
+    );
     c.send("CAP LIST");
     c.expect_contains(
         " CAP capper LIST :away-notify cap-notify echo-message message-tags multi-prefix server-time",

@@ -70,6 +70,9 @@ pub struct Message {
     pub text: Rc<str>,
     /// Plain, action or notice.
     pub kind: MsgKind,
+    /// When it was sent (milliseconds since the Unix epoch; IRCv3 `server-time` of a
+    /// replayed message).
+    pub at_ms: u64,
 }
 
 /// Something to tell members. Shared strings are reference-counted so a fan-out to a
@@ -592,6 +595,13 @@ pub struct Topic {
     pub at: u64,
 }
 
+/// Milliseconds since the Unix epoch.
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -990,6 +1000,7 @@ impl<E> Chat<E> {
             userhost: member.userhost.clone(),
             text: text.into(),
             kind,
+            at_ms: unix_millis(),
         };
         if kind != MsgKind::Notice && self.cfg.history > 0 {
             if r.history.len() == self.cfg.history {
@@ -1040,6 +1051,7 @@ impl<E> Chat<E> {
                     userhost: member.userhost.clone(),
                     text: text.into(),
                     kind,
+                    at_ms: unix_millis(),
                 },
             },
         );

@@ -20,8 +20,10 @@
 //! counted by the flood limit.
 //!
 //! IRCv3: `multi-prefix`, `server-time`, `message-tags` (`msgid` and `time` tags; client
-//! tags are not relayed), `echo-message`, `away-notify`, `cap-notify`, `batch` (listed;
-//! nothing is batched yet).
+//! tags are not relayed), `echo-message`, `away-notify`, `cap-notify`, `batch`. A
+//! room's history is replayed on join: between two server notices for plain clients;
+//! for `server-time`/`message-tags` clients each message carries the time it was sent,
+//! inside a `chathistory` batch if they enabled `batch`.
 //!
 //! Channels are the core's rooms with a `#`: `#Rust` here is `rust` on the line
 //! protocol.

@@ -424,7 +424,7 @@ impl Hub {
                 let caps = m.endpoint.caps();
                 if d.event.is_personal() || render::per_caps(&d.event) {
                     let text = render::render(self, flavor, &d.event, m);
-                    if caps.tags() {
+                    if caps.tags() && !matches!(d.event, Event::Joined { .. }) {
                         let t = tags.get_or_insert_with(|| self.tags_for(&d.event));
                         send_text(sink, &m.endpoint, &tag_lines(&text, &t.for_caps(caps)));
                     } else {

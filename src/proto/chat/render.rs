@@ -233,15 +233,38 @@ fn irc(hub: &Hub, ev: &Event, member: &Member<Endpoint>) -> String {
                 list.iter().map(|m| m.as_str()),
             );
             if !history.is_empty() {
-                let _ = write!(
-                    s,
-                    ":{srv} NOTICE #{room} :*** last {} messages in #{room}:\r\n",
-                    history.len()
-                );
-                for m in history {
-                    irc_message(&mut s, &m.from, &m.userhost, &format!("#{room}"), m);
+                let caps = member.endpoint.caps();
+                if caps.has(Caps::SERVER_TIME) || caps.has(Caps::MESSAGE_TAGS) {
+                    // Each replayed message carries the time it was sent (in a
+                    // `chathistory` batch for clients with `batch`).
+                    let batch = caps.has(Caps::BATCH).then(|| format!("h{}", room.len()));
+                    if let Some(b) = &batch {
+                        let _ = write!(s, ":{srv} BATCH +{b} chathistory #{room}\r\n");
+                    }
+                    for m in history {
+                        let mut one = String::new();
+                        irc_message(&mut one, &m.from, &m.userhost, &format!("#{room}"), m);
+                        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(m.at_ms);
+                        let mut tags = format!("time={}", super::irc_time(at));
+                        if let Some(b) = &batch {
+                            tags = format!("batch={b};{tags}");
+                        }
+                        s.push_str(&super::tag_lines(&one, &tags));
+                    }
+                    if let Some(b) = &batch {
+                        let _ = write!(s, ":{srv} BATCH -{b}\r\n");
+                    }
+                } else {
+                    let _ = write!(
+                        s,
+                        ":{srv} NOTICE #{room} :*** last {} messages in #{room}:\r\n",
+                        history.len()
+                    );
+                    for m in history {
+                        irc_message(&mut s, &m.from, &m.userhost, &format!("#{room}"), m);
+                    }
+                    let _ = write!(s, ":{srv} NOTICE #{room} :*** end of history\r\n");
                 }
-                let _ = write!(s, ":{srv} NOTICE #{room} :*** end of history\r\n");
             }
         }
         Event::Part {
@@ -365,6 +388,7 @@ mod tests {
             userhost: "~a@127.0.0.1".into(),
             text: text.into(),
             kind,
+            at_ms: 0,
         }
     }
 
