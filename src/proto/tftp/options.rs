@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `blksize` | 8..=65464 | below 8: refused (ERROR 8); above: clamped to the server's maximum |
 //! | `timeout` | 1..=255 seconds | refused (ERROR 8) |
-//! | `tsize` | a size | a read answers with the file size (octet only; netascii omits it); a write over the server's limit is refused with ERROR 3 |
+//! | `tsize` | a size | a read answers with the file size (octet only; netascii omits it), whatever value the client sent; a write over the server's limit is refused with ERROR 3 |
 //! | `windowsize` | 1..=65535 | 0 or above: refused (ERROR 8); larger than the server allows: clamped |
 //!
 //! A value that is not a decimal number is refused (ERROR 8). Unknown options are
@@ -98,6 +98,14 @@ pub fn negotiate(
         if oack.iter().any(|(k, _)| *k == key) || (key == "windowsize" && window_asked.is_some()) {
             continue;
         }
+        if key == "tsize" && read {
+            // The client sends 0 (RFC 2349); any value is taken as the question
+            // (atftp sends the word "enable").
+            if let Some(size) = file_size {
+                oack.push((key, size.to_string()));
+            }
+            continue;
+        }
         let n = number(value).ok_or_else(|| refuse(key, value))?;
         match key {
             "blksize" => {
@@ -116,11 +124,7 @@ pub fn negotiate(
                 oack.push((key, n.to_string()));
             }
             "tsize" => {
-                if read {
-                    if let Some(size) = file_size {
-                        oack.push((key, size.to_string()));
-                    }
-                } else if n > limits.max_file_size {
+                if n > limits.max_file_size {
                     return Err((
                         ErrorCode::DiskFull,
                         format!(
@@ -235,7 +239,6 @@ mod tests {
             ("timeout", "256"),
             ("windowsize", "0"),
             ("windowsize", "65536"),
-            ("tsize", "-1"),
             ("blksize", "99999999999999999999999"),
         ] {
             let e = neg(&[(o, v)], true, Some(1)).unwrap_err();
@@ -243,6 +246,11 @@ mod tests {
         }
         let e = neg(&[("tsize", "2000000000")], false, None).unwrap_err();
         assert_eq!(e.0, ErrorCode::DiskFull);
+        let e = neg(&[("tsize", "-1")], false, None).unwrap_err();
+        assert_eq!(e.0, ErrorCode::OptionRefused);
+        // A read takes any tsize value as the question.
+        let (_, oack) = neg(&[("tsize", "enable")], true, Some(9)).unwrap();
+        assert_eq!(oack, vec![("tsize", "9".to_string())]);
         let (_, oack) = neg(&[("tsize", "2000")], false, None).unwrap();
         assert_eq!(oack, vec![("tsize", "2000".to_string())]);
     }
