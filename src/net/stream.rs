@@ -90,6 +90,10 @@ pub trait Protocol {
     /// Queued output that never left makes it an error (`TimedOut` when a graceful
     /// close timed out, `Other` when the reactor stopped or its shutdown deadline
     /// passed), except after [`Conn::abort`], which discards it on purpose.
+    /// Also `Other` after one of this protocol's callbacks panicked and the reactor
+    /// contained the panic ([`PanicPolicy::Contain`](crate::reactor::PanicPolicy)):
+    /// the state may be half-updated, but this is the place to remove the connection
+    /// from shared state as if the peer had gone.
     /// Writes are ignored from here on.
     fn connection_lost(&mut self, _conn: &mut Conn<'_, '_>, _reason: Option<&io::Error>) {}
 
@@ -911,6 +915,14 @@ impl Handler for Stream {
     }
 
     fn removed(&mut self, ctx: &mut Ctx<'_>) {
+        // A callback panicked (the reactor contained it): the protocol still hears
+        // `connection_lost`, with an error, so it can drop the connection from any
+        // shared state; whatever it had queued is discarded.
+        if ctx.removed_after_panic() {
+            self.core.error = Some(io::Error::other(
+                "the connection's protocol panicked; connection dropped",
+            ));
+        }
         // Not asked for by the connection (the loop stopped, or a graceful shutdown
         // ran out of time) and output left behind: not a clean close.
         if !self.core.flags.dead && self.core.error.is_none() && self.core.has_pending() {
@@ -930,6 +942,10 @@ impl Handler for Stream {
 
     fn owns_fd(&self) -> bool {
         self.core.exclusive
+    }
+
+    fn describe(&self) -> Option<String> {
+        Some(format!("peer {}", self.core.peer))
     }
 
     fn keeps_alive(&self) -> bool {
