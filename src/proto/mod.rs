@@ -2,6 +2,7 @@
 //! plus pure parsers and framers that can be tested without sockets.
 
 pub mod chat;
+pub mod discovery;
 pub mod echo;
 pub mod framing;
 pub mod http;

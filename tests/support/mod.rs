@@ -467,8 +467,9 @@ impl ServerProcess {
         ServerProcess::spawn(cmd, backend)
     }
 
-    /// Spawns `cmd` (with `RUST_LOG=info`, piped output) and starts the readers.
-    fn spawn(mut cmd: Command, backend: Backend) -> ServerProcess {
+    /// Spawns `cmd` (with `RUST_LOG=info`, piped output) and starts the readers;
+    /// `backend` is what its ready lines name.
+    pub fn spawn(mut cmd: Command, backend: Backend) -> ServerProcess {
         cmd.env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
