@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use readyloop::net::{AcceptStrategy, Conn, ListenConfig, PoolListener, Protocol};
 use readyloop::reactor::pool::{Pool, RunningPool};
+use readyloop::reactor::{Config, PanicPolicy};
 use readyloop::selector::Backend;
 use support::{
     check_pattern_until_eof, connect, eventually, example, round_trip, send_until_blocked,
@@ -340,12 +341,17 @@ fn http_two_threads(backend: Backend) {
     assert!(st.success(), "{backend}: exit {st}");
 }
 
-/// A pool whose reactor panics (under the reactor's failure policy the panic leaves
-/// `run`) shuts the others down and reports the failure instead of hanging.
+/// Under `PanicPolicy::Propagate` a panic ends its reactor's thread: the pool shuts
+/// the others down and reports the failure instead of hanging.
 #[test]
 fn a_dead_reactor_stops_the_pool() {
     let _g = serial();
+    let cfg = Config {
+        panic_policy: PanicPolicy::Propagate,
+        ..Config::default()
+    };
     let pool = Pool::new(Backend::Poll, 3)
+        .config(cfg)
         .start(|reactor, member| {
             if member.index() == 1 {
                 reactor.call_later(Duration::from_millis(20), |_| panic!("boom"));
@@ -357,14 +363,53 @@ fn a_dead_reactor_stops_the_pool() {
     thread::spawn(move || {
         let _ = tx.send(pool.wait());
     });
-    let res = rx.recv_timeout(DEADLINE).expect("the pool hung");
-    match res {
-        // The failure policy may contain the panic (the reactor keeps running): then
-        // nothing ended and the pool would still be running; it did end, so the
-        // panic left the loop and must be reported.
-        Err(e) => assert!(e.to_string().contains("reactor 1"), "{e}"),
-        Ok(()) => panic!("a reactor died and the pool reported success"),
-    }
+    let err = rx
+        .recv_timeout(DEADLINE)
+        .expect("the pool hung")
+        .expect_err("a reactor died and the pool reported success");
+    assert!(err.to_string().contains("reactor 1 panicked"), "{err}");
+}
+
+/// Under the default `PanicPolicy::Contain` a panicking closure costs nothing more:
+/// the pool keeps serving on every reactor and then shuts down cleanly.
+#[test]
+fn a_contained_panic_keeps_the_pool() {
+    let _g = serial();
+    let (tx, rx) = mpsc::channel::<()>();
+    let tx = Mutex::new(tx);
+    let l = PoolListener::bind(
+        "127.0.0.1:0",
+        AcceptStrategy::Handoff,
+        2,
+        ListenConfig::default(),
+    )
+    .unwrap();
+    let attach = l.clone();
+    let pool = Pool::new(Backend::EpollEt, 2)
+        .start(move |reactor, member| {
+            let i = member.index();
+            attach.attach(reactor, member, move |_: &_| {
+                Some(Box::new(Tag(i)) as Box<dyn Protocol>)
+            })?;
+            if i == 1 {
+                let tx = tx.lock().unwrap().clone();
+                reactor.call_later(Duration::from_millis(1), move |_| {
+                    let _ = tx.send(());
+                    panic!("contained boom")
+                });
+            }
+            Ok(())
+        })
+        .unwrap();
+    rx.recv_timeout(DEADLINE).expect("the timer ran");
+    let tags: Vec<String> = (0..4)
+        .flat_map(|_| tagged_rounds(l.local_addr(), 1))
+        .collect();
+    assert!(
+        tags.contains(&"r1".to_string()),
+        "reactor 1 still serves: {tags:?}"
+    );
+    finish(pool, "contained panic");
 }
 
 /// A setup that fails on one reactor starts nothing and returns the error.

@@ -13,11 +13,14 @@
 //! * [`RunningPool::wait`] returns when every reactor has finished. SIGINT/SIGTERM
 //!   ([`Pool::handle_signals`]) start a graceful shutdown of all of them; a second
 //!   signal stops them all at once.
+//! * Panics follow the reactors' [`PanicPolicy`](super::PanicPolicy) (see
+//!   [`Pool::config`]): under `Contain` (the default) a panicking handler is removed
+//!   and its reactor goes on serving; under `Propagate` the panic ends that reactor's
+//!   thread.
 //! * When one reactor ends for any reason (its graceful shutdown completed, it was
-//!   stopped, its loop failed, or a panic unwound out of it under the reactor's
-//!   failure policy), the others are shut down gracefully: the pool never keeps
-//!   serving with a reactor missing, and never hangs on one that died. `wait`
-//!   reports the failures.
+//!   stopped, its loop failed, or a panic ended its thread), the others are shut
+//!   down gracefully: the pool never keeps serving with a reactor missing, and never
+//!   hangs on one that died. `wait` reports the failures.
 //!
 //! # Examples
 //!
