@@ -37,27 +37,17 @@ pub struct Point {
     pub backend: Backend,
     pub strategy: AcceptStrategy,
     pub reactors: usize,
-    pub conns: u64,
-    pub conns_per_sec: f64,
-    pub cpu_us_per_conn: Option<f64>,
-    /// Scheduler wake-ups (timeslices) of all server threads per connection.
-    pub wakeups_per_conn: Option<f64>,
-    /// Waits that returned to user space, all reactors, per connection.
-    pub waits_per_conn: f64,
-    /// Listener wake-ups whose first accept found nothing, per connection.
-    pub empty_per_conn: f64,
-    /// Connections served per reactor.
-    pub served: Vec<u64>,
-    pub errors: u64,
+    /// `churn_concurrency` clients at once.
+    pub busy: Phase,
+    /// One client at a time.
+    pub sparse: Phase,
 }
 
-impl Point {
-    /// max/min connections served per reactor (`None`: a reactor served none).
-    pub fn balance(&self) -> Option<f64> {
-        let max = *self.served.iter().max()?;
-        let min = *self.served.iter().min()?;
-        (min > 0).then(|| max as f64 / min as f64)
-    }
+/// max/min of `served` (`None`: a reactor served none).
+pub fn balance(served: &[u64]) -> Option<f64> {
+    let max = *served.iter().max()?;
+    let min = *served.iter().min()?;
+    (min > 0).then(|| max as f64 / min as f64)
 }
 
 /// The child name for a point.
@@ -183,48 +173,48 @@ fn pool_stats(srv: &mut ServerProc) -> Result<Vec<StatsSnapshot>, String> {
     parse_stats(&r).ok_or_else(|| format!("pool stats: {r:?}"))
 }
 
-/// One point: start the pool, warm up, churn for `duration`, read the counters.
-fn measure(
-    b: Backend,
-    s: AcceptStrategy,
-    n: usize,
+/// What one churn phase measured.
+#[derive(Clone, Debug, Default)]
+pub struct Phase {
+    pub conns: u64,
+    pub errors: u64,
+    pub conns_per_sec: f64,
+    pub cpu_us_per_conn: Option<f64>,
+    /// Scheduler wake-ups (timeslices) of all server threads per connection.
+    pub wakeups_per_conn: Option<f64>,
+    /// Waits that returned to user space, all reactors, per connection.
+    pub waits_per_conn: f64,
+    /// Listener wake-ups whose first accept found nothing, per connection.
+    pub empty_per_conn: f64,
+    /// Connections served per reactor.
+    pub served: Vec<u64>,
+}
+
+/// Churns `concurrency` clients at the server for `duration` and reads its counters.
+fn phase(
+    srv: &mut ServerProc,
+    concurrency: usize,
     o: &Options,
-    cpu: Option<usize>,
     duration: Duration,
-) -> Result<Point, String> {
-    let e = |e: io::Error| e.to_string();
-    let mut srv = ServerProc::spawn(&child_name(b, s, n), cpu).map_err(e)?;
-    let c = o.churn_concurrency;
-    let warm = Bounds {
-        max_ops: o.max_ops,
-        duration: o.warmup.min(duration),
-    };
-    loadgen::churn(srv.addr, c, warm).map_err(e)?;
-    let s0 = pool_stats(&mut srv)?;
+) -> Result<Phase, String> {
+    let s0 = pool_stats(srv)?;
     let (cpu0, ts0) = (crate::http::cpu_ns(srv.pid()), timeslices(srv.pid()));
-    let r = loadgen::churn(
-        srv.addr,
-        c,
-        Bounds {
-            max_ops: o.max_ops,
-            duration,
-        },
-    )
-    .map_err(e)?;
+    let bounds = Bounds {
+        max_ops: o.max_ops,
+        duration,
+    };
+    let r = loadgen::churn(srv.addr, concurrency, bounds).map_err(|e| e.to_string())?;
     let (cpu1, ts1) = (crate::http::cpu_ns(srv.pid()), timeslices(srv.pid()));
-    let s1 = pool_stats(&mut srv)?;
-    srv.stop().map_err(e)?;
+    let s1 = pool_stats(srv)?;
     if r.ops == 0 {
         return Err("no connection completed".into());
     }
     let d: Vec<StatsSnapshot> = s1.iter().zip(&s0).map(|(a, b)| a.since(b)).collect();
     let conns = r.ops as f64;
     let sum = |f: fn(&StatsSnapshot) -> u64| d.iter().map(f).sum::<u64>() as f64;
-    Ok(Point {
-        backend: b,
-        strategy: s,
-        reactors: n,
+    Ok(Phase {
         conns: r.ops,
+        errors: r.errors,
         conns_per_sec: r.ops_per_sec(),
         cpu_us_per_conn: cpu0
             .zip(cpu1)
@@ -235,7 +225,35 @@ fn measure(
         waits_per_conn: sum(|s| s.waits) / conns,
         empty_per_conn: sum(|s| s.accepts_empty) / conns,
         served: d.iter().map(|s| s.served).collect(),
-        errors: r.errors,
+    })
+}
+
+/// One point: start the pool, warm up, a busy phase (`churn_concurrency` clients)
+/// and a sparse one (one client: each connection arrives at idle reactors).
+fn measure(
+    b: Backend,
+    s: AcceptStrategy,
+    n: usize,
+    o: &Options,
+    cpu: Option<usize>,
+    duration: Duration,
+) -> Result<Point, String> {
+    let e = |e: io::Error| e.to_string();
+    let mut srv = ServerProc::spawn(&child_name(b, s, n), cpu).map_err(e)?;
+    let warm = Bounds {
+        max_ops: o.max_ops,
+        duration: o.warmup.min(duration),
+    };
+    loadgen::churn(srv.addr, o.churn_concurrency, warm).map_err(e)?;
+    let busy = phase(&mut srv, o.churn_concurrency, o, duration)?;
+    let sparse = phase(&mut srv, 1, o, duration / 2)?;
+    srv.stop().map_err(e)?;
+    Ok(Point {
+        backend: b,
+        strategy: s,
+        reactors: n,
+        busy,
+        sparse,
     })
 }
 
@@ -269,13 +287,15 @@ pub fn run(o: &Options, cpu: Option<usize>, dir: &Path) -> usize {
     let table = table(&points);
     println!(
         "\n## accept: connection churn over a pool of reactors\n\n\
-         {} concurrent churn clients (connect, 64-byte round trip, close), {:.1} s per point \
-         after {:.1} s warm-up, one round; the server process is pinned to one core, so its \
-         reactors share it: compare wake-ups and CPU per connection, not throughput (this \
+         busy: {} concurrent churn clients (connect, 64-byte round trip, close) for {:.1} s; \
+         sparse: one client at a time for half as long (every connection finds the reactors \
+         idle); after {:.1} s warm-up, one round. The server process is pinned to one core, so \
+         its reactors share it: compare wake-ups and CPU per connection, not throughput (this \
          machine has 2 cores: scaling past 2 is not measurable here).\n\
-         wake-ups = server threads' timeslices (schedstat) per connection; waits = waits \
-         returned to user space per connection; empty = listener wake-ups whose first accept \
-         found nothing, per connection; balance = max/min connections per reactor.\n",
+         wake-ups = server threads' timeslices (schedstat) per connection, including wake-ups \
+         that never reach user space; waits = waits returned to user space per connection; \
+         empty = listener wake-ups whose first accept found nothing, per connection; \
+         balance = max/min connections per reactor.\n",
         o.churn_concurrency,
         duration.as_secs_f64(),
         o.warmup.min(duration).as_secs_f64()
@@ -297,7 +317,7 @@ pub fn run(o: &Options, cpu: Option<usize>, dir: &Path) -> usize {
                         points
                             .iter()
                             .find(|p| p.backend == b && p.strategy == s && p.reactors == n)
-                            .and_then(|p| p.wakeups_per_conn)
+                            .and_then(|p| p.sparse.wakeups_per_conn)
                     })
                     .collect();
                 series.push((format!("{s} {b}"), ys));
@@ -306,7 +326,7 @@ pub fn run(o: &Options, cpu: Option<usize>, dir: &Path) -> usize {
         let path = dir.join("accept.svg");
         if let Err(e) = crate::plot::line_chart(
             &path,
-            "accept: server wake-ups per connection (churn)",
+            "accept: server wake-ups per connection, one client at a time",
             "reactors",
             "wake-ups (timeslices) per connection",
             &x,
@@ -328,34 +348,42 @@ pub fn table(points: &[Point]) -> String {
         "backend",
         "strategy",
         "reactors",
-        "conns",
-        "errors",
-        "conn/s",
-        "CPU µs/conn",
-        "wake-ups/conn",
-        "waits/conn",
-        "empty accepts/conn",
-        "balance",
-        "served per reactor",
+        "busy: conns (errors)",
+        "busy: conn/s",
+        "busy: CPU µs/conn",
+        "busy: wake-ups/conn",
+        "busy: waits/conn",
+        "busy: empty accepts/conn",
+        "busy: balance",
+        "sparse: wake-ups/conn",
+        "sparse: waits/conn",
+        "sparse: empty accepts/conn",
+        "sparse: served per reactor",
     ];
+    let bal = |served: &[u64]| {
+        balance(served)
+            .map(|b| format!("{b:.2}"))
+            .unwrap_or_else(|| "∞".into())
+    };
     let rows: Vec<Vec<String>> = points
         .iter()
         .map(|p| {
+            let (b, sp) = (&p.busy, &p.sparse);
             vec![
                 p.backend.to_string(),
                 p.strategy.to_string(),
                 p.reactors.to_string(),
-                p.conns.to_string(),
-                p.errors.to_string(),
-                num(p.conns_per_sec),
-                opt(p.cpu_us_per_conn),
-                opt(p.wakeups_per_conn),
-                num(p.waits_per_conn),
-                format!("{:.3}", p.empty_per_conn),
-                p.balance()
-                    .map(|b| format!("{b:.2}"))
-                    .unwrap_or_else(|| "∞ (a reactor got none)".into()),
-                p.served
+                format!("{} ({})", b.conns + sp.conns, b.errors + sp.errors),
+                num(b.conns_per_sec),
+                opt(b.cpu_us_per_conn),
+                opt(b.wakeups_per_conn),
+                num(b.waits_per_conn),
+                format!("{:.3}", b.empty_per_conn),
+                bal(&b.served),
+                opt(sp.wakeups_per_conn),
+                num(sp.waits_per_conn),
+                format!("{:.3}", sp.empty_per_conn),
+                sp.served
                     .iter()
                     .map(u64::to_string)
                     .collect::<Vec<_>>()
@@ -385,21 +413,18 @@ pub fn self_check() -> Result<(), String> {
     if parse_stats(&format_stats(&s)) != Some(s) {
         return Err("pool stats line does not round-trip".into());
     }
+    if balance(&[6, 3]) != Some(2.0) || balance(&[6, 0]).is_some() {
+        return Err("balance".into());
+    }
     let p = Point {
         backend: Backend::Poll,
         strategy: AcceptStrategy::Handoff,
         reactors: 2,
-        conns: 10,
-        conns_per_sec: 1.0,
-        cpu_us_per_conn: None,
-        wakeups_per_conn: None,
-        waits_per_conn: 1.0,
-        empty_per_conn: 0.0,
-        served: vec![6, 3],
-        errors: 0,
+        busy: Phase::default(),
+        sparse: Phase::default(),
     };
-    if p.balance() != Some(2.0) {
-        return Err(format!("balance {:?}", p.balance()));
+    if !table(&[p]).contains("| poll | handoff | 2 |") {
+        return Err("table row".into());
     }
     Ok(())
 }
