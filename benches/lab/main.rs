@@ -791,6 +791,7 @@ fn write_outputs(
             let (title, unit) = match t.workload {
                 "http-plaintext" => ("GET /plaintext", "requests/s"),
                 "http-1k" => ("1 KiB file", "requests/s"),
+                "http-small" => ("13 B file", "requests/s"),
                 _ => ("1 MiB file", "MB/s"),
             };
             panels.push((title.to_string(), unit.to_string(), bars));
@@ -1290,6 +1291,7 @@ fn print_http_tables(o: &Options, res: &Results, hl: Option<&HttpLab>) {
     );
     let titles = [
         "### `http-plaintext`: GET /plaintext (13 B)",
+        "### `http-small`: GET /small.txt (the same 13 B as a static file)",
         "### `http-1k`: GET /1k.bin (1 KiB static file)",
         "### `http-1m`: GET /1m.bin (1 MiB static file; MB/s of file content)",
     ];
@@ -1375,6 +1377,37 @@ fn http_targets(o: &Options, res: &Results) {
         match x {
             Some(x) => println!("- {what} ≤ {goal}: {x:.2} {}", verdict(x <= goal)),
             None => println!("- {what} ≤ {goal}: not measured"),
+        }
+    }
+    // Issue 14: the 13 B static file against nginx's `return 200` text, server CPU
+    // per request at the fixed offered load, round by round.
+    let fixed = |w: &str, c: &str| -> Option<Vec<Option<f64>>> {
+        res.of(w)
+            .into_iter()
+            .find(|x| x.contender == c)
+            .and_then(|x| match &x.outcome {
+                Outcome::Measured(s) => Some(s.iter().map(|s| s.fixed_cpu_us_per_op).collect()),
+                _ => None,
+            })
+    };
+    for c in ["epoll-et", "epoll"] {
+        let (Some(a), Some(b)) = (fixed("http-small", c), fixed("http-plaintext", NGINX)) else {
+            continue;
+        };
+        let ratios: Vec<f64> = a
+            .iter()
+            .zip(&b)
+            .filter_map(|(x, y)| Some(x.as_ref()? / y.as_ref()?))
+            .collect();
+        if let Some(r) = report::stat(&ratios) {
+            println!(
+                "- issue 14: {c}'s 13 B static file ≤ 0.95x nginx's `return 200` in server CPU                  per request at {}/s, paired by round: {:.2}x ({:.2}–{:.2}) {}",
+                report::num(o.http_fixed_rate),
+                r.median,
+                r.min,
+                r.max,
+                verdict(r.median <= 0.95)
+            );
         }
     }
     println!();
