@@ -53,15 +53,18 @@ pub(crate) fn bump(c: &Cell<u64>, n: u64) {
 }
 
 impl Stats {
-    /// The counters as a JSON object, with the backend's name and the uptime.
+    /// The counters as a JSON object, with the backend's name, the uptime and the
+    /// panics the process's reactors have contained
+    /// ([`panics_contained_total`](crate::reactor::panics_contained_total)).
     pub fn to_json(&self, backend: Backend) -> String {
         format!(
-            "{{\"connections_open\":{},\"connections_total\":{},\"requests\":{},\"bytes_sent\":{},\"bytes_received\":{},\"backend\":\"{}\",\"uptime_secs\":{:.3}}}\n",
+            "{{\"connections_open\":{},\"connections_total\":{},\"requests\":{},\"bytes_sent\":{},\"bytes_received\":{},\"panics_contained\":{},\"backend\":\"{}\",\"uptime_secs\":{:.3}}}\n",
             self.connections_open.get(),
             self.connections_total.get(),
             self.requests.get(),
             self.bytes_sent.get(),
             self.bytes_received.get(),
+            crate::reactor::panics_contained_total(),
             backend.name(),
             self.started.elapsed().as_secs_f64()
         )
@@ -102,6 +105,22 @@ pub fn remove_dot_segments(path: &str) -> Option<Cow<'_, str>> {
         out.push('/');
     }
     Some(Cow::Owned(out))
+}
+
+/// The path of a request target as routes and handlers see it: `raw_path` (the
+/// target's path, [`split_target`](super::parser::split_target)) percent-decoded, which
+/// must give UTF-8, then its dot segments resolved ([`remove_dot_segments`]).
+/// `None`: the server answers 400 (not UTF-8, or a `..` above `/`).
+pub fn decode_path(raw_path: &[u8]) -> Option<Cow<'_, str>> {
+    let decoded = percent_encoding::percent_decode(raw_path)
+        .decode_utf8()
+        .ok()?;
+    // Dot segments resolved after decoding (`%2e%2e` is `..`) and before routing,
+    // so no handler sees `/files/../x` under `/files/`.
+    Some(match remove_dot_segments(&decoded)? {
+        Cow::Borrowed(_) => decoded,
+        Cow::Owned(p) => Cow::Owned(p),
+    })
 }
 
 /// A request as handlers see it.
