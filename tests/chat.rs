@@ -1575,7 +1575,7 @@ fn irc_capabilities(backend: Backend) {
     let (lt, a) = start(backend, relaxed());
     let mut c = Client::connect(a.irc, "capper");
     c.send("CAP LS 302");
-    c.expect_contains(" CAP * LS :away-notify batch cap-notify echo-message message-tags multi-prefix server-time");
+    c.expect_contains(" CAP * LS :away-notify batch cap-notify echo-message message-tags multi-prefix server-time userhost-in-names");
     c.send("NICK capper");
     c.send("USER capper 0 * :Capper");
     c.send("CAP REQ :server-time echo-message bogus");

@@ -20,7 +20,8 @@
 //! counted by the flood limit.
 //!
 //! IRCv3: `multi-prefix`, `server-time`, `message-tags` (`msgid` and `time` tags; client
-//! tags are not relayed), `echo-message`, `away-notify`, `cap-notify`, `batch`. A
+//! tags are not relayed), `echo-message`, `away-notify`, `cap-notify`, `batch`,
+//! `userhost-in-names`. A
 //! room's history is replayed on join: between two server notices for plain clients;
 //! for `server-time`/`message-tags` clients each message carries the time it was sent,
 //! inside a `chathistory` batch if they enabled `batch`.
@@ -766,6 +767,7 @@ impl IrcClient {
         let srv = self.srv();
         let nick = self.target();
         let multi = self.caps.has(Caps::MULTI_PREFIX);
+        let uhnames = self.caps.has(Caps::USERHOST_IN_NAMES);
         let mut s = String::new();
         let Some(list) = msg.params.first().filter(|p| !p.is_empty()) else {
             let _ = write!(s, ":{srv} 366 {nick} * :End of /NAMES list.\r\n");
@@ -784,7 +786,13 @@ impl IrcClient {
                     let list: Vec<String> = members
                         .iter()
                         .filter(|(m, _)| !m.invisible || m.id == me || hub.chat.is_in(me, room))
-                        .map(|(m, st)| format!("{}{}", st.prefix(multi), m.nick))
+                        .map(|(m, st)| {
+                            if uhnames {
+                                format!("{}{}!{}", st.prefix(multi), m.nick, m.userhost)
+                            } else {
+                                format!("{}{}", st.prefix(multi), m.nick)
+                            }
+                        })
                         .collect();
                     render::names(
                         &mut s,

@@ -222,8 +222,10 @@ impl Caps {
     pub const CAP_NOTIFY: Caps = Caps(32);
     /// `batch` (history replay on join comes as a `chathistory` batch).
     pub const BATCH: Caps = Caps(64);
+    /// `userhost-in-names`: `NAMES` shows `nick!user@host`.
+    pub const USERHOST_IN_NAMES: Caps = Caps(128);
     /// Every capability by name, as `CAP LS` lists them.
-    pub const ALL: [(&'static str, Caps); 7] = [
+    pub const ALL: [(&'static str, Caps); 8] = [
         ("away-notify", Caps::AWAY_NOTIFY),
         ("batch", Caps::BATCH),
         ("cap-notify", Caps::CAP_NOTIFY),
@@ -231,6 +233,7 @@ impl Caps {
         ("message-tags", Caps::MESSAGE_TAGS),
         ("multi-prefix", Caps::MULTI_PREFIX),
         ("server-time", Caps::SERVER_TIME),
+        ("userhost-in-names", Caps::USERHOST_IN_NAMES),
     ];
 
     /// The capability called `name`.

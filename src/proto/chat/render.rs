@@ -220,9 +220,16 @@ fn irc(hub: &Hub, ev: &Event, member: &Member<Endpoint>) -> String {
             }
             let multi = member.endpoint.caps().has(Caps::MULTI_PREFIX);
             let secret = info.is_some_and(|i| i.modes.secret);
+            let uhnames = member.endpoint.caps().has(Caps::USERHOST_IN_NAMES);
             let list: Vec<String> = members
                 .iter()
-                .map(|(m, st)| format!("{}{m}", st.prefix(multi)))
+                .map(|(m, st)| {
+                    let uh = uhnames
+                        .then(|| hub.chat.find(m).map(|x| format!("!{}", x.userhost)))
+                        .flatten()
+                        .unwrap_or_default();
+                    format!("{}{m}{uh}", st.prefix(multi))
+                })
                 .collect();
             names(
                 &mut s,
