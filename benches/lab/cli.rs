@@ -8,13 +8,14 @@ use clap::builder::PossibleValuesParser;
 use crate::servers::{ALL_CONTENDERS, CONTENDERS, NGINX};
 
 /// The workloads, in the order they run.
-pub const WORKLOADS: [&str; 6] = [
+pub const WORKLOADS: [&str; 7] = [
     "round-trip",
     "idle-sweep",
     "churn",
     "bulk",
     "latency",
     "http",
+    "accept",
 ];
 
 /// The sub-workloads of `latency` (open-loop sweeps), as named in the results.
