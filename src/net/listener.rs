@@ -117,14 +117,14 @@ pub struct Listener {
     warnings: WarnLimit,
     shed: u64,
     is_tcp: bool,
+    /// Set when the listener belongs to a reactor pool ([`super::PoolListener`]).
+    pool: Option<PoolHooks>,
     /// `TCP_NODELAY` is set on the listening socket, and accepted sockets inherit it
     /// (Linux copies the listener's TCP options into each connection): no
     /// `setsockopt` per connection.
     nodelay_inherited: bool,
     /// `TCP_DEFER_ACCEPT` is on: an accepted connection has data waiting.
     deferred: bool,
-    /// Set when the listener belongs to a reactor pool ([`super::PoolListener`]).
-    pool: Option<PoolHooks>,
 }
 
 fn open_spare() -> Option<File> {
