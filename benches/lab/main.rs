@@ -275,9 +275,18 @@ impl Lab {
         let c = self.o.churn_concurrency;
         loadgen::churn(srv.addr, c, self.warm()).map_err(e)?;
         srv.stats_on().map_err(e)?;
-        let cpu0 = http::cpu_ns(srv.pid());
+        // A thread per connection: its threads exit inside the window, taking their
+        // time out of /proc/PID/task; the process's own (coarser) total keeps it.
+        let cpu = |pid| {
+            if name == "threads" {
+                http::stat_cpu_ns(pid)
+            } else {
+                http::cpu_ns(pid)
+            }
+        };
+        let cpu0 = cpu(srv.pid());
         let r = loadgen::churn(srv.addr, c, self.bounds(duration)).map_err(e)?;
-        let cpu1 = http::cpu_ns(srv.pid());
+        let cpu1 = cpu(srv.pid());
         let counts = srv.stats_off().map_err(e)?;
         srv.stop().map_err(e)?;
         check(&r)?;
