@@ -27,7 +27,7 @@
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -53,7 +53,8 @@ pub(crate) struct Shared {
 
 /// Where a read transfer's bytes come from.
 pub(crate) struct Source {
-    file: File,
+    /// Read ahead in large chunks: one `read` per 32 KiB, not one per block.
+    file: BufReader<File>,
     /// For netascii: the encoder and a buffer of raw file bytes.
     ascii: Option<(Encoder, Vec<u8>, usize)>,
     eof: bool,
@@ -62,7 +63,7 @@ pub(crate) struct Source {
 impl Source {
     pub(crate) fn new(file: File, netascii: bool) -> Source {
         Source {
-            file,
+            file: BufReader::with_capacity(32 * 1024, file),
             ascii: netascii.then(|| (Encoder::new(), Vec::new(), 0)),
             eof: false,
         }
@@ -131,6 +132,8 @@ pub(crate) struct Reader {
     spare: Vec<Vec<u8>>,
     /// The final (short) block's number, once read.
     last: Option<u64>,
+    /// Payload bytes read from the file so far.
+    bytes: u64,
 }
 
 impl Reader {
@@ -142,6 +145,7 @@ impl Reader {
             window: VecDeque::new(),
             spare: Vec::new(),
             last: None,
+            bytes: 0,
         }
     }
 }
@@ -303,6 +307,7 @@ impl Transfer {
                 failed = Some(e);
                 break;
             }
+            r.bytes += (p.len() - 4) as u64;
             if p.len() - 4 < self.blksize {
                 r.last = Some(seq);
             }
@@ -355,13 +360,12 @@ impl Transfer {
             }
         }
         if r.last == Some(r.acked) {
-            let bytes = r.acked.saturating_sub(1) * self.blksize as u64;
             log::info!(
-                "tftp: sent {} to {} ({} blocks, ~{} bytes, {:?})",
+                "tftp: sent {} to {} ({} blocks, {} bytes, {:?})",
                 self.name,
                 self.peer,
                 r.acked,
-                bytes,
+                r.bytes,
                 self.started_at.elapsed()
             );
             self.finish(dg, true);
