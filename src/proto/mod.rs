@@ -5,5 +5,6 @@ pub mod chat;
 pub mod discovery;
 pub mod echo;
 pub mod framing;
+pub mod ftp;
 pub mod http;
 pub mod tftp;
