@@ -29,10 +29,16 @@ use readyloop::selector::Backend;
 
 use support::*;
 
-/// Retransmission timeout of the in-process servers (short, so loss tests are quick).
+/// Retransmission timeout of the in-process servers in the cases that count the
+/// server's retransmissions (short, so they are quick); the other cases keep the
+/// server's default (1 s, 5 retries), so a client stalled on a loaded machine is not
+/// taken for a lost one.
 const TIMEOUT: Duration = Duration::from_millis(100);
-/// Retries of the in-process servers.
+/// Retries in those cases.
 const RETRIES: u32 = 4;
+/// Retransmission timeout of the cases that lose packets on purpose: long enough that
+/// a test thread delayed by a busy machine rarely causes an extra one.
+const LOSSY_TIMEOUT: Duration = Duration::from_millis(300);
 
 // ---------------------------------------------------------------------------------
 // Fixtures
@@ -84,9 +90,17 @@ struct Fixture {
 fn config(root: &Path) -> TftpConfig {
     let mut cfg = TftpConfig::new(root);
     cfg.allow_write = true;
+    cfg
+}
+
+fn short_timeout(cfg: &mut TftpConfig) {
     cfg.timeout = TIMEOUT;
     cfg.retries = RETRIES;
-    cfg
+}
+
+fn lossy_timeout(cfg: &mut TftpConfig) {
+    cfg.timeout = LOSSY_TIMEOUT;
+    cfg.retries = 10;
 }
 
 fn serve(backend: Backend, tag: &str, tune: impl FnOnce(&mut TftpConfig)) -> Fixture {
@@ -246,7 +260,7 @@ fn big_file_block_wrap(backend: Backend) {
     if !have("tftp", "tftp-hpa") {
         return;
     }
-    let f = serve(backend, "big", |c| c.timeout = Duration::from_secs(1));
+    let f = serve(backend, "big", |_| {});
     let local = TempDir::new("big-local");
     let size = (33 << 20) + 777;
     f.put_file("big", &pattern(size));
@@ -403,7 +417,7 @@ fn data_of(p: &[u8]) -> (u16, Vec<u8>) {
 /// sending every ACK twice. The file must arrive whole, and the duplicated ACKs must
 /// not make the server send each block twice (the Sorcerer's Apprentice bug).
 fn lossy_read(backend: Backend) {
-    let f = serve(backend, "lossy-read", |_| {});
+    let f = serve(backend, "lossy-read", lossy_timeout);
     let blocks = 120u64;
     let file = pattern(512 * (blocks as usize - 1) + 100);
     f.put_file("f", &file);
@@ -430,7 +444,7 @@ fn lossy_read(backend: Backend) {
         }
         if expect == 60 {
             // A delayed ACK: the server times out and repeats block 60 meanwhile.
-            std::thread::sleep(TIMEOUT * 2);
+            std::thread::sleep(LOSSY_TIMEOUT * 2);
         }
         got.extend_from_slice(&data);
         c.send(&packet::ack(block), tid);
@@ -442,14 +456,15 @@ fn lossy_read(backend: Backend) {
     }
     assert_eq!(expect, blocks);
     assert!(got == file, "{backend}: file differs");
-    // Retransmissions: 4 dropped blocks, a repeat or two for the delayed ACK. With the
-    // Sorcerer's Apprentice bug every block would come twice (about 240 packets).
+    // Retransmissions: 4 dropped blocks, a repeat or two for the delayed ACK (and a
+    // few more if this thread is descheduled for a timeout). With the Sorcerer's
+    // Apprentice bug every block would come twice (about 240 packets).
     assert!(
-        packets <= blocks + 10,
+        packets <= blocks + 30,
         "{backend}: {packets} DATA packets for {blocks} blocks"
     );
     // Nothing more arrives: the duplicate ACKs of the last block start nothing.
-    assert!(c.recv_within(TIMEOUT * 3).is_none());
+    assert!(c.recv_within(LOSSY_TIMEOUT * 2).is_none());
     f.idle();
     f.lt.stop().unwrap();
 }
@@ -457,7 +472,7 @@ fn lossy_read(backend: Backend) {
 /// A client that stops answering: the server retransmits `RETRIES` times, then sends
 /// ERROR 0 and forgets the transfer.
 fn retry_limit(backend: Backend) {
-    let f = serve(backend, "retry", |_| {});
+    let f = serve(backend, "retry", short_timeout);
     f.put_file("f", &pattern(5000));
     let c = Client::new(f.addr);
     c.request(packet::RRQ, "f", &[]);
@@ -518,13 +533,22 @@ fn retry_limit(backend: Backend) {
 /// An upload whose blocks are duplicated and one lost: every block written once, the
 /// file complete, the lost one recovered through the server's ACK retransmission.
 fn lossy_write(backend: Backend) {
-    let f = serve(backend, "lossy-write", |_| {});
+    let f = serve(backend, "lossy-write", lossy_timeout);
     let file = pattern(512 * 40 + 33);
     let c = Client::new(f.addr);
     c.request(packet::WRQ, "up", &[]);
     let (p, tid) = c.recv();
     assert_eq!(packet::parse(&p), Ok(Packet::Ack { block: 0 }));
     let chunks: Vec<&[u8]> = file.chunks(512).collect();
+    // The next ACK of `block`, skipping repeats of earlier ones (retransmissions, if
+    // this thread was slow for a timeout).
+    let ack = |block: u16| loop {
+        match packet::parse(&c.recv().0) {
+            Ok(Packet::Ack { block: b }) if b == block => return,
+            Ok(Packet::Ack { block: b }) if b < block => {}
+            other => panic!("{backend}: expected ACK {block}, got {other:?}"),
+        }
+    };
     for (i, chunk) in chunks.iter().enumerate() {
         let block = (i + 1) as u16;
         let mut d = Vec::new();
@@ -532,12 +556,12 @@ fn lossy_write(backend: Backend) {
         d.extend_from_slice(chunk);
         if block == 20 {
             // "Lost": the server times out and repeats ACK 19.
-            assert_eq!(packet::parse(&c.recv().0), Ok(Packet::Ack { block: 19 }));
+            ack(19);
         }
         c.send(&d, tid);
         c.send(&d, tid); // duplicated by the network
-        assert_eq!(packet::parse(&c.recv().0), Ok(Packet::Ack { block }));
-        assert_eq!(packet::parse(&c.recv().0), Ok(Packet::Ack { block }));
+        ack(block);
+        ack(block);
     }
     f.idle();
     assert!(std::fs::read(f.root.join("up")).unwrap() == file);
@@ -683,7 +707,10 @@ fn malformed_packets(backend: Backend) {
 
 /// The jail and the refusals: error codes 1, 2, 6 and 0.
 fn refusals(backend: Backend) {
-    let f = serve(backend, "refuse", |c| c.max_transfers = 1);
+    let f = serve(backend, "refuse", |c| {
+        c.max_transfers = 1;
+        short_timeout(c);
+    });
     let outside = TempDir::new("outside");
     std::fs::write(outside.join("secret"), b"secret").unwrap();
     std::os::unix::fs::symlink(outside.join("secret"), f.root.join("link-out")).unwrap();
