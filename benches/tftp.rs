@@ -314,8 +314,11 @@ fn run(o: &Opts) {
     ];
     let mib = o.size_mib as f64;
     let perf_out = env::out_dir(None).join("tftp-perf.txt");
-    for server in ["readyloop", "tftpd-hpa"] {
-        for (label, opts) in &cases {
+    // Servers alternate within each case (the machine's load drifts; alternating
+    // spreads the drift over both), rows are printed per server afterwards.
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    for (label, opts) in &cases {
+        for server in ["readyloop", "tftpd-hpa"] {
             // A fresh server per case, so perf's count covers this case's transfers
             // (and one start-up and shutdown, a few milliseconds).
             let s = match server {
@@ -329,11 +332,19 @@ fn run(o: &Opts) {
             }
             let name = s.name;
             let cpu = s.stop();
-            println!(
-                "| {name} | {label} | {:.1} | {:.2} |",
-                median(rates),
-                cpu.as_secs_f64() * 1000.0 / (mib * o.reps as f64)
-            );
+            rows.push((
+                name,
+                format!(
+                    "| {name} | {label} | {:.1} | {:.2} |",
+                    median(rates),
+                    cpu.as_secs_f64() * 1000.0 / (mib * o.reps as f64)
+                ),
+            ));
+        }
+    }
+    for server in ["readyloop", "tftpd-hpa"] {
+        for (_, row) in rows.iter().filter(|(n, _)| *n == server) {
+            println!("{row}");
         }
     }
 }
