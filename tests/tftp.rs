@@ -705,6 +705,42 @@ fn malformed_packets(backend: Backend) {
     f.lt.stop().unwrap();
 }
 
+/// A flood of garbage gets at most `MAX_ERRORS_PER_SEC` answers a second, and the
+/// server still serves afterwards.
+fn error_replies_are_rate_limited(backend: Backend) {
+    use readyloop::proto::tftp::MAX_ERRORS_PER_SEC;
+    let f = serve(backend, "flood", |_| {});
+    f.put_file("ok", b"fine");
+    let c = Client::new(f.addr);
+    let sent = 3 * MAX_ERRORS_PER_SEC as usize;
+    let start = Instant::now();
+    for _ in 0..sent {
+        c.send(b"\x00\x09garbage", f.addr);
+    }
+    let mut answers = 0usize;
+    while c.recv_within(Duration::from_millis(300)).is_some() {
+        answers += 1;
+    }
+    // One window of MAX_ERRORS_PER_SEC per second elapsed (plus the one started).
+    let windows = start.elapsed().as_secs() as usize + 2;
+    assert!(
+        answers <= windows * MAX_ERRORS_PER_SEC as usize && answers < sent,
+        "{backend}: {answers} answers to {sent} datagrams in {:?}",
+        start.elapsed()
+    );
+    assert!(answers > 0);
+    // A second later the server answers again, and serves.
+    std::thread::sleep(Duration::from_millis(1100));
+    c.request(packet::RRQ, "missing", &[]);
+    c.expect_error(ErrorCode::NotFound);
+    c.request(packet::RRQ, "ok", &[]);
+    let (p, tid) = c.recv();
+    assert_eq!(data_of(&p), (1, b"fine".to_vec()));
+    c.send(&packet::ack(1), tid);
+    f.idle();
+    f.lt.stop().unwrap();
+}
+
 /// The jail and the refusals: error codes 1, 2, 6 and 0.
 fn refusals(backend: Backend) {
     let f = serve(backend, "refuse", |c| {
@@ -866,6 +902,7 @@ per_backend! {
     windowed_read,
     unknown_tid,
     malformed_packets,
+    error_replies_are_rate_limited,
     refusals,
     concurrent_transfers,
     example_server,
