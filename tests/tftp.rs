@@ -622,6 +622,52 @@ fn windowed_read(backend: Backend) {
     f.lt.stop().unwrap();
 }
 
+/// RFC 7440 upload: windows of 4 acknowledged once; a lost block makes the server
+/// acknowledge the last one in order, once, and the next window counts from there.
+fn windowed_write(backend: Backend) {
+    let f = serve(backend, "window-write", |_| {});
+    let file = pattern(512 * 10 + 3);
+    let blocks: Vec<&[u8]> = file.chunks(512).collect();
+    let c = Client::new(f.addr);
+    c.request(packet::WRQ, "ww", &[("windowsize", "4")]);
+    let (p, tid) = c.recv();
+    match packet::parse(&p) {
+        Ok(Packet::Oack { options }) => {
+            assert_eq!(options, vec![(&b"windowsize"[..], &b"4"[..])])
+        }
+        other => panic!("expected OACK, got {other:?}"),
+    }
+    let send = |b: usize| {
+        let mut d = Vec::new();
+        packet::data_header(&mut d, b as u16);
+        d.extend_from_slice(blocks[b - 1]);
+        c.send(&d, tid);
+    };
+    let ack = || match packet::parse(&c.recv().0) {
+        Ok(Packet::Ack { block }) => block,
+        other => panic!("{backend}: expected an ACK, got {other:?}"),
+    };
+    for b in 1..=4 {
+        send(b);
+    }
+    assert_eq!(ack(), 4, "{backend}: one ACK per window");
+    // Block 7 is lost: 8 is out of order, so the server acknowledges 6 (once).
+    for b in [5, 6, 8] {
+        send(b);
+    }
+    assert_eq!(ack(), 6);
+    // The next window starts at 7 and is acknowledged at its end, 10.
+    for b in 7..=10 {
+        send(b);
+    }
+    assert_eq!(ack(), 10, "{backend}: the window counts from the gap's ACK");
+    send(11);
+    assert_eq!(ack(), 11);
+    f.idle();
+    assert!(std::fs::read(f.root.join("ww")).unwrap() == file);
+    f.lt.stop().unwrap();
+}
+
 /// Packets from another address to a transfer's port get ERROR 5 and change nothing.
 fn unknown_tid(backend: Backend) {
     let f = serve(backend, "tid", |_| {});
@@ -900,6 +946,7 @@ per_backend! {
     retry_limit,
     lossy_write,
     windowed_read,
+    windowed_write,
     unknown_tid,
     malformed_packets,
     error_replies_are_rate_limited,

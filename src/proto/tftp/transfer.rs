@@ -14,7 +14,8 @@
 //! **Write** (the server receives): in-order DATA is written to a temporary file in
 //! the target directory and acknowledged (every `windowsize` blocks, and the last).
 //! A duplicate of the last block is acknowledged again (our ACK may have been lost);
-//! an out-of-order block gets one ACK of the last in-order block per gap. The short
+//! an out-of-order block gets one ACK of the last in-order block per gap, and the
+//! window count restarts there (the sender's next window starts after it). The short
 //! final block completes the upload: the temporary file is linked to its name (never
 //! replacing a file that appeared meanwhile: ERROR 6) and removed; the transfer then
 //! lingers one timeout to acknowledge a repeated final block. An upload that ends any
@@ -405,6 +406,8 @@ impl Transfer {
                 dg.send_to(&packet::ack(block), peer);
             } else if !w.gap_acked {
                 w.gap_acked = true;
+                // The sender starts its next window after this ACK: count from here.
+                w.since_ack = 0;
                 dg.send_to(&packet::ack(wire(w.received)), peer);
             }
             return;
@@ -589,11 +592,13 @@ impl DatagramProtocol for Transfer {
             self.name,
             self.retries
         );
-        match &self.side {
+        match &mut self.side {
             Side::Read(_) => self.resend_window(dg),
             Side::Write(w) => {
                 // The OACK until the first block arrives, then an ACK of the last
-                // block received in order (which also reports a lost window's gap).
+                // block received in order (which also reports a lost window's gap;
+                // the sender's next window starts after it).
+                w.since_ack = 0;
                 let p = match &self.oack {
                     Some(o) => o.clone(),
                     None => packet::ack(wire(w.received)).to_vec(),
