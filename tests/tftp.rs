@@ -798,6 +798,12 @@ fn refusals(backend: Backend) {
     std::os::unix::fs::symlink(outside.join("secret"), f.root.join("link-out")).unwrap();
     std::fs::create_dir(f.root.join("sub")).unwrap();
     f.put_file("exists", b"x");
+    // A FIFO: opening it for reading would block the loop until a writer came.
+    let st = Command::new("mkfifo")
+        .arg(f.root.join("fifo"))
+        .status()
+        .expect("run mkfifo");
+    assert!(st.success());
     let c = Client::new(f.addr);
     let secret = outside.join("secret");
     let escape = format!(
@@ -810,6 +816,7 @@ fn refusals(backend: Backend) {
         "link-out",
         "sub",
         "sub/../../x",
+        "fifo",
     ] {
         c.request(packet::RRQ, name, &[]);
         c.expect_error(ErrorCode::AccessViolation);

@@ -268,7 +268,17 @@ impl TftpServer {
             (Side::Write(w), params, oack)
         } else {
             let path = self.jail.existing(req.filename).map_err(jail_refusal)?;
-            let f = File::open(&path).map_err(open_refusal)?;
+            // Only regular files: opening a FIFO would block the loop. O_NOFOLLOW: the
+            // path is canonical, so a symlink in its place now was swapped in since;
+            // O_NONBLOCK: should a FIFO be swapped in, the open does not wait.
+            if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                return Err(refusal(ErrorCode::AccessViolation, "not a regular file"));
+            }
+            let f = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&path)
+                .map_err(open_refusal)?;
             let meta = f.metadata().map_err(open_refusal)?;
             if !meta.is_file() {
                 return Err(refusal(ErrorCode::AccessViolation, "not a regular file"));
