@@ -23,8 +23,9 @@
 //! Behaviour, in short:
 //!
 //! * Modes `octet` and `netascii` (converted both ways); `mail` and others: ERROR 4.
-//! * Names are relative to the root; absolute names, `..` and symlinks leading out are
-//!   an access violation (ERROR 2); a missing file is ERROR 1.
+//! * Names are relative to the root; absolute names, `..`, symlinks leading out and
+//!   anything but a regular file are an access violation (ERROR 2); a missing file is
+//!   ERROR 1.
 //! * Writes only with [`TftpConfig::allow_write`] (else ERROR 2), never over an
 //!   existing file (ERROR 6), into an existing directory. An upload is written to a
 //!   hidden temporary file next to its target and linked into place only once
