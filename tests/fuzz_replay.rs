@@ -91,4 +91,5 @@ replay_tests!(
     chat_line,
     chat_irc,
     chat_udp,
+    tftp_packet,
 );

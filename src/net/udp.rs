@@ -1,4 +1,12 @@
 //! UDP sockets on the reactor.
+//!
+//! [`DatagramSocket`] is the handler for one bound socket; its protocol
+//! ([`DatagramProtocol`]) sees datagrams, timers and events. Sockets are usually bound
+//! through [`Listen::bind_udp`](super::Listen::bind_udp), or
+//! [`Listen::bind_udp_with`](super::Listen::bind_udp_with) and [`udp_socket`] with a
+//! [`UdpConfig`] for broadcast (`SO_BROADCAST`) and shared ports (`SO_REUSEADDR`). A
+//! protocol may open more sockets from its callbacks (`dg.reactor()` is a
+//! [`Ctx`], which implements `Listen`): the TFTP server opens one per transfer.
 
 use std::any::Any;
 use std::collections::VecDeque;

@@ -15,6 +15,7 @@ pub mod http_path;
 pub mod http_range;
 pub mod irc_message;
 pub mod line_buffer;
+pub mod tftp_packet;
 
 /// A target's entry point.
 pub type Target = fn(&[u8]);
@@ -32,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("chat_line", chat_conn::run_line),
     ("chat_irc", chat_conn::run_irc),
     ("chat_udp", chat_conn::run_udp),
+    ("tftp_packet", tftp_packet::run),
 ];
 
 /// Reads structured choices from the fuzz input, front to back; past the end every
