@@ -38,6 +38,9 @@
 //!   remote call loses only itself. A panic in a handler reached through
 //!   [`Ctx::with_handler`] (a connection writing to or notifying another) is caught
 //!   there: that handler is removed, and the caller goes on as if it were gone (`None`).
+//!   A UDP socket ([`crate::net`]) contains a panic of its protocol's
+//!   `datagram_received` itself: that datagram is lost, the socket serves the next
+//!   ([`Ctx::contained_panic`]); the protocol's state is as the unwinding left it.
 //! * [`PanicPolicy::Propagate`]: the panic unwinds out of [`Reactor::run`] (or
 //!   [`Reactor::run_once`]). On its way out the handler that panicked (and any handler
 //!   it was reaching into) is deregistered and dropped, closing its descriptor,
@@ -472,6 +475,16 @@ impl<'a> Ctx<'a> {
         self.core.panics
     }
 
+    /// Logs and counts a panic a handler contained itself, at a finer grain than the
+    /// handler (a datagram socket drops the one datagram whose protocol callback
+    /// panicked and serves the next): as the reactor does for its own ([`PanicPolicy`];
+    /// call it only under [`PanicPolicy::Contain`]). `what` names what was lost.
+    pub fn contained_panic(&mut self, payload: &(dyn Any + Send), what: &str) {
+        let me = self.me;
+        self.core
+            .contained(payload, || format!("handler {me:?}: {what}"));
+    }
+
     /// Whether a graceful shutdown is under way.
     pub fn is_shutting_down(&self) -> bool {
         self.core.shutting_down
@@ -649,7 +662,7 @@ impl Core {
         self.panics += 1;
         PANICS_CONTAINED.fetch_add(1, Ordering::Relaxed);
         log::error!(
-            "{} panicked: {}; removed it and went on ({} panic(s) contained so far)",
+            "{} panicked: {}; dropped it and went on ({} panic(s) contained so far)",
             what(),
             panic_message(payload),
             self.panics
