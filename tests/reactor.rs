@@ -1178,8 +1178,8 @@ fn propagated_handler_panic_leaves_reactor_usable(backend: Backend) {
         1,
         "{backend}: the panicking connection is still registered"
     );
-    // Its socket was closed.
-    assert_eq!(read_to_eof(&mut c1).unwrap_or_default(), b"");
+    // Its socket was closed (EOF or reset; a timeout is a failure).
+    expect_dropped(&mut c1, &format!("{backend}: the panicking connection"));
     // A new connection (likely on the same descriptor number) is served.
     let mut c2 = connect(addr);
     c2.write_all(b"ping").unwrap();
