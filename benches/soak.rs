@@ -419,7 +419,7 @@ fn half_close_client(addr: SocketAddr, t: &Tally, rng: &mut Rng) -> io::Result<(
 /// One HTTP response with a `Content-Length` body.
 fn http_response(r: &mut BufReader<TcpStream>) -> io::Result<(u16, Vec<u8>)> {
     let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
+    if r.read_line(&mut line)? == 0 || !line.ends_with('\n') {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
     let status = line
@@ -430,7 +430,7 @@ fn http_response(r: &mut BufReader<TcpStream>) -> io::Result<(u16, Vec<u8>)> {
     let mut len = 0;
     loop {
         let mut h = String::new();
-        if r.read_line(&mut h)? == 0 {
+        if r.read_line(&mut h)? == 0 || !h.ends_with('\n') {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let h = h.trim_end();
@@ -505,7 +505,7 @@ impl ChatLine {
     fn until(&mut self, pred: impl Fn(&str) -> bool) -> io::Result<String> {
         loop {
             let mut l = String::new();
-            if self.r.read_line(&mut l)? == 0 {
+            if self.r.read_line(&mut l)? == 0 || !l.ends_with('\n') {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             let l = l.trim_end();
