@@ -20,7 +20,7 @@
 //! Seeds: `FAULT_SEEDS` per backend (default 3, from a fixed base so CI replays the
 //! same runs), or `FAULT_SEED=n` to replay one seed. A failure prints the seed and the
 //! replay command. A long run: `FAULT_SEEDS=200 cargo test --release --features
-//! fault-injection --test faults` (about 2 s per seed and backend).
+//! fault-injection --test faults` (about 1 s per seed and backend).
 //!
 //! The cases of this file run one at a time (a lock), so the process-wide
 //! descriptor count belongs to the case that reads it.
