@@ -24,6 +24,7 @@
 
 mod buffer;
 mod listener;
+mod multi;
 mod ratelimit;
 mod stream;
 mod udp;
@@ -31,6 +32,7 @@ mod udp;
 pub use crate::sys::socket::PeerAddr;
 pub use buffer::OutBuf;
 pub use listener::{Factory, ListenConfig, Listener};
+pub use multi::{AcceptStrategy, PoolListener, UnknownStrategy};
 pub use ratelimit::WarnLimit;
 pub use stream::{notify, write_to, Conn, Protocol, Stream, StreamConfig};
 pub use udp::{
