@@ -24,16 +24,16 @@
 //! call from a [`Handle`]) is handled by [`Config::panic_policy`]:
 //!
 //! * [`PanicPolicy::Contain`] (the default): the panic is caught where the loop called
-//!   in. The handler that was running is removed: its descriptor deregistered, its pending timers cancelled,
-//!   then [`Handler::removed`] is called as for any removal, with
-//!   [`Ctx::removed_after_panic`] true (a [`crate::net`] connection tells its protocol
-//!   `connection_lost` with an error, so the protocol drops the connection from
-//!   whatever shared state tracks it: the chat's rooms and nickname table, say), and
-//!   finally the handler is dropped, closing its descriptor. The failure is logged at
-//!   error level (handler id, what the handler says it serves, e.g. the peer address,
-//!   and the panic message) and counted ([`Ctx::panics_contained`],
-//!   [`Reactor::panics_contained`], [`panics_contained_total`]); the loop goes on
-//!   serving everyone else. A panic inside that `removed` call is caught too (logged,
+//!   in. The handler that was running is removed: its descriptor deregistered, its
+//!   pending timers cancelled, then [`Handler::removed`] is called as for any removal,
+//!   with [`Ctx::removed_after_panic`] true (a [`crate::net`] connection tells its
+//!   protocol `connection_lost` with an error, so the protocol drops the connection
+//!   from whatever shared state tracks it: the chat's rooms and nickname table, say),
+//!   and finally the handler is dropped, closing its descriptor. The failure is logged
+//!   at error level (handler id, what the handler says it serves, e.g. the peer
+//!   address, and the panic message) and counted ([`Ctx::panics_contained`],
+//!   [`Reactor::panics_contained`]; [`panics_contained_total`] sums every reactor of
+//!   the process, a [`pool`]'s included); the loop goes on serving everyone else. A panic inside that `removed` call is caught too (logged,
 //!   counted, the handler dropped without a second try). A panicking timer closure or
 //!   remote call loses only itself. A panic in a handler reached through
 //!   [`Ctx::with_handler`] (a connection writing to or notifying another) is caught
