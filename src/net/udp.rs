@@ -15,7 +15,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use crate::reactor::{Ctx, Handler, HandlerId, TimerId};
+use crate::reactor::{Ctx, Handler, HandlerId, PanicPolicy, TimerId};
 use crate::selector::{Interest, Readiness};
 use crate::sys::stats::{self, Syscall};
 
@@ -235,6 +235,11 @@ impl DatagramSocket {
     }
 }
 
+/// Whether the reactor contains panics ([`PanicPolicy::Contain`]).
+fn ctx_contains(ctx: &Ctx<'_>) -> bool {
+    ctx.config().panic_policy == PanicPolicy::Contain
+}
+
 impl Handler for DatagramSocket {
     fn fd(&self) -> RawFd {
         self.core.sock.as_raw_fd()
@@ -261,14 +266,27 @@ impl Handler for DatagramSocket {
             match self.core.sock.recv_from(&mut buf) {
                 Ok((len, from)) => {
                     n += 1;
-                    self.proto.datagram_received(
-                        &mut Datagrams {
-                            core: &mut self.core,
-                            ctx,
-                        },
-                        &buf[..len],
-                        from,
-                    );
+                    let contain = ctx_contains(ctx);
+                    let mut call = || {
+                        self.proto.datagram_received(
+                            &mut Datagrams {
+                                core: &mut self.core,
+                                ctx,
+                            },
+                            &buf[..len],
+                            from,
+                        )
+                    };
+                    if contain {
+                        // One datagram's failure must not take the socket (every
+                        // peer's service) with it: drop that datagram only.
+                        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+                        {
+                            ctx.contained_panic(&*p, &format!("datagram from {from}"));
+                        }
+                    } else {
+                        call();
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     stats::count(Syscall::WouldBlock);
