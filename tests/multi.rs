@@ -341,6 +341,87 @@ fn http_two_threads(backend: Backend) {
     assert!(st.success(), "{backend}: exit {st}");
 }
 
+/// `ftp_server --threads 3`: curl fetches a file and a listing (passive data
+/// connections stay on the session's reactor), and `--max-connections 2` holds across
+/// the reactors: a third control connection gets 421. SIGTERM: exit 0.
+fn ftp_three_threads(backend: Backend) {
+    let _g = serial();
+    let root = std::env::temp_dir().join(format!(
+        "readyloop-multi-ftp-{}-{}",
+        std::process::id(),
+        backend.name()
+    ));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("hello.txt"), b"hello from a pool\n").unwrap();
+    let mut child = Command::new(example("ftp_server"))
+        .args(["--backend", backend.name(), "--listen", "127.0.0.1:0"])
+        .args(["--threads", "3", "--max-connections", "2"])
+        .arg("--root")
+        .arg(&root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ftp_server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ftp://")
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("ready line {line:?}"))
+        .parse()
+        .unwrap();
+    for path in ["hello.txt", "hello.txt", ""] {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .arg(format!("ftp://{addr}/{path}"))
+            .output()
+            .expect("run curl (scripts/setup installs it)");
+        assert!(out.status.success(), "{backend}: curl {path:?}: {out:?}");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(body.contains("hello"), "{backend}: {path:?}: {body:?}");
+    }
+    let greet = |c: &TcpStream| {
+        let mut l = String::new();
+        BufReader::new(c.try_clone().unwrap())
+            .read_line(&mut l)
+            .unwrap();
+        l
+    };
+    // Sessions of finished curl runs may still be closing: wait until two fit.
+    let (a, b) = eventually(DEADLINE, "two sessions admitted", || {
+        let a = connect(addr);
+        let b = connect(addr);
+        (greet(&a).starts_with("220") && greet(&b).starts_with("220")).then_some((a, b))
+    });
+    let c = connect(addr);
+    let third = greet(&c);
+    assert!(
+        third.starts_with("421"),
+        "{backend}: third session got {third:?}"
+    );
+    drop((a, b, c));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let t = Instant::now();
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < DEADLINE,
+            "{backend}: ftp_server still running"
+        );
+        thread::sleep(Duration::from_millis(10));
+    };
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(st.success(), "{backend}: exit {st}");
+}
+
 /// Under `PanicPolicy::Propagate` a panic ends its reactor's thread: the pool shuts
 /// the others down and reports the failure instead of hanging.
 #[test]
@@ -462,6 +543,10 @@ macro_rules! strategies {
         #[test]
         fn http_two_threads() {
             super::http_two_threads(BACKEND);
+        }
+        #[test]
+        fn ftp_three_threads() {
+            super::ftp_three_threads(BACKEND);
         }
     };
     (@emfile $($module:ident => $backend:ident),*) => {
