@@ -448,7 +448,10 @@ fn a_dead_reactor_stops_the_pool() {
         .recv_timeout(DEADLINE)
         .expect("the pool hung")
         .expect_err("a reactor died and the pool reported success");
-    assert!(err.to_string().contains("reactor 1 panicked"), "{err}");
+    assert!(
+        err.to_string().contains("reactor 1 panicked: boom"),
+        "{err}"
+    );
 }
 
 /// Under the default `PanicPolicy::Contain` a panicking closure costs nothing more:
@@ -491,6 +494,42 @@ fn a_contained_panic_keeps_the_pool() {
         "reactor 1 still serves: {tags:?}"
     );
     finish(pool, "contained panic");
+}
+
+/// `EPOLLEXCLUSIVE` is a registration option of the selector layer: honoured by the
+/// epoll backends (the key says so), refused by none (the others register normally);
+/// an exclusive key can be modified (re-registered) and still reports readiness.
+#[test]
+fn exclusive_registration_per_backend() {
+    use readyloop::selector::{Interest, KeyedSelector};
+    use std::os::fd::AsRawFd;
+    for backend in Backend::ALL {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let mut sel = KeyedSelector::new(backend).unwrap();
+        let key = sel
+            .register_exclusive(l.as_raw_fd(), Interest::READABLE, ())
+            .unwrap();
+        let want = matches!(backend, Backend::Epoll | Backend::EpollEt);
+        assert_eq!(key.exclusive, want, "{backend}");
+        let token = key.token;
+        sel.modify_token(token, Interest::BOTH).unwrap();
+        sel.modify_token(token, Interest::READABLE).unwrap();
+        let _c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let t = Instant::now();
+        let readable = loop {
+            let got: Vec<bool> = sel
+                .select(Some(Duration::from_millis(100)))
+                .unwrap()
+                .map(|(_, r)| r.is_readable())
+                .collect();
+            if got.contains(&true) || t.elapsed() > DEADLINE {
+                break got.contains(&true);
+            }
+        };
+        assert!(readable, "{backend}: a pending connection is reported");
+        sel.unregister(l.as_raw_fd()).unwrap();
+    }
 }
 
 /// A setup that fails on one reactor starts nothing and returns the error.

@@ -40,6 +40,7 @@
 //! ```
 
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
@@ -290,9 +291,15 @@ impl Pool {
                         guard.exit = Some(Exit::Finished);
                         return;
                     }
-                    guard.exit = Some(match run_loop(&mut reactor, member.stats()) {
-                        Ok(()) => Exit::Finished,
-                        Err(e) => Exit::Failed(e),
+                    let run = panic::catch_unwind(AssertUnwindSafe(|| {
+                        run_loop(&mut reactor, member.stats())
+                    }));
+                    guard.exit = Some(match run {
+                        Ok(Ok(())) => Exit::Finished,
+                        Ok(Err(e)) => Exit::Failed(e),
+                        Err(payload) => {
+                            Exit::Panicked(format!("panicked: {}", panic_message(&*payload)))
+                        }
                     });
                 });
             match spawned {
@@ -409,6 +416,15 @@ fn run_loop(reactor: &mut Reactor, stats: &ReactorStats) -> io::Result<()> {
     };
     reactor.close_all();
     res
+}
+
+/// The message of a panic payload (`&str` or `String`), or a placeholder.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
 }
 
 fn join_all(joins: Vec<JoinHandle<()>>) {
