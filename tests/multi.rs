@@ -422,6 +422,70 @@ fn ftp_three_threads(backend: Backend) {
     assert!(st.success(), "{backend}: exit {st}");
 }
 
+/// `tftp_server --threads 3` (a `SO_REUSEPORT` UDP socket per reactor): curl gets a
+/// file six times (six client ports, hashed over the reactors); SIGTERM: exit 0.
+fn tftp_three_threads(backend: Backend) {
+    let _g = serial();
+    let root = std::env::temp_dir().join(format!(
+        "readyloop-multi-tftp-{}-{}",
+        std::process::id(),
+        backend.name()
+    ));
+    std::fs::create_dir_all(&root).unwrap();
+    let body: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("f.bin"), &body).unwrap();
+    let mut child = Command::new(example("tftp_server"))
+        .args(["--backend", backend.name(), "--listen", "127.0.0.1:0"])
+        .args(["--threads", "3"])
+        .arg("--root")
+        .arg(&root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tftp_server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on tftp://")
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("ready line {line:?}"))
+        .parse()
+        .unwrap();
+    for _ in 0..6 {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .arg(format!("tftp://{addr}/f.bin"))
+            .output()
+            .expect("run curl (scripts/setup installs it)");
+        assert!(out.status.success(), "{backend}: curl: {out:?}");
+        assert!(
+            out.stdout == body,
+            "{backend}: {} bytes back",
+            out.stdout.len()
+        );
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let t = Instant::now();
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < DEADLINE,
+            "{backend}: tftp_server still running"
+        );
+        thread::sleep(Duration::from_millis(10));
+    };
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(st.success(), "{backend}: exit {st}");
+}
+
 /// Under `PanicPolicy::Propagate` a panic ends its reactor's thread: the pool shuts
 /// the others down and reports the failure instead of hanging.
 #[test]
@@ -586,6 +650,10 @@ macro_rules! strategies {
         #[test]
         fn ftp_three_threads() {
             super::ftp_three_threads(BACKEND);
+        }
+        #[test]
+        fn tftp_three_threads() {
+            super::tftp_three_threads(BACKEND);
         }
     };
     (@emfile $($module:ident => $backend:ident),*) => {
