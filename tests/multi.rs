@@ -596,6 +596,47 @@ fn exclusive_registration_per_backend() {
     }
 }
 
+/// `handoff-least`: a new connection goes to the reactor with the fewest open
+/// connections (ties round-robin).
+#[test]
+fn handoff_least_loaded() {
+    let _g = serial();
+    let strategy: AcceptStrategy = "handoff-least".parse().unwrap();
+    let (pool, l) = tag_pool(Backend::EpollEt, strategy, 4, ListenConfig::default());
+    let addr = l.local_addr();
+    let open_tagged = || {
+        let s = connect(addr);
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        w.write_all(b"m\n").unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        (w, line.trim_end().to_string())
+    };
+    let mut held: Vec<(TcpStream, String)> = (0..8).map(|_| open_tagged()).collect();
+    let mut per: Vec<usize> = (0..4)
+        .map(|i| held.iter().filter(|(_, t)| *t == format!("r{i}")).count())
+        .collect();
+    assert_eq!(per, [2, 2, 2, 2], "ties go round-robin");
+    // Reactor 2 loses its two connections: the next two go there.
+    held.retain(|(_, t)| t != "r2");
+    let stats = pool.stats_handles();
+    eventually(DEADLINE, "reactor 2 empty", || {
+        (stats[2].open() == 0).then_some(())
+    });
+    let (a, ta) = open_tagged();
+    let (b, tb) = open_tagged();
+    assert_eq!((ta.as_str(), tb.as_str()), ("r2", "r2"));
+    held.push((a, ta));
+    held.push((b, tb));
+    per = (0..4)
+        .map(|i| held.iter().filter(|(_, t)| *t == format!("r{i}")).count())
+        .collect();
+    assert_eq!(per, [2, 2, 2, 2]);
+    drop(held);
+    finish(pool, "handoff_least_loaded");
+}
+
 /// A setup that fails on one reactor starts nothing and returns the error.
 #[test]
 fn a_failed_setup_starts_nothing() {

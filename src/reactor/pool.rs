@@ -58,6 +58,8 @@ pub struct ReactorStats {
     accepted: AtomicU64,
     served: AtomicU64,
     open: AtomicUsize,
+    /// Connections handed to this reactor by a `handoff` acceptor (run or refused).
+    received: AtomicU64,
 }
 
 /// A copy of a reactor's counters at one moment.
@@ -122,6 +124,14 @@ impl ReactorStats {
     pub(crate) fn count_opened(&self) {
         self.served.fetch_add(1, Relaxed);
         self.open.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn count_received(&self) {
+        self.received.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn received(&self) -> u64 {
+        self.received.load(Relaxed)
     }
 
     pub(crate) fn count_closed(&self) {
