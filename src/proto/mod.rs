@@ -5,3 +5,4 @@ pub mod chat;
 pub mod echo;
 pub mod framing;
 pub mod http;
+pub mod kv;
