@@ -1450,11 +1450,6 @@ impl Handler for Stream {
     }
 
     fn removed(&mut self, ctx: &mut Ctx<'_>) {
-        // Producers paused on our account go on reading (to see their own EOF, say).
-        if self.core.flags.bp_paused {
-            self.core.pace_producers(ctx, false);
-        }
-        self.core.producers.clear();
         // A callback panicked (the reactor contained it): the protocol still hears
         // `connection_lost`, with an error, so it can drop the connection from any
         // shared state; whatever it had queued is discarded.
@@ -1463,6 +1458,11 @@ impl Handler for Stream {
                 "the connection's protocol panicked; connection dropped",
             ));
         }
+        // Producers paused on our account go on reading (to see their own EOF, say).
+        if self.core.flags.bp_paused {
+            self.core.pace_producers(ctx, false);
+        }
+        self.core.producers.clear();
         // Not asked for by the connection (the loop stopped, or a graceful shutdown
         // ran out of time) and output left behind: not a clean close.
         if !self.core.flags.dead && self.core.error.is_none() && self.core.has_pending() {

@@ -220,11 +220,11 @@ pub struct Core {
     scratch: Vec<u8>,
     /// Cached from the backend's capabilities: asked on every read and write.
     edge: bool,
+    /// Panics contained so far.
+    panics: u64,
     /// Messages for handlers that were busy (out of their slot further up the call
     /// stack) when another handler tried to reach them ([`Ctx::post`]), oldest first.
     mail: Vec<(HandlerId, Box<dyn Any>)>,
-    /// Panics contained so far.
-    panics: u64,
 }
 
 /// Size of the reactor's shared read buffer (see [`Ctx::take_scratch`]).
@@ -1001,8 +1001,8 @@ impl Reactor {
                 remote: remote.clone(),
                 scratch: vec![0; SCRATCH_SIZE],
                 edge,
-                mail: Vec::new(),
                 panics: 0,
+                mail: Vec::new(),
             },
             ready: Vec::with_capacity(1024),
             events: VecDeque::with_capacity(1024),
