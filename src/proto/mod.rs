@@ -6,3 +6,4 @@ pub mod echo;
 pub mod framing;
 pub mod http;
 pub mod kv;
+pub mod relay;
