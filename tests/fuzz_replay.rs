@@ -92,4 +92,5 @@ replay_tests!(
     chat_irc,
     chat_udp,
     tftp_packet,
+    kv_command,
 );

@@ -14,6 +14,7 @@ pub mod http_head;
 pub mod http_path;
 pub mod http_range;
 pub mod irc_message;
+pub mod kv_command;
 pub mod line_buffer;
 pub mod tftp_packet;
 
@@ -34,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("chat_irc", chat_conn::run_irc),
     ("chat_udp", chat_conn::run_udp),
     ("tftp_packet", tftp_packet::run),
+    ("kv_command", kv_command::run),
 ];
 
 /// Reads structured choices from the fuzz input, front to back; past the end every
