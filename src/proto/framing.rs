@@ -14,11 +14,65 @@ pub enum Line<'a> {
 /// Splits a byte stream into lines. Bytes of a partial line are kept between calls;
 /// a line longer than `max_len` is reported once as [`Line::TooLong`] and skipped, so
 /// memory stays bounded whatever the peer sends.
+///
+/// Two ways to use it (pick one per buffer):
+/// * push: [`push`](Self::push) calls a closure for each line of the new input;
+/// * pull: [`feed`](Self::feed) the input, then take lines with
+///   [`next_line`](Self::next_line) until it returns `None` (each call to `feed`
+///   must be followed by that, or overflow is not detected).
+///
+/// # Examples
+///
+/// A line protocol in pull style, with the default limit (16 KiB, Twisted's
+/// `LineReceiver.MAX_LENGTH`):
+///
+/// ```
+/// use readyloop::net::{Conn, Protocol};
+/// use readyloop::proto::framing::{Line, LineBuffer};
+///
+/// #[derive(Default)]
+/// struct Upper {
+///     lines: LineBuffer,
+/// }
+///
+/// impl Protocol for Upper {
+///     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+///         self.lines.feed(data);
+///         while let Some(line) = self.lines.next_line() {
+///             match line {
+///                 Line::Line(l) => conn.write(&[&l.to_ascii_uppercase()[..], b"\n"].concat()),
+///                 Line::TooLong => conn.write(b"line too long\n"),
+///             };
+///         }
+///     }
+/// }
+///
+/// let mut lb = LineBuffer::default();
+/// lb.feed(b"get a\r\nset b");
+/// assert_eq!(lb.next_line(), Some(Line::Line(b"get a")));
+/// assert_eq!(lb.next_line(), None); // "set b" waits for its newline
+/// lb.feed(b" 1\n");
+/// assert_eq!(lb.next_line(), Some(Line::Line(b"set b 1")));
+/// ```
 #[derive(Debug)]
 pub struct LineBuffer {
     buf: Vec<u8>,
     max_len: usize,
     discarding: bool,
+    /// Pull style: bytes of `buf` already handed out as lines.
+    start: usize,
+    /// Pull style: `buf[start..scan]` holds no newline (no need to search it again).
+    scan: usize,
+}
+
+/// The default line limit (Twisted's `LineReceiver.MAX_LENGTH`).
+pub const DEFAULT_MAX_LINE: usize = 16 * 1024;
+
+impl Default for LineBuffer {
+    /// A buffer for lines of at most [`DEFAULT_MAX_LINE`] bytes.
+    fn default() -> LineBuffer {
+        LineBuffer::new(DEFAULT_MAX_LINE)
+    }
 }
 
 impl LineBuffer {
@@ -28,12 +82,64 @@ impl LineBuffer {
             buf: Vec::new(),
             max_len,
             discarding: false,
+            start: 0,
+            scan: 0,
         }
     }
 
-    /// Bytes held of an incomplete line.
+    /// Bytes held of an incomplete line (pull style: and of lines not taken yet).
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
+    }
+
+    /// Pull style: appends `data` to what [`next_line`](Self::next_line) takes lines
+    /// from.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.start > 0 {
+            // Drop the lines already taken (what is left is at most one line's worth
+            // when the caller drained with `next_line`, as it must).
+            self.buf.drain(..self.start);
+            self.scan -= self.start;
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Pull style: the next complete line fed so far (without `\r\n` or `\n`), a
+    /// [`Line::TooLong`] once per overlong line, or `None` when no complete line is
+    /// left (the partial one is kept for the next [`feed`](Self::feed)).
+    pub fn next_line(&mut self) -> Option<Line<'_>> {
+        loop {
+            let newline = self.buf[self.scan..].iter().position(|&b| b == b'\n');
+            let Some(pos) = newline.map(|p| self.scan + p) else {
+                self.scan = self.buf.len();
+                if self.discarding {
+                    self.buf.truncate(self.start);
+                    self.scan = self.start;
+                } else if self.buf.len() - self.start > self.max_len.saturating_add(1) {
+                    // +1: a trailing '\r' may still be followed by '\n'.
+                    self.buf.truncate(self.start);
+                    self.scan = self.start;
+                    self.discarding = true;
+                    return Some(Line::TooLong);
+                }
+                return None;
+            };
+            let from = self.start;
+            self.start = pos + 1;
+            self.scan = self.start;
+            if self.discarding {
+                self.discarding = false;
+                continue;
+            }
+            let line = &self.buf[from..pos];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            return Some(if line.len() > self.max_len {
+                Line::TooLong
+            } else {
+                Line::Line(line)
+            });
+        }
     }
 
     /// Feeds `data` and calls `f` for every complete line (or overflow) in order.
@@ -137,6 +243,48 @@ mod tests {
         );
         // exactly max length, with CRLF, is fine
         assert_eq!(lines(&mut lb, b"abcd\r\n"), vec![Ok("abcd".into())]);
+    }
+
+    fn pulled(lb: &mut LineBuffer, data: &[u8]) -> Vec<Result<String, ()>> {
+        lb.feed(data);
+        let mut out = Vec::new();
+        while let Some(l) = lb.next_line() {
+            out.push(match l {
+                Line::Line(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+                Line::TooLong => Err(()),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn pull_style_matches_push_style() {
+        let inputs: [&[u8]; 7] = [
+            b"ab",
+            b"c\r\nde\nf",
+            b"\r",
+            b"\n12345678",
+            b"9999",
+            b"\nok\ntoolong\nyes\n",
+            b"abcd\r\n",
+        ];
+        let mut push = LineBuffer::new(4);
+        let mut pull = LineBuffer::new(4);
+        for data in inputs {
+            assert_eq!(lines(&mut push, data), pulled(&mut pull, data), "{data:?}");
+        }
+        assert_eq!(pull.pending(), 0);
+    }
+
+    #[test]
+    fn pull_style_bounds_memory() {
+        let mut lb = LineBuffer::new(8);
+        assert_eq!(pulled(&mut lb, &[b'x'; 100]), vec![Err(())]);
+        assert_eq!(lb.pending(), 0);
+        assert_eq!(pulled(&mut lb, &[b'x'; 100]), vec![]);
+        assert_eq!(lb.pending(), 0);
+        assert_eq!(pulled(&mut lb, b"x\nfine\n"), vec![Ok("fine".into())]);
+        assert_eq!(LineBuffer::default().max_len, DEFAULT_MAX_LINE);
     }
 
     #[test]

@@ -222,6 +222,9 @@ pub struct Core {
     edge: bool,
     /// Panics contained so far.
     panics: u64,
+    /// Messages for handlers that were busy (out of their slot further up the call
+    /// stack) when another handler tried to reach them ([`Ctx::post`]), oldest first.
+    mail: Vec<(HandlerId, Box<dyn Any>)>,
 }
 
 /// Size of the reactor's shared read buffer (see [`Ctx::take_scratch`]).
@@ -361,6 +364,49 @@ impl<'a> Ctx<'a> {
                 None
             }
         }
+    }
+
+    /// Whether `id` is registered but busy: taken out of its slot because one of its
+    /// callbacks is running further up the call stack (it called, directly or not,
+    /// the handler that asks). [`with_handler`](Self::with_handler) cannot reach it
+    /// then; [`post`](Self::post) a message for it instead.
+    pub fn is_busy(&self, id: HandlerId) -> bool {
+        self.core
+            .handlers
+            .get(id)
+            .is_some_and(|e| e.handler.is_none() && !e.removing)
+    }
+
+    /// Leaves `msg` for handler `id` to collect with [`take_mail`](Self::take_mail)
+    /// (the `net` layer's connections collect theirs as soon as their running
+    /// callback returns). Returns `false` if `id` is gone or being removed. Mail
+    /// left for a handler is dropped with it.
+    pub fn post(&mut self, id: HandlerId, msg: Box<dyn Any>) -> bool {
+        match self.core.handlers.get(id) {
+            Some(e) if !e.removing => {
+                self.core.mail.push((id, msg));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The oldest message [`post`](Self::post)ed for `id` that `pick` accepts
+    /// (cheap when there is no mail at all).
+    pub fn take_mail(
+        &mut self,
+        id: HandlerId,
+        pick: impl Fn(&dyn Any) -> bool,
+    ) -> Option<Box<dyn Any>> {
+        if self.core.mail.is_empty() {
+            return None;
+        }
+        let i = self
+            .core
+            .mail
+            .iter()
+            .position(|(to, m)| *to == id && pick(m.as_ref()))?;
+        Some(self.core.mail.remove(i).1)
     }
 
     /// Sets a timer for the current handler; its [`Handler::timer`] runs after `delay`.
@@ -670,6 +716,9 @@ impl Core {
     /// Removes handler `id`'s entry and cancels its pending timers.
     fn remove_entry(&mut self, id: HandlerId) -> Option<Entry> {
         let entry = self.handlers.remove(id)?;
+        if !self.mail.is_empty() {
+            self.mail.retain(|(to, _)| *to != id);
+        }
         for &t in &entry.timers {
             self.timers.cancel(t);
         }
@@ -953,6 +1002,7 @@ impl Reactor {
                 scratch: vec![0; SCRATCH_SIZE],
                 edge,
                 panics: 0,
+                mail: Vec::new(),
             },
             ready: Vec::with_capacity(1024),
             events: VecDeque::with_capacity(1024),

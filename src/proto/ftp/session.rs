@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
 use super::command::{self, parse_command, Command, CommandError, EpsvArg, Verb};
-use super::data::{same_host, Connector, Job, PassiveListener, ToControl, ToData};
+use super::data::{connect_active, same_host, Job, PassiveListener, ToControl, ToData};
 use super::jail::{self, Jail, PathError};
 use super::reply::{multiline, quote_path, reply};
 use super::store::{self, error_code, show, Upload, UploadMode};
@@ -281,12 +281,13 @@ impl Session {
             }
             Chan::Active(addr) => {
                 let me = conn.id();
-                let id = Connector::start(
+                let id = connect_active(
                     conn.reactor(),
                     addr,
+                    self.sh.cfg.data_setup_timeout,
                     me,
                     self.seq,
-                    self.sh.data_stream.clone(),
+                    &self.sh.data_stream,
                     self.sh.cfg.stall_timeout,
                 )
                 .map_err(|e| (425, format!("Cannot open data connection: {e}.")))?;

@@ -17,17 +17,14 @@
 //! until the connection reports backpressure; the rest waits in `inbuf` (reading is
 //! paused) until [`Protocol::output_drained`].
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use percent_encoding::percent_decode;
-
 use super::parser::{parse_head, split_target, BodyDecoder, BodyFraming, Head, HttpError};
 use super::response::{write_head, Body, ConnHeader, Response};
-use super::router::{bump, remove_dot_segments, Request, Routed, KNOWN_METHODS};
+use super::router::{bump, decode_path, Request, Routed, KNOWN_METHODS};
 use super::Shared;
 use crate::net::{Conn, PeerAddr, Protocol};
 use crate::reactor::TimerId;
@@ -310,17 +307,10 @@ impl HttpConn {
         let Some((raw_path, query)) = split_target(target) else {
             return Response::error(400);
         };
-        let Ok(decoded) = percent_decode(raw_path).decode_utf8() else {
+        // Decoded, dot segments resolved; not UTF-8 or above `/` is 400.
+        let Some(path) = decode_path(raw_path) else {
             return Response::error(400);
         };
-        // Dot segments resolved after decoding (`%2e%2e` is `..`) and before routing,
-        // so no handler sees `/files/../x` under `/files/`; above `/` is 400.
-        let resolved = match remove_dot_segments(&decoded) {
-            None => return Response::error(400),
-            Some(Cow::Borrowed(_)) => None,
-            Some(Cow::Owned(p)) => Some(p),
-        };
-        let path = resolved.map_or(decoded, Cow::Owned);
         let query = query.and_then(|q| std::str::from_utf8(q).ok());
         let req = Request {
             head: &self.head,

@@ -373,7 +373,10 @@ pub struct BodyDecoder {
     state: ChunkState,
     /// Bytes left in the body (length) or in the current chunk (chunked).
     remaining: u64,
-    total: u64,
+    /// Chunk sizes announced so far (checked against `max` before the data comes).
+    announced: u64,
+    /// Body bytes decoded so far.
+    decoded: u64,
     max: u64,
     meta: usize,
 }
@@ -391,7 +394,8 @@ impl BodyDecoder {
             chunked,
             state,
             remaining,
-            total: 0,
+            announced: 0,
+            decoded: 0,
             max,
             meta: 0,
         }
@@ -404,7 +408,7 @@ impl BodyDecoder {
 
     /// Decoded body bytes so far.
     pub fn total(&self) -> u64 {
-        self.total
+        self.decoded
     }
 
     /// Decodes from `input`, appending body bytes to `out`. Returns how many input
@@ -420,6 +424,7 @@ impl BodyDecoder {
                     out.extend_from_slice(&input[i..i + take]);
                     i += take;
                     self.remaining -= take as u64;
+                    self.decoded += take as u64;
                     if self.remaining == 0 {
                         self.state = if self.chunked {
                             ChunkState::DataCr
@@ -441,8 +446,8 @@ impl BodyDecoder {
                         }
                         None if digits == 0 => return Err(HttpError::bad("invalid chunk size")),
                         None => {
-                            self.total += self.remaining;
-                            if self.total > self.max {
+                            self.announced += self.remaining;
+                            if self.announced > self.max {
                                 return Err(HttpError::new(413, "chunked body too large"));
                             }
                             match b {

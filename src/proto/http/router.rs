@@ -107,6 +107,22 @@ pub fn remove_dot_segments(path: &str) -> Option<Cow<'_, str>> {
     Some(Cow::Owned(out))
 }
 
+/// The path of a request target as routes and handlers see it: `raw_path` (the
+/// target's path, [`split_target`](super::parser::split_target)) percent-decoded, which
+/// must give UTF-8, then its dot segments resolved ([`remove_dot_segments`]).
+/// `None`: the server answers 400 (not UTF-8, or a `..` above `/`).
+pub fn decode_path(raw_path: &[u8]) -> Option<Cow<'_, str>> {
+    let decoded = percent_encoding::percent_decode(raw_path)
+        .decode_utf8()
+        .ok()?;
+    // Dot segments resolved after decoding (`%2e%2e` is `..`) and before routing,
+    // so no handler sees `/files/../x` under `/files/`.
+    Some(match remove_dot_segments(&decoded)? {
+        Cow::Borrowed(_) => decoded,
+        Cow::Owned(p) => Cow::Owned(p),
+    })
+}
+
 /// A request as handlers see it.
 pub struct Request<'a> {
     pub(crate) head: &'a Head,
