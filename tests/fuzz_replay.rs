@@ -91,4 +91,6 @@ replay_tests!(
     chat_line,
     chat_irc,
     chat_udp,
+    ftp_command,
+    ftp_mini,
 );
