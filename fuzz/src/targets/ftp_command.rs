@@ -21,13 +21,23 @@ fn check_path(cwd: &[u8], arg: &[u8]) {
         return;
     };
     assert_eq!(p.first(), Some(&b'/'));
-    assert!(!p.iter().any(|&b| b < 0x20 || b == 0x7f), "control byte kept");
+    assert!(
+        !p.iter().any(|&b| b < 0x20 || b == 0x7f),
+        "control byte kept"
+    );
     if p.len() > 1 {
         for seg in p[1..].split(|&b| b == b'/') {
-            assert!(!matches!(seg, b"" | b"." | b".."), "segment {seg:?} in {p:?}");
+            assert!(
+                !matches!(seg, b"" | b"." | b".."),
+                "segment {seg:?} in {p:?}"
+            );
         }
     }
-    assert_eq!(normalize(b"/elsewhere", &p).as_ref(), Ok(&p), "not a fixed point");
+    assert_eq!(
+        normalize(b"/elsewhere", &p).as_ref(),
+        Ok(&p),
+        "not a fixed point"
+    );
 }
 
 pub fn run(data: &[u8]) {

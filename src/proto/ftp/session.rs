@@ -1128,9 +1128,22 @@ impl Session {
         if arg.is_empty() {
             return err(501, format!("{verb} needs a file name."));
         }
-        let (v, real) = self.resolve(arg)?;
+        let (mut v, mut real) = self.resolve(arg)?;
         if v == b"/" {
             return err(550, "Not a file name.");
+        }
+        if verb == "STOU" {
+            // Name the file in the 150 reply: the first free of name, name.1, ...
+            // (the commit links without replacing, so a race picks the next one).
+            for i in 1..1000u32 {
+                if std::fs::symlink_metadata(&real).is_err() {
+                    break;
+                }
+                let mut nv = jail::normalize(&self.cwd, arg).map_err(path_err)?;
+                nv.extend_from_slice(format!(".{i}").as_bytes());
+                real = self.jail().real(&nv).map_err(path_err)?;
+                v = nv;
+            }
         }
         if std::fs::metadata(&real).is_ok_and(|m| m.is_dir()) {
             return err(550, "Is a directory.");
