@@ -576,7 +576,7 @@ impl Session {
                 return Ok(());
             }
             Verb::Feat => {
-                let feats: [&[u8]; 10] = [
+                let feats: [&[u8]; 9] = [
                     b"EPRT",
                     b"EPSV",
                     b"MDTM",
@@ -586,7 +586,6 @@ impl Session {
                     b"SIZE",
                     b"TVFS",
                     b"UTF8",
-                    b"LANG EN*",
                 ];
                 multiline(&mut self.out, 211, b"Features:", feats, b"End");
                 self.send_raw(conn);
