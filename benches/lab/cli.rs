@@ -8,7 +8,14 @@ use clap::builder::PossibleValuesParser;
 use crate::servers::{ALL_CONTENDERS, CONTENDERS, NGINX};
 
 /// The workloads, in the order they run.
-pub const WORKLOADS: [&str; 5] = ["round-trip", "idle-sweep", "churn", "bulk", "http"];
+pub const WORKLOADS: [&str; 6] = [
+    "round-trip",
+    "idle-sweep",
+    "churn",
+    "bulk",
+    "http",
+    "accept",
+];
 
 /// The sub-workloads of `http`, as named in the results.
 pub const HTTP_WORKLOADS: [&str; 3] = ["http-plaintext", "http-1k", "http-1m"];

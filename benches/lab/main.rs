@@ -7,6 +7,7 @@
 //! and SVG plots. `-- --help` lists the options; `-- --self-test` runs the lab's own checks, and
 //! so does `cargo test --benches` (which runs this target with no argument).
 
+mod accept;
 mod cli;
 mod env;
 mod http;
@@ -406,6 +407,11 @@ fn run_lab(o: Options) -> i32 {
         print_http_tables(&o, &res, hl.as_ref());
     }
     let dir = env::out_dir(o.out_dir.as_ref());
+    let accept_failures = if has("accept") {
+        accept::run(&o, server_cpu, &dir)
+    } else {
+        0
+    };
     if let Err(e) = write_outputs(&dir, &o, &res, &machine) {
         eprintln!("lab: cannot write results to {}: {e}", dir.display());
         return 1;
@@ -418,7 +424,7 @@ fn run_lab(o: Options) -> i32 {
         dir.display(),
         started.elapsed().as_secs_f64()
     );
-    let failures = res.failures();
+    let failures = res.failures() + accept_failures;
     if failures > 0 {
         eprintln!("lab: {failures} measurement(s) failed");
         return 1;

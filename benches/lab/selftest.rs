@@ -571,7 +571,7 @@ fn child_process_http() -> Result<(), String> {
 
 /// Runs every check; returns the exit code.
 pub fn run() -> i32 {
-    let checks: [Check; 14] = [
+    let checks: [Check; 15] = [
         ("loadgen counts exactly", loadgen_counts_exactly),
         ("loadgen stops on time", loadgen_stops_on_time),
         ("churn counts connections", churn_counts_connections),
@@ -586,6 +586,7 @@ pub fn run() -> i32 {
         ("nginx config generation", nginx_config_generation),
         ("http table rendering", http_table_rendering),
         ("child process http", child_process_http),
+        ("accept workload parts", crate::accept::self_check),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, f) in checks {

@@ -173,7 +173,8 @@ impl ServerProc {
         }
     }
 
-    fn command(&mut self, cmd: &str) -> io::Result<String> {
+    /// Sends one command line and returns the reply line.
+    pub fn command(&mut self, cmd: &str) -> io::Result<String> {
         writeln!(self.stdin, "{cmd}")?;
         self.stdin.flush()?;
         self.reply()
@@ -256,6 +257,9 @@ type Stopper = Box<dyn FnOnce() -> io::Result<()>>;
 
 /// The hidden `--serve NAME` mode. Never returns.
 pub fn serve_child(name: &str, cpu: Option<usize>, http_root: Option<PathBuf>) -> ! {
+    if crate::accept::is_child(name) {
+        crate::accept::serve_child(name, cpu);
+    }
     if let Some(c) = cpu {
         pin_to(c);
     }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::multi::PoolHooks;
 use super::ratelimit::WarnLimit;
 use super::stream::{Protocol, Stream, StreamConfig};
 use crate::reactor::{Ctx, Handler, TimerId};
@@ -100,6 +101,8 @@ pub struct Listener {
     warnings: WarnLimit,
     shed: u64,
     is_tcp: bool,
+    /// Set when the listener belongs to a reactor pool ([`super::PoolListener`]).
+    pool: Option<PoolHooks>,
 }
 
 fn open_spare() -> Option<File> {
@@ -130,7 +133,16 @@ impl Listener {
             resume_timer: None,
             warnings: WarnLimit::default(),
             shed: 0,
+            pool: None,
         })
+    }
+
+    /// Makes the listener part of a reactor pool: global limit, per-reactor
+    /// counters, and (for the acceptor of the `handoff` strategy) where to send
+    /// accepted connections.
+    pub(crate) fn in_pool(mut self, hooks: PoolHooks) -> Listener {
+        self.pool = Some(hooks);
+        self
     }
 
     /// Logs at most once a second (a flood of connections must not flood the log).
@@ -140,7 +152,31 @@ impl Listener {
     }
 
     fn accepted(&mut self, ctx: &mut Ctx<'_>, fd: OwnedFd, peer: PeerAddr) {
-        if self.open.get() >= self.cfg.max_connections {
+        if let Some(pool) = &mut self.pool {
+            pool.stats.count_accepted();
+            if let Err((fd, peer)) = pool.hand_off(fd, peer) {
+                self.serve(ctx, fd, peer);
+            }
+            return;
+        }
+        self.serve(ctx, fd, peer);
+    }
+
+    /// Builds the protocol for an accepted connection and registers it here.
+    pub(crate) fn serve(&mut self, ctx: &mut Ctx<'_>, fd: OwnedFd, peer: PeerAddr) {
+        let mut guard = None;
+        if let Some(pool) = &self.pool {
+            match pool.reserve() {
+                Some(g) => guard = Some(g),
+                None => {
+                    let max = pool.max;
+                    self.warn(format_args!(
+                        "connection limit {max} (all reactors) reached; refusing {peer}"
+                    ));
+                    return;
+                }
+            }
+        } else if self.open.get() >= self.cfg.max_connections {
             let max = self.cfg.max_connections;
             self.warn(format_args!(
                 "connection limit {max} reached; refusing {peer}"
@@ -157,8 +193,11 @@ impl Listener {
             return;
         };
         log::debug!("{}: accepted {peer}", self.name);
-        let stream =
+        let mut stream =
             Stream::accepted(fd, peer, proto, self.stream_cfg.clone()).counted(self.open.clone());
+        if let Some(g) = guard {
+            stream = stream.guarded(Box::new(g));
+        }
         if let Err(e) = stream.register(ctx) {
             // E.g. the select backend refusing fd >= FD_SETSIZE: one line a second at
             // most, however many connections a burst brings.
@@ -213,10 +252,18 @@ impl Handler for Listener {
             return;
         }
         let budget = ctx.config().event_budget.saturating_mul(4);
-        for _ in 0..budget {
+        for round in 0..budget {
             match socket::accept(self.fd.as_fd()) {
                 Ok((fd, peer)) => self.accepted(ctx, fd, peer),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Woken for a connection another reactor took: a herd wake-up.
+                    if round == 0 {
+                        if let Some(pool) = &self.pool {
+                            pool.stats.count_accept_empty();
+                        }
+                    }
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // accept(2), NOTES: Linux passes pending network errors of the new
                 // connection to accept; treat them like a connection that went away

@@ -12,6 +12,7 @@ pub mod epoll;
 pub mod fault;
 pub mod fdset;
 pub mod file;
+pub mod listen;
 pub mod poll;
 pub(crate) mod polling_ext;
 pub mod process;

@@ -79,6 +79,21 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, PeerAddr)> {
     Ok((fd, to_peer(&storage)))
 }
 
+/// `getsockname`: the local address a socket is bound to (`PeerAddr::Unix` for Unix sockets).
+pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<PeerAddr> {
+    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` is a writable sockaddr_storage of `len` bytes; the kernel
+    // writes at most `len` bytes and updates `len`.
+    syscall!(
+        Other,
+        getsockname(fd.as_raw_fd(), storage.as_mut_ptr().cast(), &mut len)
+    )?;
+    // SAFETY: the storage was zero-initialised, and the kernel filled in the address.
+    let storage = unsafe { storage.assume_init() };
+    Ok(to_peer(&storage))
+}
+
 /// `send(fd, buf, MSG_NOSIGNAL)`: a write to a reset peer returns `EPIPE` instead of
 /// raising `SIGPIPE` and killing the process.
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
@@ -227,30 +242,15 @@ pub fn set_nodelay(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, on as i32)
 }
 
-/// `SO_OOBINLINE`: TCP urgent data stays in the normal byte stream (an FTP client's
-/// `ABOR` sent with `MSG_OOB` then arrives whole instead of losing its last byte).
-pub fn set_oob_inline(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_OOBINLINE, on as i32)
-}
-
 /// Whether `TCP_NODELAY` is set.
 pub fn nodelay(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(getsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)
 }
 
-/// `getsockname`: the local address of a socket (`PeerAddr::Unix` for Unix sockets).
-pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<PeerAddr> {
-    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
-    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `storage` is a writable sockaddr_storage of `len` bytes; the kernel
-    // writes at most `len` bytes and updates `len`.
-    syscall!(
-        Other,
-        getsockname(fd.as_raw_fd(), storage.as_mut_ptr().cast(), &mut len)
-    )?;
-    // SAFETY: the storage was zero-initialised, and the kernel filled in the address.
-    let storage = unsafe { storage.assume_init() };
-    Ok(to_peer(&storage))
+/// `SO_OOBINLINE`: TCP urgent data stays in the normal byte stream (an FTP client's
+/// `ABOR` sent with `MSG_OOB` then arrives whole instead of losing its last byte).
+pub fn set_oob_inline(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_OOBINLINE, on as i32)
 }
 
 /// `SO_RCVBUF` / `SO_SNDBUF` (the kernel doubles the value it is given).
