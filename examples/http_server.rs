@@ -95,7 +95,8 @@ fn main() {
         access_log: !args.no_access_log,
         listen: ListenConfig {
             max_connections: args.max_connections,
-            ..ListenConfig::default()
+            // TCP_DEFER_ACCEPT as HttpConfig's default has it.
+            ..HttpConfig::default().listen
         },
         ..HttpConfig::default()
     };

@@ -18,6 +18,7 @@ pub(crate) mod polling_ext;
 pub mod process;
 pub mod socket;
 pub mod stats;
+pub mod timer;
 pub mod waker;
 
 /// Calls a `libc` function, counts it, and turns `-1` into `io::Error::last_os_error()`.
