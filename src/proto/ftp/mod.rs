@@ -196,13 +196,20 @@ impl FtpServer {
         move |peer| Some(Box::new(session::Session::new(shared.clone(), peer)) as Box<dyn Protocol>)
     }
 
-    /// Listens for FTP control connections on TCP `addr`.
+    /// Listens for FTP control connections on TCP `addr`. The server speaks first
+    /// (the 220 greeting), so `TCP_DEFER_ACCEPT` is never used here, whatever
+    /// [`ListenConfig::defer_accept`] says: the client would wait for the greeting and
+    /// the kernel for the client.
     pub fn listen(
         &self,
         net: &mut impl Listen,
         addr: impl ToSocketAddrs,
     ) -> io::Result<(HandlerId, SocketAddr)> {
-        net.listen_tcp_with(addr, self.factory(), self.shared.cfg.listen.clone())
+        let cfg = ListenConfig {
+            defer_accept: None,
+            ..self.shared.cfg.listen.clone()
+        };
+        net.listen_tcp_with(addr, self.factory(), cfg)
     }
 
     /// Listens for the mini protocol on TCP `addr` (same root and jail as anonymous
