@@ -146,6 +146,8 @@ pub(crate) struct Shared {
     pub(crate) per_ip: RefCell<HashMap<IpAddr, usize>>,
     /// The next passive port to try (round robin over the range).
     pub(crate) next_port: Cell<u16>,
+    /// Password checks running on their own threads.
+    pub(crate) verifying: Cell<usize>,
 }
 
 /// An FTP server: configuration and shared state. Build one, then
@@ -186,6 +188,7 @@ impl FtpServer {
                 open: Cell::new(0),
                 per_ip: RefCell::new(HashMap::new()),
                 next_port: Cell::new(first),
+                verifying: Cell::new(0),
             }),
         })
     }
