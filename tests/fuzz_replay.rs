@@ -93,4 +93,5 @@ replay_tests!(
     chat_udp,
     ftp_command,
     ftp_mini,
+    tftp_packet,
 );
