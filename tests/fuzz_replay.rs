@@ -91,6 +91,8 @@ replay_tests!(
     chat_line,
     chat_irc,
     chat_udp,
+    ftp_command,
+    ftp_mini,
     tftp_packet,
     kv_command,
 );

@@ -81,6 +81,23 @@ put("chat_udp", bytes([0, 0]) + c(0, 0) + c(1, 1) + c(3, 0) + pump + c(0, 2) + c
     + pump + c(0, 4) + c(2, 2) + c(2, 5) + pump)
 put("chat_udp", bytes([4, 4 + 1]) + c(0, 0) + pump + c(0, 2) + c(0, 2) + c(0, 2) + c(0, 2) + pump)
 
+# ftp_command: a command line (the whole input)
+for line in [b"USER anonymous", b"retr my file.txt", b"PORT 127,0,0,1,4,1", b"EPRT |1|127.0.0.1|6446|",
+             b"EPRT |2|::1|80|", b"EPSV ALL", b"REST 100", b"CWD ../../etc", b"\xff\xf4\xff\xf2ABOR",
+             b"CWD caf\xc3\xa9/\xff\xff", b"MKD /a//./b/../c", b"/a\x00b/../c"]:
+    put("ftp_command", line)
+
+# ftp_mini: max u16, ncuts, cuts (u16 each), stream of frames
+def frame(b):
+    return struct.pack("<i", len(b)) + b
+for mx, cuts, s in [
+    (200, [1, 2, 3], frame(b'{"cmd": "put", "filename": "a.txt", "filesize": 3}') + b"abc" + frame(b'{"cmd":"get","filename":"a.txt"}')),
+    (8, [2], frame(b"12345678") + frame(b"123456789")),
+    (100, [], struct.pack("<i", -1) + b"xx"),
+    (100, [5, 9], frame(b'{"cmd":"list","reply":true}') + frame(b"[1]") + frame(b"")),
+]:
+    put("ftp_mini", u16(mx) + bytes([len(cuts)]) + b"".join(u16(c) for c in cuts) + s)
+
 # tftp_packet: byte 0 % 3 picks the part: 0 a TFTP datagram, 1 netascii (block size
 # byte, then text), 2 a discovery probe or answer.
 for p in [b"\x00\x01file.bin\x00octet\x00blksize\x001428\x00tsize\x000\x00windowsize\x0016\x00",

@@ -7,6 +7,8 @@
 //! modules use only `readyloop`, `std` and what the root crate depends on.
 
 pub mod chat_conn;
+pub mod ftp_command;
+pub mod ftp_mini;
 pub mod harness;
 pub mod http_body;
 pub mod http_conn;
@@ -34,6 +36,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("chat_line", chat_conn::run_line),
     ("chat_irc", chat_conn::run_irc),
     ("chat_udp", chat_conn::run_udp),
+    ("ftp_command", ftp_command::run),
+    ("ftp_mini", ftp_mini::run),
     ("tftp_packet", tftp_packet::run),
     ("kv_command", kv_command::run),
 ];

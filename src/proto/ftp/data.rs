@@ -6,8 +6,8 @@
 //!   connection from the control peer's address becomes the data connection and the
 //!   listener removes itself; connections from any other address are closed and
 //!   logged (port theft, RFC 2577).
-//! * [`Connector`]: a non-blocking connect for `PORT`/`EPRT` (a `mio` socket whose
-//!   connect completes when it turns writable).
+//! * [`connect_active`]: the connect for `PORT`/`EPRT`, on the net layer's
+//!   non-blocking `connect_tcp` (completion on writability, bounded by a timeout).
 //! * [`DataConn`]: the data connection's [`Protocol`]: sends bytes (listings), a file
 //!   region with `sendfile(2)`, or a file converted to ASCII line ends; or receives
 //!   into an [`Upload`]. It reports to the control connection with
@@ -28,7 +28,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::store::{error_code, Upload};
-use crate::net::{notify, Conn, PeerAddr, Protocol, Stream, StreamConfig};
+use crate::net::{Conn, Listen, PeerAddr, Protocol, Stream, StreamConfig};
 use crate::reactor::{Ctx, Handler, HandlerId, TimerId};
 use crate::selector::{Interest, Readiness};
 use crate::sys::socket;
@@ -135,8 +135,8 @@ impl PassiveListener {
     }
 }
 
-/// Wraps a connected socket in a [`DataConn`], registers it and tells the control
-/// connection. Returns whether it got through.
+/// Wraps an accepted data socket in a [`DataConn`] and registers it (its
+/// `connection_made` tells the control connection).
 fn start_data(
     ctx: &mut Ctx<'_>,
     fd: OwnedFd,
@@ -145,28 +145,16 @@ fn start_data(
     seq: u64,
     cfg: Rc<StreamConfig>,
     stall_timeout: Duration,
-) -> bool {
+) {
     let dc = DataConn::new(control, seq, stall_timeout);
-    let stream = match Stream::new(fd, PeerAddr::Inet(peer), Box::new(dc), cfg) {
-        Ok(s) => s,
-        Err(e) => {
-            log::warn!("data connection from {peer}: {e}");
-            return false;
+    match Stream::new(fd, PeerAddr::Inet(peer), Box::new(dc), cfg) {
+        Ok(stream) => {
+            if let Err(e) = stream.register(ctx) {
+                log::warn!("data connection from {peer}: cannot register: {e}");
+            }
         }
-    };
-    let id = match stream.register(ctx) {
-        Ok(id) => id,
-        Err(e) => {
-            log::warn!("data connection from {peer}: cannot register: {e}");
-            return false;
-        }
-    };
-    if !notify(ctx, control, Box::new(ToControl::Connected { seq, id })) {
-        // The control connection is gone.
-        ctx.remove(id);
-        return false;
+        Err(e) => log::warn!("data connection from {peer}: {e}"),
     }
-    true
 }
 
 impl Handler for PassiveListener {
@@ -219,93 +207,20 @@ impl Handler for PassiveListener {
     }
 }
 
-/// A non-blocking connect for active mode.
-pub(crate) struct Connector {
-    fd: OwnedFd,
+/// Starts the active-mode connect to `addr` (the net layer's non-blocking
+/// `connect_tcp`, bounded by `timeout`); the data connection reports `Connected` or
+/// `ConnectFailed` to `control`.
+pub(crate) fn connect_active(
+    ctx: &mut Ctx<'_>,
     addr: SocketAddr,
+    timeout: Duration,
     control: HandlerId,
     seq: u64,
-    stream_cfg: Rc<StreamConfig>,
+    stream_cfg: &StreamConfig,
     stall_timeout: Duration,
-}
-
-impl Connector {
-    /// Starts connecting to `addr` and registers the connector.
-    pub(crate) fn start(
-        ctx: &mut Ctx<'_>,
-        addr: SocketAddr,
-        control: HandlerId,
-        seq: u64,
-        stream_cfg: Rc<StreamConfig>,
-        stall_timeout: Duration,
-    ) -> io::Result<HandlerId> {
-        let s = mio::net::TcpStream::connect(addr)?;
-        let fd: OwnedFd = s.into();
-        let c = Connector {
-            fd,
-            addr,
-            control,
-            seq,
-            stream_cfg,
-            stall_timeout,
-        };
-        ctx.insert(Box::new(c), Some(Interest::WRITABLE))
-    }
-}
-
-impl Handler for Connector {
-    fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-
-    fn ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
-        let me = ctx.id();
-        let err = match socket::take_error(self.fd.as_fd()) {
-            Ok(Some(e)) => Some(e),
-            Err(e) => Some(e),
-            Ok(None) if r.is_error() || r.is_hangup() => Some(io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                "connection failed",
-            )),
-            Ok(None) if !r.is_writable() => return,
-            Ok(None) => None,
-        };
-        ctx.remove(me);
-        if let Some(e) = err {
-            let ev = ToControl::ConnectFailed {
-                seq: self.seq,
-                error: format!("{}: {e}", self.addr),
-            };
-            notify(ctx, self.control, Box::new(ev));
-            return;
-        }
-        // The stream gets its own descriptor: this handler's is deregistered and
-        // closed when it goes.
-        match self.fd.try_clone() {
-            Ok(fd) => {
-                start_data(
-                    ctx,
-                    fd,
-                    self.addr,
-                    self.control,
-                    self.seq,
-                    self.stream_cfg.clone(),
-                    self.stall_timeout,
-                );
-            }
-            Err(e) => {
-                let ev = ToControl::ConnectFailed {
-                    seq: self.seq,
-                    error: format!("{}: {e}", self.addr),
-                };
-                notify(ctx, self.control, Box::new(ev));
-            }
-        }
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
+) -> io::Result<HandlerId> {
+    let dc = DataConn::new(control, seq, stall_timeout);
+    ctx.connect_tcp_with(addr, timeout, dc, stream_cfg.clone())
 }
 
 /// What the data connection is doing.
@@ -481,6 +396,24 @@ impl Protocol for DataConn {
         // Nothing is read before an upload starts (the control connection's
         // setup timer bounds how long we wait for the job).
         conn.pause_reading();
+        let ev = ToControl::Connected {
+            seq: self.seq,
+            id: conn.id(),
+        };
+        if !conn.notify(self.control, Box::new(ev)) {
+            // The control connection is gone.
+            self.finished = true;
+            conn.abort();
+        }
+    }
+
+    fn connection_failed(&mut self, conn: &mut Conn<'_, '_>, reason: &io::Error) {
+        self.finished = true;
+        let ev = ToControl::ConnectFailed {
+            seq: self.seq,
+            error: reason.to_string(),
+        };
+        conn.notify(self.control, Box::new(ev));
     }
 
     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {

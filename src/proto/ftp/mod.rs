@@ -57,6 +57,7 @@ pub mod reply;
 mod session;
 pub mod store;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -146,6 +147,8 @@ pub(crate) struct Shared {
     /// Sessions open (in all, and per address) and the next passive port: shared by
     /// the servers of a reactor pool ([`SessionCounts`]).
     pub(crate) counts: SessionCounts,
+    /// Password checks running on their own threads (this reactor's).
+    pub(crate) verifying: Cell<usize>,
 }
 
 /// What the [`FtpServer`]s of several reactors (a [`Pool`](crate::reactor::pool::Pool),
@@ -251,6 +254,7 @@ impl FtpServer {
                 cfg,
                 anon_jail: Rc::new(anon_jail),
                 counts,
+                verifying: Cell::new(0),
             }),
         })
     }
@@ -261,13 +265,20 @@ impl FtpServer {
         move |peer| Some(Box::new(session::Session::new(shared.clone(), peer)) as Box<dyn Protocol>)
     }
 
-    /// Listens for FTP control connections on TCP `addr`.
+    /// Listens for FTP control connections on TCP `addr`. The server speaks first
+    /// (the 220 greeting), so `TCP_DEFER_ACCEPT` is never used here, whatever
+    /// [`ListenConfig::defer_accept`] says: the client would wait for the greeting and
+    /// the kernel for the client.
     pub fn listen(
         &self,
         net: &mut impl Listen,
         addr: impl ToSocketAddrs,
     ) -> io::Result<(HandlerId, SocketAddr)> {
-        net.listen_tcp_with(addr, self.factory(), self.shared.cfg.listen.clone())
+        let cfg = ListenConfig {
+            defer_accept: None,
+            ..self.shared.cfg.listen.clone()
+        };
+        net.listen_tcp_with(addr, self.factory(), cfg)
     }
 
     /// Listens for the mini protocol on TCP `addr` (same root and jail as anonymous

@@ -12,14 +12,15 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::command::{self, parse_command, Command, CommandError, EpsvArg, Verb};
-use super::data::{same_host, Connector, Job, PassiveListener, ToControl, ToData};
+use super::data::{connect_active, same_host, Job, PassiveListener, ToControl, ToData};
 use super::jail::{self, Jail, PathError};
 use super::reply::{multiline, quote_path, reply};
 use super::store::{self, error_code, show, Upload, UploadMode};
-use super::Shared;
+use super::{Account, Shared};
 use crate::net::{Conn, PeerAddr, Protocol};
 use crate::proto::framing::{Line, LineBuffer};
 use crate::reactor::{HandlerId, TimerId};
@@ -32,6 +33,19 @@ pub const XFER_TARGET: &str = "readyloop::ftp::xfer";
 /// Most command lines kept while a failed login's delay runs (reading is paused, so
 /// no more than one read's worth arrives anyway).
 const MAX_PENDING_LINES: usize = 256;
+
+/// Most password checks running at once (each on its own thread); beyond, a check
+/// runs on the loop thread.
+const MAX_VERIFY_THREADS: usize = 4;
+/// How often a session looks for its password check's answer.
+const VERIFY_POLL: Duration = Duration::from_millis(2);
+
+struct Verifying {
+    rx: mpsc::Receiver<bool>,
+    acc: Account,
+    timer: TimerId,
+    started: Instant,
+}
 
 enum Login {
     User,
@@ -90,6 +104,8 @@ pub(crate) struct Session {
     delay: Option<TimerId>,
     /// After the delay: close (too many attempts).
     close_after_delay: bool,
+    /// A password check running on its own thread: reading paused, lines queued.
+    verifying: Option<Verifying>,
     closing: bool,
 }
 
@@ -146,6 +162,7 @@ impl Session {
             last_active: Instant::now(),
             delay: None,
             close_after_delay: false,
+            verifying: None,
             closing: false,
         }
     }
@@ -281,12 +298,13 @@ impl Session {
             }
             Chan::Active(addr) => {
                 let me = conn.id();
-                let id = Connector::start(
+                let id = connect_active(
                     conn.reactor(),
                     addr,
+                    self.sh.cfg.data_setup_timeout,
                     me,
                     self.seq,
-                    self.sh.data_stream.clone(),
+                    &self.sh.data_stream,
                     self.sh.cfg.stall_timeout,
                 )
                 .map_err(|e| (425, format!("Cannot open data connection: {e}.")))?;
@@ -437,54 +455,124 @@ impl Session {
                 _ => err(503, "Login with USER first."),
             };
         };
-        let shown = show(&name);
         let cfg = &self.sh.cfg;
-        let who = if Self::is_anonymous_name(&name) && cfg.anonymous {
-            Some(Who {
+        if Self::is_anonymous_name(&name) && cfg.anonymous {
+            let w = Who {
                 name: "anonymous".into(),
                 jail: self.sh.anon_jail.clone(),
                 write: cfg.anonymous_upload,
-            })
-        } else {
-            match cfg.users.as_ref().and_then(|u| u.get(&name)) {
-                Some(acc) if super::accounts::verify(&acc.hash, arg) => {
-                    match Jail::new(&acc.root) {
-                        Ok(j) => Some(Who {
-                            name: acc.name.clone(),
-                            jail: Rc::new(j),
-                            write: acc.write,
-                        }),
-                        Err(e) => {
-                            log::warn!("user {shown}: root {}: {e}", acc.root.display());
-                            return err(550, "Home directory unavailable.");
-                        }
-                    }
-                }
-                _ => None,
-            }
+            };
+            self.logged_in(conn, w);
+            return Ok(());
+        }
+        let Some(acc) = cfg.users.as_ref().and_then(|u| u.get(&name)).cloned() else {
+            self.login_failed(conn, &name, Duration::ZERO);
+            return Ok(());
         };
-        match who {
-            Some(w) => {
-                log::info!(target: ACCESS_TARGET, "{} login {}", self.peer_str(), w.name);
-                self.who = Some(w);
-                self.login = Login::In;
-                self.cwd = b"/".to_vec();
-                self.send(conn, 230, "Login successful.");
-            }
-            None => {
-                self.attempts += 1;
-                log::info!(
-                    target: ACCESS_TARGET,
-                    "{} failed login {shown} (attempt {})",
-                    self.peer_str(),
-                    self.attempts
-                );
-                self.close_after_delay = self.attempts >= cfg.max_login_attempts;
-                self.delay = Some(conn.set_timer(cfg.login_delay));
+        // Argon2 costs tens of milliseconds at the default parameters: verify on a
+        // thread of its own so the loop keeps serving everyone else; reading pauses
+        // and a short timer polls for the answer.
+        if self.sh.verifying.get() < MAX_VERIFY_THREADS {
+            let (tx, rx) = mpsc::channel();
+            let hash = acc.hash.clone();
+            let pw = arg.to_vec();
+            let spawned = std::thread::Builder::new()
+                .name("ftp-argon2".into())
+                .spawn(move || {
+                    let _ = tx.send(super::accounts::verify(&hash, &pw));
+                });
+            if spawned.is_ok() {
+                self.sh.verifying.set(self.sh.verifying.get() + 1);
                 conn.pause_reading();
+                self.verifying = Some(Verifying {
+                    rx,
+                    acc,
+                    timer: conn.set_timer(VERIFY_POLL),
+                    started: Instant::now(),
+                });
+                return Ok(());
             }
         }
+        // Too many verifications at once (or no thread): verify here.
+        let ok = super::accounts::verify(&acc.hash, arg);
+        self.verified(conn, acc, ok, Instant::now());
         Ok(())
+    }
+
+    /// A password check finished.
+    fn verified(&mut self, conn: &mut Conn<'_, '_>, acc: Account, ok: bool, started: Instant) {
+        if !ok {
+            self.login_failed(conn, acc.name.as_bytes(), started.elapsed());
+            return;
+        }
+        match Jail::new(&acc.root) {
+            Ok(j) => {
+                let w = Who {
+                    name: acc.name.clone(),
+                    jail: Rc::new(j),
+                    write: acc.write,
+                };
+                self.logged_in(conn, w);
+            }
+            Err(e) => {
+                log::warn!("user {}: root {}: {e}", acc.name, acc.root.display());
+                self.send(conn, 550, "Home directory unavailable.");
+            }
+        }
+    }
+
+    fn logged_in(&mut self, conn: &mut Conn<'_, '_>, w: Who) {
+        log::info!(target: ACCESS_TARGET, "{} login {}", self.peer_str(), w.name);
+        self.who = Some(w);
+        self.login = Login::In;
+        self.cwd = b"/".to_vec();
+        self.send(conn, 230, "Login successful.");
+    }
+
+    /// Answers 530 after the login delay (less the time the check took already).
+    fn login_failed(&mut self, conn: &mut Conn<'_, '_>, name: &[u8], spent: Duration) {
+        self.attempts += 1;
+        log::info!(
+            target: ACCESS_TARGET,
+            "{} failed login {} (attempt {})",
+            self.peer_str(),
+            show(name),
+            self.attempts
+        );
+        let cfg = &self.sh.cfg;
+        self.close_after_delay = self.attempts >= cfg.max_login_attempts;
+        self.delay = Some(conn.set_timer(cfg.login_delay.saturating_sub(spent)));
+        conn.pause_reading();
+    }
+
+    /// The verification thread's answer, if it is there.
+    fn poll_verify(&mut self, conn: &mut Conn<'_, '_>) {
+        let Some(v) = self.verifying.take() else {
+            return;
+        };
+        let ok = match v.rx.try_recv() {
+            Ok(ok) => ok,
+            Err(mpsc::TryRecvError::Empty) => {
+                self.verifying = Some(Verifying {
+                    timer: conn.set_timer(VERIFY_POLL),
+                    ..v
+                });
+                return;
+            }
+            Err(mpsc::TryRecvError::Disconnected) => false,
+        };
+        self.sh
+            .verifying
+            .set(self.sh.verifying.get().saturating_sub(1));
+        self.verified(conn, v.acc, ok, v.started);
+        if self.delay.is_none() && !self.closing {
+            conn.resume_reading();
+            self.run_pending(conn);
+        }
+    }
+
+    fn blocked(&self) -> bool {
+        self.delay.is_some() || self.verifying.is_some()
     }
 
     fn after_delay(&mut self, conn: &mut Conn<'_, '_>) {
@@ -504,7 +592,7 @@ impl Session {
     // ---- commands -----------------------------------------------------------
 
     fn run_pending(&mut self, conn: &mut Conn<'_, '_>) {
-        while self.delay.is_none() && !self.closing {
+        while !self.blocked() && !self.closing {
             let Some(line) = self.pending.pop_front() else {
                 break;
             };
@@ -575,7 +663,7 @@ impl Session {
                 return Ok(());
             }
             Verb::Feat => {
-                let feats: [&[u8]; 10] = [
+                let feats: [&[u8]; 9] = [
                     b"EPRT",
                     b"EPSV",
                     b"MDTM",
@@ -585,7 +673,6 @@ impl Session {
                     b"SIZE",
                     b"TVFS",
                     b"UTF8",
-                    b"LANG EN*",
                 ];
                 multiline(&mut self.out, 211, b"Features:", feats, b"End");
                 self.send_raw(conn);
@@ -1127,9 +1214,22 @@ impl Session {
         if arg.is_empty() {
             return err(501, format!("{verb} needs a file name."));
         }
-        let (v, real) = self.resolve(arg)?;
+        let (mut v, mut real) = self.resolve(arg)?;
         if v == b"/" {
             return err(550, "Not a file name.");
+        }
+        if verb == "STOU" {
+            // Name the file in the 150 reply: the first free of name, name.1, ...
+            // (the commit links without replacing, so a race picks the next one).
+            for i in 1..1000u32 {
+                if std::fs::symlink_metadata(&real).is_err() {
+                    break;
+                }
+                let mut nv = jail::normalize(&self.cwd, arg).map_err(path_err)?;
+                nv.extend_from_slice(format!(".{i}").as_bytes());
+                real = self.jail().real(&nv).map_err(path_err)?;
+                v = nv;
+            }
         }
         if std::fs::metadata(&real).is_ok_and(|m| m.is_dir()) {
             return err(550, "Is a directory.");
@@ -1192,7 +1292,7 @@ impl Protocol for Session {
             true
         });
         self.pending.extend(lines);
-        if self.pending.len() > MAX_PENDING_LINES && self.delay.is_some() {
+        if self.pending.len() > MAX_PENDING_LINES && self.blocked() {
             log::info!(
                 "{}: too many commands during a login delay; closing",
                 self.peer_str()
@@ -1213,6 +1313,8 @@ impl Protocol for Session {
     fn timer(&mut self, conn: &mut Conn<'_, '_>, id: TimerId) {
         if self.delay == Some(id) {
             self.after_delay(conn);
+        } else if self.verifying.as_ref().is_some_and(|v| v.timer == id) {
+            self.poll_verify(conn);
         } else if self.setup_timer == Some(id) {
             self.setup_timer = None;
             let waiting = self.xfer.as_ref().is_none_or(|x| x.job.is_some());
@@ -1259,6 +1361,12 @@ impl Protocol for Session {
         }
         if let Some(t) = self.delay.take() {
             conn.cancel_timer(t);
+        }
+        if let Some(v) = self.verifying.take() {
+            conn.cancel_timer(v.timer);
+            self.sh
+                .verifying
+                .set(self.sh.verifying.get().saturating_sub(1));
         }
         if self.counted {
             self.counted = false;

@@ -374,6 +374,17 @@ mod tests {
     }
 
     #[test]
+    fn error_codes() {
+        let os = io::Error::from_raw_os_error;
+        assert_eq!(error_code(&os(libc::ENOSPC)), 452);
+        assert_eq!(error_code(&os(libc::EDQUOT)), 452);
+        assert_eq!(error_code(&os(libc::EACCES)), 550);
+        assert_eq!(error_code(&os(libc::ENOENT)), 550);
+        assert_eq!(error_code(&os(libc::EISDIR)), 550);
+        assert_eq!(error_code(&os(libc::EIO)), 451);
+    }
+
+    #[test]
     fn upload_is_atomic() {
         let dir = std::env::temp_dir().join(format!("rl-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
