@@ -12,6 +12,8 @@
 //! * HTTP: every response is right, or the connection ends cleanly;
 //! * chat: a member sees another's messages in order with no duplicate and no gap
 //!   (a prefix of what was sent), or its connection ends cleanly;
+//! * a connection may end in the middle of a line or a response (it failed after a
+//!   short write): the clients take the fragment for the end, not for a line;
 //! * afterwards, with the plan still in place: the loop idles (CPU time of the
 //!   reactor thread over an idle second stays low), the descriptor count returns to
 //!   its baseline, the chat has no member left; and with the plan removed, new
