@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use readyloop::proto::chat::{ChatConfig, ChatServer};
-use readyloop::reactor::Reactor;
+use readyloop::reactor::{Ctx, Reactor};
 use readyloop::selector::Backend;
 
 #[derive(Parser, Debug)]
@@ -85,7 +85,48 @@ fn main() {
     common::announce(&format!("tcp://{lines}"), args.backend);
     common::announce(&format!("irc://{irc}"), args.backend);
     common::announce(&format!("udp://{udp}"), args.backend);
+    let first = reactor.with_ctx(|ctx| Status::now(&chat, ctx));
+    log_status(first, &chat, &mut reactor);
     if let Err(e) = reactor.run() {
         common::die("event loop", e);
     }
+    log::info!(
+        "chat server stopped; {} panic(s) contained",
+        reactor.panics_contained()
+    );
 }
+
+/// What the periodic status line reports.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Status {
+    members: usize,
+    panics: u64,
+}
+
+impl Status {
+    fn now(chat: &ChatServer, ctx: &Ctx<'_>) -> Status {
+        Status {
+            members: chat.members(),
+            panics: ctx.panics_contained(),
+        }
+    }
+}
+
+/// Every minute, a status line (members, panics contained) when it changed.
+fn log_status(last: Status, chat: &ChatServer, reactor: &mut Reactor) {
+    fn tick(last: Status, chat: ChatServer, ctx: &mut Ctx<'_>) {
+        let now = Status::now(&chat, ctx);
+        if now != last {
+            log::info!(
+                "chat: {} member(s), {} panic(s) contained",
+                now.members,
+                now.panics
+            );
+        }
+        ctx.call_later(STATUS_EVERY, move |ctx| tick(now, chat, ctx));
+    }
+    let chat = chat.clone();
+    reactor.call_later(STATUS_EVERY, move |ctx| tick(last, chat, ctx));
+}
+
+const STATUS_EVERY: Duration = Duration::from_secs(60);

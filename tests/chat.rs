@@ -24,6 +24,7 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use readyloop::net::{Conn, Listen, PeerAddr, Protocol};
 use readyloop::proto::chat::{ChatConfig, ChatServer};
 use readyloop::reactor::Config;
 use readyloop::selector::Backend;
@@ -891,6 +892,115 @@ fn vanished_client_removed_everywhere(backend: Backend) {
     lt.stop().unwrap();
 }
 
+/// Wraps a chat protocol; after handing it bytes that contain `!!panic`, panics, as a
+/// protocol bug would (the chat has no such bug to provoke, so the test brings one).
+struct Tripwire {
+    inner: Box<dyn Protocol>,
+}
+
+impl Protocol for Tripwire {
+    fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+        self.inner.connection_made(conn);
+    }
+    fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+        self.inner.data_received(conn, data);
+        if data.windows(7).any(|w| w == b"!!panic") {
+            panic!("chat protocol bug (expected by the test)");
+        }
+    }
+    fn eof_received(&mut self, conn: &mut Conn<'_, '_>) -> bool {
+        self.inner.eof_received(conn)
+    }
+    fn connection_lost(&mut self, conn: &mut Conn<'_, '_>, reason: Option<&std::io::Error>) {
+        self.inner.connection_lost(conn, reason);
+    }
+    fn timer(&mut self, conn: &mut Conn<'_, '_>, id: readyloop::reactor::TimerId) {
+        self.inner.timer(conn, id);
+    }
+    fn output_drained(&mut self, conn: &mut Conn<'_, '_>) {
+        self.inner.output_drained(conn);
+    }
+    fn event(&mut self, conn: &mut Conn<'_, '_>, event: Box<dyn std::any::Any>) {
+        self.inner.event(conn, event);
+    }
+    fn shutdown(&mut self, conn: &mut Conn<'_, '_>) {
+        self.inner.shutdown(conn);
+    }
+}
+
+fn tripwired(
+    mut f: impl FnMut(&PeerAddr) -> Option<Box<dyn Protocol>>,
+) -> impl FnMut(&PeerAddr) -> Option<Box<dyn Protocol>> {
+    move |peer| Some(Box::new(Tripwire { inner: f(peer)? }) as Box<dyn Protocol>)
+}
+
+/// A chat connection whose protocol panics (contained by the reactor) is cleaned up
+/// as if the peer had gone: its quit announced in its rooms, its nickname free
+/// again, the room lists without it; everyone else keeps chatting, and the reactor
+/// counted the panics.
+fn panicking_client_is_cleaned_up(backend: Backend) {
+    let (lt, a) = spawn_loop(backend, Config::default(), move |r| {
+        let chat = ChatServer::new(relaxed());
+        let lcfg = relaxed().listen;
+        let line = r
+            .listen_tcp_with("127.0.0.1:0", tripwired(chat.line_factory()), lcfg.clone())
+            .unwrap()
+            .1;
+        let irc = r
+            .listen_tcp_with("127.0.0.1:0", tripwired(chat.irc_factory()), lcfg)
+            .unwrap()
+            .1;
+        let udp = chat.bind_udp(r, "127.0.0.1:0").unwrap().1;
+        CHAT.with(|c| *c.borrow_mut() = Some(chat));
+        Addrs { line, irc, udp }
+    });
+    let mut watcher = irc_user(a.irc, "watcher");
+    watcher.send("JOIN #side");
+    watcher.expect_line(":watcher!~watcher@127.0.0.1 JOIN #side");
+    let mut victim = irc_user(a.irc, "victim");
+    victim.send("JOIN #side");
+    watcher.expect_line(":victim!~victim@127.0.0.1 JOIN #side");
+    let mut nc = line_user(a.line, "ncvictim");
+    watcher.expect_line(":ncvictim!~line@127.0.0.1 JOIN #lobby");
+    assert_eq!(members(&lt), 3);
+
+    victim.send("PRIVMSG #side :!!panic");
+    watcher.expect_line(":victim!~victim@127.0.0.1 PRIVMSG #side :!!panic");
+    let q = watcher.expect_contains(":victim!~victim@127.0.0.1 QUIT :");
+    assert!(q.contains("panicked"), "{q}");
+    victim.expect_closed();
+    nc.send("!!panic");
+    watcher.expect_line(":ncvictim!~line@127.0.0.1 PRIVMSG #lobby :!!panic");
+    let q = watcher.expect_contains(":ncvictim!~line@127.0.0.1 QUIT :");
+    assert!(q.contains("panicked"), "{q}");
+    nc.expect_closed();
+
+    assert_eq!(members(&lt), 1);
+    assert_eq!(lt.call(|ctx| ctx.panics_contained()), 2);
+    watcher.send("NAMES #side");
+    watcher.expect_line(":readyloop.chat 353 watcher = #side :watcher");
+    let ok = lt.call(|_| {
+        CHAT.with(|c| {
+            let c = c.borrow();
+            let chat = c.as_ref().unwrap();
+            chat.with_chat(|ch| {
+                ch.find("victim").is_none()
+                    && ch.find("ncvictim").is_none()
+                    && ch.who("side").map(|m| m.len()) == Some(1)
+            })
+        })
+    });
+    assert!(ok, "{backend}: the chat core still knows a panicked client");
+    // The nicknames are free again, and the server serves.
+    let mut again = irc_user(a.irc, "victim");
+    again.send("JOIN #side");
+    watcher.expect_line(":victim!~victim@127.0.0.1 JOIN #side");
+    let _nc2 = line_user(a.line, "ncvictim");
+    watcher.send("PRIVMSG #side :hello again");
+    again.expect_line(":watcher!~watcher@127.0.0.1 PRIVMSG #side :hello again");
+    lt.stop().unwrap();
+}
+
 /// One PRIVMSG line names a bounded number of targets (`TARGMAX`), each once, so a
 /// list of targets cannot multiply a line past the flood limit; the rest get 407.
 fn irc_privmsg_targets_are_bounded(backend: Backend) {
@@ -1292,6 +1402,7 @@ fn example_binary(backend: Backend) {
 }
 
 per_backend! {
+    panicking_client_is_cleaned_up,
     many_clients_many_rooms,
     flood_limit,
     nick_collisions,

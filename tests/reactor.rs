@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use readyloop::net::{notify, write_to, Conn, Listen, ListenConfig, Protocol, StreamConfig};
 use readyloop::proto::echo::{Echo, EchoOptions};
-use readyloop::reactor::{Config, Ctx, Handler, HandlerId, Reactor};
+use readyloop::reactor::{Config, Ctx, Handler, HandlerId, PanicPolicy, Reactor};
 use readyloop::selector::{Backend, Interest, Readiness};
 
 use support::*;
@@ -1146,12 +1146,14 @@ impl Protocol for Boom {
     }
 }
 
-/// A panic in a protocol unwinds out of `run`; the reactor must stay usable: the
+/// Under `PanicPolicy::Propagate` a panic in a protocol unwinds out of `run`; the
+/// reactor must stay usable: the
 /// panicking connection is gone (not left registered with no handler, which made
 /// level-triggered backends spin and refused a new connection reusing its fd), and
 /// the next connection is served.
-fn handler_panic_leaves_reactor_usable(backend: Backend) {
-    let mut r = reactor(backend);
+fn propagated_handler_panic_leaves_reactor_usable(backend: Backend) {
+    init_logging();
+    let mut r = Reactor::with_config(backend, propagate()).unwrap();
     let first = Rc::new(Cell::new(true));
     let (_, addr) = r
         .listen_tcp("127.0.0.1:0", move |_: &_| {
@@ -1199,6 +1201,205 @@ fn handler_panic_leaves_reactor_usable(backend: Backend) {
         "{backend}: the next connection was not served"
     );
     let _ = wd.disarm();
+    assert_eq!(
+        r.panics_contained(),
+        0,
+        "{backend}: a propagated panic counted"
+    );
+}
+
+fn propagate() -> Config {
+    Config {
+        panic_policy: PanicPolicy::Propagate,
+        ..Config::default()
+    }
+}
+
+/// Under `PanicPolicy::Propagate` a panicking timer closure and a panicking remote
+/// call leave `run()` too.
+fn propagated_closure_panics_leave_run(backend: Backend) {
+    init_logging();
+    for remote in [false, true] {
+        let mut r = Reactor::with_config(backend, propagate()).unwrap();
+        if remote {
+            r.handle()
+                .call(|_| panic!("remote call bug (expected by the test)"))
+                .unwrap();
+        } else {
+            r.call_later(Duration::from_millis(1), |_| {
+                panic!("timer closure bug (expected by the test)")
+            });
+        }
+        let wd = Watchdog::arm(r.handle(), Duration::from_secs(5));
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run()));
+        assert!(
+            !wd.disarm(),
+            "{backend} (remote: {remote}): the watchdog stopped the loop"
+        );
+        assert!(
+            res.is_err(),
+            "{backend} (remote: {remote}): the panic did not leave run()"
+        );
+        // Still usable.
+        r.call_later(Duration::from_millis(1), |ctx| ctx.stop());
+        r.run().unwrap();
+    }
+}
+
+type LostLog = Arc<Mutex<Vec<Option<ErrorKind>>>>;
+
+/// Echoes; panics on `boom` (in `data_received`), and optionally again in the
+/// `connection_lost` that follows; records what `connection_lost` was told.
+struct BoomOn {
+    lost: LostLog,
+    panic_again: bool,
+}
+
+impl Protocol for BoomOn {
+    fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+        if data.windows(4).any(|w| w == b"boom") {
+            panic!("protocol bug on boom (expected by the test)");
+        }
+        conn.write(data);
+    }
+    fn event(&mut self, _: &mut Conn<'_, '_>, _: Box<dyn Any>) {
+        panic!("protocol bug in event (expected by the test)");
+    }
+    fn connection_lost(&mut self, _: &mut Conn<'_, '_>, reason: Option<&std::io::Error>) {
+        self.lost.lock().unwrap().push(reason.map(|e| e.kind()));
+        if self.panic_again && reason.is_some() {
+            panic!("cleanup bug (expected by the test)");
+        }
+    }
+}
+
+fn panics(lt: &LoopThread) -> u64 {
+    lt.call(|ctx| ctx.panics_contained())
+}
+
+/// The read side of a connection the server dropped: EOF or a reset, never data
+/// and never a timeout.
+fn expect_dropped(c: &mut TcpStream, what: &str) {
+    match read_to_eof(c) {
+        Ok(rest) => assert!(rest.is_empty(), "{what}: unexpected bytes {rest:?}"),
+        Err(e) => assert!(
+            e.kind() == ErrorKind::ConnectionReset,
+            "{what}: not dropped: {e}"
+        ),
+    }
+}
+
+/// Under the default `PanicPolicy::Contain` a panicking protocol costs its own
+/// connection and nothing else: it is closed, its protocol hears `connection_lost`
+/// with an error (so it can clean shared state), the counter goes up, a client
+/// connected before is still served and so is a new one. A second panic in that
+/// `connection_lost` is contained too.
+fn contained_panic_costs_one_connection(backend: Backend) {
+    for panic_again in [false, true] {
+        let what = format!("{backend} (panic in connection_lost too: {panic_again})");
+        let lost: LostLog = Arc::default();
+        let lost2 = lost.clone();
+        let (lt, addr) = spawn_loop(backend, Config::default(), move |r| {
+            r.listen_tcp("127.0.0.1:0", move |_: &_| {
+                Some(Box::new(BoomOn {
+                    lost: lost2.clone(),
+                    panic_again,
+                }) as Box<dyn Protocol>)
+            })
+            .unwrap()
+            .1
+        });
+        let mut good = connect(addr);
+        assert_eq!(round_trip(&mut good, b"hello"), b"hello", "{what}");
+        let mut bad = connect(addr);
+        assert_eq!(round_trip(&mut bad, b"hi"), b"hi", "{what}");
+        assert_eq!(handlers(&lt), 3, "{what}");
+        bad.write_all(b"boom").unwrap();
+        expect_dropped(&mut bad, &what);
+        let want = if panic_again { 2 } else { 1 };
+        eventually(DEADLINE, "panic counted", || {
+            (panics(&lt) == want).then_some(())
+        });
+        assert_eq!(
+            *lost.lock().unwrap(),
+            vec![Some(ErrorKind::Other)],
+            "{what}: connection_lost after the panic"
+        );
+        assert_eq!(
+            handlers(&lt),
+            2,
+            "{what}: the panicking connection is still registered"
+        );
+        assert_eq!(
+            round_trip(&mut good, b"still there"),
+            b"still there",
+            "{what}"
+        );
+        let mut next = connect(addr);
+        assert_eq!(round_trip(&mut next, b"new"), b"new", "{what}");
+        assert_eq!(panics(&lt), want, "{what}");
+        lt.stop().unwrap();
+    }
+}
+
+/// A panic in a handler reached from elsewhere (`notify` -> `with_handler`) costs
+/// that handler only; the caller sees it as gone.
+fn contained_panic_in_reached_handler(backend: Backend) {
+    let ids: Ids = Arc::default();
+    let lost: LostLog = Arc::default();
+    let (ids2, lost2) = (ids.clone(), lost.clone());
+    let (lt, addr) = spawn_loop(backend, Config::default(), move |r| {
+        recording_listener(r, ListenConfig::default(), ids2, move || {
+            Box::new(BoomOn {
+                lost: lost2.clone(),
+                panic_again: false,
+            })
+        })
+    });
+    let mut a = connect(addr);
+    assert_eq!(round_trip(&mut a, b"a"), b"a");
+    let mut b = connect(addr);
+    assert_eq!(round_trip(&mut b, b"b"), b"b");
+    let [_, idb] = wait_ids(&ids, 2)[..] else {
+        panic!("two ids")
+    };
+    let delivered = lt.call(move |ctx| notify(ctx, idb, Box::new(())));
+    assert!(
+        !delivered,
+        "{backend}: a panicking notify reported delivered"
+    );
+    expect_dropped(&mut b, &format!("{backend}: notified connection"));
+    assert_eq!(panics(&lt), 1, "{backend}");
+    assert_eq!(
+        *lost.lock().unwrap(),
+        vec![Some(ErrorKind::Other)],
+        "{backend}"
+    );
+    assert_eq!(round_trip(&mut a, b"still"), b"still", "{backend}");
+    assert_eq!(handlers(&lt), 2, "{backend}");
+    lt.stop().unwrap();
+}
+
+/// A panicking timer closure and remote call are lost alone; the loop goes on.
+fn contained_closure_panics(backend: Backend) {
+    let mut r = reactor(backend);
+    r.call_later(Duration::from_millis(1), |_| {
+        panic!("timer closure bug (expected by the test)")
+    });
+    r.handle()
+        .call(|_| panic!("remote call bug (expected by the test)"))
+        .unwrap();
+    let ran = Rc::new(Cell::new(false));
+    let ran2 = ran.clone();
+    r.call_later(Duration::from_millis(30), move |ctx| {
+        ran2.set(true);
+        ctx.stop();
+    });
+    let wd = Watchdog::arm(r.handle(), Duration::from_secs(5));
+    r.run().unwrap();
+    assert!(!wd.disarm(), "{backend}: the watchdog had to stop the loop");
+    assert!(ran.get(), "{backend}: the later timer did not run");
+    assert_eq!(r.panics_contained(), 2, "{backend}");
 }
 
 // ---------------------------------------------------------------------------------
@@ -1298,6 +1499,10 @@ per_backend! {
     fd_exhaustion_does_not_spin,
     stale_handler_id,
     write_after_close_is_dropped,
-    handler_panic_leaves_reactor_usable,
+    propagated_handler_panic_leaves_reactor_usable,
+    propagated_closure_panics_leave_run,
+    contained_panic_costs_one_connection,
+    contained_panic_in_reached_handler,
+    contained_closure_panics,
     unsent_output_is_not_a_clean_close,
 }

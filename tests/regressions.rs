@@ -1,4 +1,5 @@
-//! Regression tests for bugs found in review: each failed before its fix.
+//! Regression tests for bugs found in review: each failed before its fix. Each is
+//! named for the property it checks (the bug's absence), not for the bug.
 use std::cell::Cell;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -11,7 +12,7 @@ use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
 
 #[test]
-fn huge_timer_delay_panics() {
+fn huge_timer_delay_does_not_panic() {
     let mut r = Reactor::new(Backend::Poll).unwrap();
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         r.call_later(Duration::MAX, |_| {});
@@ -76,7 +77,7 @@ fn iterations_after_dup_close(backend: Backend) -> u32 {
 }
 
 #[test]
-fn closed_stream_with_duplicate_spins_epoll_lt() {
+fn closed_stream_with_duplicate_does_not_spin_epoll_lt() {
     let poll = iterations_after_dup_close(Backend::Poll);
     let epoll = iterations_after_dup_close(Backend::Epoll);
     eprintln!("run_once(50ms) iterations in 200 ms: poll={poll} epoll={epoll}");
@@ -87,10 +88,29 @@ fn closed_stream_with_duplicate_spins_epoll_lt() {
 }
 
 #[test]
-fn line_buffer_unlimited_overflows() {
+fn line_buffer_unlimited_does_not_overflow() {
     let mut lb = readyloop::proto::framing::LineBuffer::new(usize::MAX);
     lb.push(b"partial", |_| true);
     assert_eq!(lb.pending(), 7);
+}
+
+/// The receive queue (bytes) of the loopback TCP socket from `local_port` to
+/// `remote_port`, read from `/proc/net/tcp` (`None` if it is not listed).
+fn server_rx_queue(local_port: u16, remote_port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let port = |field: &str| {
+        field
+            .rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 5 || port(f[1])? != local_port || port(f[2])? != remote_port {
+            return None;
+        }
+        let (_, rx) = f[4].split_once(':')?;
+        u64::from_str_radix(rx, 16).ok()
+    })
 }
 
 fn oob_echo(backend: Backend) -> Vec<u8> {
@@ -112,7 +132,22 @@ fn oob_echo(backend: Backend) -> Vec<u8> {
     let n = readyloop::sys::socket::send_urgent(c.as_fd(), b'X').unwrap();
     assert_eq!(n, 1);
     c.write_all(b"world").unwrap();
-    std::thread::sleep(Duration::from_millis(50)); // all three segments queued server-side
+    // All three segments must sit in the server's receive queue before the loop
+    // first reads, or the read never meets the urgent mark and the case proves
+    // nothing: wait (bounded) until the kernel shows all 11 bytes queued.
+    let client_port = c.local_addr().unwrap().port();
+    let t = Instant::now();
+    loop {
+        let queued = server_rx_queue(addr.port(), client_port);
+        if queued >= Some(11) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{backend}: the server's receive queue holds {queued:?} bytes, not 11"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let t = Instant::now();
     while t.elapsed() < Duration::from_millis(300) {
         r.run_once(Some(Duration::from_millis(20))).unwrap();
@@ -131,7 +166,7 @@ fn oob_echo(backend: Backend) -> Vec<u8> {
 }
 
 #[test]
-fn urgent_data_stalls_edge_triggered_short_read_shortcut() {
+fn urgent_data_does_not_stall_edge_triggered_short_read_shortcut() {
     for b in [Backend::Epoll, Backend::EpollEt, Backend::Mio] {
         let got = oob_echo(b);
         // The urgent byte is out of band (not inline): the stream is "helloworld".
@@ -144,7 +179,7 @@ fn urgent_data_stalls_edge_triggered_short_read_shortcut() {
 }
 
 #[test]
-fn scm_rights_stalls_edge_triggered_unix_echo() {
+fn scm_rights_does_not_stall_edge_triggered_unix_echo() {
     use readyloop::net::{Listen, ListenConfig};
     use readyloop::proto::echo::{Echo, EchoOptions};
     use std::io::Read;
@@ -189,7 +224,7 @@ fn scm_rights_stalls_edge_triggered_unix_echo() {
 }
 
 #[test]
-fn zero_event_budget_spins_without_progress() {
+fn zero_event_budget_does_not_spin() {
     use readyloop::net::Listen;
     use readyloop::proto::echo::{Echo, EchoOptions};
     use readyloop::reactor::Config;
@@ -222,16 +257,30 @@ fn zero_event_budget_spins_without_progress() {
     assert!(n < 1000, "the loop spun: {n} iterations in 200 ms");
 }
 
+/// `shutdown_timeout: Duration::MAX` ("no deadline") overflowed `Instant + Duration`
+/// when a graceful shutdown (the SIGTERM path) armed its deadline: a panic. It must
+/// neither panic (propagated, so the test sees it) nor wait: with nothing to flush the
+/// shutdown completes at once.
 #[test]
-fn shutdown_timeout_max_panics_on_sigterm_path() {
-    use readyloop::reactor::Config;
+fn shutdown_timeout_max_does_not_panic_on_sigterm_path() {
+    use readyloop::reactor::{Config, PanicPolicy};
     let cfg = Config {
         shutdown_timeout: Duration::MAX,
+        panic_policy: PanicPolicy::Propagate,
         ..Config::default()
     };
     let mut r = Reactor::with_config(Backend::Poll, cfg).unwrap();
     r.call_later(Duration::ZERO, |ctx| ctx.shutdown());
-    r.run().unwrap();
+    let t = Instant::now();
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run()));
+    assert!(res.is_ok(), "shutdown with shutdown_timeout MAX panicked");
+    res.unwrap().unwrap();
+    assert_eq!(r.panics_contained(), 0);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "an empty graceful shutdown took {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -289,7 +338,7 @@ fn listen_errors_name_the_address() {
 }
 
 #[test]
-fn unlimited_event_budget_overflows() {
+fn unlimited_event_budget_does_not_overflow() {
     use readyloop::net::Listen;
     use readyloop::proto::echo::{Echo, EchoOptions, UdpEcho};
     use readyloop::reactor::Config;
@@ -317,7 +366,7 @@ fn unlimited_event_budget_overflows() {
 /// `listen_unix` on the path of a live server probes it with a connect; a blocking
 /// connect to a server whose accept queue is full waited forever.
 #[test]
-fn listen_unix_on_busy_live_socket_hangs() {
+fn listen_unix_on_busy_live_socket_does_not_hang() {
     use readyloop::net::{Listen, ListenConfig, Protocol};
     use std::sync::mpsc;
     fn refuse(_: &PeerAddr) -> Option<Box<dyn Protocol>> {
@@ -368,7 +417,7 @@ fn listen_unix_on_busy_live_socket_hangs() {
 /// An empty path made Linux autobind the socket to a random abstract address: the
 /// listener "succeeded" where no client could ever find it.
 #[test]
-fn listen_unix_on_empty_path_autobinds() {
+fn listen_unix_on_empty_path_is_refused() {
     use readyloop::net::{Listen, ListenConfig, Protocol};
     fn refuse(_: &PeerAddr) -> Option<Box<dyn Protocol>> {
         None

@@ -40,11 +40,14 @@ use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
 
 use crate::reactor::{Ctx, HandlerId, Reactor};
 use crate::selector::Interest;
 
-/// Opening listeners and sockets on a [`Reactor`] or from inside a handler ([`Ctx`]).
+/// Opening listeners, outgoing connections and sockets on a [`Reactor`] or from
+/// inside a handler ([`Ctx`]; a protocol reaches it through [`Conn::reactor`]).
 pub trait Listen {
     /// Runs `f` with a reactor context.
     fn with_net<R>(&mut self, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R;
@@ -159,6 +162,139 @@ pub trait Listen {
             Some(path.to_path_buf()),
         )?;
         self.with_net(|ctx| ctx.insert(Box::new(listener), Some(Interest::READABLE)))
+    }
+
+    /// Connects to TCP `addr` without blocking, as Twisted's `connectTCP`, asyncio's
+    /// `create_connection` or tokio's `TcpStream::connect`, with default
+    /// [`StreamConfig`] settings (`TCP_NODELAY` on). Returns the id the connection
+    /// will have at once: other handlers can address it (writes queued before the
+    /// connect completes are sent after it).
+    ///
+    /// The connect runs on the reactor: completion is detected when the socket turns
+    /// writable (its `SO_ERROR` tells success from failure). Then
+    /// [`Protocol::connection_made`] runs, and the connection behaves as an
+    /// accepted one. If the connect fails (refused, unreachable), `timeout` passes
+    /// first (a reactor timer), or the reactor shuts down meanwhile,
+    /// [`Protocol::connection_failed`] runs instead with the error (`TimedOut` for
+    /// the timeout) and the connection is gone.
+    ///
+    /// If `addr` resolves to several addresses they are tried in order while
+    /// `connect` fails at once; the first one whose connect starts is the one used
+    /// (there is no fallback after an asynchronous failure).
+    ///
+    /// # Errors
+    ///
+    /// Only what happens before the connect is under way: `addr` does not resolve,
+    /// no socket can be made (out of descriptors), `connect` fails at once for every
+    /// address, or the backend refuses the descriptor (select's `FD_SETSIZE`). The
+    /// protocol is dropped without a callback then.
+    ///
+    /// # Examples
+    ///
+    /// A client that sends a line, prints what comes back, and stops the loop; an
+    /// echo server on the same reactor answers it.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use readyloop::net::{Conn, Listen, Protocol};
+    /// use readyloop::proto::echo::{Echo, EchoOptions};
+    /// use readyloop::reactor::Reactor;
+    /// use readyloop::selector::Backend;
+    ///
+    /// struct Hello;
+    /// impl Protocol for Hello {
+    ///     fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+    ///         conn.write(b"hello\n");
+    ///     }
+    ///     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+    ///         assert_eq!(data, b"hello\n");
+    ///         conn.reactor().stop();
+    ///     }
+    ///     fn connection_failed(&mut self, conn: &mut Conn<'_, '_>, reason: &io::Error) {
+    ///         eprintln!("cannot connect: {reason}");
+    ///         conn.reactor().stop();
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new(Backend::Poll)?;
+    /// let (_, addr) = reactor.listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))?;
+    /// reactor.connect_tcp(addr, Duration::from_secs(5), Hello)?;
+    /// reactor.run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn connect_tcp(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+        proto: impl Protocol + 'static,
+    ) -> io::Result<HandlerId> {
+        self.connect_tcp_with(addr, timeout, proto, StreamConfig::default())
+    }
+
+    /// [`connect_tcp`](Self::connect_tcp) with connection settings `cfg`
+    /// (watermarks, output limit, close timeout, `TCP_NODELAY`).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_tcp`](Self::connect_tcp).
+    fn connect_tcp_with(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+        proto: impl Protocol + 'static,
+        cfg: StreamConfig,
+    ) -> io::Result<HandlerId> {
+        let addrs = resolve(addr)?;
+        let mut last = None;
+        for &a in &addrs {
+            match mio::net::TcpStream::connect(a) {
+                Ok(sock) => {
+                    if cfg.nodelay {
+                        if let Err(e) = sock.set_nodelay(true) {
+                            log::debug!("{a}: TCP_NODELAY: {e}");
+                        }
+                    }
+                    let fd: OwnedFd = sock.into();
+                    let stream =
+                        Stream::accepted(fd, PeerAddr::Inet(a), Box::new(proto), Rc::new(cfg));
+                    return self.with_net(|ctx| stream.register_connecting(ctx, timeout));
+                }
+                Err(e) => {
+                    log::debug!("connect to {a}: {e}");
+                    last = Some(context(e, format_args!("connect to tcp {a}")));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the address resolved to nothing",
+            )
+        }))
+    }
+
+    /// Connects to the Unix-domain stream socket at `path`. A local connect
+    /// completes (or fails) at once, so [`Protocol::connection_made`] runs before
+    /// this returns.
+    ///
+    /// # Errors
+    ///
+    /// The connect failed (no such socket, refused, the server's accept queue is
+    /// full: `WouldBlock`), or the backend refuses the descriptor. The protocol is
+    /// dropped without a callback then.
+    fn connect_unix(
+        &mut self,
+        path: impl AsRef<Path>,
+        proto: impl Protocol + 'static,
+        cfg: StreamConfig,
+    ) -> io::Result<HandlerId> {
+        let path = path.as_ref();
+        let sock = mio::net::UnixStream::connect(path)
+            .map_err(|e| context(e, format_args!("connect to unix {}", path.display())))?;
+        let fd: OwnedFd = sock.into();
+        let stream = Stream::accepted(fd, PeerAddr::Unix, Box::new(proto), Rc::new(cfg));
+        self.with_net(|ctx| stream.register(ctx))
     }
 
     /// Binds a UDP socket at `addr` for `proto`. Returns the handler id and address.

@@ -11,6 +11,21 @@
 //!   watermark it resumes and tells the protocol ([`Protocol::output_drained`]), so a
 //!   peer that never reads cannot grow our memory. Past the hard limit (if set) the
 //!   connection is dropped with a logged reason.
+//! * Flow control between connections (a relay): a connection whose output another
+//!   connection feeds registers it as its producer ([`Conn::produce_into`], Twisted's
+//!   `registerProducer`); then the producer's reading pauses while the consumer's
+//!   output is above the high watermark, instead of the consumer's own reading.
+//!   [`StreamConfig::pause_reading_on_backpressure`] turns the self-pause off;
+//!   [`Conn::output_len_of`], [`Conn::pause_reading_of`] and
+//!   [`Conn::resume_reading_of`] do it by hand.
+//! * Calls between connections ([`write_to`](fn@write_to), [`notify`](fn@notify),
+//!   the `Conn` methods that reach another connection) never lose anything to a
+//!   connection that is busy further up the call stack (B's callback, called from
+//!   A's, writing to A): what they ask is kept and applied as soon as A's callback
+//!   returns (a write of A's own first takes the earlier writes along, in order).
+//! * Half-close: [`Conn::shutdown_write`] sends our FIN after the output; a
+//!   protocol that keeps a half-closed connection ([`Protocol::eof_received`]
+//!   returns `true`) is closed once both directions are done, in either order.
 //! * Closing: [`Conn::close`] stops reading, flushes, then closes (bounded by
 //!   [`StreamConfig::close_timeout`]); [`Conn::abort`] closes at once.
 //! * Files: [`Conn::send_file`] queues a region of an open file behind the buffered
@@ -54,8 +69,16 @@ pub struct StreamConfig {
     pub max_output: Option<usize>,
     /// How long a graceful close may wait for the peer to take our output.
     pub close_timeout: Duration,
-    /// Set `TCP_NODELAY` on accepted TCP sockets.
+    /// Set `TCP_NODELAY` on TCP sockets (accepted and outgoing alike).
     pub nodelay: bool,
+    /// Stop reading this connection while its own output is above the high
+    /// watermark (the default: right for a protocol that writes in answer to what it
+    /// reads). A connection whose output is fed by another connection (a relay) sets
+    /// this to `false`, or registers its producer with [`Conn::produce_into`], which
+    /// turns the self-pause off while a producer is registered: then the producer's
+    /// reading is paused instead. The watermarks still drive
+    /// [`Protocol::output_drained`] and the output buffer still shrinks.
+    pub pause_reading_on_backpressure: bool,
 }
 
 impl Default for StreamConfig {
@@ -66,6 +89,7 @@ impl Default for StreamConfig {
             max_output: None,
             close_timeout: Duration::from_secs(10),
             nodelay: true,
+            pause_reading_on_backpressure: true,
         }
     }
 }
@@ -73,8 +97,16 @@ impl Default for StreamConfig {
 /// A protocol over a byte stream, in Twisted's shape. All methods but
 /// `data_received` have defaults.
 pub trait Protocol {
-    /// The connection is up.
+    /// The connection is up. For an outgoing connection ([`Listen::connect_tcp`](super::Listen::connect_tcp))
+    /// this is when the connect completed, never before.
     fn connection_made(&mut self, _conn: &mut Conn<'_, '_>) {}
+
+    /// An outgoing connection could not be made (refused, unreachable, timed out,
+    /// or abandoned because the reactor shut down), as Twisted's
+    /// `clientConnectionFailed`. Neither `connection_made` nor `connection_lost` is
+    /// called for it; the connection is gone, writes are ignored, but the context
+    /// ([`Conn::reactor`]) can reach other handlers (close the client of a relay, say).
+    fn connection_failed(&mut self, _conn: &mut Conn<'_, '_>, _reason: &io::Error) {}
 
     /// Bytes arrived. `data` is only valid during the call.
     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]);
@@ -90,6 +122,10 @@ pub trait Protocol {
     /// Queued output that never left makes it an error (`TimedOut` when a graceful
     /// close timed out, `Other` when the reactor stopped or its shutdown deadline
     /// passed), except after [`Conn::abort`], which discards it on purpose.
+    /// Also `Other` after one of this protocol's callbacks panicked and the reactor
+    /// contained the panic ([`PanicPolicy::Contain`](crate::reactor::PanicPolicy)):
+    /// the state may be half-updated, but this is the place to remove the connection
+    /// from shared state as if the peer had gone.
     /// Writes are ignored from here on.
     fn connection_lost(&mut self, _conn: &mut Conn<'_, '_>, _reason: Option<&io::Error>) {}
 
@@ -110,11 +146,46 @@ pub trait Protocol {
     }
 }
 
+/// A boxed protocol is a protocol (so `Box<dyn Protocol>` can be passed where an
+/// `impl Protocol` is expected, e.g. to [`Listen::connect_tcp`](super::Listen::connect_tcp)).
+impl<P: Protocol + ?Sized> Protocol for Box<P> {
+    fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+        (**self).connection_made(conn)
+    }
+    fn connection_failed(&mut self, conn: &mut Conn<'_, '_>, reason: &io::Error) {
+        (**self).connection_failed(conn, reason)
+    }
+    fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+        (**self).data_received(conn, data)
+    }
+    fn eof_received(&mut self, conn: &mut Conn<'_, '_>) -> bool {
+        (**self).eof_received(conn)
+    }
+    fn connection_lost(&mut self, conn: &mut Conn<'_, '_>, reason: Option<&io::Error>) {
+        (**self).connection_lost(conn, reason)
+    }
+    fn timer(&mut self, conn: &mut Conn<'_, '_>, id: TimerId) {
+        (**self).timer(conn, id)
+    }
+    fn output_drained(&mut self, conn: &mut Conn<'_, '_>) {
+        (**self).output_drained(conn)
+    }
+    fn event(&mut self, conn: &mut Conn<'_, '_>, event: Box<dyn Any>) {
+        (**self).event(conn, event)
+    }
+    fn shutdown(&mut self, conn: &mut Conn<'_, '_>) {
+        (**self).shutdown(conn)
+    }
+}
+
 /// The state bits of a connection.
 #[derive(Debug, Default)]
 struct Flags {
-    /// Reading paused by backpressure.
+    /// Pending output passed the high watermark and has not yet fallen to the low
+    /// one (reading is paused then, unless the connection opted out or has producers).
     bp_paused: bool,
+    /// How many consumers ([`Conn::produce_into`]) have paused our reading.
+    consumer_pauses: u32,
     /// Reading paused by the protocol.
     user_paused: bool,
     /// Read returned 0.
@@ -135,6 +206,8 @@ struct Flags {
     flush_queued: bool,
     /// Removal requested; writes are ignored.
     dead: bool,
+    /// An outgoing connect is in progress (watching for writability).
+    connecting: bool,
     /// The backend has reported the peer's FIN (read-closed, hang-up or error) at
     /// some point. Sticky: an edge seen while reading was paused is not seen again.
     peer_closed: bool,
@@ -164,8 +237,13 @@ pub struct StreamCore {
     flags: Flags,
     registered: Option<Interest>,
     close_timer: Option<TimerId>,
+    /// The connect timeout of an outgoing connection still connecting.
+    connect_timer: Option<TimerId>,
     error: Option<io::Error>,
     cfg: Rc<StreamConfig>,
+    /// Connections that produce into this one ([`Conn::produce_into`]): paused while
+    /// our output is above the high watermark.
+    producers: Vec<HandlerId>,
     open: Option<Rc<Cell<usize>>>,
     /// The descriptor came from our own `accept4` and was never duplicated, so the
     /// reactor may skip `epoll_ctl(DEL)` before closing it. False for sockets handed
@@ -219,14 +297,89 @@ impl StreamCore {
 
     fn want(&self) -> Option<Interest> {
         let f = &self.flags;
-        let read =
-            !f.eof && !f.dead && (f.lingering || (!f.bp_paused && !f.user_paused && !f.closing));
+        if f.connecting {
+            return (!f.dead).then_some(Interest::WRITABLE);
+        }
+        let read = !f.eof && !f.dead && (f.lingering || (!self.read_paused() && !f.closing));
         let write = self.has_pending() && !f.write_shut;
         match (read, write) {
             (true, true) => Some(Interest::BOTH),
             (true, false) => Some(Interest::READABLE),
             (false, true) => Some(Interest::WRITABLE),
             (false, false) => None,
+        }
+    }
+
+    /// Whether reading is paused: by the protocol, by a consumer, or by our own
+    /// output above the high watermark (unless opted out, or producers are paced
+    /// instead).
+    fn read_paused(&self) -> bool {
+        let f = &self.flags;
+        f.user_paused
+            || f.consumer_pauses > 0
+            || (f.bp_paused && self.cfg.pause_reading_on_backpressure && self.producers.is_empty())
+    }
+
+    /// Edge-triggered: edges that arrived while reading was paused were consumed
+    /// unread; redeliver one.
+    fn requeue_read(&self, ctx: &mut Ctx<'_>) {
+        if ctx.is_edge() && !self.flags.dead {
+            ctx.requeue(
+                ctx.id(),
+                Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
+            );
+        }
+    }
+
+    /// Pauses or resumes reading at the protocol's request (this connection's or,
+    /// through [`Conn::pause_reading_of`], another's).
+    fn set_user_paused(&mut self, ctx: &mut Ctx<'_>, pause: bool) {
+        if self.flags.user_paused == pause {
+            return;
+        }
+        self.flags.user_paused = pause;
+        self.update_interest(ctx);
+        if !pause {
+            self.requeue_read(ctx);
+        }
+    }
+
+    /// A consumer we produce into crossed its high watermark (`pause`) or drained.
+    fn consumer_pause(&mut self, ctx: &mut Ctx<'_>, pause: bool) {
+        if pause {
+            self.flags.consumer_pauses += 1;
+        } else if self.flags.consumer_pauses > 0 {
+            self.flags.consumer_pauses -= 1;
+            if self.flags.consumer_pauses == 0 {
+                self.update_interest(ctx);
+                self.requeue_read(ctx);
+            }
+            return;
+        }
+        self.update_interest(ctx);
+    }
+
+    /// Registers `producer` (its reading is paced by our output level).
+    fn add_producer(&mut self, ctx: &mut Ctx<'_>, producer: HandlerId) {
+        if self.flags.dead || self.producers.contains(&producer) {
+            return;
+        }
+        let was_paused = self.read_paused();
+        self.producers.push(producer);
+        if self.flags.bp_paused {
+            pace(ctx, producer, true);
+        }
+        if was_paused && !self.read_paused() {
+            // The self-pause is off now that a producer is paced instead.
+            self.update_interest(ctx);
+            self.requeue_read(ctx);
+        }
+    }
+
+    /// Pauses (or resumes) every registered producer.
+    fn pace_producers(&mut self, ctx: &mut Ctx<'_>, pause: bool) {
+        for i in 0..self.producers.len() {
+            pace(ctx, self.producers[i], pause);
         }
     }
 
@@ -254,6 +407,21 @@ impl StreamCore {
     }
 
     fn queue_write(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> bool {
+        // Writes other connections left for us while we were busy go first: they
+        // were asked for earlier.
+        while let Some(m) = ctx.take_mail(ctx.id(), |m| {
+            matches!(m.downcast_ref::<Mail>(), Some(Mail::Write(_)))
+        }) {
+            if let Ok(m) = m.downcast::<Mail>() {
+                if let Mail::Write(early) = *m {
+                    self.queue_write_now(ctx, &early);
+                }
+            }
+        }
+        self.queue_write_now(ctx, data)
+    }
+
+    fn queue_write_now(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> bool {
         if self.refuses_output() {
             log::debug!(
                 "{}: write of {} bytes after close ignored",
@@ -335,6 +503,7 @@ impl StreamCore {
                 self.pending()
             );
             self.flags.bp_paused = true;
+            self.pace_producers(ctx, true);
         }
         if !self.flags.flush_queued {
             self.flags.flush_queued = true;
@@ -358,6 +527,16 @@ impl StreamCore {
 
     fn close(&mut self, ctx: &mut Ctx<'_>) {
         if self.flags.dead || self.flags.closing {
+            return;
+        }
+        if self.flags.connecting {
+            self.fail(
+                ctx,
+                io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "closed before the connection was made",
+                ),
+            );
             return;
         }
         self.flags.closing = true;
@@ -411,6 +590,10 @@ impl StreamCore {
     /// Writes as much pending output as the socket takes. Returns `false` if the
     /// connection failed.
     fn flush(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if self.flags.connecting {
+            // Output queued before the connect completed waits for it.
+            return true;
+        }
         while !self.flags.dead {
             if self.out.is_empty() {
                 if self.files.is_empty() {
@@ -529,13 +712,36 @@ impl<'a, 'b> Conn<'a, 'b> {
         &self.st.peer
     }
 
+    /// The local address of the connection (`getsockname`; `PeerAddr::Unix` for a
+    /// Unix socket): the address a client was connected from, or which of a server's
+    /// addresses a client reached.
+    ///
+    /// # Errors
+    ///
+    /// `getsockname` failed (the socket is gone).
+    pub fn local_addr(&self) -> io::Result<PeerAddr> {
+        socket::local_addr(self.st.fd.as_fd())
+    }
+
+    /// Whether `TCP_NODELAY` is set on the socket ([`StreamConfig::nodelay`]).
+    ///
+    /// # Errors
+    ///
+    /// `getsockopt` failed (not a TCP socket).
+    pub fn nodelay(&self) -> io::Result<bool> {
+        socket::nodelay(self.st.fd.as_fd())
+    }
+
     /// Queues `data` for sending; it is flushed after the current event batch.
     /// Returns `false` (and drops the data) if the connection is closing or gone.
     pub fn write(&mut self, data: &[u8]) -> bool {
         self.st.queue_write(self.ctx, data)
     }
 
-    /// Queues `data` on another connection. Returns `false` if it is gone.
+    /// Queues `data` on another connection. Returns `false` if it is gone or
+    /// closing. A connection busy further up the call stack (the one whose callback
+    /// led to this one's) gets the bytes as soon as its callback returns: see
+    /// [`write_to`](fn@write_to).
     pub fn write_to(&mut self, id: HandlerId, data: &[u8]) -> bool {
         if id == self.id() {
             return self.write(data);
@@ -578,9 +784,12 @@ impl<'a, 'b> Conn<'a, 'b> {
         self.st.pending()
     }
 
-    /// Whether reading is paused because pending output passed the high watermark.
-    /// A producer (e.g. pipelined requests answered from one read) should stop
-    /// producing; [`Protocol::output_drained`] says when to go on.
+    /// Whether pending output passed the high watermark (and has not yet fallen to
+    /// the low one): reading is paused then, unless
+    /// [`StreamConfig::pause_reading_on_backpressure`] is off or producers are paced
+    /// instead ([`produce_into`](Self::produce_into)). A producer (e.g. pipelined
+    /// requests answered from one read) should stop producing;
+    /// [`Protocol::output_drained`] says when to go on.
     pub fn is_backpressured(&self) -> bool {
         self.st.flags.bp_paused
     }
@@ -607,22 +816,84 @@ impl<'a, 'b> Conn<'a, 'b> {
 
     /// Stops reading until [`resume_reading`](Self::resume_reading).
     pub fn pause_reading(&mut self) {
-        self.st.flags.user_paused = true;
-        self.st.update_interest(self.ctx);
+        self.st.set_user_paused(self.ctx, true);
     }
 
     /// Resumes reading after [`pause_reading`](Self::pause_reading).
     pub fn resume_reading(&mut self) {
-        if self.st.flags.user_paused {
-            self.st.flags.user_paused = false;
-            self.st.update_interest(self.ctx);
-            if self.ctx.is_edge() {
-                self.ctx.requeue(
-                    self.ctx.id(),
-                    Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
-                );
-            }
+        self.st.set_user_paused(self.ctx, false);
+    }
+
+    /// Whether our write side is shut ([`shutdown_write`](Self::shutdown_write) was
+    /// called: the FIN is sent, or goes once queued output is flushed). Writes are
+    /// refused from then on.
+    pub fn is_write_shut(&self) -> bool {
+        self.st.flags.write_shut || self.st.flags.shutdown_after_flush
+    }
+
+    /// Pending output of another connection (as [`output_len`](Self::output_len)),
+    /// or `None` if it is gone, busy further up the call stack, or not a stream
+    /// connection.
+    pub fn output_len_of(&mut self, id: HandlerId) -> Option<usize> {
+        if id == self.id() {
+            return Some(self.output_len());
         }
+        self.ctx
+            .with_handler::<Stream, _>(id, |s, _| s.core.pending())
+    }
+
+    /// Registers this connection as a producer for `consumer`, as Twisted's
+    /// `registerProducer`: while `consumer`'s pending output is above its high
+    /// watermark, this connection stops reading; when it falls to the low watermark,
+    /// reading resumes. A relay calls it both ways (A produces into B, B into A): the
+    /// slowest reader then paces the whole chain and memory stays bounded. While it
+    /// has a producer, `consumer` no longer pauses its own reading for its own
+    /// output (that output is the producer's doing). Returns `false` if `consumer`
+    /// is gone (or is this connection). The registration ends with either
+    /// connection; a consumer that goes resumes the producers it had paused.
+    pub fn produce_into(&mut self, consumer: HandlerId) -> bool {
+        let me = self.id();
+        if consumer == me {
+            return false;
+        }
+        reach(
+            self.ctx,
+            consumer,
+            |s, ctx| {
+                s.core.add_producer(ctx, me);
+                !s.core.flags.dead
+            },
+            || Mail::Producer(me),
+        )
+    }
+
+    /// Pauses the reading of another connection (as its own
+    /// [`pause_reading`](Self::pause_reading) would). Returns `false` if it is gone.
+    pub fn pause_reading_of(&mut self, id: HandlerId) -> bool {
+        self.set_reading_of(id, true)
+    }
+
+    /// Resumes the reading of another connection paused with
+    /// [`pause_reading_of`](Self::pause_reading_of) (or by its own protocol).
+    /// Returns `false` if it is gone.
+    pub fn resume_reading_of(&mut self, id: HandlerId) -> bool {
+        self.set_reading_of(id, false)
+    }
+
+    fn set_reading_of(&mut self, id: HandlerId, pause: bool) -> bool {
+        if id == self.id() {
+            self.st.set_user_paused(self.ctx, pause);
+            return true;
+        }
+        reach(
+            self.ctx,
+            id,
+            |s, ctx| {
+                s.core.set_user_paused(ctx, pause);
+                !s.core.flags.dead
+            },
+            || Mail::UserPause(pause),
+        )
     }
 
     /// Whether the connection is closing or gone (further writes are dropped).
@@ -653,25 +924,85 @@ impl<'a, 'b> Conn<'a, 'b> {
     }
 }
 
-/// Queues `data` on the stream connection `id` from any context. Returns `false` if
-/// `id` is gone, closing, or not a stream connection.
-pub fn write_to(ctx: &mut Ctx<'_>, id: HandlerId, data: &[u8]) -> bool {
-    ctx.with_handler::<Stream, _>(id, |s, ctx| s.core.queue_write(ctx, data))
-        .unwrap_or(false)
+/// What a connection that was busy when another reached for it finds left for it
+/// ([`Ctx::post`]); collected when its running callback returns.
+enum Mail {
+    Write(Vec<u8>),
+    Event(Box<dyn Any>),
+    /// A consumer paused (`true`) or resumed our reading.
+    ConsumerPause(bool),
+    /// Another connection paused or resumed our reading ([`Conn::pause_reading_of`]).
+    UserPause(bool),
+    /// Register this producer ([`Conn::produce_into`]).
+    Producer(HandlerId),
 }
 
-/// Delivers `event` to the stream connection `id`'s protocol.
+/// Runs `f` on the stream connection `id` if it can be reached now; if it is busy
+/// (its callback is running further up the stack: it called us, directly or not),
+/// leaves `mail` for it, applied as soon as that callback returns. Returns `f`'s
+/// answer, `true` for mail left, `false` if `id` is gone or not a connection.
+fn reach(
+    ctx: &mut Ctx<'_>,
+    id: HandlerId,
+    f: impl FnOnce(&mut Stream, &mut Ctx<'_>) -> bool,
+    mail: impl FnOnce() -> Mail,
+) -> bool {
+    match ctx.with_handler::<Stream, _>(id, f) {
+        Some(r) => r,
+        None if ctx.is_busy(id) => ctx.post(id, Box::new(mail())),
+        None => false,
+    }
+}
+
+/// Pauses or resumes the reading of `producer` on behalf of a consumer.
+fn pace(ctx: &mut Ctx<'_>, producer: HandlerId, pause: bool) {
+    reach(
+        ctx,
+        producer,
+        |s, ctx| {
+            s.core.consumer_pause(ctx, pause);
+            true
+        },
+        || Mail::ConsumerPause(pause),
+    );
+}
+
+/// Queues `data` on the stream connection `id` from any context. Returns `false` if
+/// `id` is gone, closing, or not a stream connection.
+///
+/// If `id` is busy (its callback is running further up the call stack: it called,
+/// directly or not, the handler that writes), the bytes are kept and queued as soon
+/// as that callback returns (or as soon as it writes itself, ahead of its own bytes),
+/// and this returns `true`; should `id` close meanwhile they are dropped as any
+/// write after a close is.
+pub fn write_to(ctx: &mut Ctx<'_>, id: HandlerId, data: &[u8]) -> bool {
+    reach(
+        ctx,
+        id,
+        |s, ctx| s.core.queue_write(ctx, data),
+        || Mail::Write(data.to_vec()),
+    )
+}
+
+/// Delivers `event` to the stream connection `id`'s protocol ([`Protocol::event`]):
+/// now, or, if `id` is busy (as for [`write_to`]), as soon as its running callback
+/// returns. Returns `false` if `id` is gone or not a stream connection.
 pub fn notify(ctx: &mut Ctx<'_>, id: HandlerId, event: Box<dyn Any>) -> bool {
-    ctx.with_handler::<Stream, _>(id, |s, ctx| {
-        s.proto.event(
-            &mut Conn {
-                st: &mut s.core,
-                ctx,
-            },
-            event,
-        )
-    })
-    .is_some()
+    let mut event = Some(event);
+    let delivered = ctx.with_handler::<Stream, _>(id, |s, ctx| {
+        if let Some(e) = event.take() {
+            if !s.core.flags.dead {
+                let (proto, mut conn) = s.conn(ctx);
+                proto.event(&mut conn, e);
+            }
+        }
+        s.drain_mail(ctx);
+    });
+    match (delivered, event) {
+        (Some(()), _) => true,
+        (None, Some(e)) if ctx.is_busy(id) => ctx.post(id, Box::new(Mail::Event(e))),
+        _ => false,
+    }
 }
 
 impl Stream {
@@ -705,9 +1036,11 @@ impl Stream {
                 flags: Flags::default(),
                 registered: None,
                 close_timer: None,
+                connect_timer: None,
                 error: None,
                 no_shortcut: !matches!(peer, PeerAddr::Inet(_)),
                 cfg,
+                producers: Vec::new(),
                 open: None,
                 exclusive: false,
             },
@@ -737,8 +1070,94 @@ impl Stream {
                 st: &mut s.core,
                 ctx,
             });
+            s.drain_mail(ctx);
         });
         Ok(id)
+    }
+
+    /// Registers a socket whose non-blocking connect is in progress: it is watched
+    /// for writability, and [`Protocol::connection_made`] runs once the connect
+    /// completes ([`Protocol::connection_failed`] if it fails or `timeout` passes).
+    pub(crate) fn register_connecting(
+        mut self,
+        ctx: &mut Ctx<'_>,
+        timeout: Duration,
+    ) -> io::Result<HandlerId> {
+        self.core.flags.connecting = true;
+        let interest = if ctx.is_edge() {
+            Interest::BOTH
+        } else {
+            Interest::WRITABLE
+        };
+        let id = ctx.insert(Box::new(self), Some(interest))?;
+        ctx.with_handler::<Stream, _>(id, |s, ctx| {
+            s.core.registered = Some(interest);
+            s.core.connect_timer = Some(ctx.set_timer(timeout));
+        });
+        Ok(id)
+    }
+
+    /// A readiness report while connecting: finish the connect (success or failure).
+    /// Returns whether the connection is now up.
+    fn connect_ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) -> bool {
+        let failed = r.is_error() || r.is_hangup();
+        if !r.is_writable() && !failed {
+            return false;
+        }
+        let err = match socket::take_error(self.core.fd.as_fd()) {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) if failed => Some(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the socket hung up while connecting",
+            )),
+            Ok(None) => None,
+        };
+        if let Some(e) = err {
+            let e = io::Error::new(e.kind(), format!("connect to {}: {e}", self.core.peer));
+            self.core.fail(ctx, e);
+            return false;
+        }
+        self.core.flags.connecting = false;
+        if let Some(t) = self.core.connect_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        log::debug!("connected to {}", self.core.peer);
+        let (proto, mut conn) = self.conn(ctx);
+        proto.connection_made(&mut conn);
+        if self.core.flags.dead {
+            return false;
+        }
+        // Reading starts now; output queued before the connect goes out (and a
+        // `shutdown_write` or `notify_drained` asked for meanwhile takes effect).
+        self.core.update_interest(ctx);
+        if !self.core.flags.flush_queued {
+            self.core.flags.flush_queued = true;
+            ctx.defer(ctx.id());
+        }
+        true
+    }
+
+    /// Applies what other connections left for this one while it was busy.
+    fn drain_mail(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some(m) = ctx.take_mail(ctx.id(), |_| true) {
+            let Ok(m) = m.downcast::<Mail>() else {
+                continue;
+            };
+            match *m {
+                Mail::Write(data) => {
+                    self.core.queue_write_now(ctx, &data);
+                }
+                Mail::Event(e) => {
+                    if !self.core.flags.dead {
+                        let (proto, mut conn) = self.conn(ctx);
+                        proto.event(&mut conn, e);
+                    }
+                }
+                Mail::ConsumerPause(p) => self.core.consumer_pause(ctx, p),
+                Mail::UserPause(p) => self.core.set_user_paused(ctx, p),
+                Mail::Producer(p) => self.core.add_producer(ctx, p),
+            }
+        }
     }
 
     fn conn<'a, 'b>(&'a mut self, ctx: &'a mut Ctx<'b>) -> (&'a mut dyn Protocol, Conn<'a, 'b>) {
@@ -765,7 +1184,7 @@ impl Stream {
             && (!ctx.is_edge() || ctx.capabilities().reports_read_closed);
         loop {
             let f = &self.core.flags;
-            if f.eof || f.dead || (!f.lingering && (f.bp_paused || f.user_paused || f.closing)) {
+            if f.eof || f.dead || (!f.lingering && (self.core.read_paused() || f.closing)) {
                 break;
             }
             if reads == budget {
@@ -788,7 +1207,8 @@ impl Stream {
                     self.core.flags.eof = true;
                     let (proto, mut conn) = self.conn(ctx);
                     let keep = proto.eof_received(&mut conn);
-                    if keep {
+                    // Our write side already shut: both directions are done.
+                    if keep && !self.core.flags.write_shut {
                         self.core.update_interest(ctx);
                     } else {
                         self.core.close(ctx);
@@ -799,6 +1219,8 @@ impl Stream {
                     reads += 1;
                     let (proto, mut conn) = self.conn(ctx);
                     proto.data_received(&mut conn, &buf[..n]);
+                    // A consumer this read fed may have paused us meanwhile.
+                    self.drain_mail(ctx);
                     if n < buf.len() && shortcut {
                         break;
                     }
@@ -812,7 +1234,7 @@ impl Stream {
             }
         }
         ctx.give_scratch(buf);
-        if self.core.flags.bp_paused {
+        if self.core.read_paused() {
             self.core.update_interest(ctx);
         }
     }
@@ -825,28 +1247,27 @@ impl Stream {
             self.core.flags.bp_paused && self.core.pending() <= self.core.cfg.low_watermark;
         let drained = self.core.flags.drain_notify && !self.core.has_pending();
         if resumed || drained {
+            let was_paused = self.core.read_paused();
             self.core.flags.bp_paused &= !resumed;
             self.core.flags.drain_notify &= !drained;
+            if resumed {
+                self.core.pace_producers(ctx, false);
+            }
             let (proto, mut conn) = self.conn(ctx);
             proto.output_drained(&mut conn);
-            if resumed && ctx.is_edge() && !self.core.flags.dead {
-                // Edges that arrived while paused were consumed unread.
-                ctx.requeue(
-                    ctx.id(),
-                    Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
-                );
+            if was_paused && !self.core.read_paused() {
+                self.core.requeue_read(ctx);
             }
         }
         self.core.update_interest(ctx);
     }
 }
 
-impl Handler for Stream {
-    fn fd(&self) -> RawFd {
-        self.core.fd.as_raw_fd()
-    }
-
-    fn ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
+impl Stream {
+    fn on_ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
+        if self.core.flags.connecting && !self.connect_ready(ctx, r) {
+            return;
+        }
         if r.is_read_closed() || r.is_hangup() || r.is_error() {
             self.core.flags.peer_closed = true;
         }
@@ -862,14 +1283,16 @@ impl Handler for Stream {
         }
     }
 
-    fn deferred(&mut self, ctx: &mut Ctx<'_>) {
-        self.core.flags.flush_queued = false;
-        if !self.core.flags.dead {
-            self.flush_and_resume(ctx);
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
+        if self.core.connect_timer == Some(id) {
+            self.core.connect_timer = None;
+            let e = io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect to {} timed out", self.core.peer),
+            );
+            self.core.fail(ctx, e);
+            return;
         }
-    }
-
-    fn timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
         if self.core.close_timer == Some(id) {
             CLOSE_TIMEOUT_WARN.with(|w| {
                 w.warn(
@@ -903,14 +1326,67 @@ impl Handler for Stream {
         }
     }
 
-    fn shutdown(&mut self, ctx: &mut Ctx<'_>) {
+    fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        if self.core.flags.connecting {
+            let e = io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!(
+                    "connect to {} abandoned: the reactor is shutting down",
+                    self.core.peer
+                ),
+            );
+            self.core.fail(ctx, e);
+            return;
+        }
         if !self.core.flags.dead {
             let (proto, mut conn) = self.conn(ctx);
             proto.shutdown(&mut conn);
         }
     }
+}
+
+impl Handler for Stream {
+    fn fd(&self) -> RawFd {
+        self.core.fd.as_raw_fd()
+    }
+
+    fn ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
+        self.on_ready(ctx, r);
+        self.drain_mail(ctx);
+    }
+
+    fn deferred(&mut self, ctx: &mut Ctx<'_>) {
+        self.core.flags.flush_queued = false;
+        if !self.core.flags.dead {
+            self.flush_and_resume(ctx);
+        }
+        self.drain_mail(ctx);
+    }
+
+    fn timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
+        self.on_timer(ctx, id);
+        self.drain_mail(ctx);
+    }
+
+    fn shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        self.on_shutdown(ctx);
+        self.drain_mail(ctx);
+    }
 
     fn removed(&mut self, ctx: &mut Ctx<'_>) {
+        // A callback panicked (the reactor contained it): the protocol still hears
+        // `connection_lost`, with an error, so it can drop the connection from any
+        // shared state; whatever it had queued is discarded.
+        if ctx.removed_after_panic() {
+            self.core.error = Some(io::Error::other(
+                "the connection's protocol panicked; connection dropped",
+            ));
+        }
+        // Producers paused on our account go on reading (to see their own EOF, say).
+        if self.core.flags.bp_paused {
+            self.core.pace_producers(ctx, false);
+        }
+        self.core.producers.clear();
         // Not asked for by the connection (the loop stopped, or a graceful shutdown
         // ran out of time) and output left behind: not a clean close.
         if !self.core.flags.dead && self.core.error.is_none() && self.core.has_pending() {
@@ -923,13 +1399,34 @@ impl Handler for Stream {
         if let Some(t) = self.core.close_timer.take() {
             ctx.cancel_timer(t);
         }
+        if let Some(t) = self.core.connect_timer.take() {
+            ctx.cancel_timer(t);
+        }
         let err = self.core.error.take();
+        if self.core.flags.connecting {
+            let err = err.unwrap_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    format!(
+                        "connect to {} abandoned: the reactor closed it",
+                        self.core.peer
+                    ),
+                )
+            });
+            let (proto, mut conn) = self.conn(ctx);
+            proto.connection_failed(&mut conn, &err);
+            return;
+        }
         let (proto, mut conn) = self.conn(ctx);
         proto.connection_lost(&mut conn, err.as_ref());
     }
 
     fn owns_fd(&self) -> bool {
         self.core.exclusive
+    }
+
+    fn describe(&self) -> Option<String> {
+        Some(format!("peer {}", self.core.peer))
     }
 
     fn keeps_alive(&self) -> bool {

@@ -17,6 +17,42 @@
 //!
 //! The reactor knows nothing about bytes or protocols: buffered connections, listeners
 //! and datagram sockets are handlers defined in [`crate::net`].
+//!
+//! # Panics in handlers
+//!
+//! A panic in user code the loop calls (a handler callback, a timer closure, a remote
+//! call from a [`Handle`]) is handled by [`Config::panic_policy`]:
+//!
+//! * [`PanicPolicy::Contain`] (the default): the panic is caught where the loop called
+//!   in. The handler that was running is removed: its descriptor deregistered, its pending timers cancelled,
+//!   then [`Handler::removed`] is called as for any removal, with
+//!   [`Ctx::removed_after_panic`] true (a [`crate::net`] connection tells its protocol
+//!   `connection_lost` with an error, so the protocol drops the connection from
+//!   whatever shared state tracks it: the chat's rooms and nickname table, say), and
+//!   finally the handler is dropped, closing its descriptor. The failure is logged at
+//!   error level (handler id, what the handler says it serves, e.g. the peer address,
+//!   and the panic message) and counted ([`Ctx::panics_contained`],
+//!   [`Reactor::panics_contained`], [`panics_contained_total`]); the loop goes on
+//!   serving everyone else. A panic inside that `removed` call is caught too (logged,
+//!   counted, the handler dropped without a second try). A panicking timer closure or
+//!   remote call loses only itself. A panic in a handler reached through
+//!   [`Ctx::with_handler`] (a connection writing to or notifying another) is caught
+//!   there: that handler is removed, and the caller goes on as if it were gone (`None`).
+//! * [`PanicPolicy::Propagate`]: the panic unwinds out of [`Reactor::run`] (or
+//!   [`Reactor::run_once`]). On its way out the handler that panicked (and any handler
+//!   it was reaching into) is deregistered and dropped, closing its descriptor,
+//!   *without* a `removed` call; the reactor stays consistent, so a caller that catches
+//!   the panic may run it again.
+//!
+//! What a contained panic can leave behind: the reactor's own state is always
+//! consistent (no registered descriptor without a handler, no timer for a removed
+//! handler, no leaked descriptor). What the panicking callback had half-done to state
+//! *outside* its handler (a shared table it was updating when it panicked) is only as
+//! consistent as that code's own unwinding makes it: `RefCell` borrows are released,
+//! but a multi-step update may stop half-way. The `removed`/`connection_lost` call is
+//! the protocol's chance to remove the connection from shared state as if the peer had
+//! gone; state tracked *only* inside the dropped handler goes with it. Output queued
+//! on the panicking connection is discarded. Nothing is retried.
 
 mod timers;
 
@@ -28,6 +64,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -78,8 +115,47 @@ pub trait Handler: Any {
         false
     }
 
+    /// What the handler serves, for log lines about it (a connection's peer
+    /// address, a listener's local address); `None` if nothing useful.
+    fn describe(&self) -> Option<String> {
+        None
+    }
+
     /// For downcasting to the concrete handler type (`Ctx::handler_mut`).
     fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// What the loop does with a panic in a handler, timer closure or remote call (see
+/// the [module docs](self#panics-in-handlers)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PanicPolicy {
+    /// Catch it, remove the handler that panicked (telling it through
+    /// [`Handler::removed`]), log and count it, and go on serving the others.
+    #[default]
+    Contain,
+    /// Let it unwind out of [`Reactor::run`] (after dropping the handler that
+    /// panicked): for tests, and for servers that prefer to crash.
+    Propagate,
+}
+
+/// Panics contained by every reactor of this process so far.
+static PANICS_CONTAINED: AtomicU64 = AtomicU64::new(0);
+
+/// How many panics the reactors of this process have contained so far (the sum of
+/// every reactor's [`Reactor::panics_contained`]).
+pub fn panics_contained_total() -> u64 {
+    PANICS_CONTAINED.load(Ordering::Relaxed)
+}
+
+/// The message of a panic payload (`panic!` with a literal or a format string).
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "(non-string panic payload)"
+    }
 }
 
 /// Reactor settings.
@@ -92,6 +168,9 @@ pub struct Config {
     /// connections or datagrams). Stops one busy peer starving others. 0 counts as 1;
     /// `usize::MAX` means no limit.
     pub event_budget: usize,
+    /// What a panic in a handler, timer closure or remote call does (default:
+    /// contained, costing only the handler that panicked).
+    pub panic_policy: PanicPolicy,
 }
 
 impl Default for Config {
@@ -99,6 +178,7 @@ impl Default for Config {
         Config {
             shutdown_timeout: Duration::from_secs(5),
             event_budget: 16,
+            panic_policy: PanicPolicy::Contain,
         }
     }
 }
@@ -114,6 +194,8 @@ type RemoteCall = Box<dyn FnOnce(&mut Ctx<'_>) + Send>;
 struct Entry {
     /// Set while `removed()` runs: no new registration may outlive the entry.
     removing: bool,
+    /// Being removed because one of its callbacks panicked (contained).
+    panicked: bool,
     handler: Option<Box<dyn Handler>>,
     fd: RawFd,
     token: Option<Token>,
@@ -138,6 +220,11 @@ pub struct Core {
     scratch: Vec<u8>,
     /// Cached from the backend's capabilities: asked on every read and write.
     edge: bool,
+    /// Panics contained so far.
+    panics: u64,
+    /// Messages for handlers that were busy (out of their slot further up the call
+    /// stack) when another handler tried to reach them ([`Ctx::post`]), oldest first.
+    mail: Vec<(HandlerId, Box<dyn Any>)>,
 }
 
 /// Size of the reactor's shared read buffer (see [`Ctx::take_scratch`]).
@@ -220,27 +307,106 @@ impl<'a> Ctx<'a> {
 
     /// Calls `f` with another live handler of type `H` and a context in which that
     /// handler is the current one (so it can defer work or set timers for itself).
-    /// Returns `None` if `id` is gone, is the caller, or is not an `H`.
+    /// Returns `None` if `id` is gone, is the caller, or is not an `H`, or if `f`
+    /// panicked under [`PanicPolicy::Contain`] (then `id` is removed after the
+    /// current callback, as if one of its own callbacks had panicked).
     pub fn with_handler<H: Handler, R>(
         &mut self,
         id: HandlerId,
         f: impl FnOnce(&mut H, &mut Ctx<'_>) -> R,
     ) -> Option<R> {
         let mut h = self.core.handlers.get_mut(id)?.handler.take()?;
-        let out = match h.as_any_mut().downcast_mut::<H>() {
-            Some(typed) => {
-                let mut ctx = Ctx {
+        let Some(typed) = h.as_any_mut().downcast_mut::<H>() else {
+            if let Some(e) = self.core.handlers.get_mut(id) {
+                e.handler = Some(h);
+            }
+            return None;
+        };
+        let res = panic::catch_unwind(AssertUnwindSafe(|| {
+            f(
+                typed,
+                &mut Ctx {
                     core: self.core,
                     me: id,
-                };
-                Some(f(typed, &mut ctx))
+                },
+            )
+        }));
+        match res {
+            Ok(out) => {
+                if let Some(e) = self.core.handlers.get_mut(id) {
+                    e.handler = Some(h);
+                }
+                Some(out)
             }
-            None => None,
-        };
-        if let Some(e) = self.core.handlers.get_mut(id) {
-            e.handler = Some(h);
+            Err(payload) => {
+                if self.core.config.panic_policy == PanicPolicy::Propagate {
+                    // Dropped on the way out, like the caller (see `Core::call`).
+                    drop(h);
+                    panic::resume_unwind(payload);
+                }
+                // Contained here: the caller goes on as if `id` were gone; `id`
+                // is removed after the current callback, like any removal.
+                self.core.contained(&*payload, || {
+                    format!(
+                        "handler {id:?} (fd {}{}), called from handler {:?},",
+                        h.fd(),
+                        h.describe().map(|d| format!(", {d}")).unwrap_or_default(),
+                        self.me
+                    )
+                });
+                if let Some(e) = self.core.handlers.get_mut(id) {
+                    e.handler = Some(h);
+                    e.panicked = true;
+                    if !self.core.to_remove.contains(&id) {
+                        self.core.to_remove.push(id);
+                    }
+                }
+                None
+            }
         }
-        out
+    }
+
+    /// Whether `id` is registered but busy: taken out of its slot because one of its
+    /// callbacks is running further up the call stack (it called, directly or not,
+    /// the handler that asks). [`with_handler`](Self::with_handler) cannot reach it
+    /// then; [`post`](Self::post) a message for it instead.
+    pub fn is_busy(&self, id: HandlerId) -> bool {
+        self.core
+            .handlers
+            .get(id)
+            .is_some_and(|e| e.handler.is_none() && !e.removing)
+    }
+
+    /// Leaves `msg` for handler `id` to collect with [`take_mail`](Self::take_mail)
+    /// (the `net` layer's connections collect theirs as soon as their running
+    /// callback returns). Returns `false` if `id` is gone or being removed. Mail
+    /// left for a handler is dropped with it.
+    pub fn post(&mut self, id: HandlerId, msg: Box<dyn Any>) -> bool {
+        match self.core.handlers.get(id) {
+            Some(e) if !e.removing => {
+                self.core.mail.push((id, msg));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The oldest message [`post`](Self::post)ed for `id` that `pick` accepts
+    /// (cheap when there is no mail at all).
+    pub fn take_mail(
+        &mut self,
+        id: HandlerId,
+        pick: impl Fn(&dyn Any) -> bool,
+    ) -> Option<Box<dyn Any>> {
+        if self.core.mail.is_empty() {
+            return None;
+        }
+        let i = self
+            .core
+            .mail
+            .iter()
+            .position(|(to, m)| *to == id && pick(m.as_ref()))?;
+        Some(self.core.mail.remove(i).1)
     }
 
     /// Sets a timer for the current handler; its [`Handler::timer`] runs after `delay`.
@@ -290,6 +456,20 @@ impl<'a> Ctx<'a> {
     /// gone, or after [`Config::shutdown_timeout`]. A second call stops at once.
     pub fn shutdown(&mut self) {
         self.core.begin_shutdown();
+    }
+
+    /// Whether the current handler is being removed because one of its callbacks
+    /// panicked (asked in [`Handler::removed`]; see [`PanicPolicy::Contain`]).
+    pub fn removed_after_panic(&self) -> bool {
+        self.core
+            .handlers
+            .get(self.me)
+            .is_some_and(|e| e.removing && e.panicked)
+    }
+
+    /// How many panics this reactor has contained so far ([`PanicPolicy::Contain`]).
+    pub fn panics_contained(&self) -> u64 {
+        self.core.panics
     }
 
     /// Whether a graceful shutdown is under way.
@@ -367,6 +547,7 @@ impl Core {
         };
         let got = self.handlers.insert(Entry {
             removing: false,
+            panicked: false,
             handler: Some(handler),
             fd,
             token,
@@ -430,17 +611,32 @@ impl Core {
             f(h.as_mut(), &mut Ctx { core: self, me: id })
         }));
         if let Err(payload) = res {
-            // The handler's descriptor is still open (we hold it): deregister it
-            // properly, then drop the handler (closing it) and any other handler
-            // the unwinding took out of its slot, and let the panic go on.
-            if let Some(t) = self.handlers.get_mut(id).and_then(|e| e.token.take()) {
-                if let Err(e) = self.sel.unregister_token(t) {
-                    log::warn!("unregister fd {}: {e}", h.fd());
+            if self.config.panic_policy == PanicPolicy::Propagate {
+                // The handler's descriptor is still open (we hold it): deregister it
+                // properly, then drop the handler (closing it) and any other handler
+                // the unwinding took out of its slot, and let the panic go on.
+                if let Some(t) = self.handlers.get_mut(id).and_then(|e| e.token.take()) {
+                    if let Err(e) = self.sel.unregister_token(t) {
+                        log::warn!("unregister fd {}: {e}", h.fd());
+                    }
+                }
+                self.forget_orphans();
+                drop(h);
+                panic::resume_unwind(payload);
+            }
+            self.contained(&*payload, || {
+                format!(
+                    "handler {id:?} (fd {}{})",
+                    h.fd(),
+                    h.describe().map(|d| format!(", {d}")).unwrap_or_default()
+                )
+            });
+            if let Some(e) = self.handlers.get_mut(id) {
+                e.panicked = true;
+                if !self.to_remove.contains(&id) {
+                    self.to_remove.push(id);
                 }
             }
-            self.forget_orphans();
-            drop(h);
-            panic::resume_unwind(payload);
         }
         if let Some(e) = self.handlers.get_mut(id) {
             e.handler = Some(h);
@@ -448,9 +644,21 @@ impl Core {
         self.process_removals();
     }
 
+    /// Counts and logs a contained panic; `what` names the code that panicked.
+    fn contained(&mut self, payload: &(dyn Any + Send), what: impl FnOnce() -> String) {
+        self.panics += 1;
+        PANICS_CONTAINED.fetch_add(1, Ordering::Relaxed);
+        log::error!(
+            "{} panicked: {}; removed it and went on ({} panic(s) contained so far)",
+            what(),
+            panic_message(payload),
+            self.panics
+        );
+    }
+
     /// Runs user code that belongs to no handler (a timer closure, a remote call)
     /// under the same panic guard as [`call`](Self::call).
-    fn call_closure(&mut self, f: impl FnOnce(&mut Ctx<'_>)) {
+    fn call_closure(&mut self, what: &str, f: impl FnOnce(&mut Ctx<'_>)) {
         let res = panic::catch_unwind(AssertUnwindSafe(|| {
             f(&mut Ctx {
                 core: self,
@@ -458,8 +666,11 @@ impl Core {
             })
         }));
         if let Err(payload) = res {
-            self.forget_orphans();
-            panic::resume_unwind(payload);
+            if self.config.panic_policy == PanicPolicy::Propagate {
+                self.forget_orphans();
+                panic::resume_unwind(payload);
+            }
+            self.contained(&*payload, || what.to_string());
         }
         self.process_removals();
     }
@@ -505,6 +716,9 @@ impl Core {
     /// Removes handler `id`'s entry and cancels its pending timers.
     fn remove_entry(&mut self, id: HandlerId) -> Option<Entry> {
         let entry = self.handlers.remove(id)?;
+        if !self.mail.is_empty() {
+            self.mail.retain(|(to, _)| *to != id);
+        }
         for &t in &entry.timers {
             self.timers.cancel(t);
         }
@@ -539,11 +753,21 @@ impl Core {
                 h.removed(&mut Ctx { core: self, me: id })
             }));
             self.remove_entry(id);
-            drop(h);
             if let Err(payload) = res {
-                self.to_remove.append(&mut busy);
-                panic::resume_unwind(payload);
+                if self.config.panic_policy == PanicPolicy::Propagate {
+                    drop(h);
+                    self.to_remove.append(&mut busy);
+                    panic::resume_unwind(payload);
+                }
+                self.contained(&*payload, || {
+                    format!(
+                        "handler {id:?} (fd {}{}) in removed()",
+                        h.fd(),
+                        h.describe().map(|d| format!(", {d}")).unwrap_or_default()
+                    )
+                });
             }
+            drop(h);
         }
         self.to_remove = busy;
     }
@@ -557,7 +781,7 @@ impl Core {
                     self.forget_timer(id, tid);
                     self.call(id, |h, ctx| h.timer(ctx, tid));
                 }
-                TimerOwner::Call(f) => self.call_closure(f),
+                TimerOwner::Call(f) => self.call_closure("timer closure", f),
                 TimerOwner::ShutdownDeadline => {
                     if self.shutting_down {
                         log::warn!(
@@ -577,7 +801,7 @@ impl Core {
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
         for f in calls {
-            self.call_closure(f);
+            self.call_closure("remote call", f);
         }
     }
 
@@ -722,12 +946,14 @@ impl Handler for SignalHandler {
 ///
 /// # Panics
 ///
-/// The reactor catches no panic: one in a handler (a protocol callback) or a timer
-/// or remote closure unwinds out of [`run`](Self::run) or [`run_once`](Self::run_once).
-/// On its way out the handler that panicked (and any handler it was reaching into)
-/// is deregistered and dropped, closing its descriptor, without a
-/// [`Handler::removed`] (`connection_lost`) call; the reactor stays consistent, so a
-/// caller that catches the panic may run it again.
+/// By default ([`PanicPolicy::Contain`]) a panic in a handler (a protocol callback),
+/// a timer closure or a remote call costs only that handler or closure: it is
+/// removed, logged and counted ([`panics_contained`](Self::panics_contained)), and
+/// the loop goes on. With [`PanicPolicy::Propagate`] it unwinds out of
+/// [`run`](Self::run) or [`run_once`](Self::run_once), after the handler that
+/// panicked is deregistered and dropped; the reactor stays consistent, so a caller
+/// that catches the panic may run it again. The [module docs](self#panics-in-handlers)
+/// say what is cleaned up.
 pub struct Reactor {
     core: Core,
     ready: Vec<(Token, Readiness)>,
@@ -775,6 +1001,8 @@ impl Reactor {
                 remote: remote.clone(),
                 scratch: vec![0; SCRATCH_SIZE],
                 edge,
+                panics: 0,
+                mail: Vec::new(),
             },
             ready: Vec::with_capacity(1024),
             events: VecDeque::with_capacity(1024),
@@ -851,6 +1079,11 @@ impl Reactor {
     /// How many timers are pending (handler timers and `call_later` closures).
     pub fn pending_timers(&self) -> usize {
         self.core.timers.len()
+    }
+
+    /// How many panics this reactor has contained so far ([`PanicPolicy::Contain`]).
+    pub fn panics_contained(&self) -> u64 {
+        self.core.panics
     }
 
     /// Whether the loop has been asked to stop.

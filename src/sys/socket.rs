@@ -207,6 +207,26 @@ pub fn set_nodelay(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, on as i32)
 }
 
+/// Whether `TCP_NODELAY` is set.
+pub fn nodelay(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(getsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)
+}
+
+/// `getsockname`: the local address of a socket (`PeerAddr::Unix` for Unix sockets).
+pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<PeerAddr> {
+    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` is a writable sockaddr_storage of `len` bytes; the kernel
+    // writes at most `len` bytes and updates `len`.
+    syscall!(
+        Other,
+        getsockname(fd.as_raw_fd(), storage.as_mut_ptr().cast(), &mut len)
+    )?;
+    // SAFETY: the storage was zero-initialised, and the kernel filled in the address.
+    let storage = unsafe { storage.assume_init() };
+    Ok(to_peer(&storage))
+}
+
 /// `SO_RCVBUF` / `SO_SNDBUF` (the kernel doubles the value it is given).
 pub fn set_buffer_sizes(
     fd: BorrowedFd<'_>,

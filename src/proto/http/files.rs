@@ -271,32 +271,41 @@ pub enum RangeSpec {
 
 /// A byte position: `None` unless all digits. Too large for `u64` saturates: it is
 /// still valid syntax and past the end of any file.
-fn digits(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+fn digits(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(s.parse().unwrap_or(u64::MAX))
+    Some(
+        s.iter()
+            .try_fold(0u64, |n, &d| {
+                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            })
+            .unwrap_or(u64::MAX),
+    )
 }
 
-/// Interprets a `Range` header value for `len` bytes.
+/// Interprets a `Range` header value for `len` bytes. Works on bytes throughout: the
+/// value comes from the network and need not be UTF-8 (or ASCII).
 pub fn parse_range(value: &[u8], len: u64) -> RangeSpec {
-    let Ok(v) = std::str::from_utf8(value) else {
+    let v = value.trim_ascii();
+    let Some((unit, set)) = v.split_at_checked(6) else {
         return RangeSpec::Full;
     };
-    let v = v.trim();
-    // Bytes, not `&str` slicing: byte 6 need not be a character boundary.
-    if v.len() < 6 || !v.as_bytes()[..6].eq_ignore_ascii_case(b"bytes=") {
+    if !unit.eq_ignore_ascii_case(b"bytes=") {
         return RangeSpec::Full;
     }
-    let mut parts = v[6..].split(',').map(str::trim).filter(|p| !p.is_empty());
+    let mut parts = set
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|p| !p.is_empty());
     let (Some(one), None) = (parts.next(), parts.next()) else {
         // None at all (invalid) or several (documented fallback): the whole file.
         return RangeSpec::Full;
     };
-    let Some((a, b)) = one.split_once('-') else {
+    let Some(dash) = one.iter().position(|&b| b == b'-') else {
         return RangeSpec::Full;
     };
-    let (a, b) = (a.trim(), b.trim());
+    let (a, b) = (one[..dash].trim_ascii(), one[dash + 1..].trim_ascii());
     if a.is_empty() {
         let Some(n) = digits(b) else {
             return RangeSpec::Full;
@@ -760,6 +769,15 @@ mod tests {
             Single(0, 9)
         );
         assert_eq!(parse_range(format!("bytes={huge}-1").as_bytes(), 10), Full);
+        // Not ASCII, not UTF-8, a multi-byte character across the unit's end (this
+        // one killed the server: a `&str` sliced inside a character).
+        assert_eq!(parse_range("bytesé=0-1".as_bytes(), 10), Full);
+        assert_eq!(parse_range("bytes=é-1".as_bytes(), 10), Full);
+        assert_eq!(parse_range("bytes=0-1é".as_bytes(), 10), Full);
+        assert_eq!(parse_range("byteé".as_bytes(), 10), Full);
+        assert_eq!(parse_range(b"bytes=\xff-\xfe", 10), Full);
+        assert_eq!(parse_range(b"BYTES= 1 - 2 ", 10), Single(1, 2));
+        assert_eq!(parse_range("é".as_bytes(), 10), Full);
     }
 
     #[test]

@@ -53,15 +53,18 @@ pub(crate) fn bump(c: &Cell<u64>, n: u64) {
 }
 
 impl Stats {
-    /// The counters as a JSON object, with the backend's name and the uptime.
+    /// The counters as a JSON object, with the backend's name, the uptime and the
+    /// panics the process's reactors have contained
+    /// ([`panics_contained_total`](crate::reactor::panics_contained_total)).
     pub fn to_json(&self, backend: Backend) -> String {
         format!(
-            "{{\"connections_open\":{},\"connections_total\":{},\"requests\":{},\"bytes_sent\":{},\"bytes_received\":{},\"backend\":\"{}\",\"uptime_secs\":{:.3}}}\n",
+            "{{\"connections_open\":{},\"connections_total\":{},\"requests\":{},\"bytes_sent\":{},\"bytes_received\":{},\"panics_contained\":{},\"backend\":\"{}\",\"uptime_secs\":{:.3}}}\n",
             self.connections_open.get(),
             self.connections_total.get(),
             self.requests.get(),
             self.bytes_sent.get(),
             self.bytes_received.get(),
+            crate::reactor::panics_contained_total(),
             backend.name(),
             self.started.elapsed().as_secs_f64()
         )
