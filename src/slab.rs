@@ -12,6 +12,14 @@ impl SlabId {
     }
 }
 
+/// `index.generation`, e.g. `7.2`: short enough for a log line, and two ids that
+/// shared a slot at different times read differently.
+impl std::fmt::Display for SlabId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.index(), self.0 >> 32)
+    }
+}
+
 struct Slot<T> {
     generation: u32,
     value: Option<T>,
@@ -132,6 +140,12 @@ impl<T> Slab<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_shows_index_and_generation() {
+        assert_eq!(SlabId((2 << 32) | 7).to_string(), "7.2");
+        assert_eq!(SlabId(0).to_string(), "0.0");
+    }
 
     #[test]
     fn reused_slot_gets_a_new_generation() {

@@ -235,11 +235,10 @@ impl Protocol for Control {
 
 fn connect_from_a_handler(backend: Backend) {
     let (lt, addr) = spawn_loop(backend, Config::default(), |r| {
-        r.listen_tcp("127.0.0.1:0", |_: &_| {
-            Some(Box::new(Control { data: None }) as Box<dyn Protocol>)
-        })
-        .unwrap()
-        .1
+        // A plain closure is a factory (no `|_: &_|`, no cast).
+        r.listen_tcp("127.0.0.1:0", |_| Some(Box::new(Control { data: None })))
+            .unwrap()
+            .1
     });
     let data_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut c = connect(addr);

@@ -370,7 +370,63 @@ fn notify_gone_is_false(backend: Backend) {
     lt.stop().unwrap();
 }
 
+// ---------------------------------------------------------------------------------
+// Idle timeout, local address, clock
+// ---------------------------------------------------------------------------------
+
+/// Closes after 300 ms without input; reports its local address and the clock on
+/// connect ("local ADDR").
+struct Idler;
+
+impl Protocol for Idler {
+    fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+        conn.set_idle_timeout(Some(Duration::from_millis(300)));
+        let started = conn.now();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let local = conn.local_addr().unwrap();
+        conn.write(format!("local {local} id {}\n", conn.id()).as_bytes());
+    }
+    fn data_received(&mut self, _conn: &mut Conn<'_, '_>, _data: &[u8]) {}
+    fn idle_timeout(&mut self, conn: &mut Conn<'_, '_>) {
+        conn.write(b"bye\n");
+        conn.close();
+    }
+}
+
+fn idle_timeout_closes_a_quiet_connection(backend: Backend) {
+    let (lt, addr) = spawn_loop(backend, Config::default(), |r| {
+        r.listen_tcp("127.0.0.1:0", |_| Some(Box::new(Idler)))
+            .unwrap()
+            .1
+    });
+    let mut c = connect(addr);
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    while !first.ends_with(b"\n") {
+        c.read_exact(&mut byte).unwrap();
+        first.push(byte[0]);
+    }
+    let first = String::from_utf8(first).unwrap();
+    assert!(first.starts_with(&format!("local {addr} id ")), "{first:?}");
+    // Input every 100 ms keeps it open past the 300 ms timeout...
+    let start = std::time::Instant::now();
+    for _ in 0..6 {
+        thread::sleep(Duration::from_millis(100));
+        c.write_all(b"x").unwrap();
+    }
+    c.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    let e = c.read(&mut byte).unwrap_err();
+    assert!(is_timeout(&e), "closed while active: {e}");
+    // ...then silence closes it, with the protocol's goodbye.
+    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(read_to_eof(&mut c).unwrap(), b"bye\n");
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(900), "closed after {took:?}");
+    lt.stop().unwrap();
+}
+
 per_backend! {
+    idle_timeout_closes_a_quiet_connection,
     calls_into_a_busy_connection,
     relay_through_echo_server_is_bounded,
     relay_output_stays_bounded,

@@ -15,21 +15,48 @@ use crate::reactor::{Ctx, Handler, TimerId};
 use crate::selector::{Interest, Readiness};
 use crate::sys::socket::{self, PeerAddr};
 
-/// Builds a protocol per accepted connection, as Twisted's `Factory`; may refuse one
-/// by returning `None` (the socket is closed at once).
-pub trait Factory {
-    /// A protocol for a new connection from `peer`.
-    fn build(&mut self, peer: &PeerAddr) -> Option<Box<dyn Protocol>>;
-}
-
-impl<F> Factory for F
-where
-    F: FnMut(&PeerAddr) -> Option<Box<dyn Protocol>>,
-{
+/// Builds a protocol per accepted connection, as Twisted's `Factory.forProtocol` or
+/// asyncio's `lambda: Proto()`: any closure `FnMut(&PeerAddr) -> Option<Box<dyn Protocol>>`
+/// is one, written plainly (`|_| Some(Box::new(Echo))`: the argument and return
+/// types are inferred, no annotation or cast needed). Returning `None` refuses the
+/// connection (the socket is closed at once).
+///
+/// It is an alias of that closure type (a supertrait with a blanket impl), which is
+/// what lets the compiler infer a closure's signature from it; a factory with state
+/// is a `move` closure over that state (or calls a method of a struct).
+///
+/// # Examples
+///
+/// ```
+/// use readyloop::net::{Conn, Listen, Protocol};
+/// use readyloop::reactor::Reactor;
+/// use readyloop::selector::Backend;
+///
+/// struct Echo;
+/// impl Protocol for Echo {
+///     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+///         conn.write(data);
+///     }
+/// }
+///
+/// let mut reactor = Reactor::new(Backend::Poll)?;
+/// reactor.listen_tcp("127.0.0.1:0", |_| Some(Box::new(Echo)))?;
+/// // With state: count the connections, refuse the peer after the hundredth.
+/// let mut n = 0;
+/// reactor.listen_tcp("127.0.0.1:0", move |_peer| {
+///     n += 1;
+///     (n <= 100).then(|| Box::new(Echo) as Box<dyn Protocol>)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait Factory: FnMut(&PeerAddr) -> Option<Box<dyn Protocol>> {
+    /// A protocol for a new connection from `peer` (calls the closure).
     fn build(&mut self, peer: &PeerAddr) -> Option<Box<dyn Protocol>> {
         self(peer)
     }
 }
+
+impl<F> Factory for F where F: FnMut(&PeerAddr) -> Option<Box<dyn Protocol>> {}
 
 /// Listener settings.
 #[derive(Clone, Debug)]

@@ -17,7 +17,7 @@
 //! }
 //!
 //! let mut reactor = Reactor::new(Backend::Epoll)?;
-//! let (_, addr) = reactor.listen_tcp("127.0.0.1:0", |_: &_| Some(Box::new(Echo) as Box<dyn Protocol>))?;
+//! let (_, addr) = reactor.listen_tcp("127.0.0.1:0", |_| Some(Box::new(Echo)))?;
 //! assert_ne!(addr.port(), 0);
 //! # Ok::<(), std::io::Error>(())
 //! ```

@@ -41,7 +41,7 @@ use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::buffer::OutBuf;
 use super::ratelimit::WarnLimit;
@@ -132,6 +132,14 @@ pub trait Protocol {
     /// A timer set with [`Conn::set_timer`] fired.
     fn timer(&mut self, _conn: &mut Conn<'_, '_>, _id: TimerId) {}
 
+    /// Nothing arrived for the idle timeout set with [`Conn::set_idle_timeout`]
+    /// (Twisted's `TimeoutMixin.timeoutConnection`). The timeout is disarmed; the
+    /// default closes the connection gracefully (flush, then close). A protocol
+    /// may write a goodbye first, or set the timeout again to keep waiting.
+    fn idle_timeout(&mut self, conn: &mut Conn<'_, '_>) {
+        conn.close();
+    }
+
     /// Pending output fell to the low watermark after reading had been paused
     /// (a producer can write more now), or all of it was handed to the kernel after
     /// [`Conn::notify_drained`] asked to hear of it.
@@ -166,6 +174,9 @@ impl<P: Protocol + ?Sized> Protocol for Box<P> {
     }
     fn timer(&mut self, conn: &mut Conn<'_, '_>, id: TimerId) {
         (**self).timer(conn, id)
+    }
+    fn idle_timeout(&mut self, conn: &mut Conn<'_, '_>) {
+        (**self).idle_timeout(conn)
     }
     fn output_drained(&mut self, conn: &mut Conn<'_, '_>) {
         (**self).output_drained(conn)
@@ -239,6 +250,8 @@ pub struct StreamCore {
     close_timer: Option<TimerId>,
     /// The connect timeout of an outgoing connection still connecting.
     connect_timer: Option<TimerId>,
+    /// The idle timeout ([`Conn::set_idle_timeout`]), if armed.
+    idle: Option<Idle>,
     error: Option<io::Error>,
     cfg: Rc<StreamConfig>,
     /// Connections that produce into this one ([`Conn::produce_into`]): paused while
@@ -264,6 +277,16 @@ impl Drop for StreamCore {
             open.set(open.get().saturating_sub(1));
         }
     }
+}
+
+/// An armed idle timeout: one reactor timer, re-armed for the remainder when it
+/// fires early (input moved `last` on), so input costs no timer-heap work.
+#[derive(Debug)]
+struct Idle {
+    timeout: Duration,
+    timer: TimerId,
+    /// When input last arrived (or the timeout was set or reset).
+    last: Instant,
 }
 
 /// A buffered connection: the reactor handler for one stream socket.
@@ -732,6 +755,11 @@ impl<'a, 'b> Conn<'a, 'b> {
         socket::nodelay(self.st.fd.as_fd())
     }
 
+    /// Keeps TCP urgent data in the normal byte stream (`SO_OOBINLINE`).
+    pub fn set_oob_inline(&mut self, on: bool) -> io::Result<()> {
+        socket::set_oob_inline(self.st.fd.as_fd(), on)
+    }
+
     /// Queues `data` for sending; it is flushed after the current event batch.
     /// Returns `false` (and drops the data) if the connection is closing or gone.
     pub fn write(&mut self, data: &[u8]) -> bool {
@@ -912,6 +940,38 @@ impl<'a, 'b> Conn<'a, 'b> {
         self.ctx.cancel_timer(id)
     }
 
+    /// Arms (or with `None` disarms) an idle timeout, as Twisted's
+    /// `TimeoutMixin.setTimeout`: if no input arrives for `timeout`,
+    /// [`Protocol::idle_timeout`] runs (the default closes the connection). Every
+    /// read resets it; [`reset_idle_timeout`](Self::reset_idle_timeout) counts
+    /// other activity. Setting it again replaces the previous one.
+    pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        if let Some(old) = self.st.idle.take() {
+            self.ctx.cancel_timer(old.timer);
+        }
+        if let Some(timeout) = timeout {
+            self.st.idle = Some(Idle {
+                timeout,
+                timer: self.ctx.set_timer(timeout),
+                last: self.ctx.now(),
+            });
+        }
+    }
+
+    /// Restarts the idle timeout's count from now (no effect if none is armed).
+    pub fn reset_idle_timeout(&mut self) {
+        let now = self.ctx.now();
+        if let Some(idle) = &mut self.st.idle {
+            idle.last = now;
+        }
+    }
+
+    /// The loop's clock (read once per iteration; as [`Ctx::now`]), without a
+    /// mutable borrow.
+    pub fn now(&self) -> Instant {
+        self.ctx.now()
+    }
+
     /// Delivers `event` to another connection's [`Protocol::event`] now. Returns
     /// `false` if `id` is gone or is not a stream connection.
     pub fn notify(&mut self, id: HandlerId, event: Box<dyn Any>) -> bool {
@@ -1037,6 +1097,7 @@ impl Stream {
                 registered: None,
                 close_timer: None,
                 connect_timer: None,
+                idle: None,
                 error: None,
                 no_shortcut: !matches!(peer, PeerAddr::Inet(_)),
                 cfg,
@@ -1217,6 +1278,9 @@ impl Stream {
                 }
                 Ok(n) => {
                     reads += 1;
+                    if let Some(idle) = &mut self.core.idle {
+                        idle.last = ctx.now();
+                    }
                     let (proto, mut conn) = self.conn(ctx);
                     proto.data_received(&mut conn, &buf[..n]);
                     // A consumer this read fed may have paused us meanwhile.
@@ -1284,6 +1348,23 @@ impl Stream {
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
+        if self.core.idle.as_ref().is_some_and(|i| i.timer == id) {
+            let Some(idle) = self.core.idle.take() else {
+                return;
+            };
+            let quiet = Instant::now().saturating_duration_since(idle.last);
+            if quiet < idle.timeout {
+                self.core.idle = Some(Idle {
+                    timer: ctx.set_timer(idle.timeout - quiet),
+                    ..idle
+                });
+            } else if !self.core.flags.dead {
+                log::debug!("{}: idle for {quiet:?}", self.core.peer);
+                let (proto, mut conn) = self.conn(ctx);
+                proto.idle_timeout(&mut conn);
+            }
+            return;
+        }
         if self.core.connect_timer == Some(id) {
             self.core.connect_timer = None;
             let e = io::Error::new(

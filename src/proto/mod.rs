@@ -4,4 +4,5 @@
 pub mod chat;
 pub mod echo;
 pub mod framing;
+pub mod ftp;
 pub mod http;

@@ -108,7 +108,11 @@ pub struct KeyedSelector<T> {
     woken: bool,
 }
 
-/// The platform's best selector (`epoll-et` on Linux), as Python's `DefaultSelector`.
+/// Python's `DefaultSelector`: open it with [`KeyedSelector::best`], which picks the
+/// platform's best *level-triggered* backend (`epoll` on Linux), as Python does: a
+/// key stays ready until its condition is consumed, so a callback that reads only
+/// part of what is there is called again. Edge-triggered is an explicit choice
+/// ([`KeyedSelector::best_edge`], `Backend::EpollEt`).
 pub type DefaultSelector<T> = KeyedSelector<T>;
 
 impl<T> KeyedSelector<T> {
@@ -117,8 +121,26 @@ impl<T> KeyedSelector<T> {
         Ok(Self::with_selector(backend.open()?))
     }
 
-    /// Opens the platform's best backend.
+    /// Opens the platform's best level-triggered backend ([`Backend::best_level`]:
+    /// `epoll` on Linux), as Python's `DefaultSelector()`: a descriptor is reported
+    /// again on every `select` while it is ready, so a port of a Python program
+    /// behaves as it did.
+    ///
+    /// # Errors
+    ///
+    /// The kernel refused the selector (out of descriptors).
     pub fn best() -> io::Result<Self> {
+        Self::new(Backend::best_level())
+    }
+
+    /// Opens the platform's best edge-triggered backend (`epoll-et` on Linux): a
+    /// descriptor is reported once per change, so every callback must read (or
+    /// write) until `WouldBlock`, or stall. Cheaper per event; the reactor's default.
+    ///
+    /// # Errors
+    ///
+    /// The kernel refused the selector (out of descriptors).
+    pub fn best_edge() -> io::Result<Self> {
         Self::new(Backend::best())
     }
 
@@ -342,6 +364,52 @@ impl<T> KeyedSelector<T> {
     /// Waits like [`select`](Self::select) and appends `(token, readiness)` pairs to
     /// `out`, for callers (like the reactor) that must mutate the selector while they
     /// handle the events. Returns how many were appended.
+    ///
+    /// Look each token up with [`get`](Self::get) / [`get_mut`](Self::get_mut) when
+    /// its turn comes, not before: a token carries its key's generation, so after a
+    /// callback unregistered a key (and its descriptor number was perhaps reused by
+    /// a new registration) the stale token finds nothing and the event is skipped,
+    /// instead of reaching the new key.
+    ///
+    /// # Errors
+    ///
+    /// The wait failed (`EINTR` is retried inside; other errors are the backend's).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use readyloop::selector::{Interest, KeyedSelector, Token, Readiness};
+    /// use std::io::{Read, Write};
+    /// use std::os::fd::AsRawFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    ///
+    /// let mut sel = KeyedSelector::best()?; // level-triggered, as Python's DefaultSelector
+    /// let (mut a, mut b) = UnixStream::pair()?;
+    /// let (c, mut d) = UnixStream::pair()?;
+    /// sel.register(a.as_raw_fd(), Interest::READABLE, "a")?;
+    /// sel.register(c.as_raw_fd(), Interest::READABLE, "c")?;
+    /// b.write_all(b"ping")?;
+    /// d.write_all(b"pong")?;
+    ///
+    /// let mut events: Vec<(Token, Readiness)> = Vec::new();
+    /// sel.select_into(Some(Duration::from_secs(1)), &mut events)?;
+    /// assert_eq!(events.len(), 2);
+    /// let mut seen = Vec::new();
+    /// for &(token, _readiness) in &events {
+    ///     // A stale token (its key unregistered by an earlier event) finds nothing.
+    ///     let Some(key) = sel.get(token) else { continue };
+    ///     seen.push(key.data);
+    ///     // Handling one event may unregister another key: "a" drops "c".
+    ///     if key.data == "a" {
+    ///         sel.unregister(c.as_raw_fd())?;
+    ///     }
+    /// }
+    /// assert_eq!(seen.len(), 1, "the second event's key was gone: skipped");
+    /// let mut buf = [0u8; 4];
+    /// a.read_exact(&mut buf)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn select_into(
         &mut self,
         timeout: Option<Duration>,

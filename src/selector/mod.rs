@@ -15,7 +15,10 @@
 //!
 //! Backends are chosen at run time by name ([`Backend`]): `select`, `poll`, `epoll`,
 //! `epoll-et`, `mio`, `polling`. [`Backend::best`] is the platform's best (epoll-et
-//! on Linux), which is what [`DefaultSelector`] uses.
+//! on Linux), the reactor's default, whose handlers read until `WouldBlock`.
+//! [`DefaultSelector`] ([`KeyedSelector::best`]) is level-triggered, as Python's:
+//! [`Backend::best_level`] (epoll on Linux); edge-triggered selectors are opened by
+//! name or with [`KeyedSelector::best_edge`].
 //!
 //! | backend    | trigger | cost of one wait          | descriptor limit      |
 //! |------------|---------|---------------------------|-----------------------|
@@ -388,9 +391,16 @@ impl Backend {
         }
     }
 
-    /// The platform's best backend: `epoll-et` on Linux.
+    /// The platform's best backend for the reactor: `epoll-et` on Linux
+    /// (edge-triggered: fewer events; the reactor's handlers read until `WouldBlock`).
     pub const fn best() -> Backend {
         Backend::EpollEt
+    }
+
+    /// The platform's best level-triggered backend: `epoll` on Linux. What
+    /// [`KeyedSelector::best`] (Python's `DefaultSelector`) opens.
+    pub const fn best_level() -> Backend {
+        Backend::Epoll
     }
 
     /// The trigger mode the backend runs in under its name.

@@ -103,6 +103,18 @@ impl Selector for PollingSelector {
         events.clear();
         self.buf.clear();
         count(Syscall::Wait);
+        // Injected faults: EINTR (what the real wait's EINTR does); no spurious
+        // readiness (the crate owns the event list).
+        #[cfg(feature = "fault-injection")]
+        if let crate::sys::fault::Action::Fail(e) =
+            crate::sys::fault::before(crate::sys::fault::Op::Wait, 0)
+        {
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
         match self.poller.wait(&mut self.buf, timeout) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),

@@ -58,6 +58,8 @@ impl Epoll {
     /// never grown: its capacity is the most events one call returns).
     pub fn wait(&self, events: &mut Vec<EpollEvent>, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
+        #[cfg(feature = "fault-injection")]
+        let spurious = super::fault_wait!();
         let cap = events.capacity().clamp(1, i32::MAX as usize);
         if events.capacity() == 0 {
             events.reserve(1);
@@ -75,6 +77,11 @@ impl Epoll {
         )?;
         // SAFETY: the kernel initialised the first `n` (<= cap) entries.
         unsafe { events.set_len(n as usize) };
+        #[cfg(feature = "fault-injection")]
+        if spurious && !events.is_empty() {
+            let i = super::fault::pick(events.len());
+            events[i].events |= (EPOLLIN | EPOLLOUT) as u32;
+        }
         Ok(())
     }
 }

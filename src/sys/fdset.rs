@@ -77,6 +77,10 @@ pub fn select(
     write: &mut FdSet,
     timeout: Option<Duration>,
 ) -> io::Result<usize> {
+    #[cfg(feature = "fault-injection")]
+    let spurious = super::fault_wait!();
+    #[cfg(feature = "fault-injection")]
+    let (read_in, write_in) = (*read, *write);
     let ms = super::timeout_ms(timeout);
     let mut tv = libc::timeval {
         tv_sec: (ms / 1000) as libc::time_t,
@@ -94,6 +98,23 @@ pub fn select(
         Wait,
         select(nfds, &mut read.0, &mut write.0, std::ptr::null_mut(), tvp)
     )?;
+    #[cfg(feature = "fault-injection")]
+    if spurious {
+        let watched: Vec<RawFd> = (0..nfds)
+            .filter(|&fd| read_in.contains(fd) || write_in.contains(fd))
+            .collect();
+        if !watched.is_empty() {
+            let fd = watched[super::fault::pick(watched.len())];
+            if !read.contains(fd) && !write.contains(fd) {
+                if read_in.contains(fd) {
+                    let _ = read.insert(fd);
+                } else {
+                    let _ = write.insert(fd);
+                }
+                return Ok(n as usize + 1);
+            }
+        }
+    }
     Ok(n as usize)
 }
 

@@ -33,6 +33,8 @@ pub fn sendfile(
     let mut off = libc::off_t::try_from(offset)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "sendfile offset too large"))?;
     let count = count.min(SENDFILE_MAX);
+    #[cfg(feature = "fault-injection")]
+    let count = super::fault_len!(Write, count);
     // SAFETY: both descriptors are borrowed, so open for the call; `off` is a valid,
     // writable off_t that the kernel updates.
     let n = syscall!(

@@ -8,6 +8,8 @@
 //! is enabled, so the lab can report syscalls per request without `strace`.
 
 pub mod epoll;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod fdset;
 pub mod file;
 pub mod poll;
@@ -37,6 +39,37 @@ macro_rules! syscall {
     }};
 }
 pub(crate) use syscall;
+
+/// Fault injection hook for a call that moves `$len` bytes: returns the injected
+/// error from the enclosing function, or evaluates to how many bytes to ask for.
+/// Only with the `fault-injection` feature.
+#[cfg(feature = "fault-injection")]
+macro_rules! fault_len {
+    ($op:ident, $len:expr) => {
+        match $crate::sys::fault::before($crate::sys::fault::Op::$op, $len) {
+            $crate::sys::fault::Action::Fail(e) => return Err(e),
+            $crate::sys::fault::Action::Short(n) => n,
+            _ => $len,
+        }
+    };
+}
+#[cfg(feature = "fault-injection")]
+pub(crate) use fault_len;
+
+/// Fault injection hook for a wait: returns the injected error from the enclosing
+/// function, or evaluates to whether to add a spurious readiness after the wait.
+#[cfg(feature = "fault-injection")]
+macro_rules! fault_wait {
+    () => {
+        match $crate::sys::fault::before($crate::sys::fault::Op::Wait, 0) {
+            $crate::sys::fault::Action::Fail(e) => return Err(e),
+            $crate::sys::fault::Action::Spurious => true,
+            _ => false,
+        }
+    };
+}
+#[cfg(feature = "fault-injection")]
+pub(crate) use fault_wait;
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;

@@ -57,6 +57,8 @@ fn to_peer(storage: &libc::sockaddr_storage) -> PeerAddr {
 /// `accept4(fd, .., SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new socket is non-blocking
 /// and close-on-exec in one syscall.
 pub fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, PeerAddr)> {
+    #[cfg(feature = "fault-injection")]
+    super::fault_len!(Accept, 0);
     let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `storage` is a writable sockaddr_storage of `len` bytes; the kernel
@@ -77,9 +79,26 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, PeerAddr)> {
     Ok((fd, to_peer(&storage)))
 }
 
+/// `getsockname`: the local address a socket is bound to (`PeerAddr::Unix` for Unix sockets).
+pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<PeerAddr> {
+    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` is a writable sockaddr_storage of `len` bytes; the kernel
+    // writes at most `len` bytes and updates `len`.
+    syscall!(
+        Other,
+        getsockname(fd.as_raw_fd(), storage.as_mut_ptr().cast(), &mut len)
+    )?;
+    // SAFETY: the storage was zero-initialised, and the kernel filled in the address.
+    let storage = unsafe { storage.assume_init() };
+    Ok(to_peer(&storage))
+}
+
 /// `send(fd, buf, MSG_NOSIGNAL)`: a write to a reset peer returns `EPIPE` instead of
 /// raising `SIGPIPE` and killing the process.
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    #[cfg(feature = "fault-injection")]
+    let buf = &buf[..super::fault_len!(Write, buf.len())];
     // SAFETY: `buf` is valid for `buf.len()` readable bytes.
     let n = syscall!(
         Write,
@@ -100,6 +119,8 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 /// with `tcp_nopush on`, without the two `setsockopt` calls). The next send without
 /// the flag pushes everything out.
 pub fn send_more(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    #[cfg(feature = "fault-injection")]
+    let buf = &buf[..super::fault_len!(Write, buf.len())];
     // SAFETY: `buf` is valid for `buf.len()` readable bytes.
     let n = syscall!(
         Write,
@@ -119,6 +140,15 @@ pub fn send2(fd: BorrowedFd<'_>, a: &[u8], b: &[u8]) -> io::Result<usize> {
     if b.is_empty() {
         return send(fd, a);
     }
+    #[cfg(feature = "fault-injection")]
+    let (a, b) = {
+        let n = super::fault_len!(Write, a.len() + b.len());
+        if n <= a.len() {
+            (&a[..n], &b[..0])
+        } else {
+            (a, &b[..n - a.len()])
+        }
+    };
     let mut iov = [
         libc::iovec {
             iov_base: a.as_ptr() as *mut libc::c_void,
@@ -141,6 +171,11 @@ pub fn send2(fd: BorrowedFd<'_>, a: &[u8], b: &[u8]) -> io::Result<usize> {
 
 /// `recv(fd, buf, 0)`.
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    #[cfg(feature = "fault-injection")]
+    let buf = {
+        let n = super::fault_len!(Read, buf.len());
+        &mut buf[..n]
+    };
     // SAFETY: `buf` is valid for `buf.len()` writable bytes.
     let n = syscall!(
         Read,
@@ -212,19 +247,10 @@ pub fn nodelay(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(getsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)
 }
 
-/// `getsockname`: the local address of a socket (`PeerAddr::Unix` for Unix sockets).
-pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<PeerAddr> {
-    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
-    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `storage` is a writable sockaddr_storage of `len` bytes; the kernel
-    // writes at most `len` bytes and updates `len`.
-    syscall!(
-        Other,
-        getsockname(fd.as_raw_fd(), storage.as_mut_ptr().cast(), &mut len)
-    )?;
-    // SAFETY: the storage was zero-initialised, and the kernel filled in the address.
-    let storage = unsafe { storage.assume_init() };
-    Ok(to_peer(&storage))
+/// `SO_OOBINLINE`: TCP urgent data stays in the normal byte stream (an FTP client's
+/// `ABOR` sent with `MSG_OOB` then arrives whole instead of losing its last byte).
+pub fn set_oob_inline(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_OOBINLINE, on as i32)
 }
 
 /// `SO_RCVBUF` / `SO_SNDBUF` (the kernel doubles the value it is given).

@@ -445,7 +445,17 @@ impl ServerProcess {
     /// Starts `echo_server --backend B ARGS...`; with `nofile`, under
     /// `ulimit -n NOFILE` (applied in the child only, through `sh`).
     pub fn echo_server(backend: Backend, args: &[&str], nofile: Option<u32>) -> ServerProcess {
-        let bin = example("echo_server");
+        Self::example_server("echo_server", backend, args, nofile)
+    }
+
+    /// Starts the example `name` (`--backend B ARGS...`), as [`echo_server`](Self::echo_server).
+    pub fn example_server(
+        name: &str,
+        backend: Backend,
+        args: &[&str],
+        nofile: Option<u32>,
+    ) -> ServerProcess {
+        let bin = example(name);
         let mut cmd = match nofile {
             Some(n) => {
                 let mut c = Command::new("sh");

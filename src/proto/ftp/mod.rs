@@ -1,0 +1,231 @@
+//! An FTP server (RFC 959, with RFC 2389 `FEAT`/`OPTS`, RFC 2428 `EPSV`/`EPRT`,
+//! RFC 3659 `SIZE`/`MDTM`/`REST`/`MLST`/`MLSD`) on the reactor, and the classroom's
+//! length-prefixed "mini" file protocol on the same store.
+//!
+//! * [`command`]: the command-line parser and the `PORT`/`EPRT`/`EPSV` argument
+//!   parsers, pure functions on bytes.
+//! * [`reply`]: replies, one-line and multi-line, as RFC 959 4.2 writes them.
+//! * [`jail`]: virtual paths to real paths that never leave the user's root.
+//! * [`store`]: atomic uploads (temporary file renamed into place), listings, times.
+//! * [`accounts`]: the users file, Argon2id password hashes.
+//! * `data` (private): passive listeners, active connects and the data connection,
+//!   each its own handler on the same reactor.
+//! * `session` (private): the control connection's state machine.
+//! * [`mini`]: the mini protocol's front end.
+//!
+//! # Semantics in brief
+//! * Anonymous logins (`anonymous` or `ftp`, any password) are read-only unless
+//!   [`FtpConfig::anonymous_upload`]; they are allowed when
+//!   [`FtpConfig::anonymous`] is set.
+//! * Passive mode binds one listener per transfer on the control connection's local
+//!   address, on a port of [`FtpConfig::passive_ports`]; the first connection from
+//!   the control peer's address is the data connection, any other is refused.
+//!   `PORT`/`EPRT` to an address other than the client's, or to a port below 1024,
+//!   is refused (501, RFC 2577 bounce attack).
+//! * Data setup (listener waiting, connect in progress, connection waiting for a
+//!   command) is bounded by [`FtpConfig::data_setup_timeout`] (then 425); a transfer
+//!   that moves no byte for [`FtpConfig::stall_timeout`] is aborted (426).
+//! * Uploads go to a temporary file in the target directory, renamed over the target
+//!   only once the client closed the data connection cleanly: a reset, `ABOR`, a
+//!   timeout or a write error leaves any old file intact and removes the temporary
+//!   one. `ENOSPC`/`EDQUOT` answer 452, permission errors 550.
+//! * Logs: `readyloop::ftp::access` (logins, changes) and `readyloop::ftp::xfer`
+//!   (one line per transfer: peer, user, command, path, bytes, seconds, outcome).
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use readyloop::proto::ftp::{FtpConfig, FtpServer};
+//! use readyloop::reactor::Reactor;
+//! use readyloop::selector::Backend;
+//!
+//! let cfg = FtpConfig { anonymous: true, ..FtpConfig::new("/srv/ftp".into()) };
+//! let server = FtpServer::new(cfg)?;
+//! let mut reactor = Reactor::new(Backend::EpollEt)?;
+//! let (_, addr) = server.listen(&mut reactor, "127.0.0.1:2121")?;
+//! println!("ftp://{addr}/");
+//! reactor.run()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+pub mod accounts;
+pub mod command;
+mod data;
+pub mod jail;
+pub mod mini;
+pub mod reply;
+mod session;
+pub mod store;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::net::{Listen, ListenConfig, PeerAddr, Protocol, StreamConfig};
+use crate::reactor::HandlerId;
+pub use accounts::{Account, Users};
+pub use jail::Jail;
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct FtpConfig {
+    /// The root of anonymous sessions and of the mini front end.
+    pub root: PathBuf,
+    /// Named accounts; `None`: none.
+    pub users: Option<Users>,
+    /// Allow anonymous logins (`anonymous`/`ftp`), read-only by default.
+    pub anonymous: bool,
+    /// Let anonymous sessions upload, make directories, rename and delete.
+    pub anonymous_upload: bool,
+    /// Passive ports to use (inclusive); `None`: any free port.
+    pub passive_ports: Option<(u16, u16)>,
+    /// Longest command line (500 beyond; never buffered past this).
+    pub max_line: usize,
+    /// A control connection idle this long (no command, no transfer) gets 421.
+    pub idle_timeout: Duration,
+    /// How long a data connection may take to be set up and used.
+    pub data_setup_timeout: Duration,
+    /// A transfer that moves no byte for this long is aborted (426).
+    pub stall_timeout: Duration,
+    /// Delay before answering a failed login.
+    pub login_delay: Duration,
+    /// Failed logins allowed per connection (then 421 and close).
+    pub max_login_attempts: u32,
+    /// Control connections at once (then 421).
+    pub max_connections: usize,
+    /// Control connections at once from one address (then 421).
+    pub max_per_address: usize,
+    /// Most entries in one listing.
+    pub max_listing: usize,
+    /// The 220 greeting text.
+    pub greeting: String,
+    /// The mini front end's settings.
+    pub mini: mini::MiniConfig,
+    /// Settings of the control listener.
+    pub listen: ListenConfig,
+    /// Settings of data connections.
+    pub data_stream: StreamConfig,
+}
+
+impl FtpConfig {
+    /// Defaults, serving `root`.
+    pub fn new(root: PathBuf) -> FtpConfig {
+        FtpConfig {
+            root,
+            users: None,
+            anonymous: false,
+            anonymous_upload: false,
+            passive_ports: None,
+            max_line: 4096,
+            idle_timeout: Duration::from_secs(300),
+            data_setup_timeout: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(120),
+            login_delay: Duration::from_secs(1),
+            max_login_attempts: 3,
+            max_connections: 1000,
+            max_per_address: 50,
+            max_listing: 100_000,
+            greeting: "readyloop FTP server ready".into(),
+            mini: mini::MiniConfig::default(),
+            listen: ListenConfig::default(),
+            data_stream: StreamConfig::default(),
+        }
+    }
+}
+
+/// What every session shares (one reactor thread: no locks).
+pub(crate) struct Shared {
+    pub(crate) cfg: FtpConfig,
+    pub(crate) anon_jail: Rc<Jail>,
+    pub(crate) data_stream: Rc<StreamConfig>,
+    pub(crate) open: Cell<usize>,
+    pub(crate) per_ip: RefCell<HashMap<IpAddr, usize>>,
+    /// The next passive port to try (round robin over the range).
+    pub(crate) next_port: Cell<u16>,
+}
+
+/// An FTP server: configuration and shared state. Build one, then
+/// [`listen`](Self::listen) (and [`listen_mini`](Self::listen_mini)).
+#[derive(Clone)]
+pub struct FtpServer {
+    shared: Rc<Shared>,
+}
+
+impl std::fmt::Debug for FtpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FtpServer")
+            .field("cfg", &self.shared.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FtpServer {
+    /// A server with `cfg`. Fails if the root is not a directory, or if the passive
+    /// port range is empty.
+    pub fn new(cfg: FtpConfig) -> io::Result<FtpServer> {
+        let anon_jail = Jail::new(&cfg.root)
+            .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", cfg.root.display())))?;
+        if let Some((lo, hi)) = cfg.passive_ports {
+            if lo > hi || lo == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "passive port range must be A-B with 0 < A <= B",
+                ));
+            }
+        }
+        let first = cfg.passive_ports.map_or(0, |(lo, _)| lo);
+        Ok(FtpServer {
+            shared: Rc::new(Shared {
+                data_stream: Rc::new(cfg.data_stream.clone()),
+                cfg,
+                anon_jail: Rc::new(anon_jail),
+                open: Cell::new(0),
+                per_ip: RefCell::new(HashMap::new()),
+                next_port: Cell::new(first),
+            }),
+        })
+    }
+
+    /// A factory building one control session per accepted socket.
+    pub fn factory(&self) -> impl FnMut(&PeerAddr) -> Option<Box<dyn Protocol>> {
+        let shared = self.shared.clone();
+        move |peer| Some(Box::new(session::Session::new(shared.clone(), peer)) as Box<dyn Protocol>)
+    }
+
+    /// Listens for FTP control connections on TCP `addr`.
+    pub fn listen(
+        &self,
+        net: &mut impl Listen,
+        addr: impl ToSocketAddrs,
+    ) -> io::Result<(HandlerId, SocketAddr)> {
+        net.listen_tcp_with(addr, self.factory(), self.shared.cfg.listen.clone())
+    }
+
+    /// Listens for the mini protocol on TCP `addr` (same root and jail as anonymous
+    /// FTP sessions).
+    pub fn listen_mini(
+        &self,
+        net: &mut impl Listen,
+        addr: impl ToSocketAddrs,
+    ) -> io::Result<(HandlerId, SocketAddr)> {
+        let shared = self.shared.clone();
+        let factory = move |_: &PeerAddr| {
+            Some(Box::new(mini::MiniConn::new(shared.clone())) as Box<dyn Protocol>)
+        };
+        net.listen_tcp_with(addr, factory, self.shared.cfg.listen.clone())
+    }
+
+    /// Control sessions open now.
+    pub fn sessions(&self) -> usize {
+        self.shared.open.get()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FtpConfig {
+        &self.shared.cfg
+    }
+}
