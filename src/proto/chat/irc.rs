@@ -88,6 +88,12 @@ pub fn parse(line: &str) -> Option<IrcMessage<'_>> {
     })
 }
 
+/// Writes IRC lines to `conn`, each cut to the protocol's 512 bytes
+/// ([`render::clip_irc`]).
+fn write_irc(conn: &mut Conn<'_, '_>, text: &str) {
+    conn.write(render::clip_irc(text).as_bytes());
+}
+
 /// One IRC connection.
 pub(crate) struct IrcClient {
     hub: Rc<RefCell<Hub>>,
@@ -137,7 +143,7 @@ impl IrcClient {
             self.hub.borrow().cfg.server_name,
             self.target()
         );
-        conn.write(line.as_bytes());
+        write_irc(conn, &line);
     }
 
     fn chat_error(&self, conn: &mut Conn<'_, '_>, e: &ChatError, cmd: &str) {
@@ -192,7 +198,7 @@ impl IrcClient {
                     ":{srv} NOTICE {} :*** flood limit: at most {burst} lines at once and {rate} per second; lines dropped\r\n",
                     self.target()
                 );
-                conn.write(line.as_bytes());
+                write_irc(conn, &line);
                 return true;
             }
             Gate::Drop => return true,
@@ -260,14 +266,14 @@ impl IrcClient {
                 let sub = msg.params.first().map(|s| s.to_ascii_uppercase());
                 let t = self.target();
                 match sub.as_deref() {
-                    Some("LS") => conn.write(format!(":{srv} CAP {t} LS :\r\n").as_bytes()),
-                    Some("LIST") => conn.write(format!(":{srv} CAP {t} LIST :\r\n").as_bytes()),
+                    Some("LS") => write_irc(conn, &format!(":{srv} CAP {t} LS :\r\n")),
+                    Some("LIST") => write_irc(conn, &format!(":{srv} CAP {t} LIST :\r\n")),
                     Some("REQ") => {
                         let req = msg.params.get(1).copied().unwrap_or("");
-                        conn.write(format!(":{srv} CAP {t} NAK :{req}\r\n").as_bytes())
+                        write_irc(conn, &format!(":{srv} CAP {t} NAK :{req}\r\n"))
                     }
-                    _ => true,
-                };
+                    _ => {}
+                }
                 return true;
             }
             "PING" => {
@@ -275,7 +281,7 @@ impl IrcClient {
                 if token.is_empty() {
                     self.numeric(conn, 409, ":No origin specified");
                 } else {
-                    conn.write(format!(":{srv} PONG {srv} :{token}\r\n").as_bytes());
+                    write_irc(conn, &format!(":{srv} PONG {srv} :{token}\r\n"));
                 }
                 return true;
             }
@@ -285,7 +291,10 @@ impl IrcClient {
                     Some(r) if !r.is_empty() => format!("Quit: {r}"),
                     _ => "Quit".to_string(),
                 };
-                conn.write(format!("ERROR :Closing Link: {} ({reason})\r\n", self.host).as_bytes());
+                write_irc(
+                    conn,
+                    &format!("ERROR :Closing Link: {} ({reason})\r\n", self.host),
+                );
                 self.leave(conn, &reason);
                 conn.close();
                 return false;
@@ -431,7 +440,7 @@ impl IrcClient {
                         }
                     }
                 }
-                conn.write(s.as_bytes());
+                write_irc(conn, &s);
             }
             "TOPIC" => {
                 if !self.need(conn, msg, 1, "TOPIC") {
@@ -492,7 +501,7 @@ impl IrcClient {
                     who_line(&mut s, &chan, m);
                 }
                 let _ = write!(s, ":{srv} 315 {nick} {mask} :End of WHO list\r\n");
-                conn.write(s.as_bytes());
+                write_irc(conn, &s);
             }
             "WHOIS" => {
                 if !self.need(conn, msg, 1, "WHOIS") {
@@ -546,7 +555,7 @@ impl IrcClient {
                     );
                 }
                 let _ = write!(s, ":{srv} 323 {nick} :End of /LIST\r\n");
-                conn.write(s.as_bytes());
+                write_irc(conn, &s);
             }
             "MOTD" => self.motd(conn),
             "MODE" => {
