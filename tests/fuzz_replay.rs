@@ -91,4 +91,8 @@ replay_tests!(
     chat_line,
     chat_irc,
     chat_udp,
+    ftp_command,
+    length_prefixed,
+    mini_header,
+    ftp_conn,
 );
