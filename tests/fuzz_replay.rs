@@ -91,8 +91,6 @@ replay_tests!(
     chat_line,
     chat_irc,
     chat_udp,
-    ftp_command,
-    length_prefixed,
-    mini_header,
+    ftp_reply,
     ftp_conn,
 );

@@ -81,23 +81,11 @@ put("chat_udp", bytes([0, 0]) + c(0, 0) + c(1, 1) + c(3, 0) + pump + c(0, 2) + c
     + pump + c(0, 4) + c(2, 2) + c(2, 5) + pump)
 put("chat_udp", bytes([4, 4 + 1]) + c(0, 0) + pump + c(0, 2) + c(0, 2) + c(0, 2) + c(0, 2) + pump)
 
-# ftp_command: mode byte, then per mode
-for l in [b"USER anonymous", b"retr  a file.txt", b"\xff\xf4\xff\xf2ABOR", b"PORT 127,0,0,1,4,1", b"XYZ"]:
-    put("ftp_command", bytes([0]) + l)
-for a in [b"127,0,0,1,4,1", b" 10,0,0,1,255,255 ", b"|1|127.0.0.1|2048|", b"|2|::1|2048|", b"ALL", b"2", b"12345"]:
-    put("ftp_command", bytes([1]) + a)
+# ftp_reply: mode byte (0: paths, 1: replies), then per mode
 for cwd, arg in [(b"/a/b", b"../c"), (b"/", b"/x/./y//z/.."), (b"/a", b".."), (b"/", b"a\rb")]:
-    put("ftp_command", bytes([2, len(cwd)]) + cwd + arg)
-put("ftp_command", bytes([3]) + u16(250) + bytes([5]) + b"a\r\nb" + b"211 x\nend")
-
-# length_prefixed: max u16, ncuts, cuts, encode flag, rest
-put("length_prefixed", u16(100) + bytes([2]) + u16(3) + u16(6) + bytes([1]) + bytes([5]) + b"hello" + bytes([0]) + bytes([3]) + b"abc")
-put("length_prefixed", u16(4) + bytes([0, 1]) + bytes([5]) + b"hello")
-put("length_prefixed", u16(100) + bytes([1]) + u16(2) + bytes([0]) + struct.pack("<i", 3) + b"abc" + struct.pack("<i", -1))
-
-for h in [b'{"cmd":"put","filename":"a.txt","filesize":5,"reply":true}', b'{"cmd":"get","filename":"a.txt"}',
-          b'{"cmd":"list"}', b'{"cmd":"put","filesize":-1}', b'[1,2]', b'{"cmd":"x","filename":null,"filesize":null}']:
-    put("mini_header", h)
+    put("ftp_reply", bytes([0, len(cwd)]) + cwd + arg)
+put("ftp_reply", bytes([1]) + u16(250) + bytes([5]) + b"a\r\nb" + b"211 x\nend")
+put("ftp_reply", bytes([1]) + u16(7) + bytes([0]) + b"")
 
 # ftp_conn: backend, flags, ops: op%8 0-3 chunk(len, bytes), 4 pump, 5 canned(index),
 # 6 half-close, 7 close

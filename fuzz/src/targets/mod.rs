@@ -7,8 +7,8 @@
 //! modules use only `readyloop`, `std` and what the root crate depends on.
 
 pub mod chat_conn;
-pub mod ftp_command;
 pub mod ftp_conn;
+pub mod ftp_reply;
 pub mod harness;
 pub mod http_body;
 pub mod http_conn;
@@ -16,9 +16,7 @@ pub mod http_head;
 pub mod http_path;
 pub mod http_range;
 pub mod irc_message;
-pub mod length_prefixed;
 pub mod line_buffer;
-pub mod mini_header;
 
 /// A target's entry point.
 pub type Target = fn(&[u8]);
@@ -36,9 +34,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("chat_line", chat_conn::run_line),
     ("chat_irc", chat_conn::run_irc),
     ("chat_udp", chat_conn::run_udp),
-    ("ftp_command", ftp_command::run),
-    ("length_prefixed", length_prefixed::run),
-    ("mini_header", mini_header::run),
+    ("ftp_reply", ftp_reply::run),
     ("ftp_conn", ftp_conn::run),
 ];
 
