@@ -15,8 +15,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use readyloop::net::ListenConfig;
+use readyloop::net::{ListenConfig, PoolListener};
 use readyloop::proto::http::{FileOptions, HttpConfig, HttpServer, Limits, Router};
+use readyloop::reactor::pool::Pool;
 use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
 
@@ -35,9 +36,11 @@ struct Args {
     /// Directory to serve (default: the bundled site).
     #[arg(long, default_value = DEFAULT_ROOT)]
     root: PathBuf,
-    /// Refuse connections beyond this many.
+    /// Refuse connections beyond this many (across all reactors).
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
+    #[command(flatten)]
+    pool: common::PoolArgs,
     /// Do not write the access log.
     #[arg(long)]
     no_access_log: bool,
@@ -92,10 +95,15 @@ fn main() {
         access_log: !args.no_access_log,
         listen: ListenConfig {
             max_connections: args.max_connections,
-            ..ListenConfig::default()
+            // TCP_DEFER_ACCEPT as HttpConfig's default has it.
+            ..HttpConfig::default().listen
         },
         ..HttpConfig::default()
     };
+    if args.pool.pooled() {
+        serve_pooled(&args, cfg);
+        return;
+    }
     let server = HttpServer::new(cfg, Router::with_builtins())
         .unwrap_or_else(|e| common::die("configuration", e));
     let mut reactor = Reactor::new(args.backend).unwrap_or_else(|e| common::die("reactor", e));
@@ -110,4 +118,32 @@ fn main() {
     if let Err(e) = reactor.run() {
         common::die("event loop", e);
     }
+}
+
+/// `--threads N`: N reactors, each with its own `HttpServer` (file cache, counters,
+/// date cache: per reactor, no locks), sharing the address by `--accept`.
+fn serve_pooled(args: &Args, cfg: HttpConfig) {
+    // Check the configuration (the root) once, before binding.
+    HttpServer::new(cfg.clone(), Router::with_builtins())
+        .unwrap_or_else(|e| common::die("configuration", e));
+    let threads = args.pool.threads as usize;
+    let l = PoolListener::bind(
+        args.listen.as_str(),
+        args.pool.accept,
+        threads,
+        cfg.listen.clone(),
+    )
+    .unwrap_or_else(|e| common::die(&format!("listen on {}", args.listen), e));
+    log::info!(
+        "serving {} with {threads} reactors, accept strategy {}",
+        args.root.display(),
+        args.pool.accept
+    );
+    common::announce(&format!("tcp://{}", l.local_addr()), args.backend);
+    let pool = Pool::new(args.backend, threads).handle_signals(true);
+    common::run_pool(pool, move |reactor, member| {
+        let server = HttpServer::new(cfg.clone(), Router::with_builtins())?;
+        l.attach(reactor, member, server.factory())?;
+        Ok(())
+    });
 }

@@ -8,16 +8,28 @@ use clap::builder::PossibleValuesParser;
 use crate::servers::{ALL_CONTENDERS, CONTENDERS, NGINX};
 
 /// The workloads, in the order they run.
-pub const WORKLOADS: [&str; 5] = ["round-trip", "idle-sweep", "churn", "bulk", "http"];
+pub const WORKLOADS: [&str; 7] = [
+    "round-trip",
+    "idle-sweep",
+    "churn",
+    "bulk",
+    "latency",
+    "http",
+    "accept",
+];
+
+/// The sub-workloads of `latency` (open-loop sweeps), as named in the results.
+pub const LATENCY_WORKLOADS: [&str; 2] = ["latency-echo", "latency-http"];
 
 /// The sub-workloads of `http`, as named in the results.
-pub const HTTP_WORKLOADS: [&str; 3] = ["http-plaintext", "http-1k", "http-1m"];
+pub const HTTP_WORKLOADS: [&str; 4] = ["http-plaintext", "http-small", "http-1k", "http-1m"];
 
 /// Where a result's workload goes in the tables and the JSON (`http` expanded).
 pub fn workload_rank(w: &str) -> usize {
     WORKLOADS
         .iter()
         .take(4)
+        .chain(LATENCY_WORKLOADS.iter())
         .chain(HTTP_WORKLOADS.iter())
         .position(|x| *x == w)
         .unwrap_or(99)
@@ -68,6 +80,15 @@ pub struct Options {
     pub pin: bool,
     pub strace: bool,
     pub out_dir: Option<PathBuf>,
+    /// Offered loads of the open-loop sweeps, as fractions of the closed-loop
+    /// capacity measured against epoll-et at the start of the sweep.
+    pub load_fractions: Vec<f64>,
+    /// Measured time of one sweep point.
+    pub sweep_duration: Duration,
+    /// The fixed offered load of the headline (server CPU per operation), echo.
+    pub fixed_rate: f64,
+    /// The same for the HTTP tables (the 1 MiB file: a twentieth of it).
+    pub http_fixed_rate: f64,
 }
 
 impl Options {
@@ -90,6 +111,12 @@ impl Options {
             pin: true,
             strace: false,
             out_dir: None,
+            load_fractions: vec![0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.25],
+            sweep_duration: Duration::from_millis(500),
+            // Well under any contender's capacity even on a loaded 2-core machine (the
+            // closed-loop rates fell to 4k–11k/s there), so every contender does the same work.
+            fixed_rate: 5_000.0,
+            http_fixed_rate: 5_000.0,
         }
     }
 
@@ -106,6 +133,10 @@ impl Options {
             churn_concurrency: 4,
             bulk_connections: 2,
             http_connections: 4,
+            load_fractions: vec![0.1, 1.25],
+            sweep_duration: Duration::from_millis(100),
+            fixed_rate: 2_000.0,
+            http_fixed_rate: 2_000.0,
             ..Options::default_suite()
         }
     }
@@ -154,6 +185,18 @@ struct Args {
     /// Most operations per measured point.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_ops: Option<u64>,
+    /// Offered loads of the open-loop sweeps, as fractions of the closed-loop capacity
+    /// measured against epoll-et (default 0.1,0.25,0.5,0.75,0.9,1,1.25).
+    #[arg(long, value_delimiter = ',')]
+    loads: Vec<f64>,
+    /// The fixed offered load (operations/s) at which the round-trip and HTTP tables'
+    /// headline, server CPU per operation, is measured (default 5000 echo, 5000
+    /// HTTP; --quick 2000).
+    #[arg(long)]
+    fixed_rate: Option<f64>,
+    /// The same for the HTTP tables only.
+    #[arg(long)]
+    http_fixed_rate: Option<f64>,
     /// Do not pin server and load generator to different cores.
     #[arg(long)]
     no_pin: bool,
@@ -242,6 +285,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
     if let Some(d) = a.duration {
         o.duration = d;
         o.warmup = o.warmup.min(d / 4);
+        o.sweep_duration = d / 2;
     }
     if let Some(n) = a.rounds {
         o.rounds = n as usize;
@@ -251,6 +295,25 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
     }
     if let Some(n) = a.max_ops {
         o.max_ops = n;
+    }
+    if !a.loads.is_empty() {
+        if a.loads.iter().any(|f| !(*f > 0.0 && *f <= 100.0)) {
+            return Err("--loads: fractions in (0, 100]".into());
+        }
+        o.load_fractions = a.loads;
+        o.load_fractions.sort_by(f64::total_cmp);
+        o.load_fractions.dedup();
+    }
+    for (v, to) in [
+        (a.fixed_rate, &mut o.fixed_rate),
+        (a.http_fixed_rate.or(a.fixed_rate), &mut o.http_fixed_rate),
+    ] {
+        if let Some(r) = v {
+            if !(r > 0.0 && r <= 1e7) {
+                return Err("--fixed-rate: operations/s in (0, 1e7]".into());
+            }
+            *to = r;
+        }
     }
     o.pin = !a.no_pin;
     o.strace = a.strace;

@@ -2,7 +2,7 @@
 //! backend against nginx with one worker, same content, loaded by `wrk`.
 //!
 //! Sub-workloads, named in the results: `http-plaintext` (`GET /plaintext`, 13 bytes),
-//! `http-1k` (a 1 KiB static file) and `http-1m` (a 1 MiB static file), all over
+//! `http-small` (the same 13 bytes as a static file), `http-1k` (a 1 KiB static file) and `http-1m` (a 1 MiB static file), all over
 //! keep-alive connections. The content is generated once per lab run in a temporary
 //! directory that both kinds of server serve.
 
@@ -29,10 +29,17 @@ pub struct Target {
 pub const PLAINTEXT: &[u8] = b"Hello, World!";
 
 /// The three sub-workloads, in table order.
-pub const TARGETS: [Target; 3] = [
+pub const TARGETS: [Target; 4] = [
     Target {
         workload: "http-plaintext",
         path: "/plaintext",
+        body_len: PLAINTEXT.len(),
+    },
+    // The same 13 bytes as a static file (issue 14: what the file path costs above
+    // the plaintext route).
+    Target {
+        workload: "http-small",
+        path: "/small.txt",
         body_len: PLAINTEXT.len(),
     },
     Target {
@@ -57,11 +64,17 @@ pub struct Site {
 impl Site {
     /// Creates the directory and the content (deterministic bytes).
     pub fn create() -> io::Result<Site> {
-        let dir = std::env::temp_dir().join(format!("readyloop-lab-http-{}", std::process::id()));
+        Self::create_named("http")
+    }
+
+    /// The same in a directory of its own, told apart by `name`.
+    pub fn create_named(name: &str) -> io::Result<Site> {
+        let dir = std::env::temp_dir().join(format!("readyloop-lab-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let root = dir.join("root");
         fs::create_dir_all(&root)?;
-        for t in &TARGETS[1..] {
+        fs::write(root.join("small.txt"), PLAINTEXT)?;
+        for t in &TARGETS[2..] {
             let body: Vec<u8> = (0..t.body_len).map(|i| b'a' + (i % 26) as u8).collect();
             fs::write(root.join(t.path.trim_start_matches('/')), body)?;
         }
@@ -174,7 +187,7 @@ pub fn check_reply(t: &Target, r: &Reply) -> Result<(), String> {
             t.body_len
         ));
     }
-    let ok = if t.path == "/plaintext" {
+    let ok = if t.body_len == PLAINTEXT.len() {
         r.body == PLAINTEXT
     } else {
         r.body
@@ -292,15 +305,57 @@ pub fn cpu_ns(pid: u32) -> Option<u64> {
     Some(total)
 }
 
+/// The CPU time (ns) of each thread of a process at one moment
+/// (`/proc/PID/task/TID/schedstat`), so that the time spent between two marks can be
+/// summed over the threads alive at the second one: a thread that exits in between
+/// (thread-per-connection servers) no longer makes the difference negative.
+pub struct CpuMark(std::collections::BTreeMap<String, u64>);
+
+impl CpuMark {
+    /// The threads of `pid` now (`None` where not readable).
+    pub fn take(pid: u32) -> Option<CpuMark> {
+        let mut m = std::collections::BTreeMap::new();
+        for t in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            let t = t.ok()?;
+            // A thread may exit between the listing and the read: skip it.
+            let Ok(s) = fs::read_to_string(t.path().join("schedstat")) else {
+                continue;
+            };
+            let ns = s.split_whitespace().next()?.parse::<u64>().ok()?;
+            m.insert(t.file_name().to_string_lossy().into_owned(), ns);
+        }
+        Some(CpuMark(m))
+    }
+
+    /// CPU ns the threads of `pid` alive now ran since this mark (a thread born since
+    /// counts whole).
+    pub fn since(&self, pid: u32) -> Option<u64> {
+        let now = CpuMark::take(pid)?;
+        Some(
+            now.0
+                .iter()
+                .map(|(tid, ns)| ns.saturating_sub(self.0.get(tid).copied().unwrap_or(0)))
+                .sum(),
+        )
+    }
+}
+
+/// What [`measure`] returns: wrk's result, the server's syscall counts and CPU ns
+/// over the wrk run, and its CPU µs per request at the fixed offered load.
+pub type Measured = (WrkResult, Option<Counts>, Option<u64>, Option<f64>);
+
 /// One measurement: start `name`, warm it up (checking its answers), count its
-/// syscalls and CPU time over one wrk run, stop it.
+/// syscalls and CPU time over one wrk run; with `fixed` (requests/s), then the
+/// server's CPU µs per request over an open-loop phase at that offered load (as long
+/// as the wrk run, same connections); stop it.
 pub fn measure(
     name: &str,
     t: &Target,
     site: &Site,
     nginx_bin: Option<&Path>,
     run: &Run,
-) -> Result<(WrkResult, Option<Counts>, Option<u64>), String> {
+    fixed: Option<f64>,
+) -> Result<Measured, String> {
     let mut srv = Server::start(name, site, run.server_cpu, nginx_bin)?;
     let url = format!("http://{}{}", srv.addr(), t.path);
     warm(srv.addr(), t, 20_000, run.warmup)?;
@@ -311,6 +366,10 @@ pub fn measure(
         .zip(cpu0)
         .map(|(b, a)| b.saturating_sub(a));
     let counts = srv.stats_off()?;
+    let fixed_cpu = match fixed {
+        Some(rate) => Some(fixed_load_cpu(&srv, t, run, rate)?),
+        None => None,
+    };
     srv.stop()?;
     let r = r?;
     if r.requests == 0 {
@@ -319,7 +378,38 @@ pub fn measure(
     if r.non_2xx > 0 {
         return Err(format!("{} responses with an error status", r.non_2xx));
     }
-    Ok((r, counts, cpu))
+    Ok((r, counts, cpu, fixed_cpu.flatten()))
+}
+
+/// The server's CPU µs per request while offered `rate` requests/s of `t` (open
+/// loop, `run.conns` connections, `run.seconds`); `None` if its CPU time is not
+/// readable.
+fn fixed_load_cpu(srv: &Server, t: &Target, run: &Run, rate: f64) -> Result<Option<f64>, String> {
+    let e = |e: io::Error| format!("fixed load: {e}");
+    let mut ol = crate::loadgen::OpenLoop::connect(
+        srv.addr(),
+        run.conns,
+        crate::loadgen::Request::http_get(t.path),
+    )
+    .map_err(e)?;
+    let c0 = CpuMark::take(srv.pid());
+    let r = ol
+        .run(
+            Some(rate),
+            crate::loadgen::Bounds {
+                max_ops: u64::MAX,
+                duration: Duration::from_secs(run.seconds),
+            },
+        )
+        .map_err(e)?;
+    let cpu = c0.and_then(|m| m.since(srv.pid()));
+    if r.phase.ops == 0 {
+        return Err(format!(
+            "fixed load: no request completed ({} errors)",
+            r.phase.errors
+        ));
+    }
+    Ok(cpu.map(|ns| ns as f64 / 1e3 / r.phase.ops as f64))
 }
 
 /// nginx's syscalls per request from `strace -c -f -p` over one wrk run (slowed down

@@ -7,9 +7,11 @@
 //! and SVG plots. `-- --help` lists the options; `-- --self-test` runs the lab's own checks, and
 //! so does `cargo test --benches` (which runs this target with no argument).
 
+mod accept;
 mod cli;
 mod env;
 mod http;
+mod latency;
 mod loadgen;
 mod nginx;
 mod plot;
@@ -53,29 +55,45 @@ fn main() {
 /// Collects samples per (workload, contender, idle count).
 #[derive(Default)]
 struct Results {
-    cells: BTreeMap<(usize, usize, u64), Cell>,
+    cells: BTreeMap<(usize, usize, u64, u64), Cell>,
     /// nginx's syscalls per request by workload, from `strace -c` (`--strace` only):
     /// (total, breakdown).
     nginx_strace: BTreeMap<String, (f64, String)>,
 }
 
 impl Results {
-    fn key(workload: &str, contender: &str, idle: Option<u64>) -> (usize, usize, u64) {
+    fn key(
+        workload: &str,
+        contender: &str,
+        idle: Option<u64>,
+        offered: Option<u64>,
+    ) -> (usize, usize, u64, u64) {
         let w = cli::workload_rank(workload);
         let c = ALL_CONTENDERS
             .iter()
             .position(|x| *x == contender)
             .unwrap_or(99);
-        (w, c, idle.unwrap_or(0))
+        (w, c, idle.unwrap_or(0), offered.unwrap_or(0))
     }
 
     fn cell(&mut self, workload: &str, contender: &str, idle: Option<u64>) -> &mut Cell {
+        self.cell_at(workload, contender, idle, None)
+    }
+
+    fn cell_at(
+        &mut self,
+        workload: &str,
+        contender: &str,
+        idle: Option<u64>,
+        offered: Option<u64>,
+    ) -> &mut Cell {
         self.cells
-            .entry(Self::key(workload, contender, idle))
+            .entry(Self::key(workload, contender, idle, offered))
             .or_insert_with(|| Cell {
                 workload: workload.to_string(),
                 contender: contender.to_string(),
                 idle,
+                offered,
                 outcome: Outcome::Measured(Vec::new()),
             })
     }
@@ -87,7 +105,19 @@ impl Results {
         idle: Option<u64>,
         r: Result<Sample, String>,
     ) {
-        let cell = self.cell(workload, contender, idle);
+        self.add_at(workload, contender, idle, None, r)
+    }
+
+    /// Adds a sample of a sweep point: `offered` operations per second.
+    fn add_at(
+        &mut self,
+        workload: &str,
+        contender: &str,
+        idle: Option<u64>,
+        offered: Option<u64>,
+        r: Result<Sample, String>,
+    ) {
+        let cell = self.cell_at(workload, contender, idle, offered);
         match (&mut cell.outcome, r) {
             (Outcome::Measured(v), Ok(s)) => v.push(s),
             (Outcome::Measured(_), Err(e)) => {
@@ -137,6 +167,7 @@ fn sample(r: &PhaseResult, counts: Option<Counts>) -> Sample {
         counts,
         cpu_us_per_op: None,
         load_cpu: None,
+        fixed_cpu_us_per_op: None,
     }
 }
 
@@ -191,13 +222,16 @@ impl Lab {
         }
     }
 
-    /// Closed-loop echo with `conns` connections of `size`-byte messages.
+    /// Closed-loop echo with `conns` connections of `size`-byte messages; with
+    /// `fixed` (operations/s), then an open-loop phase at that offered load on the
+    /// same server for the headline figure, its CPU per operation.
     fn echo(
         &self,
         name: &str,
         conns: usize,
         size: usize,
         duration: Duration,
+        fixed: Option<f64>,
     ) -> Result<Sample, String> {
         let e = |e: io::Error| format!("{e}");
         let mut srv = self.spawn(name).map_err(e)?;
@@ -209,6 +243,18 @@ impl Lab {
         let cpu1 = http::cpu_ns(srv.pid());
         let counts = srv.stats_off().map_err(e)?;
         drop(cl);
+        let fixed_cpu = match fixed {
+            Some(rate) if name != "fork" => {
+                let req = loadgen::Request::Echo(loadgen::pattern(size));
+                let mut ol = loadgen::OpenLoop::connect(srv.addr, conns, req).map_err(e)?;
+                let c0 = http::CpuMark::take(srv.pid());
+                let f = ol.run(Some(rate), self.bounds(duration)).map_err(e)?;
+                let ns = c0.and_then(|m| m.since(srv.pid()));
+                check(&f.phase)?;
+                ns.map(|ns| ns as f64 / 1e3 / f.phase.ops as f64)
+            }
+            _ => None,
+        };
         srv.stop().map_err(e)?;
         check(&r)?;
         // A fork server's work happens in its children, which the parent's
@@ -218,7 +264,9 @@ impl Lab {
         } else {
             (cpu0, cpu1)
         };
-        Ok(with_cpu(sample(&r, counts), cpu0, cpu1))
+        let mut s = with_cpu(sample(&r, counts), cpu0, cpu1);
+        s.fixed_cpu_us_per_op = fixed_cpu;
+        Ok(s)
     }
 
     fn churn(&self, name: &str, duration: Duration) -> Result<Sample, String> {
@@ -354,6 +402,25 @@ fn run_lab(o: Options) -> i32 {
     } else {
         None
     };
+    let lat_site = if has("latency") {
+        http::Site::create_named("latency")
+            .map_err(|e| eprintln!("lab: latency: content: {e}"))
+            .ok()
+    } else {
+        None
+    };
+    let nginx_bin = nginx::binary();
+    let lat = if has("latency") {
+        latency_plans(
+            &o,
+            server_cpu,
+            lat_site.as_ref(),
+            nginx_bin.is_some(),
+            &mut res,
+        )
+    } else {
+        Vec::new()
+    };
     for round in 0..o.rounds {
         let n = echo.len();
         let order: Vec<&String> = (0..n).map(|i| &echo[(i + round) % n]).collect();
@@ -363,7 +430,7 @@ fn run_lab(o: Options) -> i32 {
                 if beyond_select(name, o.connections) {
                     res.not_applicable("round-trip", name, None, "FD_SETSIZE");
                 } else {
-                    let s = lab.echo(name, o.connections, 64, o.duration);
+                    let s = lab.echo(name, o.connections, 64, o.duration, Some(o.fixed_rate));
                     res.add("round-trip", name, None, s);
                 }
             }
@@ -389,8 +456,24 @@ fn run_lab(o: Options) -> i32 {
                 if beyond_select(name, o.bulk_connections) {
                     res.not_applicable("bulk", name, None, "FD_SETSIZE");
                 } else {
-                    let s = lab.echo(name, o.bulk_connections, o.bulk_chunk, o.duration / 2);
+                    let s = lab.echo(name, o.bulk_connections, o.bulk_chunk, o.duration / 2, None);
                     res.add("bulk", name, None, s);
+                }
+            }
+        }
+        // Each sweep is many points per contender: three rounds are plenty.
+        if round < 3 {
+            for lp in &lat {
+                let n = lp.contenders.len();
+                for i in 0..n {
+                    let name = &lp.contenders[(i + round) % n];
+                    latency::sweep(
+                        name,
+                        &lp.plan,
+                        lat_site.as_ref(),
+                        nginx_bin.as_deref(),
+                        &mut res,
+                    );
                 }
             }
         }
@@ -402,11 +485,17 @@ fn run_lab(o: Options) -> i32 {
         hl.strace_nginx(&mut res);
     }
     print_tables(&o, &res);
+    print_latency_tables(&lat, &res);
     if has("http") {
         print_http_tables(&o, &res, hl.as_ref());
     }
     let dir = env::out_dir(o.out_dir.as_ref());
-    if let Err(e) = write_outputs(&dir, &o, &res, &machine) {
+    let accept_failures = if has("accept") {
+        accept::run(&o, server_cpu, &dir)
+    } else {
+        0
+    };
+    if let Err(e) = write_outputs(&dir, &o, &res, &machine, &lat) {
         eprintln!("lab: cannot write results to {}: {e}", dir.display());
         return 1;
     }
@@ -418,12 +507,27 @@ fn run_lab(o: Options) -> i32 {
         dir.display(),
         started.elapsed().as_secs_f64()
     );
-    let failures = res.failures();
+    let failures = res.failures() + accept_failures;
     if failures > 0 {
         eprintln!("lab: {failures} measurement(s) failed");
         return 1;
     }
     0
+}
+
+/// The headline of a table at fixed offered load `rate`, paired with the first of
+/// `refs` that has fixed-load figures in `cells` (none: no headline).
+fn headline(cells: &[&Cell], rate: f64, refs: &[&str]) -> Option<report::Headline> {
+    let has = |n: &str| {
+        cells.iter().any(|c| {
+            c.contender == n
+                && matches!(&c.outcome, Outcome::Measured(s) if s.iter().any(|x| x.fixed_cpu_us_per_op.is_some()))
+        })
+    };
+    refs.iter().find(|r| has(r)).map(|r| report::Headline {
+        rate,
+        reference: r.to_string(),
+    })
 }
 
 fn best_reference(res: &Results) -> Option<f64> {
@@ -482,7 +586,18 @@ fn print_tables(o: &Options, res: &Results) {
         let base = best_reference(res);
         println!(
             "{}",
-            report::throughput_table(&res.of("round-trip"), "round trips/s", false, base)
+            report::throughput_table(
+                &res.of("round-trip"),
+                "round trips/s",
+                false,
+                base,
+                headline(
+                    &res.of("round-trip"),
+                    o.fixed_rate,
+                    &["ref-mio", "ref-tokio"]
+                )
+                .as_ref(),
+            )
         );
         if base.is_some() {
             println!("`vs best ref`: ratio to the best of `ref-mio`, `ref-tokio` and `polling`.\n");
@@ -505,7 +620,7 @@ fn print_tables(o: &Options, res: &Results) {
         );
         println!(
             "{}",
-            report::throughput_table(&res.of("churn"), "connections/s", false, None)
+            report::throughput_table(&res.of("churn"), "connections/s", false, None, None)
         );
     }
     if has("bulk") {
@@ -516,7 +631,7 @@ fn print_tables(o: &Options, res: &Results) {
         );
         println!(
             "{}",
-            report::throughput_table(&res.of("bulk"), "MB/s", true, None)
+            report::throughput_table(&res.of("bulk"), "MB/s", true, None, None)
         );
     }
 }
@@ -582,6 +697,7 @@ fn write_outputs(
     o: &Options,
     res: &Results,
     machine: &str,
+    lat: &[LatencyPlan],
 ) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut json = report::json_results(&res.all());
@@ -624,6 +740,15 @@ fn write_outputs(
         "workloads": o.workloads,
         "contenders": o.contenders,
         "idle_counts": o.idle_counts,
+        "fixed_rate": o.fixed_rate,
+        "http_fixed_rate": o.http_fixed_rate,
+        "latency": lat.iter().map(|l| serde_json::json!({
+            "workload": l.plan.workload,
+            "capacity_per_sec": l.capacity,
+            "connections": l.plan.conns,
+            "offered_per_sec": l.plan.rates,
+            "point_s": l.plan.point.as_secs_f64(),
+        })).collect::<Vec<_>>(),
     });
     std::fs::write(
         dir.join("run.json"),
@@ -672,6 +797,7 @@ fn write_outputs(
             let (title, unit) = match t.workload {
                 "http-plaintext" => ("GET /plaintext", "requests/s"),
                 "http-1k" => ("1 KiB file", "requests/s"),
+                "http-small" => ("13 B file", "requests/s"),
                 _ => ("1 MiB file", "MB/s"),
             };
             panels.push((title.to_string(), unit.to_string(), bars));
@@ -685,6 +811,56 @@ fn write_outputs(
                 o.http_connections
             ),
             &panels,
+        )
+        .map_err(plot_err)?;
+    }
+    for l in lat {
+        let cells = res.of(l.plan.workload);
+        if cells.is_empty() {
+            continue;
+        }
+        let labels: Vec<String> = l
+            .plan
+            .rates
+            .iter()
+            .map(|r| report::num(*r as f64))
+            .collect();
+        let series: Vec<(String, Vec<Option<f64>>)> = l
+            .contenders
+            .iter()
+            .map(|name| {
+                let ys = l
+                    .plan
+                    .rates
+                    .iter()
+                    .map(|&r| {
+                        cells
+                            .iter()
+                            .find(|c| &c.contender == name && c.offered == Some(r))
+                            .and_then(|c| match &c.outcome {
+                                Outcome::Measured(s) => report::summarise(s).p99_us,
+                                _ => None,
+                            })
+                    })
+                    .collect();
+                (name.clone(), ys)
+            })
+            .collect();
+        let what = if l.plan.workload == "latency-http" {
+            "HTTP GET /plaintext"
+        } else {
+            "echo 64 B"
+        };
+        plot::line_chart(
+            &dir.join(format!("{}.svg", l.plan.workload.replace('-', "_"))),
+            &format!(
+                "{what}, open loop, {} connections: p99 latency vs offered load",
+                l.plan.conns
+            ),
+            "offered load (operations/s)",
+            "p99 latency from intended send (µs)",
+            &labels,
+            &series,
         )
         .map_err(plot_err)?;
     }
@@ -721,6 +897,98 @@ fn write_outputs(
         .map_err(plot_err)?;
     }
     Ok(())
+}
+
+/// One open-loop sweep of the run: its plan, contenders and the capacity it is
+/// scaled to.
+struct LatencyPlan {
+    plan: latency::Plan,
+    contenders: Vec<String>,
+    capacity: f64,
+}
+
+/// Calibrates each latency sub-workload (closed loop against epoll-et) and plans
+/// its offered loads; a calibration that fails marks the sub-workload failed.
+fn latency_plans(
+    o: &Options,
+    server_cpu: Option<usize>,
+    site: Option<&http::Site>,
+    have_nginx: bool,
+    res: &mut Results,
+) -> Vec<LatencyPlan> {
+    let mut out = Vec::new();
+    for w in cli::LATENCY_WORKLOADS {
+        let (conns, mut contenders) = if w == "latency-http" {
+            (o.http_connections, o.http_contenders())
+        } else {
+            (o.connections, o.echo_contenders())
+        };
+        if w == "latency-http" && !have_nginx && contenders.iter().any(|c| c == NGINX) {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            if ci {
+                res.add(w, NGINX, None, Err("nginx: not installed (CI=true)".into()));
+            } else {
+                res.not_applicable(w, NGINX, None, "nginx: not installed");
+            }
+            contenders.retain(|c| c != NGINX);
+        }
+        contenders.retain(|c| !beyond_select(c, conns));
+        if contenders.is_empty() {
+            continue;
+        }
+        let time = (o.sweep_duration * 2).max(Duration::from_millis(200));
+        match latency::calibrate(w, conns, time, site, server_cpu) {
+            Ok(capacity) => {
+                let rates = latency::rates(capacity, &o.load_fractions);
+                eprintln!("lab: {w}: capacity {capacity:.0}/s closed loop; offering {rates:?}");
+                out.push(LatencyPlan {
+                    plan: latency::Plan {
+                        workload: w,
+                        conns,
+                        rates,
+                        point: o.sweep_duration,
+                        warmup: o.warmup,
+                        max_ops: o.max_ops,
+                        server_cpu,
+                    },
+                    contenders,
+                    capacity,
+                });
+            }
+            Err(e) => {
+                for c in &contenders {
+                    res.add(w, c, None, Err(format!("calibration: {e}")));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn print_latency_tables(lat: &[LatencyPlan], res: &Results) {
+    for l in lat {
+        let what = if l.plan.workload == "latency-http" {
+            "HTTP `GET /plaintext` (nginx: `return 200`)"
+        } else {
+            "echo, 64 B"
+        };
+        println!(
+            "## Open-loop latency: {what}, {} connections (`{}`)\n",
+            l.plan.conns, l.plan.workload
+        );
+        println!(
+            "- offered load: a constant rate, each connection sending on a schedule; latency \
+             counted from the intended send time (coordinated omission corrected, as wrk2); \
+             {:.1} s per point; 100% = {:.0}/s, the closed-loop rate of this load generator \
+             against epoll-et at the start of the run\n",
+            l.plan.point.as_secs_f64(),
+            l.capacity
+        );
+        println!(
+            "{}",
+            report::latency_tables(&res.of(l.plan.workload), &l.contenders, &l.plan.rates)
+        );
+    }
 }
 
 /// Counts epoll-et's syscalls per round trip with `strace -c -f` (a run with K round
@@ -823,6 +1091,8 @@ struct HttpLab {
     nginx_bin: Option<PathBuf>,
     nginx_version: Option<String>,
     run: http::Run,
+    /// The headline's fixed offered load (requests/s).
+    fixed: f64,
 }
 
 impl HttpLab {
@@ -894,7 +1164,17 @@ impl HttpLab {
                 seconds: o.http_seconds(),
                 warmup: o.warmup,
             },
+            fixed: o.http_fixed_rate,
         })
+    }
+
+    /// The fixed offered load of `t`'s headline: the 1 MiB file gets a twentieth.
+    fn fixed_rate(&self, t: &http::Target) -> f64 {
+        if t.workload == "http-1m" {
+            self.fixed / 20.0
+        } else {
+            self.fixed
+        }
     }
 
     /// One round: every sub-workload, contenders in an order rotated by the round.
@@ -903,8 +1183,16 @@ impl HttpLab {
         for t in &http::TARGETS {
             for i in 0..n {
                 let name = &self.contenders[(i + round) % n];
-                let r = http::measure(name, t, &self.site, self.nginx_bin.as_deref(), &self.run);
-                let s = r.map(|(w, counts, cpu_ns)| Sample {
+                let r = http::measure(
+                    name,
+                    t,
+                    &self.site,
+                    self.nginx_bin.as_deref(),
+                    &self.run,
+                    Some(self.fixed_rate(t)),
+                );
+                let s = r.map(|(w, counts, cpu_ns, fixed)| Sample {
+                    fixed_cpu_us_per_op: fixed,
                     ops: w.requests,
                     ops_per_sec: w.requests_per_sec,
                     mb_per_sec: w.requests_per_sec * t.body_len as f64 / 1e6,
@@ -1009,6 +1297,7 @@ fn print_http_tables(o: &Options, res: &Results, hl: Option<&HttpLab>) {
     );
     let titles = [
         "### `http-plaintext`: GET /plaintext (13 B)",
+        "### `http-small`: GET /small.txt (the same 13 B as a static file)",
         "### `http-1k`: GET /1k.bin (1 KiB static file)",
         "### `http-1m`: GET /1m.bin (1 MiB static file; MB/s of file content)",
     ];
@@ -1022,6 +1311,8 @@ fn print_http_tables(o: &Options, res: &Results, hl: Option<&HttpLab>) {
                 base,
                 t.workload == "http-1m",
                 res.nginx_strace.get(t.workload),
+                hl.and_then(|hl| headline(&res.of(t.workload), hl.fixed_rate(t), &[NGINX]))
+                    .as_ref(),
             )
         );
     }
@@ -1092,6 +1383,37 @@ fn http_targets(o: &Options, res: &Results) {
         match x {
             Some(x) => println!("- {what} ≤ {goal}: {x:.2} {}", verdict(x <= goal)),
             None => println!("- {what} ≤ {goal}: not measured"),
+        }
+    }
+    // Issue 14: the 13 B static file against nginx's `return 200` text, server CPU
+    // per request at the fixed offered load, round by round.
+    let fixed = |w: &str, c: &str| -> Option<Vec<Option<f64>>> {
+        res.of(w)
+            .into_iter()
+            .find(|x| x.contender == c)
+            .and_then(|x| match &x.outcome {
+                Outcome::Measured(s) => Some(s.iter().map(|s| s.fixed_cpu_us_per_op).collect()),
+                _ => None,
+            })
+    };
+    for c in ["epoll-et", "epoll"] {
+        let (Some(a), Some(b)) = (fixed("http-small", c), fixed("http-plaintext", NGINX)) else {
+            continue;
+        };
+        let ratios: Vec<f64> = a
+            .iter()
+            .zip(&b)
+            .filter_map(|(x, y)| Some(x.as_ref()? / y.as_ref()?))
+            .collect();
+        if let Some(r) = report::stat(&ratios) {
+            println!(
+                "- issue 14: {c}'s 13 B static file ≤ 0.95x nginx's `return 200` in server CPU                  per request at {}/s, paired by round: {:.2}x ({:.2}–{:.2}) {}",
+                report::num(o.http_fixed_rate),
+                r.median,
+                r.min,
+                r.max,
+                verdict(r.median <= 0.95)
+            );
         }
     }
     println!();

@@ -20,6 +20,9 @@ pub struct Sample {
     pub cpu_us_per_op: Option<f64>,
     /// Share of one CPU the load generator used over the run (`http`: wrk).
     pub load_cpu: Option<f64>,
+    /// The headline: server CPU µs per operation over an open-loop phase at the
+    /// run's fixed offered load (same server, right after the closed-loop phase).
+    pub fixed_cpu_us_per_op: Option<f64>,
 }
 
 /// What a cell of the results holds.
@@ -46,6 +49,8 @@ pub struct Cell {
     pub contender: String,
     /// Idle connections held open (idle sweep only).
     pub idle: Option<u64>,
+    /// Offered load, operations per second (open-loop latency sweeps only).
+    pub offered: Option<u64>,
     pub outcome: Outcome,
 }
 
@@ -93,6 +98,7 @@ pub struct Summary {
     pub syscalls_per_op: Option<f64>,
     pub cpu_us_per_op: Option<f64>,
     pub load_cpu: Option<f64>,
+    pub fixed_cpu_us_per_op: Option<Stat>,
     /// Per kind, per operation (median over rounds).
     pub per_kind: Vec<(&'static str, f64)>,
     pub errors: u64,
@@ -128,6 +134,12 @@ pub fn summarise(samples: &[Sample]) -> Summary {
         syscalls_per_op: median_of(samples, per_op),
         cpu_us_per_op: median_of(samples, |s| s.cpu_us_per_op),
         load_cpu: median_of(samples, |s| s.load_cpu),
+        fixed_cpu_us_per_op: stat(
+            &samples
+                .iter()
+                .filter_map(|s| s.fixed_cpu_us_per_op)
+                .collect::<Vec<_>>(),
+        ),
         per_kind,
         errors: samples.iter().map(|s| s.errors).sum(),
         rounds: samples.len(),
@@ -189,6 +201,68 @@ fn breakdown(s: &Summary) -> String {
         .join(", ")
 }
 
+/// The headline of a table: server CPU per operation at a fixed offered load
+/// (`rate` operations/s), and the contender each row is paired with, round by round.
+#[derive(Clone, Debug)]
+pub struct Headline {
+    pub rate: f64,
+    pub reference: String,
+}
+
+/// `name`'s fixed-load CPU per operation over `reference`'s, round by round (the
+/// contenders alternate within a round, so a round's ratio shares its machine
+/// state): median and range of the per-round ratios.
+pub fn paired_cpu(cells: &[&Cell], name: &str, reference: &str) -> Option<Stat> {
+    let per_round = |n: &str| -> Option<Vec<Option<f64>>> {
+        cells
+            .iter()
+            .find(|c| c.contender == n)
+            .and_then(|c| match &c.outcome {
+                Outcome::Measured(s) => Some(s.iter().map(|x| x.fixed_cpu_us_per_op).collect()),
+                _ => None,
+            })
+    };
+    let (a, b) = (per_round(name)?, per_round(reference)?);
+    let ratios: Vec<f64> = a
+        .iter()
+        .zip(&b)
+        .filter_map(|(x, y)| match (x, y) {
+            (Some(x), Some(y)) if *y > 0.0 => Some(x / y),
+            _ => None,
+        })
+        .collect();
+    stat(&ratios)
+}
+
+fn headline_header(h: Option<&Headline>, unit: &str) -> Vec<String> {
+    match h {
+        Some(h) => vec![
+            format!("server CPU µs/{unit} @ {}/s", num(h.rate)),
+            "min–max".to_string(),
+            format!("vs `{}` (paired)", h.reference),
+        ],
+        None => Vec::new(),
+    }
+}
+
+fn headline_cells(h: Option<&Headline>, cells: &[&Cell], c: &Cell, s: &Summary) -> Vec<String> {
+    let Some(h) = h else { return Vec::new() };
+    let f = s.fixed_cpu_us_per_op;
+    vec![
+        f.map(|x| format!("**{:.2}**", x.median))
+            .unwrap_or_else(|| "–".into()),
+        f.map(|x| format!("{:.2}–{:.2}", x.min, x.max))
+            .unwrap_or_else(|| "–".into()),
+        match paired_cpu(cells, &c.contender, &h.reference) {
+            Some(p) if c.contender != h.reference => {
+                format!("{:.2}x ({:.2}–{:.2})", p.median, p.min, p.max)
+            }
+            Some(_) => "1".into(),
+            None => "–".into(),
+        },
+    ]
+}
+
 fn status_cell(o: &Outcome) -> Option<String> {
     match o {
         Outcome::Measured(_) => None,
@@ -199,12 +273,18 @@ fn status_cell(o: &Outcome) -> Option<String> {
 
 /// The table of a throughput workload (round trip, bulk, churn).
 /// `unit` names the throughput column; `mb` uses MB/s instead of ops/s.
-pub fn throughput_table(cells: &[&Cell], unit: &str, mb: bool, baseline: Option<f64>) -> String {
-    let mut header = vec![
-        "contender".to_string(),
-        format!("{unit} (median)"),
-        "min–max".to_string(),
-    ];
+/// With a `headline`, the first columns are the server's CPU per operation at the
+/// fixed offered load and its ratio to the headline's reference, paired by round.
+pub fn throughput_table(
+    cells: &[&Cell],
+    unit: &str,
+    mb: bool,
+    baseline: Option<f64>,
+    headline: Option<&Headline>,
+) -> String {
+    let mut header = vec!["contender".to_string()];
+    header.extend(headline_header(headline, "op"));
+    header.extend([format!("{unit} (median)"), "min–max".to_string()]);
     if baseline.is_some() {
         header.push("vs best ref".to_string());
     }
@@ -234,6 +314,7 @@ pub fn throughput_table(cells: &[&Cell], unit: &str, mb: bool, baseline: Option<
             unreachable!()
         };
         let s = summarise(samples);
+        row.extend(headline_cells(headline, cells, c, &s));
         let tp = if mb { s.mb_per_sec } else { s.ops_per_sec };
         row.push(opt(tp.map(|t| t.median)));
         row.push(range(tp));
@@ -272,20 +353,31 @@ pub fn http_table(
     baseline: Option<f64>,
     mb: bool,
     strace: Option<&(f64, String)>,
+    headline: Option<&Headline>,
 ) -> String {
-    let mut header = vec!["contender", "requests/s (median)", "min–max", "vs nginx"];
+    let mut header = vec!["contender".to_string()];
+    header.extend(headline_header(headline, "req"));
+    header.extend(
+        ["requests/s (median)", "min–max", "vs nginx"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
     if mb {
-        header.push("MB/s");
+        header.push("MB/s".into());
     }
-    header.extend([
-        "p50 µs",
-        "p99 µs",
-        "server CPU µs/req",
-        "wrk CPU",
-        "syscalls/req",
-        "per req (server)",
-        "errors",
-    ]);
+    header.extend(
+        [
+            "p50 µs",
+            "p99 µs",
+            "server CPU µs/req",
+            "wrk CPU",
+            "syscalls/req",
+            "per req (server)",
+            "errors",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
     let mut rows = Vec::new();
     for c in cells {
         let mut row = vec![format!("`{}`", c.contender)];
@@ -306,6 +398,7 @@ pub fn http_table(
             }
         };
         let s = summarise(samples);
+        row.extend(headline_cells(headline, cells, c, &s));
         row.push(opt(s.ops_per_sec.map(|t| t.median)));
         row.push(range(s.ops_per_sec));
         row.push(match (s.ops_per_sec, baseline) {
@@ -344,7 +437,8 @@ pub fn http_table(
         row.push(s.errors.to_string());
         rows.push(row);
     }
-    markdown(&header, &rows)
+    let h: Vec<&str> = header.iter().map(String::as_str).collect();
+    markdown(&h, &rows)
 }
 
 /// The idle-sweep table: p50 round-trip latency (µs) of the active connection per idle
@@ -410,6 +504,9 @@ pub fn json_cell(c: &Cell) -> Value {
     if let Some(i) = c.idle {
         v["idle_connections"] = json!(i);
     }
+    if let Some(r) = c.offered {
+        v["offered_per_sec"] = json!(r);
+    }
     match &c.outcome {
         Outcome::Measured(samples) => {
             let s = summarise(samples);
@@ -432,6 +529,11 @@ pub fn json_cell(c: &Cell) -> Value {
             v["syscalls_per_op"] = json!(s.syscalls_per_op);
             if s.cpu_us_per_op.is_some() {
                 v["server_cpu_us_per_op"] = json!(s.cpu_us_per_op);
+            }
+            if let Some(f) = s.fixed_cpu_us_per_op {
+                v["fixed_load_server_cpu_us_per_op"] = json!(f.median);
+                v["fixed_load_server_cpu_us_per_op_min"] = json!(f.min);
+                v["fixed_load_server_cpu_us_per_op_max"] = json!(f.max);
             }
             if s.load_cpu.is_some() {
                 v["load_generator_cpu_share"] = json!(s.load_cpu);
@@ -462,4 +564,72 @@ pub fn json_cell(c: &Cell) -> Value {
 /// The whole results array.
 pub fn json_results(cells: &[Cell]) -> Value {
     Value::Array(cells.iter().map(json_cell).collect())
+}
+
+/// The open-loop sweep of one workload, two tables: latency (p50 / p99 / p99.9 µs,
+/// counted from the intended send time) and server CPU µs per operation with the
+/// rate achieved, one column per offered load.
+pub fn latency_tables(cells: &[&Cell], contenders: &[String], rates: &[u64]) -> String {
+    let mut header: Vec<String> = vec!["contender".into()];
+    header.extend(rates.iter().map(|r| format!("{}/s", num(*r as f64))));
+    let h: Vec<&str> = header.iter().map(String::as_str).collect();
+    let find = |name: &str, r: u64| {
+        cells
+            .iter()
+            .find(|c| c.contender == name && c.offered == Some(r))
+    };
+    let mut lat = Vec::new();
+    let mut cpu = Vec::new();
+    for name in contenders {
+        if !cells.iter().any(|c| &c.contender == name) {
+            continue;
+        }
+        let mut a = vec![format!("`{name}`")];
+        let mut b = a.clone();
+        for &r in rates {
+            match find(name, r).map(|c| &c.outcome) {
+                None => {
+                    a.push("–".into());
+                    b.push("–".into());
+                }
+                Some(Outcome::Measured(samples)) => {
+                    let s = summarise(samples);
+                    a.push(format!(
+                        "{} / {} / {}",
+                        opt(s.p50_us),
+                        opt(s.p99_us),
+                        opt(s.p999_us)
+                    ));
+                    let done = s
+                        .ops_per_sec
+                        .map(|t| format!(" ({})", num(t.median)))
+                        .unwrap_or_default();
+                    let err = if s.errors > 0 {
+                        format!(" [{} err]", s.errors)
+                    } else {
+                        String::new()
+                    };
+                    b.push(format!(
+                        "{}{done}{err}",
+                        s.cpu_us_per_op
+                            .map(|x| format!("{x:.2}"))
+                            .unwrap_or("–".into())
+                    ));
+                }
+                Some(o) => {
+                    let t = status_cell(o).unwrap_or_default();
+                    a.push(t.clone());
+                    b.push(t);
+                }
+            }
+        }
+        lat.push(a);
+        cpu.push(b);
+    }
+    format!(
+        "Latency p50 / p99 / p99.9 µs from the intended send time, by offered load:\n\n{}\n\
+         Server CPU µs/op (achieved ops/s), by offered load:\n\n{}",
+        markdown(&h, &lat),
+        markdown(&h, &cpu)
+    )
 }

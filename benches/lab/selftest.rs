@@ -107,6 +107,183 @@ fn idle_connections_open() -> Result<(), String> {
     ensure(v.len() == 25, format!("{} idle", v.len()))
 }
 
+/// The open-loop generator offers exactly rate × duration operations, none before
+/// it is due.
+fn open_loop_paces() -> Result<(), String> {
+    let addr = test_echo();
+    let req = loadgen::Request::Echo(loadgen::pattern(64));
+    let mut c = loadgen::OpenLoop::connect(addr, 4, req).map_err(|e| e.to_string())?;
+    let r = c
+        .run(
+            Some(2000.0),
+            Bounds {
+                max_ops: u64::MAX,
+                duration: Duration::from_millis(100),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    let p = &r.phase;
+    ensure(p.ops == 200, format!("ops {} != 200", p.ops))?;
+    ensure(p.errors == 0, format!("{} errors", p.errors))?;
+    ensure(p.hist.len() == 200, "histogram")?;
+    // The 200th operation is due 99.5 ms after the start.
+    ensure(
+        p.elapsed >= Duration::from_micros(99_500),
+        format!("finished in {:?}: sent ahead of schedule", p.elapsed),
+    )?;
+    // Closed loop (no rate) with an operation cap.
+    let r = c
+        .run(
+            None,
+            Bounds {
+                max_ops: 30,
+                duration: Duration::from_secs(30),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    ensure(
+        r.phase.ops == 30,
+        format!("closed loop ops {}", r.phase.ops),
+    )
+}
+
+/// A server that answers every request 20 ms late, offered 1000/s on one connection
+/// for 50 ms: the 50th request is due at 49 ms and answered at about 1 s, and its
+/// latency counts from when it was due (coordinated omission corrected), not from
+/// when the connection got round to sending it (which would say 20 ms).
+fn open_loop_corrects_coordinated_omission() -> Result<(), String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = l.local_addr().map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let Ok((mut s, _)) = l.accept() else { return };
+        let mut b = [0u8; 64];
+        loop {
+            let mut got = 0;
+            while got < 64 {
+                match s.read(&mut b[got..]) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got += n,
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            if s.write_all(&b).is_err() {
+                return;
+            }
+        }
+    });
+    let req = loadgen::Request::Echo(loadgen::pattern(64));
+    let mut c = loadgen::OpenLoop::connect(addr, 1, req).map_err(|e| e.to_string())?;
+    let r = c
+        .run(
+            Some(1000.0),
+            Bounds {
+                max_ops: u64::MAX,
+                duration: Duration::from_millis(50),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    let p = &r.phase;
+    ensure(
+        p.ops == 50 && p.errors == 0,
+        format!("{} ops {} errors", p.ops, p.errors),
+    )?;
+    let max_ms = p.hist.max() as f64 / 1e6;
+    let p50_ms = p.quantile_us(0.5).unwrap_or(0.0) / 1e3;
+    // 50 replies, 20 ms apart: the last is in at >= 1000 ms, due at 49 ms.
+    ensure(
+        max_ms >= 900.0,
+        format!("max latency {max_ms:.0} ms < 900 ms"),
+    )?;
+    ensure(p50_ms >= 400.0, format!("p50 {p50_ms:.0} ms < 400 ms"))
+}
+
+fn http_response_framing() -> Result<(), String> {
+    let f = loadgen::http_response_len;
+    let ok = b"HTTP/1.1 200 OK\r\nServer: x\r\ncontent-length: 5\r\n\r\nhello";
+    ensure(f(ok).ok() == Some(Some((ok.len(), 5))), "complete response")?;
+    ensure(f(&ok[..ok.len() - 1]).ok() == Some(None), "short body")?;
+    ensure(f(&ok[..20]).ok() == Some(None), "short head")?;
+    ensure(
+        f(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").is_err(),
+        "404 is an error",
+    )?;
+    ensure(
+        f(b"HTTP/1.1 200 OK\r\n\r\n").is_err(),
+        "no Content-Length is an error",
+    )
+}
+
+fn latency_rates_and_table() -> Result<(), String> {
+    let r = crate::latency::rates(87_654.0, &[0.1, 0.5, 1.0, 1.25]);
+    ensure(r == [8_800, 44_000, 88_000, 110_000], format!("{r:?}"))?;
+    let mk = |name: &str, offered: u64, p99: f64| Cell {
+        workload: "latency-echo".into(),
+        contender: name.into(),
+        idle: None,
+        offered: Some(offered),
+        outcome: Outcome::Measured(vec![Sample {
+            p99_us: Some(p99),
+            cpu_us_per_op: Some(7.5),
+            ..sample(100, 1000.0, None)
+        }]),
+    };
+    let cs = [mk("epoll-et", 100, 20.0), mk("epoll-et", 200, 500.0)];
+    let refs: Vec<&Cell> = cs.iter().collect();
+    let t = report::latency_tables(&refs, &["epoll-et".into(), "poll".into()], &[100, 200]);
+    ensure(
+        t.contains("| `epoll-et` | 10.0 / 20.0 / 30.0 | 10.0 / 500 / 30.0 |"),
+        t.clone(),
+    )?;
+    ensure(
+        t.contains("| `epoll-et` | 7.50 (1.0k) | 7.50 (1.0k) |"),
+        t.clone(),
+    )?;
+    ensure(
+        !t.contains("`poll`"),
+        "a contender without cells has no row",
+    )
+}
+
+/// The headline columns: fixed-load CPU per op, and the ratio to the reference
+/// paired by round (round 1: 6/4, round 2: 9/3: median 2.25x).
+fn headline_paired_by_round() -> Result<(), String> {
+    let mk = |name: &str, cpus: &[f64]| Cell {
+        workload: "round-trip".into(),
+        contender: name.into(),
+        idle: None,
+        offered: None,
+        outcome: Outcome::Measured(
+            cpus.iter()
+                .map(|c| Sample {
+                    fixed_cpu_us_per_op: Some(*c),
+                    ..sample(100, 1000.0, None)
+                })
+                .collect(),
+        ),
+    };
+    let cs = [mk("epoll-et", &[6.0, 9.0]), mk("ref-mio", &[4.0, 3.0])];
+    let refs: Vec<&Cell> = cs.iter().collect();
+    let p = report::paired_cpu(&refs, "epoll-et", "ref-mio").ok_or("no ratio")?;
+    ensure(
+        p.median == 2.25 && p.min == 1.5 && p.max == 3.0,
+        format!("{p:?}"),
+    )?;
+    let h = report::Headline {
+        rate: 20_000.0,
+        reference: "ref-mio".into(),
+    };
+    let t = report::throughput_table(&refs, "round trips/s", false, None, Some(&h));
+    ensure(
+        t.contains("| server CPU µs/op @ 20k/s | min–max | vs `ref-mio` (paired) | round trips/s"),
+        t.clone(),
+    )?;
+    ensure(
+        t.contains("| `epoll-et` | **7.50** | 6.00–9.00 | 2.25x (1.50–3.00) | 1.0k |"),
+        t.clone(),
+    )
+}
+
 fn stat_median_min_max() -> Result<(), String> {
     let s = report::stat(&[3.0, 1.0, 2.0]).ok_or("none")?;
     ensure(
@@ -135,6 +312,7 @@ fn sample(ops: u64, ops_per_sec: f64, syscalls: Option<u64>) -> Sample {
         }),
         cpu_us_per_op: None,
         load_cpu: None,
+        fixed_cpu_us_per_op: None,
     }
 }
 
@@ -144,6 +322,7 @@ fn cells() -> Vec<Cell> {
             workload: "round-trip".into(),
             contender: "epoll-et".into(),
             idle: None,
+            offered: None,
             outcome: Outcome::Measured(vec![
                 sample(100, 1000.0, Some(200)),
                 sample(100, 3000.0, Some(220)),
@@ -154,18 +333,21 @@ fn cells() -> Vec<Cell> {
             workload: "round-trip".into(),
             contender: "threads".into(),
             idle: None,
+            offered: None,
             outcome: Outcome::Measured(vec![sample(10, 500.0, None)]),
         },
         Cell {
             workload: "idle-sweep".into(),
             contender: "select".into(),
             idle: Some(4000),
+            offered: None,
             outcome: Outcome::NotApplicable("FD_SETSIZE".into()),
         },
         Cell {
             workload: "idle-sweep".into(),
             contender: "select".into(),
             idle: Some(0),
+            offered: None,
             outcome: Outcome::Measured(vec![sample(10, 500.0, Some(30))]),
         },
     ]
@@ -174,7 +356,7 @@ fn cells() -> Vec<Cell> {
 fn table_rendering() -> Result<(), String> {
     let cs = cells();
     let rt: Vec<&Cell> = cs.iter().filter(|c| c.workload == "round-trip").collect();
-    let t = report::throughput_table(&rt, "round trips/s", false, Some(1000.0));
+    let t = report::throughput_table(&rt, "round trips/s", false, Some(1000.0), None);
     let lines: Vec<&str> = t.lines().collect();
     ensure(lines.len() == 4, format!("{} lines:\n{t}", lines.len()))?;
     ensure(lines[1].starts_with("| --- | ---:"), "separator")?;
@@ -252,6 +434,22 @@ fn cli_parsing() -> Result<(), String> {
         "duration, rounds",
     )?;
     ensure(p(&[]) == Ok(Mode::SelfTest), "no argument: self-test")?;
+    let Ok(Mode::Lab(o)) = p(&[
+        "--workloads",
+        "latency",
+        "--loads",
+        "1,0.2",
+        "--fixed-rate",
+        "5000",
+    ]) else {
+        return Err("latency options".into());
+    };
+    ensure(
+        o.load_fractions == [0.2, 1.0] && o.fixed_rate == 5000.0 && o.http_fixed_rate == 5000.0,
+        format!("{o:?}"),
+    )?;
+    ensure(p(&["--loads", "0"]).is_err(), "a zero load")?;
+    ensure(p(&["--fixed-rate", "-1"]).is_err(), "a negative fixed rate")?;
     ensure(p(&["--contenders", "apache"]).is_err(), "unknown contender")?;
     let Ok(Mode::Lab(o)) = p(&[
         "--workloads",
@@ -494,6 +692,7 @@ fn http_table_rendering() -> Result<(), String> {
             workload: "http-1m".into(),
             contender: "epoll-et".into(),
             idle: None,
+            offered: None,
             outcome: Outcome::Measured(vec![
                 Sample {
                     mb_per_sec: 900.0,
@@ -512,11 +711,12 @@ fn http_table_rendering() -> Result<(), String> {
             workload: "http-1m".into(),
             contender: "nginx".into(),
             idle: None,
+            offered: None,
             outcome: Outcome::NotApplicable("nginx: not installed".into()),
         },
     ];
     let refs: Vec<&Cell> = cs.iter().collect();
-    let t = report::http_table(&refs, Some(500.0), true, None);
+    let t = report::http_table(&refs, Some(500.0), true, None, None);
     let lines: Vec<&str> = t.lines().collect();
     ensure(lines.len() == 4, t.clone())?;
     ensure(
@@ -571,8 +771,16 @@ fn child_process_http() -> Result<(), String> {
 
 /// Runs every check; returns the exit code.
 pub fn run() -> i32 {
-    let checks: [Check; 14] = [
+    let checks: [Check; 20] = [
         ("loadgen counts exactly", loadgen_counts_exactly),
+        ("open loop paces", open_loop_paces),
+        (
+            "open loop corrects coordinated omission",
+            open_loop_corrects_coordinated_omission,
+        ),
+        ("http response framing", http_response_framing),
+        ("latency rates and table", latency_rates_and_table),
+        ("headline paired by round", headline_paired_by_round),
         ("loadgen stops on time", loadgen_stops_on_time),
         ("churn counts connections", churn_counts_connections),
         ("idle connections open", idle_connections_open),
@@ -586,6 +794,7 @@ pub fn run() -> i32 {
         ("nginx config generation", nginx_config_generation),
         ("http table rendering", http_table_rendering),
         ("child process http", child_process_http),
+        ("accept workload parts", crate::accept::self_check),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, f) in checks {

@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use readyloop::net::Listen;
+use readyloop::net::{Listen, ListenConfig};
 use readyloop::proto::echo::{Echo, EchoOptions};
 use readyloop::proto::http::{HttpConfig, HttpServer, Router};
 use readyloop::reactor::Reactor;
@@ -173,7 +173,8 @@ impl ServerProc {
         }
     }
 
-    fn command(&mut self, cmd: &str) -> io::Result<String> {
+    /// Sends one command line and returns the reply line.
+    pub fn command(&mut self, cmd: &str) -> io::Result<String> {
         writeln!(self.stdin, "{cmd}")?;
         self.stdin.flush()?;
         self.reply()
@@ -256,6 +257,9 @@ type Stopper = Box<dyn FnOnce() -> io::Result<()>>;
 
 /// The hidden `--serve NAME` mode. Never returns.
 pub fn serve_child(name: &str, cpu: Option<usize>, http_root: Option<PathBuf>) -> ! {
+    if crate::accept::is_child(name) {
+        crate::accept::serve_child(name, cpu);
+    }
     if let Some(c) = cpu {
         pin_to(c);
     }
@@ -325,9 +329,23 @@ pub fn serve_child(name: &str, cpu: Option<usize>, http_root: Option<PathBuf>) -
     std::process::exit(code);
 }
 
+/// This crate's echo server as a user would run it for speed: the client speaks
+/// first, so the listener has `TCP_DEFER_ACCEPT` (connections arrive with their
+/// first bytes, read at once).
 fn start_crate(backend: Backend) -> io::Result<(u16, Stopper)> {
     start_reactor(backend, move |r| {
-        let (_, addr) = r.listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))?;
+        let cfg = ListenConfig {
+            defer_accept: Some(Duration::from_secs(1)),
+            // A knob for comparing accept loops (issue 14): READYLOOP_LAB_ACCEPT_PER_READY=N
+            // caps the accepts per readiness report on level-triggered backends.
+            accept_per_ready: std::env::var("READYLOOP_LAB_ACCEPT_PER_READY")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .or(ListenConfig::default().accept_per_ready),
+            ..ListenConfig::default()
+        };
+        let (_, addr) =
+            r.listen_tcp_with("127.0.0.1:0", Echo::factory(EchoOptions::default()), cfg)?;
         Ok(addr)
     })
 }

@@ -24,3 +24,54 @@ pub fn die(what: &str, e: impl std::fmt::Display) -> ! {
     eprintln!("error: {what}: {e}");
     std::process::exit(1);
 }
+
+/// `--threads` and `--accept`: how many reactors serve, and how they share accepts.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PoolArgs {
+    /// Reactors, one per thread (1: the single-reactor server).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub threads: u64,
+    /// With --threads > 1, how the reactors share accepts: reuseport (a socket per
+    /// reactor, the kernel spreads connections), shared (one socket watched by all;
+    /// EPOLLEXCLUSIVE on the epoll backends) or handoff (reactor 0 accepts and hands
+    /// connections round-robin to every reactor).
+    #[arg(long, default_value_t = readyloop::net::AcceptStrategy::default())]
+    pub accept: readyloop::net::AcceptStrategy,
+}
+
+impl PoolArgs {
+    /// Whether to run a pool (more than one reactor, or a strategy asked for).
+    pub fn pooled(&self) -> bool {
+        self.threads > 1
+    }
+}
+
+/// Runs `pool` with `setup` until every reactor has finished, logs each reactor's
+/// counters, and exits with status 1 if one failed.
+pub fn run_pool<F>(pool: readyloop::reactor::pool::Pool, setup: F)
+where
+    F: Fn(
+            &mut readyloop::reactor::Reactor,
+            &readyloop::reactor::pool::Member,
+        ) -> std::io::Result<()>
+        + Send
+        + Sync
+        + 'static,
+{
+    let running = pool.start(setup).unwrap_or_else(|e| die("reactors", e));
+    let stats = running.stats_handles();
+    let res = running.wait();
+    for (i, s) in stats.iter().enumerate() {
+        let s = s.snapshot();
+        log::info!(
+            "reactor {i}: {} waits, {} connections accepted, {} empty accepts, {} served",
+            s.waits,
+            s.accepted,
+            s.accepts_empty,
+            s.served
+        );
+    }
+    if let Err(e) = res {
+        die("event loop", e);
+    }
+}

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::multi::PoolHooks;
 use super::ratelimit::WarnLimit;
 use super::stream::{Protocol, Stream, StreamConfig};
 use crate::reactor::{Ctx, Handler, TimerId};
@@ -71,6 +72,20 @@ pub struct ListenConfig {
     pub stream: StreamConfig,
     /// How long to stop accepting when descriptors run out and no spare is left.
     pub emfile_pause: Duration,
+    /// `TCP_DEFER_ACCEPT` (TCP only; `None`: off, the default): the kernel queues a
+    /// connection for `accept` only once its first bytes have arrived, and the
+    /// listener reads them at once instead of waiting for a readiness report. A
+    /// client that sends nothing is held by the kernel (not by the server) for about
+    /// this long, then accepted as usual; timeouts such as the HTTP header timeout
+    /// count from the accept. The HTTP server turns it on (1 s); for protocols where
+    /// the server speaks first (IRC, FTP greetings) it must stay off.
+    pub defer_accept: Option<Duration>,
+    /// Most connections accepted per readiness report on a level-triggered backend
+    /// (`select`, `poll`, `epoll`): `Some(1)` is nginx's default (no `accept` that
+    /// ends in `EAGAIN`; a queue of several waits for the next report), `None` drains
+    /// the queue up to the event budget. Edge-triggered backends always drain (an
+    /// edge is not reported again).
+    pub accept_per_ready: Option<usize>,
 }
 
 impl Default for ListenConfig {
@@ -80,6 +95,8 @@ impl Default for ListenConfig {
             backlog: 4096,
             stream: StreamConfig::default(),
             emfile_pause: Duration::from_millis(100),
+            defer_accept: None,
+            accept_per_ready: None,
         }
     }
 }
@@ -100,6 +117,14 @@ pub struct Listener {
     warnings: WarnLimit,
     shed: u64,
     is_tcp: bool,
+    /// Set when the listener belongs to a reactor pool ([`super::PoolListener`]).
+    pool: Option<PoolHooks>,
+    /// `TCP_NODELAY` is set on the listening socket, and accepted sockets inherit it
+    /// (Linux copies the listener's TCP options into each connection): no
+    /// `setsockopt` per connection.
+    nodelay_inherited: bool,
+    /// `TCP_DEFER_ACCEPT` is on: an accepted connection has data waiting.
+    deferred: bool,
 }
 
 fn open_spare() -> Option<File> {
@@ -116,6 +141,22 @@ impl Listener {
         unix_path: Option<PathBuf>,
     ) -> io::Result<Listener> {
         let backlog = cfg.backlog.min(socket::somaxconn()).max(1);
+        let is_tcp = unix_path.is_none();
+        let nodelay_inherited =
+            is_tcp && cfg.stream.nodelay && socket::set_nodelay(fd.as_fd(), true).is_ok();
+        let deferred = match cfg.defer_accept {
+            Some(d) if is_tcp => {
+                let secs = i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX);
+                match socket::set_defer_accept(fd.as_fd(), secs) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        log::warn!("{name}: TCP_DEFER_ACCEPT: {e}; accepting at once");
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
         socket::listen(fd.as_fd(), backlog)?;
         Ok(Listener {
             fd,
@@ -124,13 +165,24 @@ impl Listener {
             stream_cfg: Rc::new(cfg.stream.clone()),
             cfg,
             open: Rc::new(Cell::new(0)),
-            is_tcp: unix_path.is_none(),
+            is_tcp,
+            nodelay_inherited,
+            deferred,
             unix_path,
             spare: open_spare(),
             resume_timer: None,
             warnings: WarnLimit::default(),
             shed: 0,
+            pool: None,
         })
+    }
+
+    /// Makes the listener part of a reactor pool: global limit, per-reactor
+    /// counters, and (for the acceptor of the `handoff` strategy) where to send
+    /// accepted connections.
+    pub(crate) fn in_pool(mut self, hooks: PoolHooks) -> Listener {
+        self.pool = Some(hooks);
+        self
     }
 
     /// Logs at most once a second (a flood of connections must not flood the log).
@@ -140,14 +192,38 @@ impl Listener {
     }
 
     fn accepted(&mut self, ctx: &mut Ctx<'_>, fd: OwnedFd, peer: PeerAddr) {
-        if self.open.get() >= self.cfg.max_connections {
+        if let Some(pool) = &mut self.pool {
+            pool.stats.count_accepted();
+            if let Err((fd, peer)) = pool.hand_off(fd, peer) {
+                self.serve(ctx, fd, peer);
+            }
+            return;
+        }
+        self.serve(ctx, fd, peer);
+    }
+
+    /// Builds the protocol for an accepted connection and registers it here.
+    pub(crate) fn serve(&mut self, ctx: &mut Ctx<'_>, fd: OwnedFd, peer: PeerAddr) {
+        let mut guard = None;
+        if let Some(pool) = &self.pool {
+            match pool.reserve() {
+                Some(g) => guard = Some(g),
+                None => {
+                    let max = pool.max;
+                    self.warn(format_args!(
+                        "connection limit {max} (all reactors) reached; refusing {peer}"
+                    ));
+                    return;
+                }
+            }
+        } else if self.open.get() >= self.cfg.max_connections {
             let max = self.cfg.max_connections;
             self.warn(format_args!(
                 "connection limit {max} reached; refusing {peer}"
             ));
             return; // dropping `fd` closes it
         }
-        if self.is_tcp && self.stream_cfg.nodelay {
+        if self.is_tcp && self.stream_cfg.nodelay && !self.nodelay_inherited {
             if let Err(e) = socket::set_nodelay(fd.as_fd(), true) {
                 log::debug!("{peer}: TCP_NODELAY: {e}");
             }
@@ -157,12 +233,25 @@ impl Listener {
             return;
         };
         log::debug!("{}: accepted {peer}", self.name);
-        let stream =
+        let mut stream =
             Stream::accepted(fd, peer, proto, self.stream_cfg.clone()).counted(self.open.clone());
-        if let Err(e) = stream.register(ctx) {
+        if let Some(g) = guard {
+            stream = stream.guarded(Box::new(g));
+        }
+        match stream.register(ctx) {
+            // TCP_DEFER_ACCEPT: the request is already there; read it now rather than
+            // after another wait.
+            Ok(id) if self.deferred => ctx
+                .with_handler::<Stream, _>(id, |s, ctx| {
+                    let r =
+                        Readiness::from_parts(Interest::READABLE, true, false, false, false, false);
+                    Handler::ready(s, ctx, r)
+                })
+                .unwrap_or_default(),
+            Ok(_) => {}
             // E.g. the select backend refusing fd >= FD_SETSIZE: one line a second at
             // most, however many connections a burst brings.
-            self.warn(format_args!("cannot register connection: {e}; closed it"));
+            Err(e) => self.warn(format_args!("cannot register connection: {e}; closed it")),
         }
     }
 
@@ -212,11 +301,22 @@ impl Handler for Listener {
         if self.resume_timer.is_some() || ctx.is_shutting_down() {
             return;
         }
-        let budget = ctx.config().event_budget.saturating_mul(4);
-        for _ in 0..budget {
+        let mut budget = ctx.config().event_budget.saturating_mul(4);
+        if let (false, Some(n)) = (ctx.is_edge(), self.cfg.accept_per_ready) {
+            budget = n.max(1);
+        }
+        for round in 0..budget {
             match socket::accept(self.fd.as_fd()) {
                 Ok((fd, peer)) => self.accepted(ctx, fd, peer),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Woken for a connection another reactor took: a herd wake-up.
+                    if round == 0 {
+                        if let Some(pool) = &self.pool {
+                            pool.stats.count_accept_empty();
+                        }
+                    }
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // accept(2), NOTES: Linux passes pending network errors of the new
                 // connection to accept; treat them like a connection that went away

@@ -24,6 +24,7 @@
 
 mod buffer;
 mod listener;
+mod multi;
 mod ratelimit;
 mod stream;
 mod udp;
@@ -31,9 +32,13 @@ mod udp;
 pub use crate::sys::socket::PeerAddr;
 pub use buffer::OutBuf;
 pub use listener::{Factory, ListenConfig, Listener};
+pub use multi::{AcceptStrategy, PoolListener, UnknownStrategy};
 pub use ratelimit::WarnLimit;
 pub use stream::{notify, write_to, Conn, Protocol, Stream, StreamConfig};
-pub use udp::{notify as notify_datagram, send_via, DatagramProtocol, DatagramSocket, Datagrams};
+pub use udp::{
+    notify as notify_datagram, send_via, udp_socket, DatagramProtocol, DatagramSocket, Datagrams,
+    UdpConfig,
+};
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
@@ -306,6 +311,42 @@ pub trait Listen {
         let addrs = resolve(addr)?;
         let sock = UdpSocket::bind(&addrs[..])
             .map_err(|e| context(e, format_args!("bind udp {}", Addrs(&addrs))))?;
+        let local = sock.local_addr()?;
+        let handler = DatagramSocket::new(sock, Box::new(proto))?;
+        let id = self.with_net(|ctx| handler.register(ctx))?;
+        Ok((id, local))
+    }
+
+    /// Binds a UDP socket at `addr` set up per `cfg` (broadcast, shared address) for
+    /// `proto`. Returns the handler id and address.
+    fn bind_udp_with(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        proto: impl DatagramProtocol + 'static,
+        cfg: UdpConfig,
+    ) -> io::Result<(HandlerId, SocketAddr)> {
+        let addrs = resolve(addr)?;
+        // The first address that binds, as `UdpSocket::bind` does; else the first error.
+        let mut first_err = None;
+        let mut bound = None;
+        for a in &addrs {
+            match udp_socket(*a, cfg) {
+                Ok(s) => {
+                    bound = Some(s);
+                    break;
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        let sock = match (bound, first_err) {
+            (Some(s), _) => s,
+            (None, e) => {
+                let e = e.unwrap_or_else(|| io::Error::other("no address"));
+                return Err(context(e, format_args!("bind udp {}", Addrs(&addrs))));
+            }
+        };
         let local = sock.local_addr()?;
         let handler = DatagramSocket::new(sock, Box::new(proto))?;
         let id = self.with_net(|ctx| handler.register(ctx))?;

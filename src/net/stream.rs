@@ -258,6 +258,8 @@ pub struct StreamCore {
     /// our output is above the high watermark.
     producers: Vec<HandlerId>,
     open: Option<Rc<Cell<usize>>>,
+    /// Dropped with the connection (a reactor pool's global connection count).
+    guard: Option<Box<dyn Any>>,
     /// The descriptor came from our own `accept4` and was never duplicated, so the
     /// reactor may skip `epoll_ctl(DEL)` before closing it. False for sockets handed
     /// in through [`Stream::new`]: the caller may hold a `try_clone`, and a closed
@@ -1103,10 +1105,18 @@ impl Stream {
                 cfg,
                 producers: Vec::new(),
                 open: None,
+                guard: None,
                 exclusive: false,
             },
             proto,
         }
+    }
+
+    /// Keeps `guard` until the connection is dropped (its `Drop` uncounts it from
+    /// counters shared across reactors).
+    pub(crate) fn guarded(mut self, guard: Box<dyn Any>) -> Stream {
+        self.core.guard = Some(guard);
+        self
     }
 
     /// Counts this connection in `open` while it lives (a listener's limit).

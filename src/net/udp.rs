@@ -11,6 +11,36 @@ use crate::reactor::{Ctx, Handler, HandlerId, TimerId};
 use crate::selector::{Interest, Readiness};
 use crate::sys::stats::{self, Syscall};
 
+/// How a UDP socket is set up before it is bound ([`udp_socket`],
+/// [`Listen::bind_udp_with`](super::Listen::bind_udp_with)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UdpConfig {
+    /// `SO_BROADCAST`: may send to broadcast addresses (`255.255.255.255`, a subnet's
+    /// broadcast address, `127.255.255.255` on loopback).
+    pub broadcast: bool,
+    /// `SO_REUSEADDR`: several sockets may bind the same address and port, and each
+    /// gets a copy of every broadcast datagram (several discovery servers on one
+    /// host). Unicast datagrams go to one of them only.
+    pub reuse_addr: bool,
+}
+
+/// A bound, non-blocking UDP socket set up per `cfg`. To receive broadcasts, bind the
+/// wildcard address (`0.0.0.0:PORT`): a socket bound to a unicast address does not
+/// see datagrams sent to the broadcast address.
+pub fn udp_socket(addr: SocketAddr, cfg: UdpConfig) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if cfg.reuse_addr {
+        sock.set_reuse_address(true)?;
+    }
+    if cfg.broadcast {
+        sock.set_broadcast(true)?;
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    Ok(sock.into())
+}
+
 /// A protocol over datagrams. All methods but `datagram_received` have defaults.
 pub trait DatagramProtocol {
     /// The socket is registered.

@@ -2,7 +2,9 @@
 //! plus pure parsers and framers that can be tested without sockets.
 
 pub mod chat;
+pub mod discovery;
 pub mod echo;
 pub mod framing;
 pub mod ftp;
 pub mod http;
+pub mod tftp;

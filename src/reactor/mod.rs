@@ -54,6 +54,7 @@
 //! gone; state tracked *only* inside the dropped handler goes with it. Output queued
 //! on the panicking connection is discarded. Nothing is retried.
 
+pub mod pool;
 mod timers;
 
 pub use timers::{TimerId, Timers};
@@ -199,6 +200,8 @@ struct Entry {
     handler: Option<Box<dyn Handler>>,
     fd: RawFd,
     token: Option<Token>,
+    /// Registered with [`Ctx::insert_exclusive`]: re-registrations stay exclusive.
+    exclusive: bool,
     /// Its pending timers ([`Ctx::set_timer`]), cancelled when it goes: a protocol
     /// that forgets to cancel must not leave them in the heap until they fire.
     timers: Vec<TimerId>,
@@ -261,7 +264,29 @@ impl<'a> Ctx<'a> {
         handler: Box<dyn Handler>,
         interest: Option<Interest>,
     ) -> io::Result<HandlerId> {
-        self.core.insert(handler, interest)
+        self.core.insert(handler, interest, false)
+    }
+
+    /// Registers a handler whose descriptor (a listening socket) other reactors watch
+    /// too, asking the backend to wake only one of them per event
+    /// ([`KeyedSelector::register_exclusive`]: `EPOLLEXCLUSIVE` on the epoll backends;
+    /// the others wake every reactor). Returns the id and whether the backend honoured
+    /// it. Parking and resuming it ([`set_interest`](Self::set_interest)) keeps it
+    /// exclusive.
+    pub fn insert_exclusive(
+        &mut self,
+        handler: Box<dyn Handler>,
+        interest: Interest,
+    ) -> io::Result<(HandlerId, bool)> {
+        let id = self.core.insert(handler, Some(interest), true)?;
+        let exclusive = self
+            .core
+            .handlers
+            .get(id)
+            .and_then(|e| e.token)
+            .and_then(|t| self.core.sel.get(t))
+            .is_some_and(|k| k.exclusive);
+        Ok((id, exclusive))
     }
 
     /// Changes what the kernel watches for `id`; `None` parks it (deregisters the
@@ -538,10 +563,12 @@ impl Core {
         &mut self,
         handler: Box<dyn Handler>,
         interest: Option<Interest>,
+        exclusive: bool,
     ) -> io::Result<HandlerId> {
         let fd = handler.fd();
         let id = self.handlers.next_id();
         let token = match interest {
+            Some(i) if exclusive => Some(self.sel.register_exclusive(fd, i, id)?.token),
             Some(i) => Some(self.sel.register(fd, i, id)?.token),
             None => None,
         };
@@ -551,6 +578,7 @@ impl Core {
             handler: Some(handler),
             fd,
             token,
+            exclusive,
             timers: Vec::new(),
         });
         debug_assert_eq!(got, id);
@@ -571,6 +599,9 @@ impl Core {
             (Some(t), None) => {
                 self.sel.unregister_token(t)?;
                 e.token = None;
+            }
+            (None, Some(i)) if e.exclusive => {
+                e.token = Some(self.sel.register_exclusive(e.fd, i, id)?.token);
             }
             (None, Some(i)) => {
                 e.token = Some(self.sel.register(e.fd, i, id)?.token);
@@ -1040,7 +1071,7 @@ impl Reactor {
         handler: Box<dyn Handler>,
         interest: Option<Interest>,
     ) -> io::Result<HandlerId> {
-        self.core.insert(handler, interest)
+        self.core.insert(handler, interest, false)
     }
 
     /// Runs `f` after `delay` on the loop.

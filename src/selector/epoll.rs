@@ -18,8 +18,8 @@ use super::{
     Selector, Token, Trigger,
 };
 use crate::sys::epoll::{
-    empty_event, Epoll, EpollEvent, EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLPRI,
-    EPOLLRDHUP,
+    empty_event, Epoll, EpollEvent, EPOLLERR, EPOLLET, EPOLLEXCLUSIVE, EPOLLHUP, EPOLLIN, EPOLLOUT,
+    EPOLLPRI, EPOLLRDHUP,
 };
 
 /// How many events one `epoll_wait` can return.
@@ -84,6 +84,32 @@ impl Selector for EpollSelector {
         check_token(token)?;
         log::trace!("epoll register fd={fd} token={token:?} interest={interest:?}");
         self.ep.add(fd, self.flags(interest), pack(token, interest))
+    }
+
+    /// `EPOLLEXCLUSIVE` (Linux 4.5): of the epoll instances waiting on `fd`, the
+    /// kernel wakes one (or a few) per event instead of all. Only `EPOLLIN`,
+    /// `EPOLLOUT` and `EPOLLET` may go with it, so no `EPOLLRDHUP`/`EPOLLPRI`.
+    fn register_exclusive(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<bool> {
+        check_fd(fd)?;
+        check_token(token)?;
+        let mut ev = EPOLLEXCLUSIVE;
+        if interest.is_readable() {
+            ev |= EPOLLIN;
+        }
+        if interest.is_writable() {
+            ev |= EPOLLOUT;
+        }
+        if self.trigger == Trigger::Edge {
+            ev |= EPOLLET;
+        }
+        log::trace!("epoll register fd={fd} token={token:?} interest={interest:?} exclusive");
+        self.ep.add(fd, ev as u32, pack(token, interest))?;
+        Ok(true)
     }
 
     fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {

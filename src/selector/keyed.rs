@@ -25,6 +25,9 @@ pub struct SelectorKey<T> {
     pub interest: Interest,
     /// The caller's data, returned with every event.
     pub data: T,
+    /// Registered with [`KeyedSelector::register_exclusive`] and the backend honoured
+    /// it (`EPOLLEXCLUSIVE`).
+    pub exclusive: bool,
 }
 
 struct WakerInner {
@@ -180,6 +183,29 @@ impl<T> KeyedSelector<T> {
         interest: Interest,
         data: T,
     ) -> io::Result<&SelectorKey<T>> {
+        self.register_opt(fd, interest, data, false)
+    }
+
+    /// Registers `fd` (a listening socket that other selectors, on other threads,
+    /// also watch) so that a new connection wakes one of them only, where the
+    /// backend can ([`Selector::register_exclusive`]; the key's `exclusive` says
+    /// whether it did). Modifying the key later re-registers it exclusively.
+    pub fn register_exclusive(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        data: T,
+    ) -> io::Result<&SelectorKey<T>> {
+        self.register_opt(fd, interest, data, true)
+    }
+
+    fn register_opt(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        data: T,
+        exclusive: bool,
+    ) -> io::Result<&SelectorKey<T>> {
         if self.by_fd.contains_key(&fd) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -197,12 +223,18 @@ impl<T> KeyedSelector<T> {
             ));
         }
         let token = Token(self.keys.next_id().0 as usize);
-        self.sel.register(fd, token, interest)?;
+        let exclusive = if exclusive {
+            self.sel.register_exclusive(fd, token, interest)?
+        } else {
+            self.sel.register(fd, token, interest)?;
+            false
+        };
         let id = self.keys.insert(SelectorKey {
             fd,
             token,
             interest,
             data,
+            exclusive,
         });
         self.by_fd.insert(fd, token);
         Ok(self.keys.get(id).expect("just stored"))
@@ -236,10 +268,22 @@ impl<T> KeyedSelector<T> {
         token: Token,
         interest: Interest,
     ) -> io::Result<&mut SelectorKey<T>> {
-        let live = self.get(token).map(|k| (k.fd, k.interest));
-        let (fd, old) = live.ok_or_else(|| Self::not_found(token))?;
+        let live = self.get(token).map(|k| (k.fd, k.interest, k.exclusive));
+        let (fd, old, exclusive) = live.ok_or_else(|| Self::not_found(token))?;
         if old != interest {
-            self.sel.reregister(fd, token, interest)?;
+            if exclusive {
+                // epoll refuses EPOLL_CTL_MOD on an EPOLLEXCLUSIVE registration.
+                self.sel.deregister(fd)?;
+                if let Err(e) = self.sel.register_exclusive(fd, token, interest) {
+                    // Put the old registration back: a failed call changes nothing.
+                    if let Err(e2) = self.sel.register_exclusive(fd, token, old) {
+                        log::error!("fd {fd}: lost its registration: {e2}");
+                    }
+                    return Err(e);
+                }
+            } else {
+                self.sel.reregister(fd, token, interest)?;
+            }
         }
         let key = self.get_mut(token).expect("checked live");
         key.interest = interest;

@@ -331,6 +331,22 @@ pub trait Selector: Send {
     fn capabilities(&self) -> Capabilities;
     /// Starts watching `fd` for `interest`, reporting it as `token`.
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
+    /// Starts watching `fd` (a listening socket shared with other selectors) so that
+    /// a readiness change wakes only one of the selectors waiting on it, not all
+    /// (`EPOLLEXCLUSIVE`). Returns whether the backend could: the default registers
+    /// normally and returns `false` (select, poll, and the crate backends: every
+    /// waiter wakes, the thundering herd). An exclusive registration reports
+    /// readability and writability only (no read-closed or priority bits), and
+    /// cannot be modified in place: change it by deregistering and registering again.
+    fn register_exclusive(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<bool> {
+        self.register(fd, token, interest)?;
+        Ok(false)
+    }
     /// Changes the interest or token of a watched `fd`.
     fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
     /// Stops watching `fd`.

@@ -8,7 +8,8 @@ use super::syscall;
 
 pub use libc::epoll_event as EpollEvent;
 pub use libc::{
-    EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLONESHOT, EPOLLOUT, EPOLLPRI, EPOLLRDHUP,
+    EPOLLERR, EPOLLET, EPOLLEXCLUSIVE, EPOLLHUP, EPOLLIN, EPOLLONESHOT, EPOLLOUT, EPOLLPRI,
+    EPOLLRDHUP,
 };
 
 /// An owned epoll instance (closed on drop).

@@ -12,11 +12,13 @@ pub mod epoll;
 pub mod fault;
 pub mod fdset;
 pub mod file;
+pub mod listen;
 pub mod poll;
 pub(crate) mod polling_ext;
 pub mod process;
 pub mod socket;
 pub mod stats;
+pub mod timer;
 pub mod waker;
 
 /// Calls a `libc` function, counts it, and turns `-1` into `io::Error::last_os_error()`.

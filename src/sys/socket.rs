@@ -242,6 +242,13 @@ pub fn set_nodelay(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, on as i32)
 }
 
+/// `TCP_DEFER_ACCEPT` on a listening socket: a connection reaches the accept queue
+/// only once it has data to read (or after about `secs` seconds without any); 0 turns
+/// it off.
+pub fn set_defer_accept(fd: BorrowedFd<'_>, secs: i32) -> io::Result<()> {
+    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)
+}
+
 /// Whether `TCP_NODELAY` is set.
 pub fn nodelay(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(getsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)

@@ -466,15 +466,27 @@ impl ServerProcess {
             }
             None => Command::new(&bin),
         };
-        cmd.args(["--backend", backend.name()])
-            .args(args)
-            .env("RUST_LOG", "info")
+        cmd.args(["--backend", backend.name()]).args(args);
+        ServerProcess::spawn(cmd, backend)
+    }
+
+    /// Starts the example `name` with `--backend B ARGS...`.
+    pub fn example(name: &str, backend: Backend, args: &[&str]) -> ServerProcess {
+        let mut cmd = Command::new(example(name));
+        cmd.args(["--backend", backend.name()]).args(args);
+        ServerProcess::spawn(cmd, backend)
+    }
+
+    /// Spawns `cmd` (with `RUST_LOG=info`, piped output) and starts the readers;
+    /// `backend` is what its ready lines name.
+    pub fn spawn(mut cmd: Command, backend: Backend) -> ServerProcess {
+        cmd.env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
         let out = child.stdout.take().unwrap();
         let err = child.stderr.take().unwrap();
         let (tx, lines) = mpsc::channel();

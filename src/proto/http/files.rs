@@ -33,7 +33,6 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -43,6 +42,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use rustc_hash::FxHashMap;
 
 use super::response::{Body, Response};
 use super::router::Request;
@@ -105,6 +105,9 @@ struct FileInfo {
     etag: String,
     last_modified: String,
     mime: Cow<'static, str>,
+    /// The header lines of a whole-file 200, rendered once: `Content-Type`,
+    /// `Last-Modified`, `ETag`, `Accept-Ranges` (see [`Response::prerendered`]).
+    head_200: Rc<[u8]>,
     data: Option<Rc<[u8]>>,
     file: Option<Rc<File>>,
 }
@@ -128,7 +131,7 @@ struct CacheEntry {
 
 #[derive(Debug, Default)]
 struct Cache {
-    map: HashMap<Box<str>, CacheEntry>,
+    map: FxHashMap<Box<str>, CacheEntry>,
     bytes: usize,
     /// Entries holding an open descriptor.
     open: usize,
@@ -465,16 +468,23 @@ impl FileService {
         } else {
             (None, Some(Rc::new(file)))
         };
+        let mime = mime_for(&path);
+        let etag = format!("\"{mtime_secs:x}-{len:x}\"");
+        let last_modified = httpdate::fmt_http_date(modified);
+        let head_200 = format!(
+            "\r\nContent-Type: {mime}\r\nLast-Modified: {last_modified}\r\nETag: {etag}\r\nAccept-Ranges: bytes"
+        );
         Ok(FileInfo {
-            mime: mime_for(&path),
+            mime,
+            head_200: Rc::from(head_200.into_bytes()),
             dev: m.dev(),
             ino: m.ino(),
             len,
             mtime: (m.mtime(), m.mtime_nsec()),
             ctime: (m.ctime(), m.ctime_nsec()),
             mtime_secs,
-            etag: format!("\"{mtime_secs:x}-{len:x}\""),
-            last_modified: httpdate::fmt_http_date(modified),
+            etag,
+            last_modified,
             path,
             data,
             file,
@@ -528,6 +538,17 @@ impl FileService {
             }
         }
         let path = req.path();
+        // A path that is a fresh entry's key as it stands needs no more checking: keys
+        // are sanitized paths in normal form, which sanitize to themselves.
+        if method != "OPTIONS" {
+            let hit = self.cache.borrow().map.get(path).and_then(|e| {
+                (now.saturating_duration_since(e.checked) < self.opts.revalidate)
+                    .then(|| e.info.clone())
+            });
+            if let Some(info) = hit {
+                return self.respond(req, &info);
+            }
+        }
         let (segs, trailing) = match sanitize(path, self.opts.dotfiles) {
             Ok(s) => s,
             Err(status) => return Response::error(status),
@@ -654,6 +675,13 @@ impl FileService {
             },
             (None, None) => Body::Empty,
         };
+        if status == 200 {
+            // The common case: headers rendered when the file was loaded.
+            let mut resp = Response::empty(200);
+            resp.body = body;
+            resp.prerendered = Some(info.head_200.clone());
+            return resp;
+        }
         let mut resp = validators(status).with_header("Accept-Ranges", "bytes");
         resp.content_type = Some(info.mime.clone());
         resp.body = body;

@@ -112,7 +112,11 @@ impl Default for HttpConfig {
             files: FileOptions::default(),
             server_name: "readyloop".into(),
             access_log: true,
-            listen: ListenConfig::default(),
+            // TCP_DEFER_ACCEPT: a connection is accepted with its request in hand.
+            listen: ListenConfig {
+                defer_accept: Some(Duration::from_secs(1)),
+                ..ListenConfig::default()
+            },
         }
     }
 }

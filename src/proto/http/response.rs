@@ -87,6 +87,12 @@ pub struct Response {
     pub headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     /// The body.
     pub body: Body,
+    /// Header lines rendered ahead of time, written after `headers` as they are: each
+    /// line *starts* with CRLF (`\r\nName: value`), and the writer does not check
+    /// them, so only the server's own code fills this (the file service renders a
+    /// cached file's `Content-Type`, validators and `Accept-Ranges` once, not per
+    /// request).
+    pub prerendered: Option<Rc<[u8]>>,
 }
 
 impl Response {
@@ -97,6 +103,7 @@ impl Response {
             content_type: None,
             headers: Vec::new(),
             body: Body::Empty,
+            prerendered: None,
         }
     }
 
@@ -111,6 +118,7 @@ impl Response {
             content_type: Some(content_type.into()),
             headers: Vec::new(),
             body: Body::Bytes(body.into()),
+            prerendered: None,
         }
     }
 
@@ -171,7 +179,13 @@ pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
 }
 
 fn push_clean(out: &mut Vec<u8>, s: &str) {
-    out.extend(s.bytes().filter(|&b| b != b'\r' && b != b'\n'));
+    let b = s.as_bytes();
+    // The common case, no CR or LF, is one copy rather than a byte-by-byte filter.
+    if b.iter().any(|&c| c == b'\r' || c == b'\n') {
+        out.extend(b.iter().filter(|&&c| c != b'\r' && c != b'\n'));
+    } else {
+        out.extend_from_slice(b);
+    }
 }
 
 /// How the `Connection` header is written.
@@ -222,6 +236,9 @@ pub fn write_head(
         push_clean(out, name);
         out.extend_from_slice(b": ");
         push_clean(out, value);
+    }
+    if let Some(p) = &resp.prerendered {
+        out.extend_from_slice(p);
     }
     out.extend_from_slice(b"\r\n\r\n");
 }
