@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Minimises every target's corpus (or those named) with libFuzzer's merge, as
-# `cargo fuzz cmin` does, but with the binaries scripts/run-all.sh snapshotted (no
-# rebuild): keeps the smallest set of inputs that reaches the same coverage features.
+# Minimises every target's corpus (or those named) with libFuzzer's set-cover merge
+# (smaller than `cargo fuzz cmin`'s plain merge, for the same features), using the
+# binaries scripts/run-all.sh snapshotted (no rebuild).
 #   fuzz/scripts/cmin-all.sh [target...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ for t in "${targets[@]}"; do
   before=$(ls "corpus/$t" | wc -l)
   tmp="corpus/.$t.min"
   rm -rf "$tmp" && mkdir -p "$tmp"
-  if "$snap/$t" -merge=1 -timeout=20 -rss_limit_mb=2048 "$tmp" "corpus/$t" >"logs/$t.cmin.log" 2>&1; then
+  if "$snap/$t" -set_cover_merge=1 -timeout=20 -rss_limit_mb=2048 "$tmp" "corpus/$t" >"logs/$t.cmin.log" 2>&1; then
     rm -rf "corpus/$t" && mv "$tmp" "corpus/$t"
     echo "$t: $before -> $(ls "corpus/$t" | wc -l) files, $(du -sh "corpus/$t" | cut -f1)"
   else
