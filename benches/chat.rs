@@ -1369,8 +1369,9 @@ impl Bench {
         let o = &self.o;
         let mut srv = Server::start(name, self.server_cpu, &self.work)?;
         let pid = srv.pid();
-        let mut fleet =
-            Fleet::new(srv.addr, name == NGIRCD, o.senders).map_err(|e| format!("poll: {e}"))?;
+        // Every contender's clients JOIN #lobby themselves after 001: chat_server, like
+        // every IRC server, no longer joins IRC clients anywhere (--irc-autojoin).
+        let mut fleet = Fleet::new(srv.addr, true, o.senders).map_err(|e| format!("poll: {e}"))?;
         let join_limit = Duration::from_secs(30 + o.clients as u64 / 20);
         let joined_in = fleet.join_all(o.clients, 50, join_limit)?;
         fleet.settle(Duration::from_millis(300), Duration::from_secs(60))?;

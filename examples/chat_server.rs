@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release --example chat_server -- --backend epoll-et
 //! nc 127.0.0.1 7070                      # first line: your nickname; /help
-//! irssi -c 127.0.0.1 -p 6667             # or weechat, ii; you start in #lobby
+//! irssi -c 127.0.0.1 -p 6667             # or weechat, ii; /join #lobby
 //! nc -u 127.0.0.1 6666                   # username@NAME, then text; /leave
 //! ```
 //!
@@ -18,7 +18,7 @@ mod common;
 use std::time::Duration;
 
 use clap::Parser;
-use readyloop::proto::chat::{ChatConfig, ChatServer};
+use readyloop::proto::chat::{ChatConfig, ChatServer, OperAccount};
 use readyloop::reactor::{Ctx, Reactor};
 use readyloop::selector::Backend;
 
@@ -55,6 +55,59 @@ struct Args {
     /// Refuse connections beyond this many (per listener).
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
+    /// The server's name in IRC prefixes and numerics.
+    #[arg(long, default_value = "readyloop.chat")]
+    server_name: String,
+    /// The network's name (IRC 001 and ISUPPORT NETWORK).
+    #[arg(long, default_value = "readyloop")]
+    network: String,
+    /// A file whose lines are the message of the day (default: a short greeting).
+    #[arg(long)]
+    motd: Option<std::path::PathBuf>,
+    /// An IRC operator account, NAME:PASSWORD (hashed with Argon2id at start; the
+    /// plain password stays visible in the process list: prefer --oper-file).
+    #[arg(long, value_name = "NAME:PASSWORD")]
+    oper: Vec<String>,
+    /// A file of IRC operator accounts, one `NAME HASH` a line (HASH an Argon2 PHC
+    /// string such as `argon2 SALT -id -e` prints); `#` starts a comment.
+    #[arg(long)]
+    oper_file: Option<std::path::PathBuf>,
+    /// Join IRC clients to #lobby on connect (off: the IRC convention; nc and UDP
+    /// users always start in the lobby).
+    #[arg(long)]
+    irc_autojoin: bool,
+    /// A server password IRC clients must give with PASS (empty: none).
+    #[arg(long)]
+    password: Option<String>,
+}
+
+/// Reads the operator accounts of `--oper` and `--oper-file`.
+fn opers(args: &Args) -> Vec<OperAccount> {
+    let mut v = Vec::new();
+    for o in &args.oper {
+        let Some((name, pass)) = o.split_once(':') else {
+            common::die("--oper", "expected NAME:PASSWORD");
+        };
+        v.push(OperAccount::from_password(name, pass).unwrap_or_else(|e| common::die("--oper", e)));
+    }
+    if let Some(path) = &args.oper_file {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| common::die(&format!("--oper-file {}", path.display()), e));
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let Some((name, hash)) = line.split_once(char::is_whitespace) else {
+                common::die("--oper-file", format!("expected NAME HASH, got {line:?}"));
+            };
+            v.push(
+                OperAccount::from_hash(name, hash.trim())
+                    .unwrap_or_else(|e| common::die("--oper-file", e)),
+            );
+        }
+    }
+    v
 }
 
 fn main() {
@@ -68,6 +121,16 @@ fn main() {
     cfg.listen.max_connections = args.max_connections;
     cfg.udp_idle = Duration::try_from_secs_f64(args.udp_idle_secs)
         .unwrap_or_else(|e| common::die("--udp-idle-secs", e));
+    cfg.server_name = args.server_name.clone();
+    cfg.network = args.network.clone();
+    if let Some(path) = &args.motd {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| common::die(&format!("--motd {}", path.display()), e));
+        cfg.motd = text.lines().map(str::to_string).collect();
+    }
+    cfg.opers = opers(&args);
+    cfg.irc_autojoin = args.irc_autojoin;
+    cfg.password = args.password.clone().filter(|p| !p.is_empty());
     let chat = ChatServer::new(cfg);
     let mut reactor = Reactor::new(args.backend).unwrap_or_else(|e| common::die("reactor", e));
     reactor

@@ -22,10 +22,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use readyloop::net::ListenConfig;
+use readyloop::net::{ListenConfig, PoolListener};
 use readyloop::proto::ftp::accounts::{self, HashCost};
 use readyloop::proto::ftp::mini::MiniConfig;
-use readyloop::proto::ftp::{FtpConfig, FtpServer, Users};
+use readyloop::proto::ftp::{FtpConfig, FtpServer, SessionCounts, Users};
+use readyloop::reactor::pool::Pool;
 use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
 
@@ -83,6 +84,8 @@ struct Args {
     /// Control connections at once from one address.
     #[arg(long, default_value_t = 50)]
     max_per_address: usize,
+    #[command(flatten)]
+    pool: common::PoolArgs,
     /// Longest command line in bytes (then 500).
     #[arg(long, default_value_t = 4096)]
     max_line: usize,
@@ -192,6 +195,10 @@ fn main() {
         },
         ..FtpConfig::new(args.root.clone())
     };
+    if args.pool.pooled() {
+        serve_pooled(&args, cfg);
+        return;
+    }
     let server = FtpServer::new(cfg).unwrap_or_else(|e| common::die("configuration", e));
     let mut reactor = Reactor::new(args.backend).unwrap_or_else(|e| common::die("reactor", e));
     reactor
@@ -211,4 +218,41 @@ fn main() {
     if let Err(e) = reactor.run() {
         common::die("event loop", e);
     }
+}
+
+/// `--threads N`: N reactors, an `FtpServer` on each (sessions, their passive
+/// listeners and data connections stay on the reactor that accepted the control
+/// connection); the session limits and the passive port rotation are shared
+/// ([`SessionCounts`]). The mini front end runs on reactor 0.
+fn serve_pooled(args: &Args, cfg: FtpConfig) {
+    let counts = SessionCounts::default();
+    // Check the configuration once, before binding.
+    FtpServer::with_counts(cfg.clone(), counts.clone())
+        .unwrap_or_else(|e| common::die("configuration", e));
+    let threads = args.pool.threads as usize;
+    let l = PoolListener::bind(
+        args.listen.as_str(),
+        args.pool.accept,
+        threads,
+        cfg.listen.clone(),
+    )
+    .unwrap_or_else(|e| common::die(&format!("listen on {}", args.listen), e));
+    log::info!(
+        "serving {} with {threads} reactors, accept strategy {}",
+        args.root.display(),
+        args.pool.accept
+    );
+    common::announce(&format!("ftp://{}", l.local_addr()), args.backend);
+    let mini = args.mini.clone();
+    let backend = args.backend;
+    let pool = Pool::new(backend, threads).handle_signals(true);
+    common::run_pool(pool, move |reactor, member| {
+        let server = FtpServer::with_counts(cfg.clone(), counts.clone())?;
+        l.attach(reactor, member, server.factory())?;
+        if let (0, Some(m)) = (member.index(), &mini) {
+            let (_, maddr) = server.listen_mini(reactor, m.as_str())?;
+            common::announce(&format!("mini://{maddr}"), backend);
+        }
+        Ok(())
+    });
 }

@@ -181,12 +181,14 @@ fn line_user(addr: SocketAddr, nick: &str) -> Client {
     c
 }
 
-/// A registered raw IRC user, in `#lobby` (up to the end of the names list).
+/// A registered raw IRC user who joined `#lobby` (up to the end of the names list).
 fn irc_user(addr: SocketAddr, nick: &str) -> Client {
     let mut c = Client::connect(addr, nick);
     c.send(&format!("NICK {nick}"));
     c.send(&format!("USER {nick} 0 * :Test {nick}"));
     c.expect_contains(&format!(" 001 {nick} :Welcome"));
+    c.expect_contains(&format!(" 376 {nick} :End of /MOTD command."));
+    c.send("JOIN #lobby");
     c.expect_contains(&format!(":{nick}!~{nick}@127.0.0.1 JOIN #lobby"));
     c.expect_contains(&format!(" 366 {nick} #lobby :End of /NAMES list."));
     c
@@ -459,7 +461,7 @@ fn history_replay(backend: Backend) {
     u.expect_dgram("* a1 waves");
     // Rooms other than the lobby: history too, and forgotten when empty.
     a1.send("/join rust");
-    a1.expect_contains("* you are in rust (1 here: a1)");
+    a1.expect_contains("* you are in rust (1 here: @a1)");
     a1.send("in rust");
     b.send("/join RUST");
     b.expect_line("<a1> in rust");
@@ -749,7 +751,7 @@ fn cross_front_end(backend: Backend) {
     irc.send("JOIN #Rust");
     irc.expect_line(":ircu!~ircu@127.0.0.1 JOIN #Rust");
     nc.send("/join rust");
-    nc.expect_line("* you are in Rust (2 here: ircu, ncu)");
+    nc.expect_line("* you are in Rust (2 here: @ircu, ncu)");
     irc.expect_line(":ncu!~line@127.0.0.1 JOIN #Rust");
     irc.send("PRIVMSG #rust :rusty");
     nc.expect_line("<ircu> rusty");
@@ -771,6 +773,7 @@ fn irc_commands(backend: Backend) {
     c.expect_contains(" 451 * :You have not registered");
     c.send("CAP LS 302");
     c.expect_contains(" CAP * LS :");
+    c.send("CAP END");
     c.send("PING :early");
     c.expect_contains(" PONG readyloop.chat :early");
     c.send("USER raw");
@@ -780,11 +783,11 @@ fn irc_commands(backend: Backend) {
     for code in ["001", "002", "003", "004", "005", "375", "372", "376"] {
         c.expect_contains(&format!(" {code} raw "));
     }
+    c.send("JOIN #lobby");
     c.expect_line(":raw!~raw@127.0.0.1 JOIN #lobby");
     c.expect_contains(" 353 raw = #lobby :watcher raw");
     c.expect_contains(" 366 raw #lobby :End of /NAMES list.");
     nc.expect_line("* raw has joined lobby");
-    c.send("CAP END");
     c.send("USER again 0 * :x");
     c.expect_contains(" 462 raw :You may not reregister");
     c.send("PING :tok");
@@ -832,7 +835,7 @@ fn irc_commands(backend: Backend) {
     c.expect_contains(" 366 raw #lobby :End of /NAMES list.");
     c.send("WHO #lobby");
     c.expect_contains(" 352 raw #lobby ~line 127.0.0.1 readyloop.chat watcher H :0 watcher");
-    c.expect_contains(" 352 raw #lobby ~raw 127.0.0.1 readyloop.chat raw H :0 raw");
+    c.expect_contains(" 352 raw #lobby ~raw 127.0.0.1 readyloop.chat raw H :0 Raw Client");
     c.expect_contains(" 315 raw #lobby :End of WHO list");
     c.send("WHOIS watcher");
     c.expect_contains(" 311 raw watcher ~line 127.0.0.1 * :watcher");
@@ -846,7 +849,7 @@ fn irc_commands(backend: Backend) {
     c.expect_contains(" 375 raw :- readyloop.chat Message of the day");
     c.expect_contains(" 376 raw :End of /MOTD command.");
     c.send("MODE #lobby");
-    c.expect_contains(" 324 raw #lobby +nt");
+    c.expect_contains(" 324 raw #lobby +n");
     c.send("NICK rawer");
     c.expect_line(":raw!~raw@127.0.0.1 NICK :rawer");
     nc.expect_line("* raw is now known as rawer");
@@ -888,7 +891,7 @@ fn vanished_client_removed_everywhere(backend: Backend) {
     });
     assert_eq!(members(&lt), 1);
     watcher.send("NAMES #side");
-    watcher.expect_contains(" 353 watcher = #side :watcher");
+    watcher.expect_contains(" 353 watcher = #side :@watcher");
     lt.stop().unwrap();
 }
 
@@ -978,7 +981,7 @@ fn panicking_client_is_cleaned_up(backend: Backend) {
     assert_eq!(members(&lt), 1);
     assert_eq!(lt.call(|ctx| ctx.panics_contained()), 2);
     watcher.send("NAMES #side");
-    watcher.expect_line(":readyloop.chat 353 watcher = #side :watcher");
+    watcher.expect_line(":readyloop.chat 353 watcher = #side :@watcher");
     let ok = lt.call(|_| {
         CHAT.with(|c| {
             let c = c.borrow();
@@ -1086,6 +1089,7 @@ state = {"joined": False, "got": None}
 
 def on_welcome(c, e):
     print("WELCOME", e.arguments[0], flush=True)
+    c.join("#lobby")
 
 def on_join(c, e):
     if irc.client.NickMask(e.source).nick == c.get_nickname() and e.target == "#lobby":
@@ -1119,7 +1123,7 @@ print("FAILED", state, flush=True)
 sys.exit(1)
 "##;
 
-/// A real client (Python's `irc` package) registers, is put in #lobby, talks to a
+/// A real client (Python's `irc` package) registers, joins #lobby, talks to a
 /// line-protocol user and hears back.
 fn irc_client_python(backend: Backend) {
     let py = python_irc();
@@ -1190,7 +1194,7 @@ fn wait_file_contains(path: &Path, part: &str) -> String {
     )
 }
 
-/// `ii`, the FIFO-driven IRC client: registers, is joined to #lobby, sends through its
+/// `ii`, the FIFO-driven IRC client: registers, joins #lobby, sends through its
 /// channel FIFO, and logs a line-protocol user's answer.
 fn irc_client_ii(backend: Backend) {
     if !require(have_ii(), "ii", "apt-get install -y ii") {
@@ -1228,12 +1232,20 @@ fn irc_client_ii(backend: Backend) {
     }
     let mut child = Kill(child);
     let srv_dir = dir.join(a.irc.ip().to_string());
-    nc.expect_line("* iiuser has joined lobby");
     let chan = srv_dir.join("#lobby");
     wait_file_contains(
         &srv_dir.join("out"),
         "Welcome to the readyloop chat, iiuser",
     );
+    let sin = eventually(DEADLINE, "ii's server in FIFO", || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(srv_dir.join("in"))
+            .ok()
+    });
+    (&sin).write_all(b"/j #lobby\n").unwrap();
+    drop(sin);
+    nc.expect_line("* iiuser has joined lobby");
     wait_file_contains(&chan.join("out"), "iiuser");
     // Writing to ii's FIFO: ii holds it open for reading, so this does not block.
     let fifo = eventually(DEADLINE, "ii's #lobby/in FIFO", || {
@@ -1401,9 +1413,332 @@ fn example_binary(backend: Backend) {
     u.expect_dgram("error: server shutting down");
 }
 
+/// Moderation is the core's, so it holds across front ends: an IRC channel operator
+/// moderates a room nc users share (+m, voice, kick), a line user who created a room
+/// kicks an IRC user from it with `/kick`, `/away` shows in IRC `WHOIS` and `/who`.
+fn moderation_across_front_ends(backend: Backend) {
+    let (lt, a) = start(backend, relaxed());
+    let mut op = irc_user(a.irc, "ircop");
+    let mut nc = line_user(a.line, "ncu");
+    op.send("JOIN #mod");
+    op.expect_contains(" 353 ircop = #mod :@ircop");
+    nc.send("/join mod");
+    nc.expect_line("* you are in mod (2 here: @ircop, ncu)");
+    op.expect_line(":ncu!~line@127.0.0.1 JOIN #mod");
+    // Only the operator sets modes and the topic (+t by default).
+    nc.send("/topic mine now");
+    nc.expect_line("* you are not an operator of mod");
+    op.send("MODE #mod +m");
+    op.expect_line(":ircop!~ircop@127.0.0.1 MODE #mod +m");
+    nc.expect_line("* ircop sets mode +m on mod");
+    nc.send("can I speak?");
+    nc.expect_line("* cannot send to mod");
+    op.send("MODE #mod +v ncu");
+    nc.expect_line("* ircop sets mode +v ncu on mod");
+    nc.send("now I can");
+    op.expect_line(":ncu!~line@127.0.0.1 PRIVMSG #mod :now I can");
+    // Away on the line protocol: IRC sees it in WHOIS, the line in /who.
+    nc.send("/away lunch");
+    nc.expect_line("* you are marked away: lunch");
+    op.send("WHOIS ncu");
+    op.expect_contains(" 301 ircop ncu :lunch");
+    op.expect_contains(" 318 ircop ncu :End of /WHOIS list.");
+    nc.send("/who");
+    nc.expect_line("* in mod (2): @ircop, +ncu (away: lunch)");
+    op.send("PRIVMSG ncu :there?");
+    op.expect_contains(" 301 ircop ncu :lunch");
+    nc.expect_line("*ircop* there?");
+    // A kicked line user is out of the room, and told.
+    op.send("KICK #mod ncu :enough");
+    op.expect_line(":ircop!~ircop@127.0.0.1 KICK #mod ncu :enough");
+    nc.expect_line("* ircop kicked ncu from mod (enough)");
+    nc.send("still here?");
+    nc.expect_line("* you are in no room; /join ROOM");
+    // A line user's room: it is the operator, and /kick works on IRC users.
+    nc.send("/join ncroom");
+    nc.expect_line("* you are in ncroom (1 here: @ncu)");
+    op.send("JOIN #ncroom");
+    op.expect_contains(" 353 ircop = #ncroom :@ncu ircop");
+    nc.expect_line("* ircop has joined ncroom");
+    op.send("KICK #ncroom ncu");
+    op.expect_contains(" 482 ircop #ncroom :You're not channel operator");
+    nc.send("/kick ircop bye bye");
+    op.expect_line(":ncu!~line@127.0.0.1 KICK #ncroom ircop :bye bye");
+    nc.expect_line("* ncu kicked ircop from ncroom (bye bye)");
+    nc.send("/kick");
+    nc.expect_line("* usage: /kick ARGUMENT");
+    lt.stop().unwrap();
+}
+
+/// Channel modes on raw IRC: keys, limits, invitations, bans, secret channels, and
+/// the numerics that refuse.
+fn irc_channel_modes(backend: Backend) {
+    let (lt, a) = start(backend, relaxed());
+    let mut op = irc_user(a.irc, "chop");
+    let mut b = irc_user(a.irc, "bee");
+    op.send("JOIN #locked");
+    op.expect_contains(" 366 chop #locked ");
+    op.send("MODE #locked +kl sesame 2");
+    op.expect_line(":chop!~chop@127.0.0.1 MODE #locked +kl sesame 2");
+    op.send("MODE #locked");
+    op.expect_contains(" 324 chop #locked +ntkl sesame 2");
+    b.send("MODE #locked");
+    b.expect_contains(" 324 bee #locked +ntkl * 2");
+    b.send("JOIN #locked");
+    b.expect_contains(" 475 bee #locked :Cannot join channel (+k)");
+    b.send("JOIN #locked sesame");
+    b.expect_line(":bee!~bee@127.0.0.1 JOIN #locked");
+    b.send("MODE #locked -k *");
+    b.expect_contains(" 482 bee #locked :You're not channel operator");
+    b.send("PART #locked");
+    op.send("MODE #locked -k+i *");
+    op.expect_line(":chop!~chop@127.0.0.1 MODE #locked -k+i sesame");
+    b.send("JOIN #locked");
+    b.expect_contains(" 473 bee #locked :Cannot join channel (+i)");
+    op.send("INVITE bee #locked");
+    op.expect_contains(" 341 chop bee #locked");
+    b.expect_line(":chop!~chop@127.0.0.1 INVITE bee #locked");
+    b.send("JOIN #locked");
+    b.expect_line(":bee!~bee@127.0.0.1 JOIN #locked");
+    op.send("MODE #locked +b bee");
+    op.expect_line(":chop!~chop@127.0.0.1 MODE #locked +b bee!*@*");
+    b.send("PRIVMSG #locked :banned?");
+    b.expect_contains(" 404 bee #locked :Cannot send to channel");
+    op.send("MODE #locked +b");
+    op.expect_contains(" 367 chop #locked bee!*@*");
+    op.expect_contains(" 368 chop #locked :End of channel ban list");
+    op.send("KICK #locked bee");
+    b.expect_line(":chop!~chop@127.0.0.1 KICK #locked bee :chop");
+    op.send("MODE #locked -i");
+    b.send("JOIN #locked");
+    b.expect_contains(" 474 bee #locked :Cannot join channel (+b)");
+    op.send("MODE #locked +s-b bee!*@*");
+    op.expect_line(":chop!~chop@127.0.0.1 MODE #locked +s-b bee!*@*");
+    b.send("LIST");
+    b.expect_line(":readyloop.chat 323 bee :End of /LIST");
+    op.send("MODE #locked +x");
+    op.expect_contains(" 472 chop x :is unknown mode char to me");
+    op.send("MODE #locked +o nobody");
+    op.expect_contains(" 401 chop nobody :No such nick/channel");
+    lt.stop().unwrap();
+}
+
+/// Server operators from configuration: OPER (hashed password), WALLOPS to +w users,
+/// KILL of a line user and of an IRC user; WHO flags, WHOWAS, LUSERS, TIME, INFO.
+fn irc_operators(backend: Backend) {
+    let cfg = ChatConfig {
+        opers: vec![readyloop::proto::chat::OperAccount::from_password("boss", "hunter2").unwrap()],
+        ..relaxed()
+    };
+    let (lt, a) = start(backend, cfg);
+    let mut o = irc_user(a.irc, "oper");
+    let mut w = irc_user(a.irc, "watch");
+    let mut nc = line_user(a.line, "victim");
+    o.send("KILL victim :no");
+    o.expect_contains(" 481 oper :Permission Denied");
+    o.send("OPER boss wrong");
+    o.expect_contains(" 464 oper :Password incorrect");
+    o.send("OPER nobody hunter2");
+    o.expect_contains(" 491 oper ");
+    o.send("OPER boss hunter2");
+    o.expect_contains(" 381 oper :You are now an IRC operator");
+    o.expect_line(":oper!~oper@127.0.0.1 MODE oper :+o");
+    o.send("WHO oper");
+    o.expect_contains(" 352 oper * ~oper 127.0.0.1 readyloop.chat oper H* :0 Test oper");
+    w.send("MODE watch +w");
+    w.expect_line(":watch!~watch@127.0.0.1 MODE watch :+w");
+    o.send("WALLOPS :hear ye");
+    w.expect_line(":oper!~oper@127.0.0.1 WALLOPS :hear ye");
+    o.send("KILL victim :rude");
+    nc.expect_line("* you were removed from the chat: Killed (oper (rude))");
+    nc.expect_closed();
+    w.expect_line(":victim!~line@127.0.0.1 QUIT :Killed (oper (rude))");
+    o.send("KILL watch :bye");
+    w.expect_contains("ERROR :Closing Link: 127.0.0.1 (Killed (oper (bye)))");
+    w.expect_closed();
+    o.send("WHOWAS victim");
+    o.expect_contains(" 314 oper victim ~line 127.0.0.1 * :victim");
+    o.expect_contains(" 369 oper victim :End of WHOWAS");
+    o.send("LUSERS");
+    o.expect_contains(" 251 oper :There are 1 users and 0 invisible on 1 servers");
+    o.expect_contains(" 252 oper 1 :operator(s) online");
+    o.send("TIME");
+    o.expect_contains(" 391 oper readyloop.chat ");
+    o.send("INFO");
+    o.expect_contains(" 374 oper :End of INFO list");
+    lt.stop().unwrap();
+}
+
+/// IRCv3: CAP LS 302 holds registration until CAP END; server-time and message-tags
+/// tag messages, echo-message echoes, away-notify tells, multi-prefix shows `@+`.
+fn irc_capabilities(backend: Backend) {
+    let (lt, a) = start(backend, relaxed());
+    let mut c = Client::connect(a.irc, "capper");
+    c.send("CAP LS 302");
+    c.expect_contains(" CAP * LS :away-notify batch cap-notify echo-message message-tags multi-prefix server-time userhost-in-names");
+    c.send("NICK capper");
+    c.send("USER capper 0 * :Capper");
+    c.send("CAP REQ :server-time echo-message bogus");
+    c.expect_contains(" CAP capper NAK :server-time echo-message bogus");
+    c.send("CAP REQ :server-time echo-message away-notify multi-prefix message-tags");
+    c.expect_contains(
+        " CAP capper ACK :server-time echo-message away-notify multi-prefix message-tags",
+    );
+    c.send("CAP END");
+    c.expect_contains(" 001 capper ");
+    c.send("JOIN #caps");
+    c.expect_contains(" 366 capper #caps ");
+    let mut b = irc_user(a.irc, "plain");
+    b.send("JOIN #caps");
+    c.expect_contains(":plain!~plain@127.0.0.1 JOIN #caps");
+    c.send("MODE #caps +v capper");
+    c.send("NAMES #caps");
+    c.expect_contains(" 353 capper = #caps :@+capper plain");
+    b.send("PRIVMSG #caps :tagged?");
+    let l = c.expect_contains("PRIVMSG #caps :tagged?");
+    assert!(l.starts_with("@msgid="), "{l}");
+    assert!(l.contains(";time=20") && l.contains("Z :plain!"), "{l}");
+    c.send("PRIVMSG #caps :echo");
+    let l = c.expect_contains(":capper!~capper@127.0.0.1 PRIVMSG #caps :echo");
+    assert!(l.starts_with('@'), "{l}");
+    b.expect_line(":capper!~capper@127.0.0.1 PRIVMSG #caps :echo");
+    b.send("AWAY :gone");
+    let l = c.expect_contains(":plain!~plain@127.0.0.1 AWAY :gone");
+    assert!(l.starts_with('@'), "{l}");
+    // History replayed on join carries the time each message was sent.
+    b.send("JOIN #hist");
+    b.expect_contains(" 366 plain #hist ");
+    b.send("PRIVMSG #hist :old news");
+    b.send("PING :sent");
+    b.expect_contains(" PONG readyloop.chat :sent");
+    c.send("JOIN #hist");
+    let l = c.expect_contains("PRIVMSG #hist :old news");
+    assert!(
+        l.starts_with("@time=20") && l.contains(":plain!~plain@"),
+        "{l}"
+    );
+    c.send("CAP LIST");
+    c.expect_contains(
+        " CAP capper LIST :away-notify cap-notify echo-message message-tags multi-prefix server-time",
+    );
+    lt.stop().unwrap();
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+/// A tmux server of our own (its own socket), killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("tmux {args:?}: {e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types `text` and Enter into the pane.
+    fn type_line(&self, text: &str) {
+        self.run(&["send-keys", "-t", "irc", "-l", text]);
+        self.run(&["send-keys", "-t", "irc", "Enter"]);
+    }
+
+    /// Waits until the visible pane shows `part`.
+    fn wait_screen(&self, part: &str) -> String {
+        eventually(DEADLINE, &format!("irssi's screen shows {part:?}"), || {
+            let screen = self.run(&["capture-pane", "-p", "-t", "irc"]);
+            screen.contains(part).then_some(screen)
+        })
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+/// A full-screen client: irssi under tmux (keys typed with send-keys, the screen read
+/// with capture-pane) joins #kr, talks with a line user who created the room, and is
+/// kicked by it.
+fn irc_client_irssi(backend: Backend) {
+    if !require(
+        on_path("irssi") && on_path("tmux"),
+        "irssi and tmux",
+        "apt-get install -y irssi tmux",
+    ) {
+        return;
+    }
+    let (lt, a) = start(backend, relaxed());
+    let mut nc = line_user(a.line, "ncop");
+    nc.send("/join kr");
+    nc.expect_line("* you are in kr (1 here: @ncop)");
+    let home = std::env::temp_dir().join(format!(
+        "readyloop-irssi-{}-{}",
+        std::process::id(),
+        backend.name()
+    ));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).unwrap();
+    let tmux = Tmux {
+        socket: format!("readyloop-{}-{}", std::process::id(), backend.name()),
+    };
+    let cmd = format!(
+        "irssi --home={} -n irssiu -c {} -p {}",
+        home.display(),
+        a.irc.ip(),
+        a.irc.port()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "irc",
+        "-x",
+        "160",
+        "-y",
+        "40",
+        &cmd,
+    ]);
+    tmux.wait_screen("Welcome to the readyloop chat");
+    tmux.type_line("/join #kr");
+    nc.expect_line("* irssiu has joined kr");
+    tmux.wait_screen("@ncop");
+    tmux.type_line("hello from irssi");
+    nc.expect_line("<irssiu> hello from irssi");
+    nc.send("hi irssi");
+    tmux.wait_screen("hi irssi");
+    nc.send("/kick irssiu out you go");
+    nc.expect_line("* ncop kicked irssiu from kr (out you go)");
+    tmux.wait_screen("irssiu was kicked from #kr by ncop [out you go]");
+    tmux.type_line("/quit bye from irssi");
+    nc.send("/part");
+    nc.expect_line("* you are in lobby (1 here: ncop)");
+    eventually(DEADLINE, "irssi gone from the chat", || {
+        (members(&lt) == 1).then_some(())
+    });
+    drop(tmux);
+    let _ = std::fs::remove_dir_all(&home);
+    lt.stop().unwrap();
+}
+
 per_backend! {
     panicking_client_is_cleaned_up,
+    irc_client_irssi,
     many_clients_many_rooms,
+    moderation_across_front_ends,
+    irc_channel_modes,
+    irc_operators,
+    irc_capabilities,
     flood_limit,
     nick_collisions,
     history_replay,

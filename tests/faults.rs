@@ -20,7 +20,7 @@
 //! Seeds: `FAULT_SEEDS` per backend (default 3, from a fixed base so CI replays the
 //! same runs), or `FAULT_SEED=n` to replay one seed. A failure prints the seed and the
 //! replay command. A long run: `FAULT_SEEDS=200 cargo test --release --features
-//! fault-injection --test faults` (about 2 s per seed and backend).
+//! fault-injection --test faults` (about 1 s per seed and backend).
 //!
 //! The cases of this file run one at a time (a lock), so the process-wide
 //! descriptor count belongs to the case that reads it.
@@ -209,7 +209,8 @@ fn echo_session(addr: SocketAddr, tag: u8, rounds: usize, size: usize) -> bool {
 /// Reads one HTTP response with a Content-Length body; `Err` at a clean end.
 fn http_response(r: &mut BufReader<TcpStream>) -> io::Result<(u16, Vec<u8>)> {
     let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
+    // A line cut by EOF is the connection failing mid-response: a clean end.
+    if r.read_line(&mut line)? == 0 || !line.ends_with('\n') {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
     let status = line
@@ -220,7 +221,7 @@ fn http_response(r: &mut BufReader<TcpStream>) -> io::Result<(u16, Vec<u8>)> {
     let mut len = 0;
     loop {
         let mut h = String::new();
-        if r.read_line(&mut h)? == 0 {
+        if r.read_line(&mut h)? == 0 || !h.ends_with('\n') {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let h = h.trim_end();
@@ -309,7 +310,9 @@ impl ChatClient {
     fn line(&mut self) -> Option<String> {
         let mut buf = Vec::new();
         match self.r.read_until(b'\n', &mut buf) {
-            Ok(0) => None,
+            // EOF, or EOF after a partial line (the server's connection failed in the
+            // middle of a write): a clean end, what came is a prefix.
+            Ok(_) if !buf.ends_with(b"\n") => None,
             Ok(_) => {
                 let l = String::from_utf8_lossy(&buf).trim_end().to_string();
                 self.seen.push(l.clone());
@@ -365,7 +368,12 @@ fn chat_session(addr: SocketAddr, tag: usize, n: usize) -> bool {
             // The talker's connection failed first: what came was a prefix.
             return false;
         }
-        let i: usize = l[prefix.len()..].parse().expect("message number");
+        let i: usize = l[prefix.len()..].parse().unwrap_or_else(|e| {
+            panic!(
+                "chat {tag}: {l:?}: {e}; lines: {:?}; talker's: {:?}",
+                listener.seen, talker.seen
+            )
+        });
         assert_eq!(
             i, next,
             "chat {tag}: got {l:?}, expected message {next}; lines: {:?}",

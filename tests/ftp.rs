@@ -727,8 +727,15 @@ fn mini_framing_and_limits(backend: Backend) {
         let mut c = data_connect(s.mini);
         c.write_all(&len.to_le_bytes()).unwrap();
         let mut rest = Vec::new();
-        let n = c.read_to_end(&mut rest).unwrap_or(0);
-        assert_eq!(n, 0, "length {len}");
+        // Closed: EOF (or a reset), with nothing sent; a timeout means it was not.
+        match c.read_to_end(&mut rest) {
+            Ok(n) => assert_eq!(n, 0, "length {len}"),
+            Err(e) => assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset,
+                "length {len}: not closed: {e}"
+            ),
+        }
     }
     // A connection lost mid-put keeps the old file, leaves no temporary.
     std::fs::write(s.root().join("s1.txt"), "kept").unwrap();

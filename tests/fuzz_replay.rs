@@ -93,4 +93,5 @@ replay_tests!(
     chat_udp,
     ftp_reply,
     ftp_conn,
+    tftp_packet,
 );

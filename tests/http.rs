@@ -1162,6 +1162,23 @@ fn example_server_process(backend: Backend) {
     assert!(text(&r.body).contains("readyloop"));
     let (r, _) = exchange(addr, &get("/hello.txt"));
     assert_eq!(r.status, 200);
+    // Issue 9's request, which made the example exit on every backend: answered,
+    // and the process lives on and serves.
+    let (r, _) = exchange(
+        addr,
+        b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nRange: bytes\xc3\xa9=0-1\r\n\r\n",
+    );
+    assert!(
+        r.status == 200 || r.status == 416,
+        "{backend}: {}",
+        r.status
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{backend}: http_server exited"
+    );
+    let (r, _) = exchange(addr, &get("/hello.txt"));
+    assert_eq!(r.status, 200, "{backend}: served after the Range request");
     // SIGTERM: graceful, exit 0.
     // SAFETY-free: `kill` the child by its id through the kill(1) command.
     let status = Command::new("kill")

@@ -341,6 +341,151 @@ fn http_two_threads(backend: Backend) {
     assert!(st.success(), "{backend}: exit {st}");
 }
 
+/// `ftp_server --threads 3`: curl fetches a file and a listing (passive data
+/// connections stay on the session's reactor), and `--max-connections 2` holds across
+/// the reactors: a third control connection gets 421. SIGTERM: exit 0.
+fn ftp_three_threads(backend: Backend) {
+    let _g = serial();
+    let root = std::env::temp_dir().join(format!(
+        "readyloop-multi-ftp-{}-{}",
+        std::process::id(),
+        backend.name()
+    ));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("hello.txt"), b"hello from a pool\n").unwrap();
+    let mut child = Command::new(example("ftp_server"))
+        .args(["--backend", backend.name(), "--listen", "127.0.0.1:0"])
+        .args(["--threads", "3", "--max-connections", "2"])
+        .arg("--root")
+        .arg(&root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ftp_server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ftp://")
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("ready line {line:?}"))
+        .parse()
+        .unwrap();
+    for path in ["hello.txt", "hello.txt", ""] {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .arg(format!("ftp://{addr}/{path}"))
+            .output()
+            .expect("run curl (scripts/setup installs it)");
+        assert!(out.status.success(), "{backend}: curl {path:?}: {out:?}");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(body.contains("hello"), "{backend}: {path:?}: {body:?}");
+    }
+    let greet = |c: &TcpStream| {
+        let mut l = String::new();
+        BufReader::new(c.try_clone().unwrap())
+            .read_line(&mut l)
+            .unwrap();
+        l
+    };
+    // Sessions of finished curl runs may still be closing: wait until two fit.
+    let (a, b) = eventually(DEADLINE, "two sessions admitted", || {
+        let a = connect(addr);
+        let b = connect(addr);
+        (greet(&a).starts_with("220") && greet(&b).starts_with("220")).then_some((a, b))
+    });
+    let c = connect(addr);
+    let third = greet(&c);
+    assert!(
+        third.starts_with("421"),
+        "{backend}: third session got {third:?}"
+    );
+    drop((a, b, c));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let t = Instant::now();
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < DEADLINE,
+            "{backend}: ftp_server still running"
+        );
+        thread::sleep(Duration::from_millis(10));
+    };
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(st.success(), "{backend}: exit {st}");
+}
+
+/// `tftp_server --threads 3` (a `SO_REUSEPORT` UDP socket per reactor): curl gets a
+/// file six times (six client ports, hashed over the reactors); SIGTERM: exit 0.
+fn tftp_three_threads(backend: Backend) {
+    let _g = serial();
+    let root = std::env::temp_dir().join(format!(
+        "readyloop-multi-tftp-{}-{}",
+        std::process::id(),
+        backend.name()
+    ));
+    std::fs::create_dir_all(&root).unwrap();
+    let body: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("f.bin"), &body).unwrap();
+    let mut child = Command::new(example("tftp_server"))
+        .args(["--backend", backend.name(), "--listen", "127.0.0.1:0"])
+        .args(["--threads", "3"])
+        .arg("--root")
+        .arg(&root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tftp_server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on tftp://")
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("ready line {line:?}"))
+        .parse()
+        .unwrap();
+    for _ in 0..6 {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .arg(format!("tftp://{addr}/f.bin"))
+            .output()
+            .expect("run curl (scripts/setup installs it)");
+        assert!(out.status.success(), "{backend}: curl: {out:?}");
+        assert!(
+            out.stdout == body,
+            "{backend}: {} bytes back",
+            out.stdout.len()
+        );
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let t = Instant::now();
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < DEADLINE,
+            "{backend}: tftp_server still running"
+        );
+        thread::sleep(Duration::from_millis(10));
+    };
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(st.success(), "{backend}: exit {st}");
+}
+
 /// Under `PanicPolicy::Propagate` a panic ends its reactor's thread: the pool shuts
 /// the others down and reports the failure instead of hanging.
 #[test]
@@ -367,7 +512,10 @@ fn a_dead_reactor_stops_the_pool() {
         .recv_timeout(DEADLINE)
         .expect("the pool hung")
         .expect_err("a reactor died and the pool reported success");
-    assert!(err.to_string().contains("reactor 1 panicked"), "{err}");
+    assert!(
+        err.to_string().contains("reactor 1 panicked: boom"),
+        "{err}"
+    );
 }
 
 /// Under the default `PanicPolicy::Contain` a panicking closure costs nothing more:
@@ -410,6 +558,83 @@ fn a_contained_panic_keeps_the_pool() {
         "reactor 1 still serves: {tags:?}"
     );
     finish(pool, "contained panic");
+}
+
+/// `EPOLLEXCLUSIVE` is a registration option of the selector layer: honoured by the
+/// epoll backends (the key says so), refused by none (the others register normally);
+/// an exclusive key can be modified (re-registered) and still reports readiness.
+#[test]
+fn exclusive_registration_per_backend() {
+    use readyloop::selector::{Interest, KeyedSelector};
+    use std::os::fd::AsRawFd;
+    for backend in Backend::ALL {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let mut sel = KeyedSelector::new(backend).unwrap();
+        let key = sel
+            .register_exclusive(l.as_raw_fd(), Interest::READABLE, ())
+            .unwrap();
+        let want = matches!(backend, Backend::Epoll | Backend::EpollEt);
+        assert_eq!(key.exclusive, want, "{backend}");
+        let token = key.token;
+        sel.modify_token(token, Interest::BOTH).unwrap();
+        sel.modify_token(token, Interest::READABLE).unwrap();
+        let _c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let t = Instant::now();
+        let readable = loop {
+            let got: Vec<bool> = sel
+                .select(Some(Duration::from_millis(100)))
+                .unwrap()
+                .map(|(_, r)| r.is_readable())
+                .collect();
+            if got.contains(&true) || t.elapsed() > DEADLINE {
+                break got.contains(&true);
+            }
+        };
+        assert!(readable, "{backend}: a pending connection is reported");
+        sel.unregister(l.as_raw_fd()).unwrap();
+    }
+}
+
+/// `handoff-least`: a new connection goes to the reactor with the fewest open
+/// connections (ties round-robin).
+#[test]
+fn handoff_least_loaded() {
+    let _g = serial();
+    let strategy: AcceptStrategy = "handoff-least".parse().unwrap();
+    let (pool, l) = tag_pool(Backend::EpollEt, strategy, 4, ListenConfig::default());
+    let addr = l.local_addr();
+    let open_tagged = || {
+        let s = connect(addr);
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        w.write_all(b"m\n").unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        (w, line.trim_end().to_string())
+    };
+    let mut held: Vec<(TcpStream, String)> = (0..8).map(|_| open_tagged()).collect();
+    let mut per: Vec<usize> = (0..4)
+        .map(|i| held.iter().filter(|(_, t)| *t == format!("r{i}")).count())
+        .collect();
+    assert_eq!(per, [2, 2, 2, 2], "ties go round-robin");
+    // Reactor 2 loses its two connections: the next two go there.
+    held.retain(|(_, t)| t != "r2");
+    let stats = pool.stats_handles();
+    eventually(DEADLINE, "reactor 2 empty", || {
+        (stats[2].open() == 0).then_some(())
+    });
+    let (a, ta) = open_tagged();
+    let (b, tb) = open_tagged();
+    assert_eq!((ta.as_str(), tb.as_str()), ("r2", "r2"));
+    held.push((a, ta));
+    held.push((b, tb));
+    per = (0..4)
+        .map(|i| held.iter().filter(|(_, t)| *t == format!("r{i}")).count())
+        .collect();
+    assert_eq!(per, [2, 2, 2, 2]);
+    drop(held);
+    finish(pool, "handoff_least_loaded");
 }
 
 /// A setup that fails on one reactor starts nothing and returns the error.
@@ -462,6 +687,14 @@ macro_rules! strategies {
         #[test]
         fn http_two_threads() {
             super::http_two_threads(BACKEND);
+        }
+        #[test]
+        fn ftp_three_threads() {
+            super::ftp_three_threads(BACKEND);
+        }
+        #[test]
+        fn tftp_three_threads() {
+            super::tftp_three_threads(BACKEND);
         }
     };
     (@emfile $($module:ident => $backend:ident),*) => {

@@ -246,7 +246,7 @@ fn measure(
     };
     loadgen::churn(srv.addr, o.churn_concurrency, warm).map_err(e)?;
     let busy = phase(&mut srv, o.churn_concurrency, o, duration)?;
-    let sparse = phase(&mut srv, 1, o, duration / 2)?;
+    let sparse = phase(&mut srv, 1, o, duration)?;
     srv.stop().map_err(e)?;
     Ok(Point {
         backend: b,
@@ -288,7 +288,7 @@ pub fn run(o: &Options, cpu: Option<usize>, dir: &Path) -> usize {
     println!(
         "\n## accept: connection churn over a pool of reactors\n\n\
          busy: {} concurrent churn clients (connect, 64-byte round trip, close) for {:.1} s; \
-         sparse: one client at a time for half as long (every connection finds the reactors \
+         sparse: one client at a time for as long (every connection finds the reactors \
          idle); after {:.1} s warm-up, one round. The server process is pinned to one core, so \
          its reactors share it: compare wake-ups and CPU per connection, not throughput (this \
          machine has 2 cores: scaling past 2 is not measurable here).\n\

@@ -305,6 +305,20 @@ pub fn cpu_ns(pid: u32) -> Option<u64> {
     Some(total)
 }
 
+/// CPU time (ns) of process `pid` from `/proc/PID/stat` (utime + stime, clock ticks):
+/// coarse (10 ms a tick), but it keeps the time of threads that have exited, which
+/// `/proc/PID/task` forgets (a thread-per-connection server under churn).
+pub fn stat_cpu_ns(pid: u32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let hz = readyloop::sys::process::clock_ticks_per_sec().max(1);
+    Some(ticks * 1_000_000_000 / hz)
+}
+
 /// The CPU time (ns) of each thread of a process at one moment
 /// (`/proc/PID/task/TID/schedstat`), so that the time spent between two marks can be
 /// summed over the threads alive at the second one: a thread that exits in between

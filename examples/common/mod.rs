@@ -34,7 +34,8 @@ pub struct PoolArgs {
     /// With --threads > 1, how the reactors share accepts: reuseport (a socket per
     /// reactor, the kernel spreads connections), shared (one socket watched by all;
     /// EPOLLEXCLUSIVE on the epoll backends) or handoff (reactor 0 accepts and hands
-    /// connections round-robin to every reactor).
+    /// connections round-robin to every reactor; handoff-least: to the reactor with
+    /// the fewest connections).
     #[arg(long, default_value_t = readyloop::net::AcceptStrategy::default())]
     pub accept: readyloop::net::AcceptStrategy,
 }

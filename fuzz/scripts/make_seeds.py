@@ -95,3 +95,15 @@ put("ftp_conn", bytes([0, 0]) + fc(0, 2, 3, 9, 10, 12, 13, 15) + bytes([4]))
 put("ftp_conn", bytes([1, 1]) + fc(0, 4, 5, 6, 11, 8, 7, 14, 16) + bytes([4]))
 put("ftp_conn", bytes([2, 2]) + fc(0) + bytes([4]))
 put("ftp_conn", bytes([3, 4]) + fc(17, 17, 17, 0) + bytes([0, 40]) + b"USER " + b"a" * 35 + bytes([4, 7]))
+
+# tftp_packet: byte 0 % 3 picks the part: 0 a TFTP datagram, 1 netascii (block size
+# byte, then text), 2 a discovery probe or answer.
+for p in [b"\x00\x01file.bin\x00octet\x00blksize\x001428\x00tsize\x000\x00windowsize\x0016\x00",
+          b"\x00\x02up.txt\x00netascii\x00timeout\x003\x00",
+          b"\x00\x03\xff\xffdata", b"\x00\x04\x00\x01", b"\x00\x05\x00\x01File not found\x00",
+          b"\x00\x06blksize\x00512\x00", b"\x00\x01f\x00mail\x00",
+          b"\x00\x01f\x00octet\x00blksize\x007\x00windowsize\x000\x00"]:
+    put("tftp_packet", b"\x00" + p)
+put("tftp_packet", b"\x01\x05line one\nline two\r\nbare\r\x00end\r")
+put("tftp_packet", b"\x02READYLOOP-DISCOVER 1 abc123\n")
+put("tftp_packet", b"\x02READYLOOP-HERE 1 abc123\nname alpha\noffer tftp://10.0.0.1:6969\noffer x\n")

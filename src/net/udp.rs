@@ -1,4 +1,12 @@
 //! UDP sockets on the reactor.
+//!
+//! [`DatagramSocket`] is the handler for one bound socket; its protocol
+//! ([`DatagramProtocol`]) sees datagrams, timers and events. Sockets are usually bound
+//! through [`Listen::bind_udp`](super::Listen::bind_udp), or
+//! [`Listen::bind_udp_with`](super::Listen::bind_udp_with) and [`udp_socket`] with a
+//! [`UdpConfig`] for broadcast (`SO_BROADCAST`) and shared ports (`SO_REUSEADDR`). A
+//! protocol may open more sockets from its callbacks (`dg.reactor()` is a
+//! [`Ctx`], which implements `Listen`): the TFTP server opens one per transfer.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -7,7 +15,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use crate::reactor::{Ctx, Handler, HandlerId, TimerId};
+use crate::reactor::{Ctx, Handler, HandlerId, PanicPolicy, TimerId};
 use crate::selector::{Interest, Readiness};
 use crate::sys::stats::{self, Syscall};
 
@@ -227,6 +235,11 @@ impl DatagramSocket {
     }
 }
 
+/// Whether the reactor contains panics ([`PanicPolicy::Contain`]).
+fn ctx_contains(ctx: &Ctx<'_>) -> bool {
+    ctx.config().panic_policy == PanicPolicy::Contain
+}
+
 impl Handler for DatagramSocket {
     fn fd(&self) -> RawFd {
         self.core.sock.as_raw_fd()
@@ -253,14 +266,27 @@ impl Handler for DatagramSocket {
             match self.core.sock.recv_from(&mut buf) {
                 Ok((len, from)) => {
                     n += 1;
-                    self.proto.datagram_received(
-                        &mut Datagrams {
-                            core: &mut self.core,
-                            ctx,
-                        },
-                        &buf[..len],
-                        from,
-                    );
+                    let contain = ctx_contains(ctx);
+                    let mut call = || {
+                        self.proto.datagram_received(
+                            &mut Datagrams {
+                                core: &mut self.core,
+                                ctx,
+                            },
+                            &buf[..len],
+                            from,
+                        )
+                    };
+                    if contain {
+                        // One datagram's failure must not take the socket (every
+                        // peer's service) with it: drop that datagram only.
+                        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+                        {
+                            ctx.contained_panic(&*p, &format!("datagram from {from}"));
+                        }
+                    } else {
+                        call();
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     stats::count(Syscall::WouldBlock);

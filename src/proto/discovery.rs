@@ -35,6 +35,8 @@ pub const ANSWER: &str = "READYLOOP-HERE 1";
 pub const MAX_DATAGRAM: usize = 1400;
 /// Most offers in an answer.
 pub const MAX_OFFERS: usize = 16;
+/// Most characters of a name in an answer (longer names are cut).
+pub const MAX_NAME: usize = 256;
 /// Longest nonce.
 pub const MAX_NONCE: usize = 32;
 
@@ -72,7 +74,8 @@ pub enum AnswerError {
     TooLong,
     /// Not an answer (first line) or a bad nonce.
     NotAnAnswer,
-    /// A line that is neither `name` nor `offer`, or not UTF-8.
+    /// A line that is neither `name` nor `offer`, has control characters, or the
+    /// datagram is not UTF-8.
     BadLine,
     /// No `name` line, or two.
     BadName,
@@ -80,12 +83,17 @@ pub enum AnswerError {
     TooManyOffers,
 }
 
-/// Builds an answer (cut to [`MAX_DATAGRAM`] bytes by dropping offers that do not fit;
-/// line breaks in `name` or offers are replaced by spaces).
+/// Builds an answer (`nonce` as [`parse_probe`] returned it; the name cut to
+/// [`MAX_NAME`] characters; at most [`MAX_DATAGRAM`] bytes, offers that do not fit dropped;
+/// control characters, line breaks included, in `name` or offers become spaces).
 pub fn answer(nonce: &str, name: &str, offers: &[String]) -> Vec<u8> {
-    let clean = |s: &str| s.replace(['\n', '\r'], " ");
-    let mut out = format!("{ANSWER} {nonce}\nname {}\n", clean(name)).into_bytes();
-    out.truncate(MAX_DATAGRAM);
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    };
+    let name: String = clean(name).chars().take(MAX_NAME).collect();
+    let mut out = format!("{ANSWER} {nonce}\nname {name}\n").into_bytes();
     for o in offers.iter().take(MAX_OFFERS) {
         let line = format!("offer {}\n", clean(o));
         if out.len() + line.len() > MAX_DATAGRAM {
@@ -112,6 +120,9 @@ pub fn parse_answer(b: &[u8]) -> Result<Answer, AnswerError> {
     let mut name = None;
     let mut offers = Vec::new();
     for line in lines {
+        if line.chars().any(char::is_control) {
+            return Err(AnswerError::BadLine);
+        }
         if let Some(n) = line.strip_prefix("name ") {
             if name.replace(n.to_string()).is_some() {
                 return Err(AnswerError::BadName);
@@ -332,6 +343,10 @@ mod tests {
         );
         assert_eq!(
             parse_answer(b"READYLOOP-HERE 1 n\nname \xff\n"),
+            Err(AnswerError::BadLine)
+        );
+        assert_eq!(
+            parse_answer(b"READYLOOP-HERE 1 n\nname a\rb\n"),
             Err(AnswerError::BadLine)
         );
         assert_eq!(parse_answer(&[b'a'; 2000]), Err(AnswerError::TooLong));

@@ -24,20 +24,23 @@
 //! call from a [`Handle`]) is handled by [`Config::panic_policy`]:
 //!
 //! * [`PanicPolicy::Contain`] (the default): the panic is caught where the loop called
-//!   in. The handler that was running is removed: its descriptor deregistered, its pending timers cancelled,
-//!   then [`Handler::removed`] is called as for any removal, with
-//!   [`Ctx::removed_after_panic`] true (a [`crate::net`] connection tells its protocol
-//!   `connection_lost` with an error, so the protocol drops the connection from
-//!   whatever shared state tracks it: the chat's rooms and nickname table, say), and
-//!   finally the handler is dropped, closing its descriptor. The failure is logged at
-//!   error level (handler id, what the handler says it serves, e.g. the peer address,
-//!   and the panic message) and counted ([`Ctx::panics_contained`],
-//!   [`Reactor::panics_contained`], [`panics_contained_total`]); the loop goes on
-//!   serving everyone else. A panic inside that `removed` call is caught too (logged,
+//!   in. The handler that was running is removed: its descriptor deregistered, its
+//!   pending timers cancelled, then [`Handler::removed`] is called as for any removal,
+//!   with [`Ctx::removed_after_panic`] true (a [`crate::net`] connection tells its
+//!   protocol `connection_lost` with an error, so the protocol drops the connection
+//!   from whatever shared state tracks it: the chat's rooms and nickname table, say),
+//!   and finally the handler is dropped, closing its descriptor. The failure is logged
+//!   at error level (handler id, what the handler says it serves, e.g. the peer
+//!   address, and the panic message) and counted ([`Ctx::panics_contained`],
+//!   [`Reactor::panics_contained`]; [`panics_contained_total`] sums every reactor of
+//!   the process, a [`pool`]'s included); the loop goes on serving everyone else. A panic inside that `removed` call is caught too (logged,
 //!   counted, the handler dropped without a second try). A panicking timer closure or
 //!   remote call loses only itself. A panic in a handler reached through
 //!   [`Ctx::with_handler`] (a connection writing to or notifying another) is caught
 //!   there: that handler is removed, and the caller goes on as if it were gone (`None`).
+//!   A UDP socket ([`crate::net`]) contains a panic of its protocol's
+//!   `datagram_received` itself: that datagram is lost, the socket serves the next
+//!   ([`Ctx::contained_panic`]); the protocol's state is as the unwinding left it.
 //! * [`PanicPolicy::Propagate`]: the panic unwinds out of [`Reactor::run`] (or
 //!   [`Reactor::run_once`]). On its way out the handler that panicked (and any handler
 //!   it was reaching into) is deregistered and dropped, closing its descriptor,
@@ -497,6 +500,16 @@ impl<'a> Ctx<'a> {
         self.core.panics
     }
 
+    /// Logs and counts a panic a handler contained itself, at a finer grain than the
+    /// handler (a datagram socket drops the one datagram whose protocol callback
+    /// panicked and serves the next): as the reactor does for its own ([`PanicPolicy`];
+    /// call it only under [`PanicPolicy::Contain`]). `what` names what was lost.
+    pub fn contained_panic(&mut self, payload: &(dyn Any + Send), what: &str) {
+        let me = self.me;
+        self.core
+            .contained(payload, || format!("handler {me:?}: {what}"));
+    }
+
     /// Whether a graceful shutdown is under way.
     pub fn is_shutting_down(&self) -> bool {
         self.core.shutting_down
@@ -680,7 +693,7 @@ impl Core {
         self.panics += 1;
         PANICS_CONTAINED.fetch_add(1, Ordering::Relaxed);
         log::error!(
-            "{} panicked: {}; removed it and went on ({} panic(s) contained so far)",
+            "{} panicked: {}; dropped it and went on ({} panic(s) contained so far)",
             what(),
             panic_message(payload),
             self.panics

@@ -40,6 +40,7 @@
 //! ```
 
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
@@ -57,6 +58,8 @@ pub struct ReactorStats {
     accepted: AtomicU64,
     served: AtomicU64,
     open: AtomicUsize,
+    /// Connections handed to this reactor by a `handoff` acceptor (run or refused).
+    received: AtomicU64,
 }
 
 /// A copy of a reactor's counters at one moment.
@@ -121,6 +124,14 @@ impl ReactorStats {
     pub(crate) fn count_opened(&self) {
         self.served.fetch_add(1, Relaxed);
         self.open.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn count_received(&self) {
+        self.received.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn received(&self) -> u64 {
+        self.received.load(Relaxed)
     }
 
     pub(crate) fn count_closed(&self) {
@@ -290,9 +301,15 @@ impl Pool {
                         guard.exit = Some(Exit::Finished);
                         return;
                     }
-                    guard.exit = Some(match run_loop(&mut reactor, member.stats()) {
-                        Ok(()) => Exit::Finished,
-                        Err(e) => Exit::Failed(e),
+                    let run = panic::catch_unwind(AssertUnwindSafe(|| {
+                        run_loop(&mut reactor, member.stats())
+                    }));
+                    guard.exit = Some(match run {
+                        Ok(Ok(())) => Exit::Finished,
+                        Ok(Err(e)) => Exit::Failed(e),
+                        Err(payload) => {
+                            Exit::Panicked(format!("panicked: {}", panic_message(&*payload)))
+                        }
                     });
                 });
             match spawned {
@@ -409,6 +426,15 @@ fn run_loop(reactor: &mut Reactor, stats: &ReactorStats) -> io::Result<()> {
     };
     reactor.close_all();
     res
+}
+
+/// The message of a panic payload (`&str` or `String`), or a placeholder.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
 }
 
 fn join_all(joins: Vec<JoinHandle<()>>) {

@@ -1,4 +1,4 @@
-//! Listening TCP sockets with options that must be set before `bind(2)`:
+//! Listening TCP (and bound UDP) sockets with options that must be set before `bind(2)`:
 //! `SO_REUSEPORT`, so several sockets (one per reactor thread) can listen on the
 //! same address and port and the kernel spreads incoming connections over them.
 
@@ -29,6 +29,18 @@ fn set_int_option(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::
 /// `reuseport` to the same address (by the same user) shares the port; the kernel
 /// hashes each incoming connection to one of them.
 pub fn bind_tcp(addr: SocketAddr, reuseport: bool) -> io::Result<OwnedFd> {
+    bind(addr, libc::SOCK_STREAM, reuseport)
+}
+
+/// A non-blocking, close-on-exec UDP socket bound to `addr`, with `SO_REUSEADDR`, and
+/// `SO_REUSEPORT` if `reuseport` (the kernel hashes each datagram's source address
+/// and port to one of the sockets sharing the port, so one client's datagrams all
+/// reach the same socket).
+pub fn bind_udp(addr: SocketAddr, reuseport: bool) -> io::Result<OwnedFd> {
+    bind(addr, libc::SOCK_DGRAM, reuseport)
+}
+
+fn bind(addr: SocketAddr, ty: libc::c_int, reuseport: bool) -> io::Result<OwnedFd> {
     let family = match addr {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
@@ -36,11 +48,7 @@ pub fn bind_tcp(addr: SocketAddr, reuseport: bool) -> io::Result<OwnedFd> {
     // SAFETY: no pointer arguments.
     let fd = syscall!(
         Other,
-        socket(
-            family,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0
-        )
+        socket(family, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)
     )?;
     let fd = super::owned(fd);
     set_int_option(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;

@@ -17,6 +17,7 @@ pub mod http_path;
 pub mod http_range;
 pub mod irc_message;
 pub mod line_buffer;
+pub mod tftp_packet;
 
 /// A target's entry point.
 pub type Target = fn(&[u8]);
@@ -36,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("chat_udp", chat_conn::run_udp),
     ("ftp_reply", ftp_reply::run),
     ("ftp_conn", ftp_conn::run),
+    ("tftp_packet", tftp_packet::run),
 ];
 
 /// Reads structured choices from the fuzz input, front to back; past the end every

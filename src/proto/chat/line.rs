@@ -31,6 +31,8 @@ pub const LINE_HELP: &str = "\
 *   /who [ROOM]       who is in this room (or ROOM)
 *   /rooms            list the rooms
 *   /topic [TEXT]     show or set this room's topic
+*   /away [TEXT]      mark yourself away (no TEXT: back)
+*   /kick NICK [WHY]  remove NICK from this room (room operators, shown as @nick)
 *   /quit [REASON]    leave the chat
 *   /help             this list
 *   //TEXT            send a line starting with /
@@ -134,6 +136,7 @@ impl LineClient {
         let endpoint = Endpoint::Stream {
             id: conn.id(),
             flavor: Flavor::Line,
+            caps: super::Caps::default(),
         };
         let userhost = format!("~line@{}", self.host);
         match hub.chat.register(nick, &userhost, endpoint) {
@@ -178,7 +181,30 @@ impl LineClient {
         }
     }
 
+    /// The room the client is in: the one it last chose, or (kicked from it) the
+    /// last one it is still in.
+    fn current_room(&mut self, me: MemberId) -> Option<Rc<str>> {
+        let hub = self.hub.borrow();
+        if hub.chat.is_in(me, &self.room) {
+            return Some(self.room.clone());
+        }
+        let r = hub.chat.rooms_of(me).last().cloned()?;
+        drop(hub);
+        self.room = r.clone();
+        Some(r)
+    }
+
     fn command(&mut self, conn: &mut Conn<'_, '_>, me: MemberId, text: &str) -> bool {
+        let in_room = self.current_room(me).is_some();
+        let needs_room = !text.starts_with('/')
+            || text.starts_with("//")
+            || ["/me ", "/topic", "/kick "]
+                .iter()
+                .any(|c| text.to_ascii_lowercase().starts_with(c));
+        if !in_room && needs_room {
+            conn.write(b"* you are in no room; /join ROOM\n");
+            return true;
+        }
         let Some(cmdline) = text.strip_prefix('/').filter(|t| !t.starts_with('/')) else {
             // A plain line (or `//...`, sent without its first slash).
             let msg = text.strip_prefix('/').unwrap_or(text);
@@ -244,9 +270,15 @@ impl LineClient {
                     rest.trim_start_matches('#')
                 };
                 let hub = self.hub.borrow();
-                let reply = match hub.chat.who(room) {
+                let reply = match hub.chat.who_status(room) {
                     Some(members) => {
-                        let names: Vec<&str> = members.iter().map(|m| &*m.nick).collect();
+                        let names: Vec<String> = members
+                            .iter()
+                            .map(|(m, st)| match &m.away {
+                                Some(a) => format!("{}{} (away: {a})", st.prefix(false), m.nick),
+                                None => format!("{}{}", st.prefix(false), m.nick),
+                            })
+                            .collect();
                         let name = hub.chat.room(room).map(|r| r.name).unwrap_or(room.into());
                         format!("* in {name} ({}): {}\n", names.len(), names.join(", "))
                     }
@@ -283,6 +315,26 @@ impl LineClient {
                     self.deliver(conn, out);
                 }
             }
+            "away" => {
+                let text = (!rest.is_empty()).then_some(rest);
+                let out = self.hub.borrow_mut().chat.set_away(me, text);
+                if self.deliver(conn, out) {
+                    let s = match text {
+                        Some(t) => format!("* you are marked away: {t}\n"),
+                        None => "* you are back\n".to_string(),
+                    };
+                    conn.write(s.as_bytes());
+                }
+            }
+            "kick" if !rest.is_empty() => {
+                let (who, why) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                let out = self
+                    .hub
+                    .borrow_mut()
+                    .chat
+                    .kick(me, &self.room, who, why.trim());
+                self.deliver(conn, out);
+            }
             "help" => {
                 conn.write(LINE_HELP.as_bytes());
             }
@@ -297,7 +349,7 @@ impl LineClient {
                 conn.close();
                 return false;
             }
-            "nick" | "join" | "me" => {
+            "nick" | "join" | "me" | "kick" => {
                 conn.write(format!("* usage: /{cmd} ARGUMENT\n").as_bytes());
             }
             _ => {
@@ -385,6 +437,14 @@ impl Protocol for LineClient {
                 conn.write(b"* no nickname given in time; goodbye\n");
                 conn.close();
             }
+        }
+    }
+
+    fn event(&mut self, conn: &mut Conn<'_, '_>, event: Box<dyn std::any::Any>) {
+        if let Ok(k) = event.downcast::<super::irc::Killed>() {
+            conn.write(format!("* you were removed from the chat: {}\n", k.reason).as_bytes());
+            self.leave(conn, &k.reason);
+            conn.close();
         }
     }
 

@@ -6,18 +6,21 @@
 //!   operation returns the events to deliver and to whom.
 //! * [`mod@line`]: the line protocol for `nc` and `telnet` ([`LINE_HELP`] lists its
 //!   commands).
-//! * [`irc`]: enough of RFC 2812 for irssi, WeeChat, `ii` and Python's `irc`: NICK,
-//!   USER, PING/PONG, JOIN, PART, PRIVMSG, NOTICE, QUIT, NAMES, TOPIC, WHO, WHOIS,
-//!   LIST, MOTD, MODE (queries), CAP (no capabilities), the welcome numerics and the
-//!   usual error numerics; plus the pure message parser.
+//! * [`irc`]: RFC 1459/2812 and the modern IRC documents (channel operators and
+//!   modes, bans, INVITE, KICK, WHO/WHOIS/WHOWAS, AWAY, OPER, KILL, WALLOPS, LUSERS,
+//!   ...), IRCv3 capabilities, and the pure message parser; it passes irctest's classic
+//!   selection (README).
 //! * [`udp`]: the classroom protocol: `username@NAME` joins, every other datagram is
 //!   a message relayed to all members (the sender included) as `NAME:text`; `/leave`
 //!   leaves, `/who` lists the lobby; members silent for [`ChatConfig::udp_idle`]
 //!   expire.
 //!
-//! A room is `room` on the line and UDP front ends and `#room` on IRC; everybody starts
-//! in the [`LOBBY`] (`#lobby`). Line and UDP users are in one room at a time; IRC users
-//! may join several.
+//! A room is `room` on the line and UDP front ends and `#room` on IRC; line and UDP
+//! users start in the [`LOBBY`] (`#lobby`), IRC users join what they like
+//! ([`ChatConfig::irc_autojoin`] puts them in the lobby too). Line and UDP users are in
+//! one room at a time (a line user kicked from it is in none until it joins one); IRC
+//! users may join several. Whoever creates a room (not the lobby) is its operator;
+//! operators and modes are the core's, so they bind every front end alike.
 //!
 //! # Delivery
 //! The core lives in one [`Hub`] per server, owned by the [`ChatServer`] (an `Rc` the
@@ -71,7 +74,8 @@ mod render;
 pub mod udp;
 
 pub use self::core::{
-    Chat, ChatError, CoreConfig, Event, MemberId, MsgKind, Outcome, TokenBucket, LOBBY,
+    Chat, ChatError, CoreConfig, Event, MemberId, ModeChange, MsgKind, Outcome, RoomModes, Status,
+    TokenBucket, LOBBY,
 };
 pub use line::LINE_HELP;
 
@@ -108,8 +112,17 @@ pub struct ChatConfig {
     pub max_udp_members: usize,
     /// The server's name in IRC prefixes and numerics.
     pub server_name: String,
+    /// The network's name (IRC 001 and `NETWORK` in 005).
+    pub network: String,
     /// The message of the day (IRC `MOTD`, shown on the line protocol's welcome).
     pub motd: Vec<String>,
+    /// Whether IRC clients are joined to `#lobby` on connect (default: no, as on
+    /// every IRC server; line and UDP users always start in the lobby).
+    pub irc_autojoin: bool,
+    /// Server operator accounts (IRC `OPER name password`).
+    pub opers: Vec<OperAccount>,
+    /// The server password IRC clients must give with `PASS` before registering.
+    pub password: Option<String>,
     /// Listener settings for the line and IRC listeners; `stream.max_output` bounds
     /// every client's pending output.
     pub listen: ListenConfig,
@@ -130,13 +143,160 @@ impl Default for ChatConfig {
             udp_idle: Duration::from_secs(300),
             max_udp_members: 10_000,
             server_name: "readyloop.chat".into(),
+            network: "readyloop".into(),
             motd: vec![
                 "Welcome to the readyloop chat.".into(),
-                "nc, IRC and UDP users share these rooms; everyone starts in #lobby.".into(),
+                "nc, IRC and UDP users share these rooms; nc and UDP users start in #lobby.".into(),
             ],
+            irc_autojoin: false,
+            opers: Vec::new(),
+            password: None,
             listen,
         }
     }
+}
+
+/// A server operator account: a name and an Argon2id hash of its password (PHC
+/// string, as `argon2` or the `argon2` crate writes it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperAccount {
+    /// The name given to `OPER`.
+    pub name: String,
+    /// The password's hash (`$argon2id$v=19$...`).
+    pub hash: String,
+}
+
+impl OperAccount {
+    /// An account from a name and a hash; `Err` if the hash is not a PHC string.
+    pub fn from_hash(name: &str, hash: &str) -> Result<OperAccount, String> {
+        argon2::PasswordHash::new(hash).map_err(|e| format!("operator {name}: bad hash: {e}"))?;
+        Ok(OperAccount {
+            name: name.to_string(),
+            hash: hash.to_string(),
+        })
+    }
+
+    /// An account from a plain password, hashed here (Argon2id, a random salt from
+    /// the system).
+    pub fn from_password(name: &str, password: &str) -> io::Result<OperAccount> {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let mut salt = [0u8; 16];
+        io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut salt)?;
+        let salt = SaltString::encode_b64(&salt).map_err(|e| io::Error::other(e.to_string()))?;
+        let hash = argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(OperAccount {
+            name: name.to_string(),
+            hash: hash.to_string(),
+        })
+    }
+
+    /// Whether `password` is this account's.
+    pub fn verify(&self, password: &str) -> bool {
+        use argon2::password_hash::PasswordVerifier;
+        argon2::PasswordHash::new(&self.hash).is_ok_and(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+    }
+}
+
+/// The IRCv3 capabilities an IRC client enabled (`CAP REQ`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Caps(pub u16);
+
+impl Caps {
+    /// `multi-prefix`: every status prefix in `NAMES` and `WHO` (`@+nick`).
+    pub const MULTI_PREFIX: Caps = Caps(1);
+    /// `server-time`: a `time` tag on relayed messages.
+    pub const SERVER_TIME: Caps = Caps(2);
+    /// `message-tags`: tags on messages (`msgid`), `TAGMSG`.
+    pub const MESSAGE_TAGS: Caps = Caps(4);
+    /// `echo-message`: one's own messages come back.
+    pub const ECHO_MESSAGE: Caps = Caps(8);
+    /// `away-notify`: `AWAY` of people one shares a room with.
+    pub const AWAY_NOTIFY: Caps = Caps(16);
+    /// `cap-notify` (implied by `CAP LS 302`).
+    pub const CAP_NOTIFY: Caps = Caps(32);
+    /// `batch` (history replay on join comes as a `chathistory` batch).
+    pub const BATCH: Caps = Caps(64);
+    /// `userhost-in-names`: `NAMES` shows `nick!user@host`.
+    pub const USERHOST_IN_NAMES: Caps = Caps(128);
+    /// Every capability by name, as `CAP LS` lists them.
+    pub const ALL: [(&'static str, Caps); 8] = [
+        ("away-notify", Caps::AWAY_NOTIFY),
+        ("batch", Caps::BATCH),
+        ("cap-notify", Caps::CAP_NOTIFY),
+        ("echo-message", Caps::ECHO_MESSAGE),
+        ("message-tags", Caps::MESSAGE_TAGS),
+        ("multi-prefix", Caps::MULTI_PREFIX),
+        ("server-time", Caps::SERVER_TIME),
+        ("userhost-in-names", Caps::USERHOST_IN_NAMES),
+    ];
+
+    /// The capability called `name`.
+    pub fn by_name(name: &str) -> Option<Caps> {
+        Caps::ALL
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|&(_, c)| c)
+    }
+
+    /// Whether every capability of `other` is enabled.
+    pub fn has(self, other: Caps) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Enables or disables `other`.
+    pub fn set(&mut self, other: Caps, on: bool) {
+        if on {
+            self.0 |= other.0;
+        } else {
+            self.0 &= !other.0;
+        }
+    }
+
+    /// The enabled capabilities' names, space-separated.
+    pub fn names(self) -> String {
+        Caps::ALL
+            .iter()
+            .filter(|&&(_, c)| self.has(c))
+            .map(|&(n, _)| n)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Whether messages to this client carry tags.
+    pub fn tags(self) -> bool {
+        self.0 & (Caps::SERVER_TIME.0 | Caps::MESSAGE_TAGS.0) != 0
+    }
+}
+
+/// An RFC 3339 UTC time with milliseconds (`2024-01-02T03:04:05.678Z`), as
+/// IRCv3 `server-time` writes it.
+pub fn irc_time(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
 }
 
 /// How a member is reached.
@@ -148,6 +308,8 @@ pub enum Endpoint {
         id: HandlerId,
         /// Its protocol.
         flavor: Flavor,
+        /// The IRCv3 capabilities it enabled (IRC only).
+        caps: Caps,
     },
     /// A UDP client.
     Datagram {
@@ -176,6 +338,14 @@ impl Endpoint {
             Endpoint::Datagram { .. } => Flavor::Udp,
         }
     }
+
+    /// The IRCv3 capabilities (none but for IRC clients).
+    pub fn caps(&self) -> Caps {
+        match self {
+            Endpoint::Stream { caps, .. } => *caps,
+            Endpoint::Datagram { .. } => Caps::default(),
+        }
+    }
 }
 
 /// What every front end of one server shares: the chat core and the settings.
@@ -187,6 +357,12 @@ pub struct Hub {
     pub cfg: ChatConfig,
     /// When the server started (IRC 003).
     pub started: std::time::SystemTime,
+    /// The last message id handed out (IRCv3 `msgid`).
+    pub msgid: std::cell::Cell<u64>,
+    /// IRC connections not registered yet (`LUSERS`).
+    pub unregistered: usize,
+    /// The most members there have been at once (`LUSERS`).
+    pub max_users: usize,
 }
 
 /// Where deliveries go: implemented for a stream connection and a UDP socket, which
@@ -237,26 +413,107 @@ pub(crate) fn send_text(sink: &mut dyn Sink, ep: &Endpoint, text: &str) {
 
 impl Hub {
     /// Delivers an outcome: each event rendered once per syntax (personal events once
-    /// per recipient) and queued on every recipient.
+    /// per recipient) and queued on every recipient. IRC clients that enabled
+    /// `server-time` or `message-tags` get the tags in front of each line.
     pub(crate) fn deliver(&self, out: &Outcome, sink: &mut dyn Sink) {
         for d in &out.deliveries {
             let mut cache: [Option<String>; 3] = [None, None, None];
+            let mut tags: Option<Tags> = None;
             for &to in &d.to {
                 let Some(m) = self.chat.member(to) else {
                     continue;
                 };
                 let flavor = m.endpoint.flavor();
-                if d.event.is_personal() {
+                let caps = m.endpoint.caps();
+                if d.event.is_personal() || render::per_caps(&d.event) {
                     let text = render::render(self, flavor, &d.event, m);
-                    send_text(sink, &m.endpoint, &text);
+                    if caps.tags() && !matches!(d.event, Event::Joined { .. }) {
+                        let t = tags.get_or_insert_with(|| self.tags_for(&d.event));
+                        send_text(sink, &m.endpoint, &tag_lines(&text, &t.for_caps(caps)));
+                    } else {
+                        send_text(sink, &m.endpoint, &text);
+                    }
                 } else {
                     let text = cache[flavor as usize]
                         .get_or_insert_with(|| render::render(self, flavor, &d.event, m));
-                    send_text(sink, &m.endpoint, text);
+                    if caps.tags() {
+                        let t = tags.get_or_insert_with(|| self.tags_for(&d.event));
+                        send_text(sink, &m.endpoint, &tag_lines(text, &t.for_caps(caps)));
+                    } else {
+                        send_text(sink, &m.endpoint, text);
+                    }
                 }
             }
         }
     }
+
+    /// A fresh message id.
+    pub(crate) fn next_msgid(&self) -> String {
+        let n = self.msgid.get() + 1;
+        self.msgid.set(n);
+        format!("{:x}-{n}", self.started_secs())
+    }
+
+    fn started_secs(&self) -> u64 {
+        self.started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// The tags an event carries: the time now, and a message id for messages.
+    pub(crate) fn tags_for(&self, ev: &Event) -> Tags {
+        let msgid =
+            matches!(ev, Event::Room { .. } | Event::Private { .. }).then(|| self.next_msgid());
+        Tags {
+            time: irc_time(std::time::SystemTime::now()),
+            msgid,
+        }
+    }
+}
+
+/// The IRCv3 tags of one delivery.
+#[derive(Clone, Debug)]
+pub(crate) struct Tags {
+    /// `time`.
+    pub(crate) time: String,
+    /// `msgid`, for messages.
+    pub(crate) msgid: Option<String>,
+}
+
+impl Tags {
+    /// The tag string (without `@` and the space) for a client with `caps`.
+    pub(crate) fn for_caps(&self, caps: Caps) -> String {
+        let mut s = String::new();
+        if caps.has(Caps::MESSAGE_TAGS) {
+            if let Some(id) = &self.msgid {
+                s.push_str("msgid=");
+                s.push_str(id);
+            }
+        }
+        if caps.has(Caps::SERVER_TIME) || caps.has(Caps::MESSAGE_TAGS) {
+            if !s.is_empty() {
+                s.push(';');
+            }
+            s.push_str("time=");
+            s.push_str(&self.time);
+        }
+        s
+    }
+}
+
+/// `text` (IRC lines) with `@tags ` in front of each line.
+pub(crate) fn tag_lines(text: &str, tags: &str) -> String {
+    if tags.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 40);
+    for l in text.split_inclusive('\n') {
+        out.push('@');
+        out.push_str(tags);
+        out.push(' ');
+        out.push_str(l);
+    }
+    out
 }
 
 thread_local! {
@@ -344,6 +601,9 @@ impl ChatServer {
                 chat: Chat::new(cfg.core.clone()),
                 cfg,
                 started: std::time::SystemTime::now(),
+                msgid: std::cell::Cell::new(0),
+                unregistered: 0,
+                max_users: 0,
             })),
         }
     }

@@ -4,7 +4,13 @@
 use std::fmt::Write;
 
 use super::core::{Event, Member, Message, MsgKind};
-use super::{Endpoint, Flavor, Hub};
+use super::{Caps, Endpoint, Flavor, Hub};
+
+/// Whether `ev` renders differently for IRC clients with different capabilities
+/// (beyond tags): then it is rendered per recipient.
+pub(crate) fn per_caps(ev: &Event) -> bool {
+    matches!(ev, Event::Away { .. })
+}
 
 /// Renders `ev` for a member `me` of the given flavor.
 pub(crate) fn render(hub: &Hub, flavor: Flavor, ev: &Event, me: &Member<Endpoint>) -> String {
@@ -36,7 +42,7 @@ fn line(ev: &Event, udp: bool) -> String {
     let mut s = String::new();
     match ev {
         Event::Room { msg, .. } => line_message(&mut s, msg, udp),
-        Event::Private { msg } => {
+        Event::Private { msg, .. } => {
             let _ = match msg.kind {
                 MsgKind::Action => writeln!(s, "*{}* * {} {}", msg.from, msg.from, msg.text),
                 _ => writeln!(s, "*{}* {}", msg.from, msg.text),
@@ -51,7 +57,10 @@ fn line(ev: &Event, udp: bool) -> String {
             topic,
             history,
         } => {
-            let names: Vec<&str> = members.iter().map(|m| &**m).collect();
+            let names: Vec<String> = members
+                .iter()
+                .map(|(m, st)| format!("{}{m}", st.prefix(false)))
+                .collect();
             let _ = writeln!(
                 s,
                 "* you are in {room} ({} here: {})",
@@ -92,6 +101,36 @@ fn line(ev: &Event, udp: bool) -> String {
                 writeln!(s, "* {by} set the topic of {room} to: {topic}")
             };
         }
+        Event::Kick {
+            room,
+            by,
+            target,
+            reason,
+            ..
+        } => {
+            let _ = writeln!(s, "* {by} kicked {target} from {room} ({reason})");
+        }
+        Event::Mode {
+            room,
+            by,
+            changes,
+            args,
+            ..
+        } => {
+            let mut all = changes.to_string();
+            for a in args {
+                all.push(' ');
+                all.push_str(a);
+            }
+            let _ = writeln!(s, "* {by} sets mode {all} on {room}");
+        }
+        Event::Invite { room, by, .. } => {
+            let _ = writeln!(s, "* {by} invites you to {room} (/join {room})");
+        }
+        Event::Away { .. } => {}
+        Event::Wallops { from, text, .. } => {
+            let _ = writeln!(s, "* wallops from {from}: {text}");
+        }
     }
     s
 }
@@ -130,6 +169,10 @@ pub(crate) fn clip_irc(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The longest text an IRC client can send in one 512-byte line (`PRIVMSG x :` and
+/// CRLF take at least 13 bytes): longer texts come from line-protocol users.
+const IRC_CLIENT_TEXT: usize = IRC_LINE - 13;
+
 /// Splits `text` into pieces of at most `max` bytes on character boundaries.
 pub(crate) fn split_text(text: &str, max: usize) -> Vec<&str> {
     let max = max.max(4);
@@ -147,8 +190,9 @@ pub(crate) fn split_text(text: &str, max: usize) -> Vec<&str> {
     out
 }
 
-/// `:nick!user@host CMD target :text`, split over several lines if too long; actions
-/// as CTCP `ACTION`.
+/// `:nick!user@host CMD target :text`; actions as CTCP `ACTION`. A text that does not
+/// fit one line is truncated if an IRC client could have sent it, split over several
+/// lines if longer (line-protocol users may send up to 2048 bytes).
 pub(crate) fn irc_message(
     out: &mut String,
     from: &str,
@@ -168,6 +212,13 @@ pub(crate) fn irc_message(
         ("", "")
     };
     let room = IRC_LINE.saturating_sub(head.len() + pre.len() + post.len() + 2);
+    if msg.text.len() <= IRC_CLIENT_TEXT {
+        // What an IRC client could send in one line is truncated to one line, as IRC
+        // servers do (the prefix added here may not leave room for all of it).
+        let piece = split_text(&msg.text, room)[0];
+        let _ = write!(out, "{head}{pre}{piece}{post}\r\n");
+        return;
+    }
     for piece in split_text(&msg.text, room) {
         let _ = write!(out, "{head}{pre}{piece}{post}\r\n");
     }
@@ -181,7 +232,9 @@ fn irc(hub: &Hub, ev: &Event, member: &Member<Endpoint>) -> String {
         Event::Room { room, msg } => {
             irc_message(&mut s, &msg.from, &msg.userhost, &format!("#{room}"), msg)
         }
-        Event::Private { msg } => irc_message(&mut s, &msg.from, &msg.userhost, me, msg),
+        Event::Private { target, msg } => {
+            irc_message(&mut s, &msg.from, &msg.userhost, target, msg)
+        }
         Event::Join {
             room,
             nick,
@@ -196,20 +249,67 @@ fn irc(hub: &Hub, ev: &Event, member: &Member<Endpoint>) -> String {
             history,
         } => {
             let _ = write!(s, ":{me}!{} JOIN #{room}\r\n", member.userhost);
+            let info = hub.chat.room(room);
             if let Some(t) = topic {
                 let _ = write!(s, ":{srv} 332 {me} #{room} :{t}\r\n");
-            }
-            names(&mut s, srv, me, room, members.iter().map(|m| &**m));
-            if !history.is_empty() {
-                let _ = write!(
-                    s,
-                    ":{srv} NOTICE #{room} :*** last {} messages in #{room}:\r\n",
-                    history.len()
-                );
-                for m in history {
-                    irc_message(&mut s, &m.from, &m.userhost, &format!("#{room}"), m);
+                if let Some((by, at)) = info.as_ref().and_then(|i| i.topic_set.clone()) {
+                    let _ = write!(s, ":{srv} 333 {me} #{room} {by} {at}\r\n");
                 }
-                let _ = write!(s, ":{srv} NOTICE #{room} :*** end of history\r\n");
+            }
+            let multi = member.endpoint.caps().has(Caps::MULTI_PREFIX);
+            let secret = info.is_some_and(|i| i.modes.secret);
+            let uhnames = member.endpoint.caps().has(Caps::USERHOST_IN_NAMES);
+            let list: Vec<String> = members
+                .iter()
+                .map(|(m, st)| {
+                    let uh = uhnames
+                        .then(|| hub.chat.find(m).map(|x| format!("!{}", x.userhost)))
+                        .flatten()
+                        .unwrap_or_default();
+                    format!("{}{m}{uh}", st.prefix(multi))
+                })
+                .collect();
+            names(
+                &mut s,
+                srv,
+                me,
+                room,
+                secret,
+                list.iter().map(|m| m.as_str()),
+            );
+            if !history.is_empty() {
+                let caps = member.endpoint.caps();
+                if caps.has(Caps::SERVER_TIME) || caps.has(Caps::MESSAGE_TAGS) {
+                    // Each replayed message carries the time it was sent (in a
+                    // `chathistory` batch for clients with `batch`).
+                    let batch = caps.has(Caps::BATCH).then(|| format!("h{}", room.len()));
+                    if let Some(b) = &batch {
+                        let _ = write!(s, ":{srv} BATCH +{b} chathistory #{room}\r\n");
+                    }
+                    for m in history {
+                        let mut one = String::new();
+                        irc_message(&mut one, &m.from, &m.userhost, &format!("#{room}"), m);
+                        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(m.at_ms);
+                        let mut tags = format!("time={}", super::irc_time(at));
+                        if let Some(b) = &batch {
+                            tags = format!("batch={b};{tags}");
+                        }
+                        s.push_str(&super::tag_lines(&one, &tags));
+                    }
+                    if let Some(b) = &batch {
+                        let _ = write!(s, ":{srv} BATCH -{b}\r\n");
+                    }
+                } else {
+                    let _ = write!(
+                        s,
+                        ":{srv} NOTICE #{room} :*** last {} messages in #{room}:\r\n",
+                        history.len()
+                    );
+                    for m in history {
+                        irc_message(&mut s, &m.from, &m.userhost, &format!("#{room}"), m);
+                    }
+                    let _ = write!(s, ":{srv} NOTICE #{room} :*** end of history\r\n");
+                }
             }
         }
         Event::Part {
@@ -241,6 +341,55 @@ fn irc(hub: &Hub, ev: &Event, member: &Member<Endpoint>) -> String {
         } => {
             let _ = write!(s, ":{by}!{userhost} TOPIC #{room} :{topic}\r\n");
         }
+        Event::Kick {
+            room,
+            by,
+            userhost,
+            target,
+            reason,
+        } => {
+            let _ = write!(s, ":{by}!{userhost} KICK #{room} {target} :{reason}\r\n");
+        }
+        Event::Mode {
+            room,
+            by,
+            userhost,
+            changes,
+            args,
+        } => {
+            let _ = write!(s, ":{by}!{userhost} MODE #{room} {changes}");
+            for a in args {
+                let _ = write!(s, " {a}");
+            }
+            s.push_str("\r\n");
+        }
+        Event::Invite {
+            room,
+            by,
+            userhost,
+            target,
+        } => {
+            let _ = write!(s, ":{by}!{userhost} INVITE {target} #{room}\r\n");
+        }
+        Event::Away {
+            nick,
+            userhost,
+            text,
+        } => {
+            if member.endpoint.caps().has(Caps::AWAY_NOTIFY) {
+                let _ = match text {
+                    Some(t) => write!(s, ":{nick}!{userhost} AWAY :{t}\r\n"),
+                    None => write!(s, ":{nick}!{userhost} AWAY\r\n"),
+                };
+            }
+        }
+        Event::Wallops {
+            from,
+            userhost,
+            text,
+        } => {
+            let _ = write!(s, ":{from}!{userhost} WALLOPS :{text}\r\n");
+        }
     }
     s
 }
@@ -251,9 +400,11 @@ pub(crate) fn names<'a>(
     srv: &str,
     me: &str,
     room: &str,
+    secret: bool,
     members: impl Iterator<Item = &'a str>,
 ) {
-    let head = format!(":{srv} 353 {me} = #{room} :");
+    let symbol = if secret { '@' } else { '=' };
+    let head = format!(":{srv} 353 {me} {symbol} #{room} :");
     let mut line = String::new();
     for m in members {
         if !line.is_empty() && head.len() + line.len() + m.len() + 3 > IRC_LINE {
@@ -282,6 +433,7 @@ mod tests {
             userhost: "~a@127.0.0.1".into(),
             text: text.into(),
             kind,
+            at_ms: 0,
         }
     }
 
@@ -333,6 +485,7 @@ mod tests {
             "srv",
             "me",
             "lobby",
+            false,
             many.iter().map(|m| m.as_str()),
         );
         assert!(s.lines().count() > 3);

@@ -98,6 +98,13 @@ impl UdpChat {
             if same {
                 let text = format!("Welcome {name}! You are in {LOBBY}; send /leave to leave.");
                 Self::reply(dg, from, &text);
+                // Kicked from the lobby: joining again brings one back (if allowed).
+                if !hub.chat.is_in(id, LOBBY) {
+                    match hub.chat.join(id, LOBBY) {
+                        Ok(out) => hub.deliver(&out, dg),
+                        Err(e) => Self::reply(dg, from, &format!("error: {e}")),
+                    }
+                }
                 return;
             }
             match hub.chat.rename(id, name) {
@@ -212,6 +219,12 @@ impl DatagramProtocol for UdpChat {
             decode(data)
         };
         let text = text.trim_end_matches(['\r', '\n', ' ']);
+        // A member removed by an operator (KILL) is a stranger again.
+        if let Some(m) = self.members.get(&from) {
+            if self.hub.borrow().chat.member(m.id).is_none() {
+                self.members.remove(&from);
+            }
+        }
         if let Some(name) = text.strip_prefix("username@").filter(|_| !too_long) {
             let name = name.trim();
             // A member's rename is announced to the room: it counts like a message.

@@ -57,12 +57,13 @@ pub mod reply;
 mod session;
 pub mod store;
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::net::{Listen, ListenConfig, PeerAddr, Protocol, StreamConfig};
@@ -142,10 +143,66 @@ pub(crate) struct Shared {
     pub(crate) cfg: FtpConfig,
     pub(crate) anon_jail: Rc<Jail>,
     pub(crate) data_stream: Rc<StreamConfig>,
-    pub(crate) open: Cell<usize>,
-    pub(crate) per_ip: RefCell<HashMap<IpAddr, usize>>,
-    /// The next passive port to try (round robin over the range).
-    pub(crate) next_port: Cell<u16>,
+    /// Sessions open (in all, and per address) and the next passive port: shared by
+    /// the servers of a reactor pool ([`SessionCounts`]).
+    pub(crate) counts: SessionCounts,
+}
+
+/// What the [`FtpServer`]s of several reactors (a [`Pool`](crate::reactor::pool::Pool),
+/// one server per reactor) share so that `max_connections` and `max_per_address`
+/// hold across reactors, and passive ports rotate over one range: session counts,
+/// updated under one mutex once per session start and end (never per command or
+/// byte), and the next passive port. A single-reactor server has its own.
+#[derive(Clone, Debug, Default)]
+pub struct SessionCounts {
+    open: Arc<AtomicUsize>,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    next_port: Arc<AtomicU16>,
+}
+
+impl SessionCounts {
+    /// Counts a new session from `ip` if both limits allow it.
+    pub(crate) fn admit(&self, ip: Option<IpAddr>, max: usize, max_per_address: usize) -> bool {
+        let mut m = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let from_ip = ip.map_or(0, |ip| m.get(&ip).copied().unwrap_or(0));
+        if self.open.load(Relaxed) >= max || from_ip >= max_per_address {
+            return false;
+        }
+        self.open.fetch_add(1, Relaxed);
+        if let Some(ip) = ip {
+            *m.entry(ip).or_insert(0) += 1;
+        }
+        true
+    }
+
+    /// Uncounts a session admitted from `ip`.
+    pub(crate) fn release(&self, ip: Option<IpAddr>) {
+        let mut m = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self
+            .open
+            .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+        if let Some(ip) = ip {
+            if let Some(n) = m.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&ip);
+                }
+            }
+        }
+    }
+
+    /// Sessions open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Relaxed)
+    }
+
+    pub(crate) fn next_port(&self) -> u16 {
+        self.next_port.load(Relaxed)
+    }
+
+    pub(crate) fn set_next_port(&self, port: u16) {
+        self.next_port.store(port, Relaxed);
+    }
 }
 
 /// An FTP server: configuration and shared state. Build one, then
@@ -167,6 +224,12 @@ impl FtpServer {
     /// A server with `cfg`. Fails if the root is not a directory, or if the passive
     /// port range is empty.
     pub fn new(cfg: FtpConfig) -> io::Result<FtpServer> {
+        Self::with_counts(cfg, SessionCounts::default())
+    }
+
+    /// A server with `cfg` whose session limits and passive ports are shared with
+    /// every other server built with a clone of `counts` (one per reactor of a pool).
+    pub fn with_counts(cfg: FtpConfig, counts: SessionCounts) -> io::Result<FtpServer> {
         let anon_jail = Jail::new(&cfg.root)
             .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", cfg.root.display())))?;
         if let Some((lo, hi)) = cfg.passive_ports {
@@ -178,14 +241,16 @@ impl FtpServer {
             }
         }
         let first = cfg.passive_ports.map_or(0, |(lo, _)| lo);
+        // The first server of a pool starts the rotation; the others go on with it.
+        let _ = counts
+            .next_port
+            .compare_exchange(0, first, Relaxed, Relaxed);
         Ok(FtpServer {
             shared: Rc::new(Shared {
                 data_stream: Rc::new(cfg.data_stream.clone()),
                 cfg,
                 anon_jail: Rc::new(anon_jail),
-                open: Cell::new(0),
-                per_ip: RefCell::new(HashMap::new()),
-                next_port: Cell::new(first),
+                counts,
             }),
         })
     }
@@ -221,7 +286,7 @@ impl FtpServer {
 
     /// Control sessions open now.
     pub fn sessions(&self) -> usize {
-        self.shared.open.get()
+        self.shared.counts.open()
     }
 
     /// The configuration.

@@ -225,7 +225,7 @@ impl Session {
         let ip = self.local_ip(conn)?;
         self.drop_chan(conn);
         let cfg = &self.sh.cfg;
-        let sock = PassiveListener::bind(ip, cfg.passive_ports, self.sh.next_port.get())
+        let sock = PassiveListener::bind(ip, cfg.passive_ports, self.sh.counts.next_port())
             .map_err(|e| (425, format!("Cannot open passive connection: {e}.")))?;
         let addr = sock
             .local_addr()
@@ -236,7 +236,7 @@ impl Session {
             } else {
                 addr.port() + 1
             };
-            self.sh.next_port.set(next);
+            self.sh.counts.set_next_port(next);
         }
         let me = conn.id();
         let id = PassiveListener::register(
@@ -1152,10 +1152,11 @@ impl Protocol for Session {
     fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
         let cfg = &self.sh.cfg;
         let ip = self.peer_ip();
-        let from_ip = ip.map_or(0, |ip| {
-            self.sh.per_ip.borrow().get(&ip).copied().unwrap_or(0)
-        });
-        if self.sh.open.get() >= cfg.max_connections || from_ip >= cfg.max_per_address {
+        if !self
+            .sh
+            .counts
+            .admit(ip, cfg.max_connections, cfg.max_per_address)
+        {
             log::warn!(
                 target: ACCESS_TARGET,
                 "{} refused: too many connections",
@@ -1167,10 +1168,6 @@ impl Protocol for Session {
             return;
         }
         self.counted = true;
-        self.sh.open.set(self.sh.open.get() + 1);
-        if let Some(ip) = ip {
-            *self.sh.per_ip.borrow_mut().entry(ip).or_insert(0) += 1;
-        }
         // ABOR sent as urgent data (Python's ftplib) must arrive whole.
         if let Err(e) = conn.set_oob_inline(true) {
             log::debug!("{}: SO_OOBINLINE: {e}", self.peer_str());
@@ -1265,16 +1262,7 @@ impl Protocol for Session {
         }
         if self.counted {
             self.counted = false;
-            self.sh.open.set(self.sh.open.get().saturating_sub(1));
-            if let Some(ip) = self.peer_ip() {
-                let mut m = self.sh.per_ip.borrow_mut();
-                if let Some(n) = m.get_mut(&ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        m.remove(&ip);
-                    }
-                }
-            }
+            self.sh.counts.release(self.peer_ip());
             log::info!(target: ACCESS_TARGET, "{} {} disconnected", self.peer_str(), self.user());
         }
     }

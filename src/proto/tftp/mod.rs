@@ -23,8 +23,9 @@
 //! Behaviour, in short:
 //!
 //! * Modes `octet` and `netascii` (converted both ways); `mail` and others: ERROR 4.
-//! * Names are relative to the root; absolute names, `..` and symlinks leading out are
-//!   an access violation (ERROR 2); a missing file is ERROR 1.
+//! * Names are relative to the root; absolute names, `..`, symlinks leading out and
+//!   anything but a regular file are an access violation (ERROR 2); a missing file is
+//!   ERROR 1.
 //! * Writes only with [`TftpConfig::allow_write`] (else ERROR 2), never over an
 //!   existing file (ERROR 6), into an existing directory. An upload is written to a
 //!   hidden temporary file next to its target and linked into place only once
@@ -34,7 +35,7 @@
 //!   own retransmission answers it).
 //! * On the well-known socket: a malformed request gets ERROR 4 (or ERROR 8 for a
 //!   refused option, see [`options`]); DATA or ACK gets ERROR 5; an ERROR is never
-//!   answered.
+//!   answered; at most [`MAX_ERRORS_PER_SEC`] error replies a second.
 //! * Memory per transfer is bounded by the window (clamped to
 //!   [`TftpConfig::max_window_bytes`]); nothing a client sends is buffered beyond one
 //!   datagram.
@@ -53,7 +54,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::net::{DatagramProtocol, DatagramSocket, Datagrams};
 use jail::{Jail, JailError};
@@ -139,11 +140,19 @@ impl StatsHandle {
     }
 }
 
+/// Most ERROR packets the well-known socket sends per second; beyond, refusals are
+/// dropped (logged once per second), so spoofed requests cannot turn the server
+/// into a steady source of datagrams towards a victim.
+pub const MAX_ERRORS_PER_SEC: u32 = 200;
+
 /// The protocol of the well-known TFTP socket.
 pub struct TftpServer {
     cfg: TftpConfig,
     jail: Jail,
     shared: Rc<RefCell<Shared>>,
+    /// Start of the current one-second window of error replies, and the count in it.
+    errors: (Instant, u32),
+    dropped_errors: u64,
 }
 
 impl std::fmt::Debug for TftpServer {
@@ -198,12 +207,41 @@ impl TftpServer {
             cfg,
             jail,
             shared: Rc::default(),
+            errors: (Instant::now(), 0),
+            dropped_errors: 0,
         })
     }
 
     /// The server's counters, readable while it runs (on the reactor's thread).
     pub fn stats(&self) -> StatsHandle {
         StatsHandle(self.shared.clone())
+    }
+
+    /// Sends an ERROR to `to`, within [`MAX_ERRORS_PER_SEC`].
+    fn send_error(
+        &mut self,
+        dg: &mut Datagrams<'_, '_>,
+        to: SocketAddr,
+        code: ErrorCode,
+        msg: &str,
+    ) {
+        let now = Instant::now();
+        if now.duration_since(self.errors.0) >= Duration::from_secs(1) {
+            if self.dropped_errors > 0 {
+                log::warn!(
+                    "tftp: {} error replies dropped (over {MAX_ERRORS_PER_SEC}/s)",
+                    self.dropped_errors
+                );
+                self.dropped_errors = 0;
+            }
+            self.errors = (now, 0);
+        }
+        if self.errors.1 >= MAX_ERRORS_PER_SEC {
+            self.dropped_errors += 1;
+            return;
+        }
+        self.errors.1 += 1;
+        dg.send_to(&packet::error(code, msg), to);
     }
 
     /// Builds the transfer for a request, or says why not.
@@ -231,7 +269,17 @@ impl TftpServer {
             (Side::Write(w), params, oack)
         } else {
             let path = self.jail.existing(req.filename).map_err(jail_refusal)?;
-            let f = File::open(&path).map_err(open_refusal)?;
+            // Only regular files: opening a FIFO would block the loop. O_NOFOLLOW: the
+            // path is canonical, so a symlink in its place now was swapped in since;
+            // O_NONBLOCK: should a FIFO be swapped in, the open does not wait.
+            if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                return Err(refusal(ErrorCode::AccessViolation, "not a regular file"));
+            }
+            let f = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&path)
+                .map_err(open_refusal)?;
             let meta = f.metadata().map_err(open_refusal)?;
             if !meta.is_file() {
                 return Err(refusal(ErrorCode::AccessViolation, "not a regular file"));
@@ -273,9 +321,11 @@ impl TftpServer {
         }
         if active >= self.cfg.max_transfers {
             log::warn!("tftp: {from}: refused, {active} transfers in progress");
-            dg.send_to(
-                &packet::error(ErrorCode::Undefined, "too many transfers; try again later"),
+            self.send_error(
+                dg,
                 from,
+                ErrorCode::Undefined,
+                "too many transfers; try again later",
             );
             return;
         }
@@ -287,7 +337,7 @@ impl TftpServer {
                     "tftp: {from}: {what} {} refused: {msg}",
                     display_name(req.filename)
                 );
-                dg.send_to(&packet::error(code, &msg), from);
+                self.send_error(dg, from, code, &msg);
                 return;
             }
         };
@@ -305,9 +355,11 @@ impl TftpServer {
             .and_then(|h| h.register(dg.reactor()));
         if let Err(e) = started {
             log::error!("tftp: {from}: cannot open a transfer socket: {e}");
-            dg.send_to(
-                &packet::error(ErrorCode::Undefined, "server cannot open a socket"),
+            self.send_error(
+                dg,
                 from,
+                ErrorCode::Undefined,
+                "server cannot open a socket",
             );
         }
     }
@@ -341,16 +393,13 @@ impl DatagramProtocol for TftpServer {
             Ok(Packet::Wrq(r)) => self.request(dg, r, true, from),
             Ok(Packet::Error { .. }) => {}
             Ok(Packet::Data { .. } | Packet::Ack { .. } | Packet::Oack { .. }) => {
-                dg.send_to(
-                    &packet::error(ErrorCode::UnknownTid, "unknown transfer ID"),
-                    from,
-                );
+                self.send_error(dg, from, ErrorCode::UnknownTid, "unknown transfer ID");
             }
             Err(e) => {
                 // Never answer something that claims to be an ERROR (no error loops).
                 if data.get(..2) != Some(&packet::ERROR.to_be_bytes()[..]) {
                     log::debug!("tftp: {from}: {e}");
-                    dg.send_to(&packet::error(e.code(), &e.to_string()), from);
+                    self.send_error(dg, from, e.code(), &e.to_string());
                 }
             }
         }

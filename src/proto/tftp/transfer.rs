@@ -14,7 +14,8 @@
 //! **Write** (the server receives): in-order DATA is written to a temporary file in
 //! the target directory and acknowledged (every `windowsize` blocks, and the last).
 //! A duplicate of the last block is acknowledged again (our ACK may have been lost);
-//! an out-of-order block gets one ACK of the last in-order block per gap. The short
+//! an out-of-order block gets one ACK of the last in-order block per gap, and the
+//! window count restarts there (the sender's next window starts after it). The short
 //! final block completes the upload: the temporary file is linked to its name (never
 //! replacing a file that appeared meanwhile: ERROR 6) and removed; the transfer then
 //! lingers one timeout to acknowledge a repeated final block. An upload that ends any
@@ -27,7 +28,7 @@
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -53,7 +54,8 @@ pub(crate) struct Shared {
 
 /// Where a read transfer's bytes come from.
 pub(crate) struct Source {
-    file: File,
+    /// Read ahead in large chunks: one `read` per 32 KiB, not one per block.
+    file: BufReader<File>,
     /// For netascii: the encoder and a buffer of raw file bytes.
     ascii: Option<(Encoder, Vec<u8>, usize)>,
     eof: bool,
@@ -62,7 +64,7 @@ pub(crate) struct Source {
 impl Source {
     pub(crate) fn new(file: File, netascii: bool) -> Source {
         Source {
-            file,
+            file: BufReader::with_capacity(32 * 1024, file),
             ascii: netascii.then(|| (Encoder::new(), Vec::new(), 0)),
             eof: false,
         }
@@ -131,6 +133,8 @@ pub(crate) struct Reader {
     spare: Vec<Vec<u8>>,
     /// The final (short) block's number, once read.
     last: Option<u64>,
+    /// Payload bytes read from the file so far.
+    bytes: u64,
 }
 
 impl Reader {
@@ -142,6 +146,7 @@ impl Reader {
             window: VecDeque::new(),
             spare: Vec::new(),
             last: None,
+            bytes: 0,
         }
     }
 }
@@ -303,6 +308,7 @@ impl Transfer {
                 failed = Some(e);
                 break;
             }
+            r.bytes += (p.len() - 4) as u64;
             if p.len() - 4 < self.blksize {
                 r.last = Some(seq);
             }
@@ -355,13 +361,12 @@ impl Transfer {
             }
         }
         if r.last == Some(r.acked) {
-            let bytes = r.acked.saturating_sub(1) * self.blksize as u64;
             log::info!(
-                "tftp: sent {} to {} ({} blocks, ~{} bytes, {:?})",
+                "tftp: sent {} to {} ({} blocks, {} bytes, {:?})",
                 self.name,
                 self.peer,
                 r.acked,
-                bytes,
+                r.bytes,
                 self.started_at.elapsed()
             );
             self.finish(dg, true);
@@ -401,6 +406,8 @@ impl Transfer {
                 dg.send_to(&packet::ack(block), peer);
             } else if !w.gap_acked {
                 w.gap_acked = true;
+                // The sender starts its next window after this ACK: count from here.
+                w.since_ack = 0;
                 dg.send_to(&packet::ack(wire(w.received)), peer);
             }
             return;
@@ -585,11 +592,13 @@ impl DatagramProtocol for Transfer {
             self.name,
             self.retries
         );
-        match &self.side {
+        match &mut self.side {
             Side::Read(_) => self.resend_window(dg),
             Side::Write(w) => {
                 // The OACK until the first block arrives, then an ACK of the last
-                // block received in order (which also reports a lost window's gap).
+                // block received in order (which also reports a lost window's gap;
+                // the sender's next window starts after it).
+                w.since_ack = 0;
                 let p = match &self.oack {
                     Some(o) => o.clone(),
                     None => packet::ack(wire(w.received)).to_vec(),
