@@ -7,7 +7,8 @@
 //! nc 127.0.0.1 7008
 //! ```
 //!
-//! What it shows of the library:
+//! The relay itself is `readyloop::proto::relay` (read it: it is short). What it
+//! shows of the library:
 //! * outgoing connections: `connect_tcp_with` from inside the client's
 //!   `connection_made`, with a connect timeout; a refused or timed-out backend
 //!   (`connection_failed`) closes the client cleanly;
@@ -21,14 +22,13 @@
 
 mod common;
 
-use std::any::Any;
-use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use readyloop::net::{Conn, Listen, ListenConfig, Protocol, StreamConfig};
-use readyloop::reactor::{HandlerId, Reactor};
+use readyloop::net::{Listen, ListenConfig, StreamConfig};
+use readyloop::proto::relay::Relay;
+use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
 
 #[derive(Parser, Debug)]
@@ -49,95 +49,6 @@ struct Args {
     /// Refuse clients beyond this many.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
-}
-
-/// What one side of a relay asks of the other.
-enum Relay {
-    /// Our peer sent EOF: shut your write side once your output is sent.
-    ShutWrite,
-    /// Our side is gone: close (after sending what you hold).
-    Close,
-}
-
-/// One side of a relay: the client's connection (which connects the backend when
-/// it is made) or the backend's.
-struct Side {
-    /// The other side's connection, once there is one.
-    other: Option<HandlerId>,
-    /// Client side only: where to connect, and how long it may take.
-    backend: Option<(SocketAddr, Duration)>,
-}
-
-impl Side {
-    fn tell_other(&self, conn: &mut Conn<'_, '_>, msg: Relay) {
-        if let Some(other) = self.other {
-            // `false`: the other side is gone already; nothing to tell.
-            conn.notify(other, Box::new(msg));
-        }
-    }
-}
-
-impl Protocol for Side {
-    fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
-        if let Some((addr, timeout)) = self.backend {
-            let back = Side {
-                other: Some(conn.id()),
-                backend: None,
-            };
-            match conn
-                .reactor()
-                .connect_tcp_with(addr, timeout, back, StreamConfig::default())
-            {
-                Ok(id) => self.other = Some(id),
-                Err(e) => {
-                    log::warn!("{}: cannot connect to {addr}: {e}", conn.peer());
-                    conn.close();
-                    return;
-                }
-            }
-        }
-        if let Some(other) = self.other {
-            // Pace our reading by the other side's output: the other side then no
-            // longer pauses its own reading for it (that deadlocks a relay).
-            conn.produce_into(other);
-        }
-    }
-
-    fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
-        if let Some(other) = self.other {
-            if !conn.write_to(other, data) {
-                // The other side is closing or gone: nothing more can be relayed.
-                conn.close();
-            }
-        }
-    }
-
-    fn eof_received(&mut self, conn: &mut Conn<'_, '_>) -> bool {
-        self.tell_other(conn, Relay::ShutWrite);
-        // Keep the connection: the other direction may still carry data. It closes
-        // once our write side is shut too.
-        true
-    }
-
-    fn event(&mut self, conn: &mut Conn<'_, '_>, event: Box<dyn Any>) {
-        match event.downcast_ref::<Relay>() {
-            Some(Relay::ShutWrite) => conn.shutdown_write(),
-            Some(Relay::Close) => conn.close(),
-            None => {}
-        }
-    }
-
-    fn connection_failed(&mut self, conn: &mut Conn<'_, '_>, reason: &io::Error) {
-        log::warn!("backend: {reason}");
-        self.tell_other(conn, Relay::Close);
-    }
-
-    fn connection_lost(&mut self, conn: &mut Conn<'_, '_>, reason: Option<&io::Error>) {
-        if let Some(e) = reason {
-            log::debug!("{}: {e}", conn.peer());
-        }
-        self.tell_other(conn, Relay::Close);
-    }
 }
 
 fn main() {
@@ -162,12 +73,7 @@ fn main() {
     let (_, addr) = reactor
         .listen_tcp_with(
             args.listen.as_str(),
-            move |_| {
-                Some(Box::new(Side {
-                    other: None,
-                    backend: Some((to, timeout)),
-                }))
-            },
+            move |_| Some(Box::new(Relay::to(to, timeout, StreamConfig::default()))),
             cfg,
         )
         .unwrap_or_else(|e| common::die(&format!("listen on {}", args.listen), e));

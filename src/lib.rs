@@ -10,6 +10,10 @@
 //! * [`reactor`]: the loop: dispatch, timers, waker, signals, shutdown.
 //! * [`net`]: listeners, buffered stream connections, UDP, Unix sockets.
 //! * [`proto`]: protocol handlers (echo, ...), no syscalls of their own.
+//!
+//! [`recipes`]: short compiled programs for shared state, a client with a connect
+//! timeout, a relay with flow control, an idle timeout, lines, a custom graceful
+//! shutdown, and selectors with tokens.
 
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -18,6 +22,8 @@
 pub mod net;
 pub mod proto;
 pub mod reactor;
+#[doc = include_str!("../docs/recipes.md")]
+pub mod recipes {}
 pub mod selector;
 pub mod slab;
 #[allow(unsafe_code)]

@@ -182,7 +182,7 @@ const RELAY_BYTES: u64 = 64 << 20;
 /// half-close is forwarded both ways (the client's EOF reaches the echo server,
 /// whose close comes back as EOF), and neither side ever held much more than its
 /// high watermark of output.
-fn relay_through_echo_server_is_bounded(backend: Backend) {
+fn relay_moves_64mib_through_echo_server(backend: Backend) {
     let mut echo = ServerProcess::echo_server(backend, &["--listen", "127.0.0.1:0"], None);
     let backend_addr = echo.tcp_addr();
     let (lt, addr) = spawn_loop(backend, Config::default(), move |r| {
@@ -428,7 +428,7 @@ fn idle_timeout_closes_a_quiet_connection(backend: Backend) {
 per_backend! {
     idle_timeout_closes_a_quiet_connection,
     calls_into_a_busy_connection,
-    relay_through_echo_server_is_bounded,
+    relay_moves_64mib_through_echo_server,
     relay_output_stays_bounded,
     half_close_either_order,
     notify_gone_is_false,

@@ -94,4 +94,5 @@ replay_tests!(
     ftp_reply,
     ftp_conn,
     tftp_packet,
+    kv_command,
 );

@@ -8,7 +8,7 @@ use clap::builder::PossibleValuesParser;
 use crate::servers::{ALL_CONTENDERS, CONTENDERS, NGINX};
 
 /// The workloads, in the order they run.
-pub const WORKLOADS: [&str; 7] = [
+pub const WORKLOADS: [&str; 8] = [
     "round-trip",
     "idle-sweep",
     "churn",
@@ -16,6 +16,7 @@ pub const WORKLOADS: [&str; 7] = [
     "latency",
     "http",
     "accept",
+    "proxy",
 ];
 
 /// The sub-workloads of `latency` (open-loop sweeps), as named in the results.

@@ -3,7 +3,8 @@
 //! Runs this crate's echo server on every backend, the classroom's thread-per-connection
 //! and fork-per-connection servers, and reference echo servers on mio and tokio, under
 //! one load generator; and (workload `http`) this crate's HTTP server on every backend
-//! against nginx under `wrk`. Prints markdown tables, writes `target/lab/results.json`
+//! against nginx under `wrk`; and (workload `proxy`) this crate's TCP relay against a
+//! tokio `copy_bidirectional` relay. Prints markdown tables, writes `target/lab/results.json`
 //! and SVG plots. `-- --help` lists the options; `-- --self-test` runs the lab's own checks, and
 //! so does `cargo test --benches` (which runs this target with no argument).
 
@@ -15,6 +16,7 @@ mod latency;
 mod loadgen;
 mod nginx;
 mod plot;
+mod proxy;
 mod report;
 mod selftest;
 mod servers;
@@ -498,6 +500,13 @@ fn run_lab(o: Options) -> i32 {
     if has("http") {
         print_http_tables(&o, &res, hl.as_ref());
     }
+    // The relay comparison (readyloop's `proxy` protocol vs tokio's
+    // `copy_bidirectional`): its own contenders, its own table.
+    let proxy_failures = if has("proxy") {
+        proxy::run(&o, server_cpu)
+    } else {
+        0
+    };
     let dir = env::out_dir(o.out_dir.as_ref());
     let accept_failures = if has("accept") {
         accept::run(&o, server_cpu, &dir)
@@ -516,7 +525,7 @@ fn run_lab(o: Options) -> i32 {
         dir.display(),
         started.elapsed().as_secs_f64()
     );
-    let failures = res.failures() + accept_failures;
+    let failures = res.failures() + proxy_failures + accept_failures;
     if failures > 0 {
         eprintln!("lab: {failures} measurement(s) failed");
         return 1;

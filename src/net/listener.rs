@@ -23,8 +23,11 @@ use crate::sys::socket::{self, PeerAddr};
 /// connection (the socket is closed at once).
 ///
 /// It is an alias of that closure type (a supertrait with a blanket impl), which is
-/// what lets the compiler infer a closure's signature from it; a factory with state
-/// is a `move` closure over that state (or calls a method of a struct).
+/// what lets the compiler infer a closure's signature from it when the closure is
+/// written in the call; a factory with state is a `move` closure over that state (or
+/// calls a method of a struct). A closure stored in a variable first has no expected
+/// type: annotate it (`|_: &PeerAddr| Some(Box::new(Echo) as Box<dyn Protocol>)`), or
+/// return it from a function as `impl FnMut(&PeerAddr) -> Option<Box<dyn Protocol>>`.
 ///
 /// # Examples
 ///

@@ -7,4 +7,6 @@ pub mod echo;
 pub mod framing;
 pub mod ftp;
 pub mod http;
+pub mod kv;
+pub mod relay;
 pub mod tftp;

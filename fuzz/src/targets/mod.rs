@@ -16,6 +16,7 @@ pub mod http_head;
 pub mod http_path;
 pub mod http_range;
 pub mod irc_message;
+pub mod kv_command;
 pub mod line_buffer;
 pub mod tftp_packet;
 
@@ -38,6 +39,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ftp_reply", ftp_reply::run),
     ("ftp_conn", ftp_conn::run),
     ("tftp_packet", tftp_packet::run),
+    ("kv_command", kv_command::run),
 ];
 
 /// Reads structured choices from the fuzz input, front to back; past the end every
