@@ -93,6 +93,8 @@ replay_tests!(
     chat_udp,
     ftp_command,
     ftp_mini,
+    ftp_reply,
+    ftp_conn,
     tftp_packet,
     kv_command,
 );

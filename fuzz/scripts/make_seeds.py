@@ -97,6 +97,20 @@ for mx, cuts, s in [
     (100, [5, 9], frame(b'{"cmd":"list","reply":true}') + frame(b"[1]") + frame(b"")),
 ]:
     put("ftp_mini", u16(mx) + bytes([len(cuts)]) + b"".join(u16(c) for c in cuts) + s)
+# ftp_reply: mode byte (0: paths, 1: replies), then per mode
+for cwd, arg in [(b"/a/b", b"../c"), (b"/", b"/x/./y//z/.."), (b"/a", b".."), (b"/", b"a\rb")]:
+    put("ftp_reply", bytes([0, len(cwd)]) + cwd + arg)
+put("ftp_reply", bytes([1]) + u16(250) + bytes([5]) + b"a\r\nb" + b"211 x\nend")
+put("ftp_reply", bytes([1]) + u16(7) + bytes([0]) + b"")
+
+# ftp_conn: backend, flags, ops: op%8 0-3 chunk(len, bytes), 4 pump, 5 canned(index),
+# 6 half-close, 7 close
+def fc(*idx):
+    return b"".join(bytes([5, i]) for i in idx)
+put("ftp_conn", bytes([0, 0]) + fc(0, 2, 3, 9, 10, 12, 13, 15) + bytes([4]))
+put("ftp_conn", bytes([1, 1]) + fc(0, 4, 5, 6, 11, 8, 7, 14, 16) + bytes([4]))
+put("ftp_conn", bytes([2, 2]) + fc(0) + bytes([4]))
+put("ftp_conn", bytes([3, 4]) + fc(17, 17, 17, 0) + bytes([0, 40]) + b"USER " + b"a" * 35 + bytes([4, 7]))
 
 # tftp_packet: byte 0 % 3 picks the part: 0 a TFTP datagram, 1 netascii (block size
 # byte, then text), 2 a discovery probe or answer.

@@ -299,6 +299,7 @@ fn run_with(data: &[u8], kinds: &[Kind]) {
             }
         }
     });
+    w.h.assert_no_panics();
     let udp_handlers = usize::from(w.udp_server.is_some());
     assert_eq!(
         w.h.reactor.handler_count(),

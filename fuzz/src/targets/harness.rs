@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use readyloop::net::{PeerAddr, Protocol, Stream, StreamConfig};
-use readyloop::reactor::Reactor;
+use readyloop::reactor::{Config, PanicPolicy, Reactor};
 use readyloop::selector::Backend;
 use readyloop::sys::socket;
 
@@ -42,17 +42,29 @@ pub struct Harness {
     pub clients: Vec<Client>,
 }
 
-/// The backend chosen by a fuzz byte.
-pub fn backend(b: u8) -> Backend {
-    Backend::ALL[usize::from(b) % Backend::ALL.len()]
+/// The backend and reactor configuration a fuzz byte chooses: the backend, and the
+/// event budget (how many events one handler gets per report before it is requeued).
+/// Panics propagate, so a panic in a protocol is a crash the fuzzer sees (the default
+/// policy would contain it).
+pub fn backend(b: u8) -> (Backend, Config) {
+    let n = Backend::ALL.len();
+    let budget = [16, 1, 2, 4][usize::from(b) / n % 4];
+    (
+        Backend::ALL[usize::from(b) % n],
+        Config {
+            event_budget: budget,
+            panic_policy: PanicPolicy::Propagate,
+            ..Config::default()
+        },
+    )
 }
 
 impl Harness {
-    /// A reactor on `backend`.
-    pub fn new(backend: Backend) -> Harness {
+    /// A reactor on `backend` with `config`.
+    pub fn new((backend, config): (Backend, Config)) -> Harness {
         super::init_logging();
         Harness {
-            reactor: Reactor::new(backend).expect("reactor"),
+            reactor: Reactor::with_config(backend, config).expect("reactor"),
             clients: Vec::new(),
         }
     }
@@ -169,5 +181,11 @@ impl Harness {
             }
         }
         panic!("the server never settles: still writing after {SPIN_LIMIT} loop iterations");
+    }
+
+    /// Checks nothing was contained (the harness propagates; a protocol could still
+    /// run a reactor of its own).
+    pub fn assert_no_panics(&self) {
+        assert_eq!(self.reactor.panics_contained(), 0, "a handler panicked");
     }
 }

@@ -171,6 +171,7 @@ fn session(be: u8, flags: u8, chunks: &[(Vec<u8>, bool)], end: &End) -> (Vec<u8>
     // The client goes: the server must let go of the connection.
     h.close(c);
     h.pump();
+    h.assert_no_panics();
     assert_eq!(h.reactor.handler_count(), 0, "connection left behind");
     assert_eq!(
         server.stats().connections_open.get(),

@@ -1,7 +1,7 @@
 //! `proto::framing::LineBuffer`: the line framing of the chat front ends.
 //!
 //! Properties, for a stream fed in one piece, byte by byte, and split at points the
-//! input chooses: the same events (lines and overflows) in the same order, equal to a
+//! input chooses, pushed (`push`) or pulled (`feed` + `next_line`): the same events (lines and overflows) in the same order, equal to a
 //! reference model (split at `\n`, strip one `\r`, too long is `TooLong`); no line
 //! holds `\n` or exceeds the limit; the bytes held of a partial line stay bounded.
 use readyloop::proto::framing::{Line, LineBuffer};
@@ -83,4 +83,28 @@ pub fn run(data: &[u8]) {
         at = p;
     }
     assert_eq!(split, whole, "split at {cuts:?} vs one piece");
+
+    // Pull style (`feed`, then `next_line` until `None`) in the same pieces.
+    let mut pulled = Vec::new();
+    let mut lb = LineBuffer::new(max);
+    let mut at = 0;
+    for p in points_of(&cuts, stream.len()) {
+        lb.feed(&stream[at..p]);
+        at = p;
+        while let Some(l) = lb.next_line() {
+            pulled.push(match l {
+                Line::Line(b) => Ev::Line(b.to_vec()),
+                Line::TooLong => Ev::TooLong,
+            });
+        }
+        assert!(lb.pending() <= max + 1, "pull: pending {}", lb.pending());
+    }
+    assert_eq!(pulled, whole, "pull style vs push style");
+}
+
+fn points_of(cuts: &[usize], len: usize) -> Vec<usize> {
+    let mut points: Vec<usize> = cuts.iter().map(|&c| c % (len + 1)).collect();
+    points.sort_unstable();
+    points.push(len);
+    points
 }

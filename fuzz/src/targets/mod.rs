@@ -8,7 +8,9 @@
 
 pub mod chat_conn;
 pub mod ftp_command;
+pub mod ftp_conn;
 pub mod ftp_mini;
+pub mod ftp_reply;
 pub mod harness;
 pub mod http_body;
 pub mod http_conn;
@@ -38,6 +40,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("chat_udp", chat_conn::run_udp),
     ("ftp_command", ftp_command::run),
     ("ftp_mini", ftp_mini::run),
+    ("ftp_reply", ftp_reply::run),
+    ("ftp_conn", ftp_conn::run),
     ("tftp_packet", tftp_packet::run),
     ("kv_command", kv_command::run),
 ];

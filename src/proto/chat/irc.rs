@@ -156,6 +156,12 @@ pub(crate) struct Killed {
     pub(crate) reason: String,
 }
 
+/// Writes IRC lines to `conn`, each cut to the protocol's 512 bytes
+/// ([`render::clip_irc`]).
+fn write_irc(conn: &mut Conn<'_, '_>, text: &str) {
+    conn.write(render::clip_irc(text).as_bytes());
+}
+
 /// One IRC connection.
 pub(crate) struct IrcClient {
     hub: Rc<RefCell<Hub>>,
@@ -217,7 +223,7 @@ impl IrcClient {
     /// Sends a numeric reply: `:server NNN target rest`.
     fn numeric(&self, conn: &mut Conn<'_, '_>, code: u16, rest: &str) {
         let line = format!(":{} {code:03} {} {rest}\r\n", self.srv(), self.target());
-        conn.write(line.as_bytes());
+        write_irc(conn, &line);
     }
 
     /// Appends a numeric reply to `s` (for multi-line answers written at once).
@@ -288,7 +294,7 @@ impl IrcClient {
                         self.srv(),
                         self.target()
                     );
-                    conn.write(line.as_bytes());
+                    write_irc(conn, &line);
                     return true;
                 }
                 Gate::Drop => return true,
@@ -347,7 +353,10 @@ impl IrcClient {
 
     /// Sends `ERROR :Closing Link`, leaves the chat with `reason`, closes.
     fn close_link(&mut self, conn: &mut Conn<'_, '_>, reason: &str) {
-        conn.write(format!("ERROR :Closing Link: {} ({reason})\r\n", self.host).as_bytes());
+        write_irc(
+            conn,
+            &format!("ERROR :Closing Link: {} ({reason})\r\n", self.host),
+        );
         self.leave(conn, reason);
         conn.close();
     }
@@ -380,10 +389,13 @@ impl IrcClient {
                     self.caps.set(Caps::CAP_NOTIFY, true);
                 }
                 let all: Vec<&str> = Caps::ALL.iter().map(|&(n, _)| n).collect();
-                conn.write(format!(":{srv} CAP {t} LS :{}\r\n", all.join(" ")).as_bytes());
+                write_irc(conn, &format!(":{srv} CAP {t} LS :{}\r\n", all.join(" ")));
             }
             "LIST" => {
-                conn.write(format!(":{srv} CAP {t} LIST :{}\r\n", self.caps.names()).as_bytes());
+                write_irc(
+                    conn,
+                    &format!(":{srv} CAP {t} LIST :{}\r\n", self.caps.names()),
+                );
             }
             "REQ" => {
                 if self.me.is_none() {
@@ -407,7 +419,7 @@ impl IrcClient {
                     self.caps = caps;
                     self.sync_caps();
                 }
-                conn.write(format!(":{srv} CAP {t} {verdict} :{req}\r\n").as_bytes());
+                write_irc(conn, &format!(":{srv} CAP {t} {verdict} :{req}\r\n"));
             }
             "END" => {
                 if self.me.is_none() && self.cap_negotiating {
@@ -482,7 +494,7 @@ impl IrcClient {
             self.numeric(conn, 409, ":No origin specified");
         } else {
             let srv = self.srv();
-            conn.write(format!(":{srv} PONG {srv} :{token}\r\n").as_bytes());
+            write_irc(conn, &format!(":{srv} PONG {srv} :{token}\r\n"));
         }
         true
     }
@@ -574,7 +586,7 @@ impl IrcClient {
         self.push_numeric(&mut s, 3, &format!(":This server was created {created}"));
         self.push_numeric(&mut s, 4, &format!("{srv} {VERSION} iow biklmnostv bklov"));
         self.isupport(&mut s);
-        conn.write(s.as_bytes());
+        write_irc(conn, &s);
         self.lusers(conn);
         self.motd(conn);
         let autojoin = self.hub.borrow().cfg.irc_autojoin;
@@ -771,7 +783,7 @@ impl IrcClient {
         let mut s = String::new();
         let Some(list) = msg.params.first().filter(|p| !p.is_empty()) else {
             let _ = write!(s, ":{srv} 366 {nick} * :End of /NAMES list.\r\n");
-            conn.write(s.as_bytes());
+            write_irc(conn, &s);
             return true;
         };
         let hub = self.hub.borrow();
@@ -809,7 +821,7 @@ impl IrcClient {
             }
         }
         drop(hub);
-        conn.write(s.as_bytes());
+        write_irc(conn, &s);
         true
     }
 
@@ -882,7 +894,7 @@ impl IrcClient {
             }
         }
         let _ = write!(s, ":{srv} 323 {nick} :End of /LIST\r\n");
-        conn.write(s.as_bytes());
+        write_irc(conn, &s);
         true
     }
 
@@ -1031,7 +1043,7 @@ impl IrcClient {
                 self.push_numeric(&mut s, 367, &format!("#{name} {b}"));
             }
             self.push_numeric(&mut s, 368, &format!("#{name} :End of channel ban list"));
-            conn.write(s.as_bytes());
+            write_irc(conn, &s);
         }
         if changes.is_empty() {
             return;
@@ -1113,7 +1125,7 @@ impl IrcClient {
         }
         if !applied.is_empty() {
             let (n, uh) = self.me_prefix();
-            conn.write(format!(":{n}!{uh} MODE {n} :{applied}\r\n").as_bytes());
+            write_irc(conn, &format!(":{n}!{uh} MODE {n} :{applied}\r\n"));
         }
     }
 
@@ -1233,7 +1245,7 @@ impl IrcClient {
             }
         }
         let _ = write!(s, ":{srv} 315 {nick} {mask} :End of WHO list\r\n");
-        conn.write(s.as_bytes());
+        write_irc(conn, &s);
         true
     }
 
@@ -1279,7 +1291,7 @@ impl IrcClient {
                 }
             }
         }
-        conn.write(s.as_bytes());
+        write_irc(conn, &s);
         true
     }
 
@@ -1319,7 +1331,7 @@ impl IrcClient {
             }
             self.push_numeric(&mut s, 369, &format!("{nick} :End of WHOWAS"));
         }
-        conn.write(s.as_bytes());
+        write_irc(conn, &s);
         true
     }
 
@@ -1393,7 +1405,7 @@ impl IrcClient {
         }
         self.numeric(conn, 381, ":You are now an IRC operator");
         let (n, uh) = self.me_prefix();
-        conn.write(format!(":{n}!{uh} MODE {n} :+o\r\n").as_bytes());
+        write_irc(conn, &format!(":{n}!{uh} MODE {n} :+o\r\n"));
         true
     }
 
@@ -1503,7 +1515,7 @@ impl IrcClient {
             self.push_numeric(&mut s, 372, &format!(":- {l}"));
         }
         self.push_numeric(&mut s, 376, ":End of /MOTD command.");
-        conn.write(s.as_bytes());
+        write_irc(conn, &s);
     }
 
     fn irc_lusers(&mut self, conn: &mut Conn<'_, '_>, _msg: &IrcMessage<'_>) -> bool {
@@ -1553,7 +1565,7 @@ impl IrcClient {
             266,
             &format!("{total} {max} :Current global users {total}, max {max}"),
         );
-        conn.write(s.as_bytes());
+        write_irc(conn, &s);
     }
 
     fn irc_time(&mut self, conn: &mut Conn<'_, '_>, msg: &IrcMessage<'_>) -> bool {
@@ -1585,7 +1597,7 @@ impl IrcClient {
             self.push_numeric(&mut s, 371, &format!(":{l}"));
         }
         self.push_numeric(&mut s, 374, ":End of INFO list");
-        conn.write(s.as_bytes());
+        write_irc(conn, &s);
         true
     }
 
@@ -1597,7 +1609,7 @@ impl IrcClient {
         let mut s = String::new();
         self.push_numeric(&mut s, 351, &format!("{VERSION} {srv} :readyloop chat"));
         self.isupport(&mut s);
-        conn.write(s.as_bytes());
+        write_irc(conn, &s);
         true
     }
 
@@ -1611,7 +1623,7 @@ impl IrcClient {
         self.push_numeric(&mut s, 257, ":The operator of this host");
         self.push_numeric(&mut s, 258, ":readyloop chat");
         self.push_numeric(&mut s, 259, ":see the operator of this host");
-        conn.write(s.as_bytes());
+        write_irc(conn, &s);
         true
     }
 

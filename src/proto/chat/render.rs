@@ -17,7 +17,14 @@ pub(crate) fn render(hub: &Hub, flavor: Flavor, ev: &Event, me: &Member<Endpoint
     match flavor {
         Flavor::Line => line(ev, false),
         Flavor::Udp => line(ev, true),
-        Flavor::Irc => irc(hub, ev, me),
+        Flavor::Irc => {
+            let s = irc(hub, ev, me);
+            if irc_fits(&s) {
+                s
+            } else {
+                clip_irc(&s).into_owned()
+            }
+        }
     }
 }
 
@@ -130,6 +137,37 @@ fn line(ev: &Event, udp: bool) -> String {
 
 /// Longest IRC line we send, CRLF included.
 const IRC_LINE: usize = 512;
+
+/// Whether every line of `text` fits in [`IRC_LINE`] bytes with its CRLF.
+fn irc_fits(text: &str) -> bool {
+    text.split("\r\n").all(|l| l.len() <= IRC_LINE - 2)
+}
+
+/// `text` (CRLF-terminated IRC lines) with every line over [`IRC_LINE`] bytes cut to
+/// fit, on a character boundary (RFC 2812 2.3: clients may drop longer lines). Lines
+/// that echo what a client sent (an unknown command, a `PING` token, a topic, a quit
+/// reason) can pass it: input is limited in bytes, but each invalid byte in it
+/// decodes to a 3-byte U+FFFD.
+pub(crate) fn clip_irc(text: &str) -> std::borrow::Cow<'_, str> {
+    let max = IRC_LINE - 2;
+    if irc_fits(text) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive("\r\n") {
+        let (body, end) = match line.strip_suffix("\r\n") {
+            Some(b) => (b, "\r\n"),
+            None => (line, ""),
+        };
+        let mut cut = body.len().min(max);
+        while !body.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push_str(&body[..cut]);
+        out.push_str(end);
+    }
+    std::borrow::Cow::Owned(out)
+}
 
 /// The longest text an IRC client can send in one 512-byte line (`PRIVMSG x :` and
 /// CRLF take at least 13 bytes): longer texts come from line-protocol users.
@@ -453,5 +491,27 @@ mod tests {
         assert!(s.lines().count() > 3);
         assert!(s.lines().all(|l| l.len() + 2 <= IRC_LINE));
         assert!(s.ends_with(":srv 366 me #lobby :End of /NAMES list.\r\n"));
+    }
+
+    #[test]
+    fn irc_lines_are_clipped_to_512_bytes_on_char_boundaries() {
+        assert!(matches!(
+            clip_irc("a\r\nb\r\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let long = format!(
+            ":s 421 n {} :Unknown command\r\nok\r\n",
+            "\u{fffd}".repeat(300)
+        );
+        let clipped = clip_irc(&long);
+        let lines: Vec<&str> = clipped.split_inclusive("\r\n").collect();
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines[0].len() <= 512 && lines[0].len() > 500,
+            "{}",
+            lines[0].len()
+        );
+        assert!(lines[0].ends_with("\u{fffd}\r\n"));
+        assert_eq!(lines[1], "ok\r\n");
     }
 }
