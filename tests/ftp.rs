@@ -144,56 +144,12 @@ fn start(backend: Backend, tweak: impl FnOnce(&mut FtpConfig) + Send + 'static) 
 
 /// Whether `tool` runs. Missing: a skip note, or a failure under `CI=true`.
 fn have(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{tool} is required under CI=true (see scripts/setup)");
-        }
-        eprintln!("note: {tool} not found; skipping this case");
-    }
-    ok
+    support::have_tool(tool, tool)
 }
 
 /// Runs a command with a deadline, killing it after.
 fn run(cmd: &mut Command, deadline: Duration) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let drain = |mut r: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            v
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{cmd:?} did not finish in {deadline:?}; stderr: {}",
-                text(&err.join().unwrap_or_default())
-            );
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
+    support::run_with_deadline(cmd, None, deadline)
 }
 
 fn text(b: &[u8]) -> String {

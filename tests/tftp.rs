@@ -143,19 +143,7 @@ impl Fixture {
 
 /// Whether `tool` is installed. Missing: a skip note, or a failure under `CI=true`.
 fn have(tool: &str, package: &str) -> bool {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{tool} is required under CI=true (apt-get install -y {package})");
-        }
-        eprintln!("note: {tool} not found (package {package}); skipping this case");
-    }
-    ok
+    support::have_tool(tool, package)
 }
 
 /// Runs `tool args` in `dir` under `timeout 60`; returns its output.
