@@ -127,6 +127,8 @@ impl FromStr for AcceptStrategy {
 /// [`attach`](Self::attach) it in the pool's setup, once per reactor, with that
 /// reactor's factory.
 ///
+/// # Examples
+///
 /// ```
 /// use readyloop::net::{AcceptStrategy, ListenConfig, PoolListener};
 /// use readyloop::proto::echo::{Echo, EchoOptions};
