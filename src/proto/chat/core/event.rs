@@ -240,7 +240,7 @@ impl RoomModes {
     }
 }
 
-/// One mode change asked of [`Chat::set_modes`].
+/// One mode change asked of [`Chat::set_modes`](super::Chat::set_modes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModeChange {
     /// `+o`/`-o` NICK.
