@@ -120,6 +120,23 @@ pub struct FileService {
     warnings: WarnLimit,
 }
 
+/// The 301 to a directory's path with its slash: built from the checked segments,
+/// never from the raw target (a raw `//host/dir` would make a protocol-relative,
+/// off-site Location).
+fn redirect(segs: &[&str], query: Option<&str>) -> Response {
+    let mut location = String::with_capacity(segs.iter().map(|s| s.len() + 1).sum::<usize>() + 8);
+    for seg in segs {
+        location.push('/');
+        location.extend(percent_encode(seg.as_bytes(), HREF));
+    }
+    location.push('/');
+    if let Some(q) = query {
+        location.push('?');
+        location.push_str(q);
+    }
+    Response::html(301, "<html><body>Moved</body></html>\n").with_header("Location", location)
+}
+
 fn io_status(e: &io::Error) -> u16 {
     if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
         // The server is out of descriptors, the file may well exist: a transient
@@ -138,6 +155,10 @@ fn header_str<'a>(req: &Request<'a>, name: &str) -> Option<&'a str> {
 
 impl FileService {
     /// Serves files under `root` (canonicalized now: it must exist and be a directory).
+    ///
+    /// # Errors
+    /// The error of resolving or `stat`ing `root`; `InvalidInput` when it is not a
+    /// directory.
     pub fn new(root: &Path, opts: FileOptions) -> io::Result<FileService> {
         let root = fs::canonicalize(root)?;
         if !fs::stat(&root)?.is_dir() {
@@ -274,39 +295,40 @@ impl FileService {
                 e.info.clone(),
             )
         });
-        if let Some((true, info)) = &cached {
-            return self.respond(req, info);
+        match cached {
+            Some((true, info)) => self.respond(req, &info),
+            stale => self.serve_located(req, &key, (&segs, trailing), stale.map(|c| c.1), now),
         }
-        match self.locate(&segs, trailing) {
+    }
+
+    /// Answers from the file system what the cache could not (`stale`: the entry
+    /// under `key` that is due for a check, if any).
+    fn serve_located(
+        &self,
+        req: &Request<'_>,
+        key: &str,
+        (segs, trailing): (&[&str], bool),
+        stale: Option<Rc<FileInfo>>,
+        now: Instant,
+    ) -> Response {
+        let path = req.path();
+        match self.locate(segs, trailing) {
             Err(status) => {
-                self.forget(&key);
+                self.forget(key);
                 Response::error(status)
             }
             Ok(Located::Redirect) => {
-                self.forget(&key);
-                // Built from the checked segments, never from the raw target (a raw
-                // `//host/dir` would make a protocol-relative, off-site Location).
-                let mut location = String::with_capacity(path.len() + 8);
-                for seg in &segs {
-                    location.push('/');
-                    location.extend(percent_encode(seg.as_bytes(), HREF));
-                }
-                location.push('/');
-                if let Some(q) = req.query() {
-                    location.push('?');
-                    location.push_str(q);
-                }
-                Response::html(301, "<html><body>Moved</body></html>\n")
-                    .with_header("Location", location)
+                self.forget(key);
+                redirect(segs, req.query())
             }
             Ok(Located::Listing(dir)) => {
-                self.forget(&key);
+                self.forget(key);
                 self.listing(path, &dir, segs.is_empty())
             }
             Ok(Located::File(canon, meta)) => {
-                if let Some((_, info)) = cached {
+                if let Some(info) = stale {
                     if info.same(&canon, &meta) {
-                        if let Some(e) = self.cache.borrow_mut().map.get_mut(key.as_ref()) {
+                        if let Some(e) = self.cache.borrow_mut().map.get_mut(key) {
                             e.checked = now;
                         }
                         return self.respond(req, &info);
@@ -315,12 +337,12 @@ impl FileService {
                 match self.load(canon) {
                     Ok(info) => {
                         let info = Rc::new(info);
-                        self.insert(&key, info.clone(), now);
+                        self.insert(key, info.clone(), now);
                         self.respond(req, &info)
                     }
                     Err(e) => {
                         log::debug!("{path}: {e}");
-                        self.forget(&key);
+                        self.forget(key);
                         Response::error(self.status_of(&e))
                     }
                 }

@@ -42,6 +42,10 @@ pub(super) const HREF: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Splits a decoded path into safe segments. `Err(status)` for a path to refuse.
 /// Returns the segments and whether the path named a directory (trailing slash).
+///
+/// # Errors
+/// 400 for a path that is not absolute, holds NUL or a backslash, or climbs above
+/// `/` with `..`; 404 for a hidden segment (starting with `.`) unless `dotfiles`.
 pub fn sanitize(path: &str, dotfiles: bool) -> Result<(Vec<&str>, bool), u16> {
     if !path.starts_with('/') || path.contains('\0') || path.contains('\\') {
         return Err(400);

@@ -80,122 +80,132 @@ impl BodyDecoder {
     /// Decodes from `input`, appending body bytes to `out`. Returns how many input
     /// bytes were used (less than `input.len()` only once the body is done: the rest
     /// belongs to the next request).
+    ///
+    /// # Errors
+    /// 400 for a malformed chunked body (size line, extension, data longer than its
+    /// size, line ends, NUL), 413 once the sizes announced pass the decoder's
+    /// maximum, 431 for trailers over 8 KiB. The decoder is then unusable.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, HttpError> {
         let mut i = 0;
         while i < input.len() && self.state != ChunkState::Done {
-            match self.state {
-                ChunkState::Data => {
-                    let take = (input.len() - i)
-                        .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-                    out.extend_from_slice(&input[i..i + take]);
-                    i += take;
-                    self.remaining -= take as u64;
-                    self.decoded += take as u64;
-                    if self.remaining == 0 {
-                        self.state = if self.chunked {
-                            ChunkState::DataCr
-                        } else {
-                            ChunkState::Done
-                        };
-                    }
-                }
-                ChunkState::Size { digits } => {
-                    let b = input[i];
-                    i += 1;
-                    match (b as char).to_digit(16) {
-                        Some(d) => {
-                            if digits >= 15 {
-                                return Err(HttpError::bad("chunk size too long"));
-                            }
-                            self.remaining = self.remaining * 16 + u64::from(d);
-                            self.state = ChunkState::Size { digits: digits + 1 };
-                        }
-                        None if digits == 0 => return Err(HttpError::bad("invalid chunk size")),
-                        None => {
-                            self.announced += self.remaining;
-                            if self.announced > self.max {
-                                return Err(HttpError::new(413, "chunked body too large"));
-                            }
-                            match b {
-                                b'\r' => self.state = ChunkState::SizeLf,
-                                b'\n' => self.end_size_line(),
-                                b';' => self.state = ChunkState::Ext,
-                                b' ' | b'\t' => self.state = ChunkState::SizeBws,
-                                _ => return Err(HttpError::bad("invalid chunk size line")),
-                            }
-                        }
-                    }
-                }
-                state @ (ChunkState::SizeBws | ChunkState::Ext) => {
-                    let b = input[i];
-                    i += 1;
-                    self.meta += 1;
-                    if self.meta > MAX_CHUNK_META {
-                        return Err(HttpError::bad("chunk extensions too long"));
-                    }
-                    match (state, b) {
-                        (_, b'\r') => self.state = ChunkState::SizeLf,
-                        (_, b'\n') => self.end_size_line(),
-                        (ChunkState::SizeBws, b' ' | b'\t') => {}
-                        (ChunkState::SizeBws, b';') => self.state = ChunkState::Ext,
-                        (ChunkState::SizeBws, _) => {
-                            return Err(HttpError::bad("invalid chunk size line"))
-                        }
-                        (_, 0) => return Err(HttpError::bad("NUL in chunk extension")),
-                        _ => {}
-                    }
-                }
-                ChunkState::SizeLf => {
-                    if input[i] != b'\n' {
-                        return Err(HttpError::bad("CR without LF in chunk size line"));
-                    }
-                    i += 1;
-                    self.end_size_line();
-                }
-                ChunkState::DataCr => {
-                    let b = input[i];
-                    i += 1;
-                    match b {
-                        b'\r' => self.state = ChunkState::DataLf,
-                        b'\n' => self.state = ChunkState::Size { digits: 0 },
-                        _ => return Err(HttpError::bad("chunk data longer than its size")),
-                    }
-                }
-                ChunkState::DataLf => {
-                    if input[i] != b'\n' {
-                        return Err(HttpError::bad("CR without LF after chunk data"));
-                    }
-                    i += 1;
-                    self.remaining = 0;
-                    self.state = ChunkState::Size { digits: 0 };
-                }
-                ChunkState::Trailer { line } => {
-                    let b = input[i];
-                    i += 1;
-                    match b {
-                        b'\r' => self.state = ChunkState::TrailerLf { line },
-                        b'\n' => self.end_trailer_line(line),
-                        0 => return Err(HttpError::bad("NUL in trailer")),
-                        _ => {
-                            self.meta += 1;
-                            if self.meta > MAX_CHUNK_META {
-                                return Err(HttpError::new(431, "trailers too large"));
-                            }
-                            self.state = ChunkState::Trailer { line: line + 1 };
-                        }
-                    }
-                }
-                ChunkState::TrailerLf { line } => {
-                    if input[i] != b'\n' {
-                        return Err(HttpError::bad("CR without LF in trailer"));
-                    }
-                    i += 1;
-                    self.end_trailer_line(line);
-                }
-                ChunkState::Done => {}
+            if self.state == ChunkState::Data {
+                i += self.data(&input[i..], out);
+            } else {
+                self.step(input[i])?;
+                i += 1;
             }
         }
         Ok(i)
+    }
+
+    /// Takes body bytes from the start of `input`; returns how many.
+    fn data(&mut self, input: &[u8], out: &mut Vec<u8>) -> usize {
+        let take = input
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        out.extend_from_slice(&input[..take]);
+        self.remaining -= take as u64;
+        self.decoded += take as u64;
+        if self.remaining == 0 {
+            self.state = if self.chunked {
+                ChunkState::DataCr
+            } else {
+                ChunkState::Done
+            };
+        }
+        take
+    }
+
+    /// Takes one byte of chunk framing (every state but `Data` and `Done`).
+    fn step(&mut self, b: u8) -> Result<(), HttpError> {
+        match self.state {
+            ChunkState::Size { digits } => self.size_byte(digits, b)?,
+            state @ (ChunkState::SizeBws | ChunkState::Ext) => self.ext_byte(state, b)?,
+            ChunkState::SizeLf => {
+                expect_lf(b, "CR without LF in chunk size line")?;
+                self.end_size_line();
+            }
+            ChunkState::DataCr => match b {
+                b'\r' => self.state = ChunkState::DataLf,
+                b'\n' => self.state = ChunkState::Size { digits: 0 },
+                _ => return Err(HttpError::bad("chunk data longer than its size")),
+            },
+            ChunkState::DataLf => {
+                expect_lf(b, "CR without LF after chunk data")?;
+                self.remaining = 0;
+                self.state = ChunkState::Size { digits: 0 };
+            }
+            ChunkState::Trailer { line } => self.trailer_byte(line, b)?,
+            ChunkState::TrailerLf { line } => {
+                expect_lf(b, "CR without LF in trailer")?;
+                self.end_trailer_line(line);
+            }
+            ChunkState::Data | ChunkState::Done => {}
+        }
+        Ok(())
+    }
+
+    /// A byte of the hex chunk size (`digits` read so far), or the one that ends it.
+    fn size_byte(&mut self, digits: u8, b: u8) -> Result<(), HttpError> {
+        match (b as char).to_digit(16) {
+            Some(d) => {
+                if digits >= 15 {
+                    return Err(HttpError::bad("chunk size too long"));
+                }
+                self.remaining = self.remaining * 16 + u64::from(d);
+                self.state = ChunkState::Size { digits: digits + 1 };
+            }
+            None if digits == 0 => return Err(HttpError::bad("invalid chunk size")),
+            None => {
+                self.announced += self.remaining;
+                if self.announced > self.max {
+                    return Err(HttpError::new(413, "chunked body too large"));
+                }
+                match b {
+                    b'\r' => self.state = ChunkState::SizeLf,
+                    b'\n' => self.end_size_line(),
+                    b';' => self.state = ChunkState::Ext,
+                    b' ' | b'\t' => self.state = ChunkState::SizeBws,
+                    _ => return Err(HttpError::bad("invalid chunk size line")),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A byte after the chunk size: whitespace (`SizeBws`) or an extension (`Ext`).
+    fn ext_byte(&mut self, state: ChunkState, b: u8) -> Result<(), HttpError> {
+        self.meta += 1;
+        if self.meta > MAX_CHUNK_META {
+            return Err(HttpError::bad("chunk extensions too long"));
+        }
+        match (state, b) {
+            (_, b'\r') => self.state = ChunkState::SizeLf,
+            (_, b'\n') => self.end_size_line(),
+            (ChunkState::SizeBws, b' ' | b'\t') => {}
+            (ChunkState::SizeBws, b';') => self.state = ChunkState::Ext,
+            (ChunkState::SizeBws, _) => return Err(HttpError::bad("invalid chunk size line")),
+            (_, 0) => return Err(HttpError::bad("NUL in chunk extension")),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A byte of a trailer line (`line` bytes into it).
+    fn trailer_byte(&mut self, line: usize, b: u8) -> Result<(), HttpError> {
+        match b {
+            b'\r' => self.state = ChunkState::TrailerLf { line },
+            b'\n' => self.end_trailer_line(line),
+            0 => return Err(HttpError::bad("NUL in trailer")),
+            _ => {
+                self.meta += 1;
+                if self.meta > MAX_CHUNK_META {
+                    return Err(HttpError::new(431, "trailers too large"));
+                }
+                self.state = ChunkState::Trailer { line: line + 1 };
+            }
+        }
+        Ok(())
     }
 
     fn end_size_line(&mut self) {
@@ -212,6 +222,15 @@ impl BodyDecoder {
         } else {
             ChunkState::Trailer { line: 0 }
         };
+    }
+}
+
+/// `Ok` for LF, else the refusal (400) with `reason`.
+fn expect_lf(b: u8, reason: &'static str) -> Result<(), HttpError> {
+    if b == b'\n' {
+        Ok(())
+    } else {
+        Err(HttpError::bad(reason))
     }
 }
 

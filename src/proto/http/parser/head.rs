@@ -40,19 +40,25 @@ fn is_other_version_line(line: &[u8]) -> bool {
 /// what is there). `Ok(Some(n))`: the head is `buf[..n]`; `head` holds offsets into
 /// it. Leading empty lines (a CRLF left after a previous body) are skipped, as RFC
 /// 9112 allows; the offsets account for them.
+///
+/// Stages: the empty lines before the request, the request line and header lines
+/// (`httparse`, then the size limits), then the headers that decide framing and
+/// connection handling (`Framing`).
+///
+/// # Errors
+/// The status to answer when the request is refused: 400 for a malformed head
+/// (and for conflicting or smuggling-prone framing, or an HTTP/1.1 request without
+/// `Host`), 414 for a request line over [`Limits::max_request_line`], 431 for a head
+/// over [`Limits::max_head`] or more header lines than [`Limits::max_headers`], 413
+/// for a declared body over [`Limits::max_body`], 417 for an expectation other than
+/// `100-continue`, 501 for a transfer coding other than `chunked`, 505 for a
+/// well-formed request line with another HTTP version.
 pub fn parse_head(
     buf: &[u8],
     limits: &Limits,
     head: &mut Head,
 ) -> Result<Option<usize>, HttpError> {
-    // Leading CRLFs.
-    let skip = buf
-        .iter()
-        .take_while(|&&b| b == b'\r' || b == b'\n')
-        .count();
-    if skip > 8 {
-        return Err(HttpError::bad("too many empty lines before the request"));
-    }
+    let skip = leading_empty_lines(buf)?;
     let data = &buf[skip..];
     if data.is_empty() {
         return Ok(None);
@@ -60,35 +66,8 @@ pub fn parse_head(
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
     let max = limits.max_headers.clamp(1, MAX_HEADERS_CAP);
     let mut req = httparse::Request::new(&mut storage[..max]);
-    let status = match req.parse(data) {
-        Ok(s) => s,
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(HttpError::new(431, "too many header lines"))
-        }
-        Err(httparse::Error::Version) => {
-            // A well-formed line with a version we do not speak gets 505; garbage, 400.
-            let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
-            let line = &data[..line_end];
-            return Err(if line.len() > limits.max_request_line {
-                HttpError::new(414, "request line too long")
-            } else if is_other_version_line(line) {
-                HttpError::new(505, "unsupported HTTP version")
-            } else {
-                HttpError::bad("malformed request line")
-            });
-        }
-        Err(_) => return Err(HttpError::bad("malformed request head")),
-    };
-    let line_len = data.iter().position(|&b| b == b'\n');
-    match line_len {
-        Some(n) if n > limits.max_request_line => {
-            return Err(HttpError::new(414, "request line too long"))
-        }
-        None if data.len() > limits.max_request_line => {
-            return Err(HttpError::new(414, "request line too long"))
-        }
-        _ => {}
-    }
+    let status = req.parse(data).map_err(|e| refusal(e, data, limits))?;
+    check_request_line(data, limits)?;
     let n = match status {
         httparse::Status::Partial => {
             if data.len() > limits.max_head {
@@ -120,33 +99,82 @@ pub fn parse_head(
     head.conn_keep_alive = false;
     head.expect_continue = false;
     head.has_host = false;
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
-    let mut te_seen = false;
+    let mut framing = Framing::default();
     for h in req.headers.iter() {
         head.headers
             .push((range(h.name.as_bytes()), range(h.value)));
-        let name = h.name.as_bytes();
-        let value = h.value.trim_ascii();
-        if name.eq_ignore_ascii_case(b"content-length") {
-            // Repeated identical values (or a list of them) are tolerated (RFC 9110
-            // 8.6); anything else is a framing conflict.
-            for part in value.split(|&b| b == b',') {
-                let v =
-                    parse_u64(part.trim_ascii()).ok_or(HttpError::bad("invalid Content-Length"))?;
-                if length.is_some_and(|l| l != v) {
-                    return Err(HttpError::bad("conflicting Content-Length headers"));
-                }
-                length = Some(v);
+        framing.header(head, h.name.as_bytes(), h.value.trim_ascii())?;
+    }
+    framing.finish(head, limits)?;
+    Ok(Some(skip + n))
+}
+
+/// How many bytes of empty lines come before the request (at most 8 are allowed).
+fn leading_empty_lines(buf: &[u8]) -> Result<usize, HttpError> {
+    let skip = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    if skip > 8 {
+        return Err(HttpError::bad("too many empty lines before the request"));
+    }
+    Ok(skip)
+}
+
+/// The refusal for an `httparse` error on `data` (the head after the empty lines).
+fn refusal(e: httparse::Error, data: &[u8], limits: &Limits) -> HttpError {
+    match e {
+        httparse::Error::TooManyHeaders => HttpError::new(431, "too many header lines"),
+        httparse::Error::Version => {
+            // A well-formed line with a version we do not speak gets 505; garbage, 400.
+            let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+            let line = &data[..line_end];
+            if line.len() > limits.max_request_line {
+                HttpError::new(414, "request line too long")
+            } else if is_other_version_line(line) {
+                HttpError::new(505, "unsupported HTTP version")
+            } else {
+                HttpError::bad("malformed request line")
             }
+        }
+        _ => HttpError::bad("malformed request head"),
+    }
+}
+
+/// 414 when the request line (complete or not yet) is over the limit.
+fn check_request_line(data: &[u8], limits: &Limits) -> Result<(), HttpError> {
+    let too_long = match data.iter().position(|&b| b == b'\n') {
+        Some(n) => n > limits.max_request_line,
+        None => data.len() > limits.max_request_line,
+    };
+    if too_long {
+        return Err(HttpError::new(414, "request line too long"));
+    }
+    Ok(())
+}
+
+/// The header stage: what the headers say about framing and the connection,
+/// gathered line by line, then checked as a whole.
+#[derive(Default)]
+struct Framing {
+    length: Option<u64>,
+    chunked: bool,
+    te_seen: bool,
+}
+
+impl Framing {
+    /// Takes one header line (`value` trimmed) into `self` and `head`.
+    fn header(&mut self, head: &mut Head, name: &[u8], value: &[u8]) -> Result<(), HttpError> {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            self.content_length(value)?;
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            if te_seen || chunked {
+            if self.te_seen || self.chunked {
                 // Several Transfer-Encoding lines: only "chunked" once is understood.
                 return Err(HttpError::new(501, "unsupported transfer coding"));
             }
-            te_seen = true;
+            self.te_seen = true;
             if value.eq_ignore_ascii_case(b"chunked") {
-                chunked = true;
+                self.chunked = true;
             } else {
                 return Err(HttpError::new(501, "unsupported transfer coding"));
             }
@@ -155,7 +183,7 @@ pub fn parse_head(
             head.conn_keep_alive |= has_token(value, "keep-alive");
         } else if name.eq_ignore_ascii_case(b"expect") {
             if value.eq_ignore_ascii_case(b"100-continue") {
-                head.expect_continue = minor >= 1;
+                head.expect_continue = head.minor >= 1;
             } else {
                 return Err(HttpError::new(417, "unsupported expectation"));
             }
@@ -165,28 +193,46 @@ pub fn parse_head(
             }
             head.has_host = true;
         }
+        Ok(())
     }
-    if minor >= 1 && !head.has_host {
-        return Err(HttpError::bad("HTTP/1.1 request without Host"));
+
+    /// A `Content-Length` value: repeated identical values (or a list of them) are
+    /// tolerated (RFC 9110 8.6); anything else is a framing conflict.
+    fn content_length(&mut self, value: &[u8]) -> Result<(), HttpError> {
+        for part in value.split(|&b| b == b',') {
+            let v = parse_u64(part.trim_ascii()).ok_or(HttpError::bad("invalid Content-Length"))?;
+            if self.length.is_some_and(|l| l != v) {
+                return Err(HttpError::bad("conflicting Content-Length headers"));
+            }
+            self.length = Some(v);
+        }
+        Ok(())
     }
-    if chunked {
-        if length.is_some() {
-            // Both framings at once is the classic smuggling vector: refuse.
-            return Err(HttpError::bad("both Content-Length and Transfer-Encoding"));
+
+    /// Checks the headers as a whole and sets `head.body`.
+    fn finish(self, head: &mut Head, limits: &Limits) -> Result<(), HttpError> {
+        if head.minor >= 1 && !head.has_host {
+            return Err(HttpError::bad("HTTP/1.1 request without Host"));
         }
-        if minor == 0 {
-            return Err(HttpError::bad("Transfer-Encoding in an HTTP/1.0 request"));
+        if self.chunked {
+            if self.length.is_some() {
+                // Both framings at once is the classic smuggling vector: refuse.
+                return Err(HttpError::bad("both Content-Length and Transfer-Encoding"));
+            }
+            if head.minor == 0 {
+                return Err(HttpError::bad("Transfer-Encoding in an HTTP/1.0 request"));
+            }
+            head.body = BodyFraming::Chunked;
+        } else if let Some(len) = self.length {
+            if len > limits.max_body {
+                return Err(HttpError::new(413, "declared body too large"));
+            }
+            if len > 0 {
+                head.body = BodyFraming::Length(len);
+            }
         }
-        head.body = BodyFraming::Chunked;
-    } else if let Some(len) = length {
-        if len > limits.max_body {
-            return Err(HttpError::new(413, "declared body too large"));
-        }
-        if len > 0 {
-            head.body = BodyFraming::Length(len);
-        }
+        Ok(())
     }
-    Ok(Some(skip + n))
 }
 
 #[cfg(test)]
