@@ -139,6 +139,12 @@ impl<'a> Ctx<'a> {
     /// Returns `None` if `id` is gone, is the caller, or is not an `H`, or if `f`
     /// panicked under [`PanicPolicy::Contain`] (then `id` is removed after the
     /// current callback, as if one of its own callbacks had panicked).
+    ///
+    /// # Panics
+    ///
+    /// Under [`PanicPolicy::Propagate`] only: a panic in `f` goes on unwinding
+    /// (after the handler `id` is dropped, closing its descriptor), out of the
+    /// caller's callback and [`Reactor::run`](super::Reactor::run).
     pub fn with_handler<H: Handler, R>(
         &mut self,
         id: HandlerId,
