@@ -249,6 +249,56 @@ impl Reactor {
     /// `EBADF` for a closed descriptor, `EPERM` for a regular file). Nothing is
     /// registered then and `handler` is dropped (closing its descriptor) without a
     /// callback. With `interest: None` nothing is registered, so nothing can fail.
+    ///
+    /// # Examples
+    ///
+    /// A hand-written [`Handler`] (what `net` builds its listeners and connections
+    /// on): it owns a socket, reads what arrives, and stops the loop.
+    ///
+    /// ```
+    /// use std::any::Any;
+    /// use std::cell::RefCell;
+    /// use std::io::{Read, Write};
+    /// use std::os::fd::{AsRawFd, RawFd};
+    /// use std::os::unix::net::UnixStream;
+    /// use std::rc::Rc;
+    /// use readyloop::reactor::{Ctx, Handler, Reactor};
+    /// use readyloop::selector::{Backend, Interest, Readiness};
+    ///
+    /// struct Reader {
+    ///     sock: UnixStream,
+    ///     got: Rc<RefCell<Vec<u8>>>,
+    /// }
+    ///
+    /// impl Handler for Reader {
+    ///     fn fd(&self) -> RawFd {
+    ///         self.sock.as_raw_fd() // open as long as the handler lives
+    ///     }
+    ///     fn ready(&mut self, ctx: &mut Ctx<'_>, readiness: Readiness) {
+    ///         let mut buf = [0; 64];
+    ///         if readiness.is_readable() {
+    ///             if let Ok(n) = self.sock.read(&mut buf) {
+    ///                 self.got.borrow_mut().extend_from_slice(&buf[..n]);
+    ///             }
+    ///         }
+    ///         ctx.stop();
+    ///     }
+    ///     fn as_any_mut(&mut self) -> &mut dyn Any {
+    ///         self
+    ///     }
+    /// }
+    ///
+    /// let (sock, mut peer) = UnixStream::pair()?;
+    /// sock.set_nonblocking(true)?;
+    /// let got = Rc::new(RefCell::new(Vec::new()));
+    /// let mut reactor = Reactor::new(Backend::Epoll)?;
+    /// let reader = Reader { sock, got: got.clone() };
+    /// reactor.insert(Box::new(reader), Some(Interest::READABLE))?;
+    /// peer.write_all(b"ping")?;
+    /// reactor.run()?; // and on return every handler is removed (the socket closed)
+    /// assert_eq!(*got.borrow(), b"ping");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn insert(
         &mut self,
         handler: Box<dyn Handler>,
