@@ -11,6 +11,9 @@
 //! Every wait is bounded: sockets get read and write timeouts, loops get deadlines.
 #![allow(dead_code)]
 
+#[macro_use]
+mod per_backend;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -27,30 +30,6 @@ use readyloop::selector::Backend;
 pub const DEADLINE: Duration = Duration::from_secs(10);
 /// Read and write timeout of every client socket.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Instantiates `fn case(backend: Backend)` functions once per backend, one module per
-/// backend, so a failure reads as `epoll_et::case`.
-macro_rules! per_backend {
-    ($($case:ident),* $(,)?) => {
-        per_backend!(@module select, Select; $($case),*);
-        per_backend!(@module poll, Poll; $($case),*);
-        per_backend!(@module epoll, Epoll; $($case),*);
-        per_backend!(@module epoll_et, EpollEt; $($case),*);
-        per_backend!(@module mio, Mio; $($case),*);
-        per_backend!(@module polling, Polling; $($case),*);
-    };
-    (@module $module:ident, $backend:ident; $($case:ident),*) => {
-        mod $module {
-            const BACKEND: readyloop::selector::Backend = readyloop::selector::Backend::$backend;
-            $(
-                #[test]
-                fn $case() {
-                    super::$case(BACKEND);
-                }
-            )*
-        }
-    };
-}
 
 /// Logs of the in-process reactor go to the test's captured output (`RUST_LOG`).
 pub fn init_logging() {
