@@ -28,46 +28,50 @@
 /// only: `cargo test --test echo -- ::epoll_et` (`::poll` also matches `::polling`, and
 /// `::epoll` also `::epoll_et`: add `--skip ::polling` / `--skip ::epoll_et`).
 ///
-/// Two attributes, written FIRST (above the doc comment), shape one case; each takes a
-/// `per_backend!` of its own:
+/// Two attributes at the very start of an invocation (above the first case's doc
+/// comment) apply to every case of that invocation:
 ///
 /// * `#[backends(select, epoll_et)]`: only the backends named (the module names above),
-///   for a case that means nothing on the others or is too slow to run six times.
+///   for cases that mean nothing on the others or are too slow to run six times.
 /// * `#[each(reuseport = AcceptStrategy::ReusePort, shared = AcceptStrategy::Shared)]`:
-///   a second parameter; the case is `fn NAME(backend: Backend, x: T)` and gets one test
-///   per backend per value, `NAME::epoll_et::reuseport`. `#[backends(..)]`, if any, goes
-///   before it.
+///   a second parameter; each case is `fn NAME(backend: Backend, x: T)` and gets one
+///   test per backend per value, `NAME::epoll_et::reuseport`. `#[backends(..)]`, if
+///   any, goes before it.
+///
+/// Anywhere else they are not this macro's, and the compiler says it cannot find them.
 ///
 /// Invoke it with parentheses, `per_backend!( ... );`: rustfmt formats the cases inside
 /// as ordinary items then (it leaves a `per_backend! { ... }` body alone).
 macro_rules! per_backend {
-    // One case with a backend subset and a second parameter.
+    // Every case of this invocation on a backend subset, with a second parameter.
     (
-        #[backends($($b:ident),+ $(,)?)]
-        #[each($($v:ident = $e:expr),+ $(,)?)]
-        $(#[$m:meta])* fn $name:ident $p:tt $body:block
+        #[backends $b:tt]
+        #[each $each:tt]
+        $($(#[$m:meta])* fn $name:ident $p:tt $body:block)+
     ) => {
-        per_backend!(@case [$($b),+] [$($v = $e),+] $(#[$m])* fn $name $p $body);
+        $(per_backend!(@case $b $each $(#[$m])* fn $name $p $body);)+
     };
-    // One case on a backend subset.
+    // Every case of this invocation on a backend subset.
     (
-        #[backends($($b:ident),+ $(,)?)]
-        $(#[$m:meta])* fn $name:ident $p:tt $body:block
+        #[backends $b:tt]
+        $($(#[$m:meta])* fn $name:ident $p:tt $body:block)+
     ) => {
-        per_backend!(@case [$($b),+] [] $(#[$m])* fn $name $p $body);
+        $(per_backend!(@case $b () $(#[$m])* fn $name $p $body);)+
     };
-    // One case with a second parameter, on every backend.
+    // Every case of this invocation with a second parameter, on every backend.
     (
-        #[each($($v:ident = $e:expr),+ $(,)?)]
-        $(#[$m:meta])* fn $name:ident $p:tt $body:block
+        #[each $each:tt]
+        $($(#[$m:meta])* fn $name:ident $p:tt $body:block)+
     ) => {
-        per_backend!(
-            @case [select, poll, epoll, epoll_et, mio, polling] [$($v = $e),+]
-            $(#[$m])* fn $name $p $body
-        );
+        $(
+            per_backend!(
+                @case (select, poll, epoll, epoll_et, mio, polling) $each
+                $(#[$m])* fn $name $p $body
+            );
+        )+
     };
     // The case function, and a module of one test per backend.
-    (@case [$($b:ident),+] [] $(#[$m:meta])* fn $name:ident $p:tt $body:block) => {
+    (@case ($($b:ident),+ $(,)?) () $(#[$m:meta])* fn $name:ident $p:tt $body:block) => {
         $(#[$m])* fn $name $p $body
 
         mod $name {
@@ -79,14 +83,14 @@ macro_rules! per_backend {
             )+
         }
     };
-    (@case [$($b:ident),+] $each:tt $(#[$m:meta])* fn $name:ident $p:tt $body:block) => {
+    (@case ($($b:ident),+ $(,)?) $each:tt $(#[$m:meta])* fn $name:ident $p:tt $body:block) => {
         $(#[$m])* fn $name $p $body
 
         mod $name {
             $(per_backend!(@each $b $name $each);)+
         }
     };
-    (@each $b:ident $name:ident [$($v:ident = $e:expr),+]) => {
+    (@each $b:ident $name:ident ($($v:ident = $e:expr),+ $(,)?)) => {
         mod $b {
             #[allow(unused_imports)]
             use super::super::*;
@@ -110,7 +114,7 @@ macro_rules! per_backend {
     ($($(#[$m:meta])* fn $name:ident $p:tt $body:block)*) => {
         $(
             per_backend!(
-                @case [select, poll, epoll, epoll_et, mio, polling] []
+                @case (select, poll, epoll, epoll_et, mio, polling) ()
                 $(#[$m])* fn $name $p $body
             );
         )*
