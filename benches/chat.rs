@@ -39,10 +39,10 @@ use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
 use readyloop::sys::stats::{self, Counts, Syscall};
 
-#[path = "lab/env.rs"]
-mod env;
-#[path = "lab/strace.rs"]
-mod strace;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{env, strace};
 
 /// Every contender, in table order.
 const ALL: [&str; 7] = [
