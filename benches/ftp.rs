@@ -35,7 +35,7 @@ use readyloop::selector::Backend;
 #[path = "common/mod.rs"]
 mod common;
 
-use common::child::{self, Ending, Served};
+use common::child::{self, Ending};
 use common::server::{Daemon, Running, ServerProc};
 use common::{os, procfs, table};
 
@@ -145,21 +145,13 @@ fn serve(args: &[String]) -> ! {
         .parse()
         .unwrap_or_else(|e| child::fail("ftp bench server", &e));
     let root = PathBuf::from(root);
-    let started = child::start_reactor(backend, Ending::Stop, move |r| {
+    child::serve_reactor("ftp bench server", backend, Ending::Stop, false, move |r| {
         let cfg = FtpConfig {
             anonymous: true,
             ..FtpConfig::new(root)
         };
         Ok(vec![FtpServer::new(cfg)?.listen(r, "127.0.0.1:0")?.1])
-    });
-    let (ports, stopper) = started.unwrap_or_else(|e| child::fail("ftp bench server", &e));
-    let served = Served {
-        ports,
-        counted: false,
-        stopper,
-        extra: None,
-    };
-    child::serve("ftp bench server", served)
+    })
 }
 
 struct Site {

@@ -45,7 +45,7 @@ use readyloop::selector::Backend;
 #[path = "common/mod.rs"]
 mod common;
 
-use common::child::{self, Ending, Served};
+use common::child::{self, Ending};
 use common::server::ServerProc;
 use common::{env, plot, procfs, table};
 
@@ -160,7 +160,8 @@ fn serve(backend: Backend) -> ! {
     let _ = env_logger::builder()
         .parse_env(env_logger::Env::default().default_filter_or("warn"))
         .try_init();
-    let started = child::start_reactor(backend, Ending::Shutdown, |r| {
+    let name = format!("soak server ({backend})");
+    child::serve_reactor(&name, backend, Ending::Shutdown, false, |r| {
         let echo = r
             .listen_tcp_with(
                 "127.0.0.1:0",
@@ -188,16 +189,7 @@ fn serve(backend: Backend) -> ! {
         let chat = ChatServer::new(chat_cfg);
         let line = chat.listen_lines(r, "127.0.0.1:0")?.1;
         Ok(vec![echo, http, line])
-    });
-    let name = format!("soak server ({backend})");
-    let (ports, stopper) = started.unwrap_or_else(|e| child::fail(&name, &e));
-    let served = Served {
-        ports,
-        counted: false,
-        stopper,
-        extra: None,
-    };
-    child::serve(&name, served)
+    })
 }
 
 /// Starts the soak's server child; its echo, HTTP and chat addresses.

@@ -32,7 +32,7 @@ use readyloop::selector::Backend;
 #[path = "common/mod.rs"]
 mod common;
 
-use common::child::{self, Ending, Served};
+use common::child::{self, Ending};
 use common::server::{Daemon, Running, ServerProc};
 use common::{env, os, table, tools};
 
@@ -98,18 +98,16 @@ fn serve(args: &[String]) {
     };
     let backend: Backend = backend.parse().unwrap_or_else(|_| fail("bad backend"));
     let root = PathBuf::from(root);
-    let started = child::start_reactor(backend, Ending::Stop, move |r| {
-        let server = TftpServer::new(TftpConfig::new(root))?;
-        Ok(vec![r.bind_udp("127.0.0.1:0", server)?.1])
-    });
-    let (ports, stopper) = started.unwrap_or_else(|e| fail(&e.to_string()));
-    let served = Served {
-        ports,
-        counted: false,
-        stopper,
-        extra: None,
-    };
-    child::serve("tftp bench server", served)
+    child::serve_reactor(
+        "tftp bench server",
+        backend,
+        Ending::Stop,
+        false,
+        move |r| {
+            let server = TftpServer::new(TftpConfig::new(root))?;
+            Ok(vec![r.bind_udp("127.0.0.1:0", server)?.1])
+        },
+    )
 }
 
 /// `perf stat -x, -e task-clock -o OUT -- taskset -c 0`: the wrapper of both servers

@@ -172,3 +172,23 @@ pub fn start_reactor(
     });
     Ok((ports, stop))
 }
+
+/// The usual `--serve` mode in one call: a reactor on `backend` with what `setup`
+/// registers ([`start_reactor`]), then [`serve`]; a start that fails exits with
+/// status 2. `counted`: whether `stats on/off` counts syscalls.
+pub fn serve_reactor(
+    name: &str,
+    backend: Backend,
+    ending: Ending,
+    counted: bool,
+    setup: impl FnOnce(&mut Reactor) -> io::Result<Vec<SocketAddr>> + Send + 'static,
+) -> ! {
+    let (ports, stopper) = start_reactor(backend, ending, setup).unwrap_or_else(|e| fail(name, &e));
+    let served = Served {
+        ports,
+        counted,
+        stopper,
+        extra: None,
+    };
+    serve(name, served)
+}

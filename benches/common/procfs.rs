@@ -19,20 +19,20 @@ use std::fs;
 /// CPU time (ns) that process `pid` has run, all its threads together
 /// (`/proc/PID/task/*/schedstat`, first field); `None` where not readable.
 pub fn cpu_ns(pid: u32) -> Option<u64> {
-    let mut total = 0;
-    for t in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let s = fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
-        total += schedstat_field(&s, 0)?;
-    }
-    Some(total)
+    tasks_sum(pid, 0)
 }
 
 /// Timeslices run by all threads of `pid` (`/proc/PID/task/*/schedstat`, third field).
 pub fn timeslices(pid: u32) -> Option<u64> {
+    tasks_sum(pid, 2)
+}
+
+/// Field `i` of `/proc/PID/task/*/schedstat`, summed over the threads.
+fn tasks_sum(pid: u32, i: usize) -> Option<u64> {
     let mut total = 0;
     for t in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
         let s = fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
-        total += schedstat_field(&s, 2)?;
+        total += schedstat_field(&s, i)?;
     }
     Some(total)
 }

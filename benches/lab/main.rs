@@ -1057,16 +1057,7 @@ fn strace_cross_check(lab: &Lab) {
         srv.stop().map_err(e)?;
         let text = std::fs::read_to_string(&file).map_err(e)?;
         let _ = std::fs::remove_file(&file);
-        let mut m = BTreeMap::new();
-        for line in text.lines() {
-            let mut it = line.split_whitespace();
-            if let (Some(n), Some(name), None) = (it.next(), it.next(), it.next()) {
-                if let Ok(n) = n.parse::<u64>() {
-                    m.insert(name.to_string(), n);
-                }
-            }
-        }
-        Ok((m, counts))
+        Ok((strace::parse_strace_calls(&text), counts))
     };
     let (with, without) = match (run(k), run(0)) {
         (Ok(a), Ok(b)) => (a, b),
