@@ -47,13 +47,16 @@ mod common;
 
 use common::child::{self, Ending};
 use common::server::ServerProc;
-use common::{env, plot, procfs, table};
+use common::{cli, env, plot, procfs, table};
 
 // ---------------------------------------------------------------------------------
 // Options.
 
 #[derive(clap::Parser, Debug)]
-#[command(about = "Soak: echo, HTTP and chat at once under mixed load")]
+#[command(
+    name = "soak",
+    about = "Soak: echo, HTTP and chat at once under mixed load"
+)]
 struct Args {
     /// Seconds of load per backend (default 600; --quick: 25).
     #[arg(long)]
@@ -68,17 +71,8 @@ struct Args {
     /// at least 1).
     #[arg(long)]
     interval: Option<u64>,
-    /// Output folder (default target/lab).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Run the self-test.
-    #[arg(long)]
-    self_test: bool,
-    #[arg(long, hide = true)]
-    serve: Option<Backend>,
-    /// Passed by `cargo bench`; ignored.
-    #[arg(long, hide = true)]
-    bench: bool,
+    #[command(flatten)]
+    harness: cli::Harness,
 }
 
 #[derive(Debug)]
@@ -91,22 +85,23 @@ struct Options {
 
 #[derive(Debug)]
 enum Mode {
+    Help,
     SelfTest,
     Serve(Backend),
     Soak(Options),
 }
 
 fn parse_args(args: Vec<String>) -> Result<Mode, String> {
-    if args.is_empty() {
-        return Ok(Mode::SelfTest);
-    }
-    let a = <Args as clap::Parser>::try_parse_from(std::iter::once("soak".to_string()).chain(args))
-        .map_err(|e| e.to_string())?;
-    if a.self_test {
-        return Ok(Mode::SelfTest);
-    }
-    if let Some(b) = a.serve {
-        return Ok(Mode::Serve(b));
+    let a = match cli::parse::<Args>("soak", args, |a| a.harness.self_test)? {
+        cli::Parsed::SelfTest => return Ok(Mode::SelfTest),
+        cli::Parsed::Help => return Ok(Mode::Help),
+        cli::Parsed::Args(a) => a,
+    };
+    if let Some(b) = a.harness.serve {
+        return b
+            .parse()
+            .map(Mode::Serve)
+            .map_err(|e| format!("--serve: {e}"));
     }
     let secs = a.duration.unwrap_or(if a.quick { 25 } else { 600 });
     if secs < 5 {
@@ -124,7 +119,7 @@ fn parse_args(args: Vec<String>) -> Result<Mode, String> {
         duration: Duration::from_secs(secs),
         backends,
         interval: Duration::from_secs(interval),
-        out: a.out,
+        out: a.harness.out,
     }))
 }
 
@@ -137,6 +132,7 @@ fn main() {
         }
     };
     match mode {
+        Mode::Help => print!("{}", cli::usage::<Args>()),
         Mode::SelfTest => std::process::exit(self_test()),
         Mode::Serve(b) => serve(b),
         Mode::Soak(o) => std::process::exit(soak(&o)),

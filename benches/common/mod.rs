@@ -11,6 +11,8 @@
 //! * [`os`]: pinning, descriptor limits, free ports, signals;
 //! * [`tools`]: finding outside programs, and `CI=true` turning a missing one into a
 //!   failure;
+//! * [`cli`]: the command-line options every bench has (self-test, `--out`, the hidden
+//!   `--serve`), and the parse that turns no argument at all into the self-test;
 //! * [`table`]: samples, medians with ranges, number formatting, markdown tables;
 //! * [`env`], [`strace`], [`plot`]: the machine line, `strace -c`, SVG plots.
 //!
@@ -22,6 +24,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod cli;
 pub mod env;
 pub mod os;
 pub mod plot;
