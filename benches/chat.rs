@@ -193,13 +193,7 @@ fn parse_args(args: Vec<String>) -> Result<Mode, String> {
 }
 
 fn main() {
-    let mode = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("chat bench: {e}");
-            std::process::exit(2);
-        }
-    };
+    let mode = common::cli::or_exit("chat bench", parse_args(std::env::args().skip(1).collect()));
     match mode {
         Mode::Help => print!("{}", cli::usage::<Args>()),
         Mode::SelfTest => std::process::exit(self_test()),

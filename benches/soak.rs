@@ -124,13 +124,7 @@ fn parse_args(args: Vec<String>) -> Result<Mode, String> {
 }
 
 fn main() {
-    let mode = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("soak: {e}");
-            std::process::exit(2);
-        }
-    };
+    let mode = common::cli::or_exit("soak", parse_args(std::env::args().skip(1).collect()));
     match mode {
         Mode::Help => print!("{}", cli::usage::<Args>()),
         Mode::SelfTest => std::process::exit(self_test()),

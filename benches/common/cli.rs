@@ -72,3 +72,11 @@ pub fn secs(v: &str) -> Result<Duration, String> {
     let s: f64 = v.parse().map_err(|_| format!("not a number: {v:?}"))?;
     Duration::try_from_secs_f64(s).map_err(|e| e.to_string())
 }
+
+/// `r`'s value, or `bench: error` on stderr and exit status 2 (a bad command line).
+pub fn or_exit<T>(bench: &str, r: Result<T, String>) -> T {
+    r.unwrap_or_else(|e| {
+        eprintln!("{bench}: {e}");
+        std::process::exit(2);
+    })
+}

@@ -37,13 +37,7 @@ use report::{Cell, Outcome, Sample};
 use servers::{ServerProc, ALL_CONTENDERS, NGINX};
 
 fn main() {
-    let mode = match cli::parse(std::env::args().skip(1)) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("lab: {e}");
-            std::process::exit(2);
-        }
-    };
+    let mode = common::cli::or_exit("lab", cli::parse(std::env::args().skip(1)));
     match mode {
         Mode::Help => print!("{}", cli::usage()),
         Mode::Serve {
