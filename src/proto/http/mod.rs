@@ -147,7 +147,11 @@ impl std::fmt::Debug for HttpServer {
 }
 
 impl HttpServer {
-    /// A server with `cfg` and `router`. Fails if the root is not a directory.
+    /// A server with `cfg` and `router`.
+    ///
+    /// # Errors
+    /// When `cfg.root` is set and cannot be resolved or is not a directory (the error
+    /// names the root).
     pub fn new(cfg: HttpConfig, router: Router) -> io::Result<HttpServer> {
         let files = match &cfg.root {
             Some(root) => Some(FileService::new(root, cfg.files.clone()).map_err(|e| {
@@ -173,6 +177,10 @@ impl HttpServer {
     }
 
     /// Listens on TCP `addr` with the configured listener settings.
+    ///
+    /// # Errors
+    /// When `addr` does not resolve, or the socket cannot be created, bound or put
+    /// to listen, or registered with the reactor.
     pub fn listen(
         &self,
         net: &mut impl Listen,
