@@ -27,10 +27,7 @@ impl<E> Chat<E> {
         topic: &str,
     ) -> Result<Outcome, ChatError> {
         let member = self.members.get(&id).ok_or(ChatError::NoSuchMember)?;
-        let r = self
-            .rooms
-            .get(&fold(room))
-            .ok_or_else(|| ChatError::NoSuchRoom(room.to_string()))?;
+        let r = self.existing_room(room)?;
         if !r.contains(id) {
             return Err(ChatError::NotInRoom(r.name.to_string()));
         }
@@ -61,13 +58,17 @@ impl<E> Chat<E> {
         Ok(out)
     }
 
+    /// The room called `room`, or [`ChatError::NoSuchRoom`].
+    fn existing_room(&self, room: &str) -> Result<&Room, ChatError> {
+        self.rooms
+            .get(&fold(room))
+            .ok_or_else(|| ChatError::NoSuchRoom(room.to_string()))
+    }
+
     /// Checks that `id` may moderate `room`: a member and an operator of it (or a
     /// server operator, member or not).
     pub(super) fn check_moderator(&self, id: MemberId, room: &str) -> Result<&Room, ChatError> {
-        let r = self
-            .rooms
-            .get(&fold(room))
-            .ok_or_else(|| ChatError::NoSuchRoom(room.to_string()))?;
+        let r = self.existing_room(room)?;
         let oper = self.members.get(&id).is_some_and(|m| m.oper);
         if !r.contains(id) && !oper {
             return Err(ChatError::NotInRoom(r.name.to_string()));
@@ -213,10 +214,7 @@ impl<E> Chat<E> {
         let victim = self
             .find(target)
             .ok_or_else(|| ChatError::NoSuchNick(target.to_string()))?;
-        let r = self
-            .rooms
-            .get(&fold(room))
-            .ok_or_else(|| ChatError::NoSuchRoom(room.to_string()))?;
+        let r = self.existing_room(room)?;
         if !r.contains(id) {
             return Err(ChatError::NotInRoom(r.name.to_string()));
         }

@@ -92,18 +92,16 @@ impl Session {
             return err(450, "A transfer is already in progress.");
         }
         self.rest = 0;
+        let xfer = Xfer {
+            verb,
+            path,
+            started: Instant::now(),
+            job: Some(job),
+            opening,
+        };
         match self.chan {
-            Chan::None => err(425, "Use PORT, EPRT, PASV or EPSV first."),
-            Chan::Passive(_) | Chan::Connecting(_) => {
-                self.xfer = Some(Xfer {
-                    verb,
-                    path,
-                    started: Instant::now(),
-                    job: Some(job),
-                    opening,
-                });
-                Ok(())
-            }
+            Chan::None => return err(425, "Use PORT, EPRT, PASV or EPSV first."),
+            Chan::Passive(_) | Chan::Connecting(_) => self.xfer = Some(xfer),
             Chan::Active(addr) => {
                 let me = conn.id();
                 let id = connect_active(
@@ -118,27 +116,14 @@ impl Session {
                 .map_err(|e| (425, format!("Cannot open data connection: {e}.")))?;
                 self.chan = Chan::Connecting(id);
                 self.arm_setup(conn);
-                self.xfer = Some(Xfer {
-                    verb,
-                    path,
-                    started: Instant::now(),
-                    job: Some(job),
-                    opening,
-                });
-                Ok(())
+                self.xfer = Some(xfer);
             }
             Chan::Connected(id) => {
-                self.xfer = Some(Xfer {
-                    verb,
-                    path,
-                    started: Instant::now(),
-                    job: Some(job),
-                    opening,
-                });
+                self.xfer = Some(xfer);
                 self.start_xfer(conn, id);
-                Ok(())
             }
         }
+        Ok(())
     }
 
     /// The data connection is up and a transfer waits: go.
