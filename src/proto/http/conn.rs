@@ -353,7 +353,7 @@ impl HttpConn {
         let len = resp.body.len();
         {
             let mut date = self.sh.date.borrow_mut();
-            date.update();
+            date.update_at(conn.reactor().now());
             write_head(
                 &mut self.out,
                 &resp,
