@@ -314,6 +314,7 @@ impl HttpConn {
         let query = query.and_then(|q| std::str::from_utf8(q).ok());
         let req = Request {
             head: &self.head,
+            method,
             raw: hb,
             path: &path,
             query,

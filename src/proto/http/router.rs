@@ -136,6 +136,8 @@ pub fn decode_path(raw_path: &[u8]) -> Option<Cow<'_, str>> {
 /// A request as handlers see it.
 pub struct Request<'a> {
     pub(crate) head: &'a Head,
+    /// The method token, validated as UTF-8 once by the connection.
+    pub(crate) method: &'a str,
     pub(crate) raw: &'a [u8],
     pub(crate) path: &'a str,
     pub(crate) query: Option<&'a str>,
@@ -148,7 +150,7 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// The method (`GET`, ...), as sent (case-sensitive).
     pub fn method(&self) -> &'a str {
-        std::str::from_utf8(&self.raw[self.head.method.clone()]).unwrap_or("")
+        self.method
     }
 
     /// The request target as sent (percent-encoded, with the query).
