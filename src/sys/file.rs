@@ -9,12 +9,11 @@
 use std::ffi::OsString;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::stats::{count, Syscall};
-use super::syscall;
 
 /// Largest count passed to one `sendfile` call (the kernel caps it near 2 GiB anyway).
 const SENDFILE_MAX: usize = 1 << 30;
@@ -24,6 +23,11 @@ const SENDFILE_MAX: usize = 1 << 30;
 /// the file's own position, so one open file can serve many connections at once.
 /// Returns the number of bytes sent; `Ok(0)` with `count > 0` means the file ended
 /// before `offset` (it was truncated under us).
+///
+/// # Errors
+///
+/// `InvalidInput` for an offset past `off_t`; the kernel's error otherwise
+/// (`WouldBlock` on a full socket, `EPIPE`/`ECONNRESET` when the peer is gone).
 pub fn sendfile(
     out: BorrowedFd<'_>,
     file: BorrowedFd<'_>,
@@ -32,17 +36,14 @@ pub fn sendfile(
 ) -> io::Result<usize> {
     let mut off = libc::off_t::try_from(offset)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "sendfile offset too large"))?;
-    let count = count.min(SENDFILE_MAX);
+    let len = count.min(SENDFILE_MAX);
     #[cfg(feature = "fault-injection")]
-    let count = super::fault_len!(Write, count);
-    // SAFETY: both descriptors are borrowed, so open for the call; `off` is a valid,
-    // writable off_t that the kernel updates.
-    let n = syscall!(
-        Write,
-        sendfile(out.as_raw_fd(), file.as_raw_fd(), &mut off, count)
-    )
-    .inspect_err(super::stats::note_error)?;
-    Ok(n as usize)
+    let len = super::fault_len!(Write, len);
+    super::stats::count(Syscall::Write);
+    let n = nix::sys::sendfile::sendfile(out, file, Some(&mut off), len)
+        .map_err(io::Error::from)
+        .inspect_err(super::stats::note_error)?;
+    Ok(n)
 }
 
 /// Opens `path` read-only (close-on-exec, non-blocking, no controlling terminal).
