@@ -111,11 +111,13 @@ pub struct KeyedSelector<T> {
     woken: bool,
 }
 
-/// Python's `DefaultSelector`: open it with [`KeyedSelector::best`], which picks the
-/// platform's best *level-triggered* backend (`epoll` on Linux), as Python does: a
-/// key stays ready until its condition is consumed, so a callback that reads only
-/// part of what is there is called again. Edge-triggered is an explicit choice
-/// ([`KeyedSelector::best_edge`], `Backend::EpollEt`).
+/// The old name of [`KeyedSelector`]: it was a bare alias, not a "default" or
+/// "best" choice of anything. Python's `DefaultSelector()` is
+/// [`KeyedSelector::best`] (level-triggered `epoll` on Linux).
+#[deprecated(
+    since = "0.1.0",
+    note = "a bare alias of KeyedSelector; open Python's DefaultSelector() with KeyedSelector::best()"
+)]
 pub type DefaultSelector<T> = KeyedSelector<T>;
 
 impl<T> KeyedSelector<T> {
@@ -351,8 +353,10 @@ impl<T> KeyedSelector<T> {
         self.get_mut(t)
     }
 
-    /// A read-only view of every key, as Python's `get_map`.
-    pub fn get_map(&self) -> impl Iterator<Item = &SelectorKey<T>> + '_ {
+    /// Every registered key, read-only, in no particular order: what Python's
+    /// `get_map()` offers as a mapping from file object to key (look one key up by
+    /// descriptor with [`get_key`](Self::get_key)).
+    pub fn registrations(&self) -> impl Iterator<Item = &SelectorKey<T>> + '_ {
         self.keys.iter().map(|(_, k)| k)
     }
 
@@ -428,7 +432,7 @@ impl<T> KeyedSelector<T> {
     /// use std::os::unix::net::UnixStream;
     /// use std::time::Duration;
     ///
-    /// let mut sel = KeyedSelector::best()?; // level-triggered, as Python's DefaultSelector
+    /// let mut sel = KeyedSelector::best()?; // level-triggered, as Python's DefaultSelector()
     /// let (mut a, mut b) = UnixStream::pair()?;
     /// let (c, mut d) = UnixStream::pair()?;
     /// sel.register(a.as_raw_fd(), Interest::READABLE, "a")?;
@@ -490,7 +494,7 @@ impl<T> KeyedSelector<T> {
     /// Unregisters every key and closes the kernel side, as Python's `close`.
     /// Returns the keys' data.
     pub fn close(mut self) -> Vec<T> {
-        let tokens: Vec<Token> = self.get_map().map(|k| k.token).collect();
+        let tokens: Vec<Token> = self.registrations().map(|k| k.token).collect();
         tokens
             .into_iter()
             .filter_map(|t| self.unregister_token(t).ok())

@@ -158,10 +158,7 @@ impl StreamCore {
     /// unread; redeliver one.
     pub(super) fn requeue_read(&self, ctx: &mut Ctx<'_>) {
         if ctx.is_edge() && !self.flags.dead {
-            ctx.requeue(
-                ctx.id(),
-                Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
-            );
+            ctx.requeue(ctx.id(), Readiness::READABLE);
         }
     }
 
@@ -309,10 +306,7 @@ impl StreamCore {
         self.update_interest(ctx);
         if ctx.is_edge() {
             // Input that arrived while we were closing raised edges we did not read.
-            ctx.requeue(
-                ctx.id(),
-                Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
-            );
+            ctx.requeue(ctx.id(), Readiness::READABLE);
         }
     }
 }
