@@ -34,6 +34,10 @@ pub struct EpollSelector {
 
 impl EpollSelector {
     /// Creates an epoll instance in `trigger` mode.
+    ///
+    /// # Errors
+    ///
+    /// epoll_create1 failed (out of descriptors or memory).
     pub fn new(trigger: Trigger) -> io::Result<EpollSelector> {
         let mut buf = Vec::with_capacity(EVENTS_CAPACITY);
         buf.resize(EVENTS_CAPACITY, empty_event());

@@ -34,6 +34,11 @@ fn to_mio(interest: Interest) -> mio::Interest {
 
 impl MioSelector {
     /// Creates a `mio::Poll`; only `Trigger::Edge` is supported.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` unless `trigger` is `Edge`; `mio::Poll::new` failed (out of
+    /// descriptors).
     pub fn new(trigger: Trigger) -> io::Result<MioSelector> {
         if trigger != Trigger::Edge {
             return Err(unsupported("mio", trigger));

@@ -356,6 +356,12 @@ pub trait Selector: Send {
     /// What it can do.
     fn capabilities(&self) -> Capabilities;
     /// Starts watching `fd` for `interest`, reporting it as `token`.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists` if `fd` is registered; `InvalidInput` for a negative `fd` or a
+    /// token past 62 bits (and, on `select`, for `fd >= FD_SETSIZE`); the kernel's error
+    /// (`EBADF` for a closed descriptor, `EPERM` for a regular file on epoll).
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
     /// Starts watching `fd` (a listening socket shared with other selectors) so that
     /// a readiness change wakes only one of the selectors waiting on it, not all
@@ -364,6 +370,10 @@ pub trait Selector: Send {
     /// waiter wakes, the thundering herd). An exclusive registration reports
     /// readability and writability only (no read-closed or priority bits), and
     /// cannot be modified in place: change it by deregistering and registering again.
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Self::register).
     fn register_exclusive(
         &mut self,
         fd: RawFd,
@@ -374,16 +384,35 @@ pub trait Selector: Send {
         Ok(false)
     }
     /// Changes the interest or token of a watched `fd`.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `fd` is not registered (`ENOENT` from epoll); otherwise as
+    /// [`register`](Self::register). On error the registration is unchanged.
     fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
     /// Stops watching `fd`.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `fd` is not registered; the kernel's error (`EBADF` if it was
+    /// closed first, against the contract).
     fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
     /// Stops watching `fd`, which the caller is about to close and has never
     /// duplicated. Backends whose kernel forgets a descriptor when its last reference
     /// closes (epoll) skip the syscall; the rest deregister as usual.
+    ///
+    /// # Errors
+    ///
+    /// As [`deregister`](Self::deregister), on backends that make the call.
     fn deregister_before_close(&mut self, fd: RawFd) -> io::Result<()> {
         self.deregister(fd)
     }
     /// Waits up to `timeout` (`None`: forever) and fills `events`.
+    ///
+    /// # Errors
+    ///
+    /// The wait failed (`EBADF`/`EINVAL` from a broken selector, `ENOMEM`). `EINTR` is
+    /// not an error: it returns `Ok` with no events.
     fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()>;
     /// The caller promises that every descriptor it registers is open (the reactor:
     /// its handlers own theirs). Backends that check at register time with a syscall
@@ -454,6 +483,10 @@ impl Backend {
     }
 
     /// Opens the kernel side of this backend in its own trigger mode.
+    ///
+    /// # Errors
+    ///
+    /// The kernel refused the selector (out of descriptors or memory).
     pub fn open(self) -> io::Result<Box<dyn Selector>> {
         self.open_with(self.trigger())
     }
@@ -461,6 +494,10 @@ impl Backend {
     /// Opens the backend's kernel mechanism in `trigger` mode, or fails with
     /// `ErrorKind::Unsupported` if it cannot run that mode (select and poll have no
     /// edge mode; mio has no level mode). Never silently runs another mode.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` if the backend cannot run `trigger`; otherwise as [`open`](Self::open).
     pub fn open_with(self, trigger: Trigger) -> io::Result<Box<dyn Selector>> {
         Ok(match self {
             Backend::Select => Box::new(SelectSelector::new(trigger)?),

@@ -45,6 +45,10 @@ fn poll_events(interest: Interest) -> i16 {
 
 impl PollSelector {
     /// Creates the backend; only `Trigger::Level` is supported.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` unless `trigger` is `Level`.
     pub fn new(trigger: Trigger) -> io::Result<PollSelector> {
         if trigger != Trigger::Level {
             return Err(unsupported("poll", trigger));

@@ -38,6 +38,11 @@ fn event(token: Token, interest: Interest) -> Event {
 
 impl PollingSelector {
     /// Creates a `polling::Poller` in `trigger` mode.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` if the poller cannot run `trigger`; `Poller::new` failed (out of
+    /// descriptors).
     pub fn new(trigger: Trigger) -> io::Result<PollingSelector> {
         let poller = Poller::new()?;
         let mode = match trigger {

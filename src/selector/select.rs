@@ -67,6 +67,10 @@ impl SelectSelector {
     }
 
     /// Creates the backend; only `Trigger::Level` is supported.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` unless `trigger` is `Level`.
     pub fn new(trigger: Trigger) -> io::Result<SelectSelector> {
         if trigger != Trigger::Level {
             return Err(unsupported("select", trigger));

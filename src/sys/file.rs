@@ -47,6 +47,10 @@ pub fn sendfile(
 }
 
 /// Opens `path` read-only (close-on-exec, non-blocking, no controlling terminal).
+///
+/// # Errors
+///
+/// As `std::fs::OpenOptions::open`: `NotFound`, `PermissionDenied`, `EMFILE`.
 pub fn open_read(path: &Path) -> io::Result<File> {
     count(Syscall::Other);
     OpenOptions::new()
@@ -56,24 +60,40 @@ pub fn open_read(path: &Path) -> io::Result<File> {
 }
 
 /// `fstat` of an open file.
+///
+/// # Errors
+///
+/// As `std::fs::File::metadata`.
 pub fn fstat(file: &File) -> io::Result<Metadata> {
     count(Syscall::Other);
     file.metadata()
 }
 
 /// `stat` of a path (follows symlinks).
+///
+/// # Errors
+///
+/// As `std::fs::metadata`: `NotFound`, `PermissionDenied`.
 pub fn stat(path: &Path) -> io::Result<Metadata> {
     count(Syscall::Other);
     std::fs::metadata(path)
 }
 
 /// `realpath`: the absolute path with every symlink, `.` and `..` resolved.
+///
+/// # Errors
+///
+/// As `std::fs::canonicalize`: `NotFound` for a missing component, `ELOOP`.
 pub fn canonicalize(path: &Path) -> io::Result<PathBuf> {
     count(Syscall::Other);
     std::fs::canonicalize(path)
 }
 
 /// Reads exactly `buf.len()` bytes at `offset` (`pread`), without moving the position.
+///
+/// # Errors
+///
+/// `UnexpectedEof` if the file ends first; the kernel's read error otherwise.
 pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     count(Syscall::Read);
     file.read_exact_at(buf, offset)
@@ -97,6 +117,11 @@ pub struct DirEntry {
 
 /// The entries of directory `path` (not `.` and `..`), unsorted, at most `max` of them.
 /// Entries that vanish or cannot be stat'ed while listing are skipped.
+///
+/// # Errors
+///
+/// Opening the directory failed (`NotFound`, `PermissionDenied`, `ENOTDIR`).
+/// Entries that fail later are skipped, not reported.
 pub fn read_dir(path: &Path, max: usize) -> io::Result<Vec<DirEntry>> {
     count(Syscall::Other);
     let mut out = Vec::new();
