@@ -114,8 +114,6 @@ pub trait DatagramProtocol {
     fn datagram_received(&mut self, dg: &mut Datagrams<'_, '_>, data: &[u8], from: SocketAddr);
     /// A timer set with [`Datagrams::set_timer`] fired.
     fn timer(&mut self, _dg: &mut Datagrams<'_, '_>, _id: TimerId) {}
-    /// A message from another handler ([`notify`]).
-    fn event(&mut self, _dg: &mut Datagrams<'_, '_>, _event: Box<dyn Any>) {}
     /// The socket is closing (reactor shutdown or stop).
     fn stopped(&mut self, _dg: &mut Datagrams<'_, '_>) {}
 }
@@ -247,20 +245,6 @@ impl<'a, 'b> Datagrams<'a, 'b> {
 pub fn send_via(ctx: &mut Ctx<'_>, id: HandlerId, data: &[u8], to: SocketAddr) -> bool {
     ctx.with_handler::<DatagramSocket, _>(id, |s, ctx| s.core.send_to(ctx, data, to))
         .unwrap_or(false)
-}
-
-/// Delivers `event` to the UDP handler `id`'s protocol.
-pub fn notify(ctx: &mut Ctx<'_>, id: HandlerId, event: Box<dyn Any>) -> bool {
-    ctx.with_handler::<DatagramSocket, _>(id, |s, ctx| {
-        s.proto.event(
-            &mut Datagrams {
-                core: &mut s.core,
-                ctx,
-            },
-            event,
-        )
-    })
-    .is_some()
 }
 
 impl DatagramSocket {

@@ -123,17 +123,6 @@ impl<'a> Ctx<'a> {
         self.core.requeued.push((id, readiness));
     }
 
-    /// Access to another live handler of type `H` (not the one being called).
-    pub fn handler_mut<H: Handler>(&mut self, id: HandlerId) -> Option<&mut H> {
-        self.core
-            .handlers
-            .get_mut(id)?
-            .handler
-            .as_mut()?
-            .as_any_mut()
-            .downcast_mut::<H>()
-    }
-
     /// Calls `f` with another live handler of type `H` and a context in which that
     /// handler is the current one (so it can defer work or set timers for itself).
     /// Returns `None` if `id` is gone, is the caller, or is not an `H`, or if `f`
