@@ -122,8 +122,9 @@ pub trait DatagramProtocol {
 /// dropped (UDP promises no delivery; memory stays bounded).
 const MAX_QUEUED: usize = 1024;
 
-/// Socket state other than the protocol.
-pub struct DatagramCore {
+/// A UDP socket without its protocol (Twisted's transport): the socket and the
+/// queue of datagrams waiting for room in the send buffer.
+pub struct DatagramTransport {
     sock: UdpSocket,
     queue: VecDeque<(SocketAddr, Vec<u8>)>,
     registered: Interest,
@@ -132,17 +133,17 @@ pub struct DatagramCore {
 
 /// The handler for one UDP socket.
 pub struct DatagramSocket {
-    core: DatagramCore,
+    core: DatagramTransport,
     proto: Box<dyn DatagramProtocol>,
 }
 
 /// What a datagram protocol sees of its socket and the reactor.
 pub struct Datagrams<'a, 'b> {
-    core: &'a mut DatagramCore,
+    core: &'a mut DatagramTransport,
     ctx: &'a mut Ctx<'b>,
 }
 
-impl DatagramCore {
+impl DatagramTransport {
     fn send_to(&mut self, ctx: &mut Ctx<'_>, data: &[u8], to: SocketAddr) -> bool {
         if self.queue.is_empty() {
             stats::count(Syscall::Write);
@@ -256,7 +257,7 @@ impl DatagramSocket {
     pub fn new(sock: UdpSocket, proto: Box<dyn DatagramProtocol>) -> io::Result<DatagramSocket> {
         sock.set_nonblocking(true)?;
         Ok(DatagramSocket {
-            core: DatagramCore {
+            core: DatagramTransport {
                 sock,
                 queue: VecDeque::new(),
                 registered: Interest::READABLE,

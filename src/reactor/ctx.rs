@@ -6,7 +6,7 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use super::dispatch::{Core, TimerOwner};
+use super::dispatch::{LoopState, TimerOwner};
 use super::{Config, Handler, HandlerId, PanicPolicy, TimerId};
 #[cfg(doc)]
 use crate::selector::KeyedSelector;
@@ -18,7 +18,7 @@ pub const SCRATCH_SIZE: usize = 64 * 1024;
 
 /// What a handler (or a timer callback) can do to the reactor while it runs.
 pub struct Ctx<'a> {
-    pub(super) core: &'a mut Core,
+    pub(super) core: &'a mut LoopState,
     pub(super) me: HandlerId,
 }
 
@@ -164,7 +164,7 @@ impl<'a> Ctx<'a> {
             }
             Err(payload) => {
                 if self.core.config.panic_policy == PanicPolicy::Propagate {
-                    // Dropped on the way out, like the caller (see `Core::call`).
+                    // Dropped on the way out, like the caller (see `LoopState::call`).
                     drop(h);
                     panic::resume_unwind(payload);
                 }

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::mail::Mail;
-use super::state::{Flags, Idle, StreamCore};
+use super::state::{Flags, Idle, StreamTransport};
 use super::{Conn, Protocol, StreamConfig};
 use crate::net::buffer::OutBuf;
 use crate::net::ratelimit::WarnLimit;
@@ -26,7 +26,7 @@ thread_local! {
 
 /// A buffered connection: the reactor handler for one stream socket.
 pub struct Stream {
-    pub(super) core: StreamCore,
+    pub(super) core: StreamTransport,
     pub(super) proto: Box<dyn Protocol>,
 }
 
@@ -56,7 +56,7 @@ impl Stream {
         cfg: Rc<StreamConfig>,
     ) -> Stream {
         Stream {
-            core: StreamCore {
+            core: StreamTransport {
                 fd,
                 peer: peer.clone(),
                 out: OutBuf::default(),

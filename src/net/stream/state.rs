@@ -1,5 +1,5 @@
 //! The stream state machine: a connection's state other than its protocol
-//! ([`StreamCore`]: flags, timers, producers), its read interest, pausing, and
+//! ([`StreamTransport`]: flags, timers, producers), its read interest, pausing, and
 //! closing (graceful close, lingering, abort).
 
 use std::any::Any;
@@ -54,9 +54,10 @@ pub(super) struct Flags {
     pub(super) peer_closed: bool,
 }
 
-/// The state of a connection other than its protocol (split so the protocol can be
-/// called with a [`Conn`] that borrows the rest).
-pub struct StreamCore {
+/// A connection without its protocol, what Twisted calls the transport: the socket,
+/// the output buffer, the state and the timers (split from the protocol so the
+/// protocol can be called with a [`Conn`] that borrows the rest).
+pub struct StreamTransport {
     pub(super) fd: OwnedFd,
     pub(super) peer: PeerAddr,
     pub(super) out: OutBuf,
@@ -92,7 +93,7 @@ pub struct StreamCore {
     pub(super) no_shortcut: bool,
 }
 
-impl Drop for StreamCore {
+impl Drop for StreamTransport {
     /// Uncounts the connection from its listener's total, whether it was registered
     /// and removed or refused at registration (select's `FD_SETSIZE`, say).
     fn drop(&mut self) {
@@ -112,7 +113,7 @@ pub(super) struct Idle {
     pub(super) last: Instant,
 }
 
-impl StreamCore {
+impl StreamTransport {
     /// Whether anything (bytes or file regions) waits to be sent.
     pub(super) fn has_pending(&self) -> bool {
         !self.out.is_empty() || !self.files.is_empty()
