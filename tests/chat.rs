@@ -431,7 +431,7 @@ fn nick_collisions(backend: Backend) {
 /// The last N messages of a room are replayed on join (line, IRC and UDP).
 fn history_replay(backend: Backend) {
     let mut cfg = relaxed();
-    cfg.core.history = 3;
+    cfg.limits.history = 3;
     let (lt, a) = start(backend, cfg);
     let mut a1 = line_user(a.line, "a1");
     for k in 0..5 {

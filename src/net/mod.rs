@@ -35,10 +35,7 @@ pub use listener::{Factory, ListenConfig, Listener};
 pub use multi::{AcceptStrategy, PoolListener, UnknownStrategy};
 pub use ratelimit::WarnLimit;
 pub use stream::{notify, write_to, Conn, Protocol, Stream, StreamConfig};
-pub use udp::{
-    notify as notify_datagram, send_via, udp_socket, DatagramProtocol, DatagramSocket, Datagrams,
-    UdpConfig,
-};
+pub use udp::{send_via, udp_socket, DatagramProtocol, DatagramSocket, Datagrams, UdpConfig};
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::handler::Stream;
 use super::mail::{notify, reach, write_to, Mail};
-use super::state::{Idle, StreamCore};
+use super::state::{Idle, StreamTransport};
 
 #[cfg(doc)]
 use super::{Protocol, StreamConfig};
@@ -19,7 +19,7 @@ use crate::sys::socket::{self, PeerAddr};
 
 /// What a protocol sees of its connection (and, through it, of the reactor).
 pub struct Conn<'a, 'b> {
-    pub(super) st: &'a mut StreamCore,
+    pub(super) st: &'a mut StreamTransport,
     pub(super) ctx: &'a mut Ctx<'b>,
 }
 
