@@ -1,5 +1,10 @@
 //! Regression tests for bugs found in review: each failed before its fix. Each is
-//! named for the property it checks (the bug's absence), not for the bug.
+//! named for the property it checks (the bug's absence), not for the bug. The cases
+//! that run on several backends are written inside `per_backend!` (`tests/support`).
+
+#[macro_use]
+mod support;
+
 use std::cell::Cell;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -165,9 +170,9 @@ fn oob_echo(backend: Backend) -> Vec<u8> {
     got
 }
 
-#[test]
-fn urgent_data_does_not_stall_edge_triggered_short_read_shortcut() {
-    for b in [Backend::Epoll, Backend::EpollEt, Backend::Mio] {
+per_backend!(
+    #[backends(epoll, epoll_et, mio)]
+    fn urgent_data_does_not_stall_edge_triggered_short_read_shortcut(b: Backend) {
         let got = oob_echo(b);
         // The urgent byte is out of band (not inline): the stream is "helloworld".
         assert_eq!(
@@ -176,14 +181,14 @@ fn urgent_data_does_not_stall_edge_triggered_short_read_shortcut() {
             "{b}: data after the urgent mark was not read"
         );
     }
-}
+);
 
-#[test]
-fn scm_rights_does_not_stall_edge_triggered_unix_echo() {
-    use readyloop::net::{Listen, ListenConfig};
-    use readyloop::proto::echo::{Echo, EchoOptions};
-    use std::io::Read;
-    for b in [Backend::Epoll, Backend::EpollEt] {
+per_backend!(
+    #[backends(epoll, epoll_et)]
+    fn scm_rights_does_not_stall_edge_triggered_unix_echo(b: Backend) {
+        use readyloop::net::{Listen, ListenConfig};
+        use readyloop::proto::echo::{Echo, EchoOptions};
+        use std::io::Read;
         let path = std::env::temp_dir().join(format!("rv-scm-{}-{b}", std::process::id()));
         let mut r = Reactor::new(b).unwrap();
         r.listen_unix(
@@ -221,7 +226,7 @@ fn scm_rights_does_not_stall_edge_triggered_unix_echo() {
             "{b}: data after the SCM_RIGHTS message was not read"
         );
     }
-}
+);
 
 #[test]
 fn zero_event_budget_does_not_spin() {
