@@ -28,7 +28,7 @@ use readyloop::proto::ftp::accounts::{hash_password, user_line, HashCost};
 use readyloop::proto::ftp::{FtpConfig, FtpServer, Users};
 use readyloop::reactor::Config;
 use readyloop::selector::Backend;
-use support::{have_tool, run_with_deadline, spawn_loop, text, LoopThread, IO_TIMEOUT};
+use support::{curl, have_tool, run_with_deadline, spawn_loop, text, LoopThread, IO_TIMEOUT};
 
 const HELLO: &[u8] = b"Hello, FTP!\n";
 const BIG: usize = 1 << 20;
@@ -141,22 +141,6 @@ fn start(backend: Backend, tweak: impl FnOnce(&mut FtpConfig) + Send + 'static) 
 // ---------------------------------------------------------------------------------
 // External tools
 // ---------------------------------------------------------------------------------
-
-fn curl(args: &[&str]) -> Vec<u8> {
-    let out = run_with_deadline(
-        Command::new("curl")
-            .args(["-sS", "--max-time", "20"])
-            .args(args),
-        None,
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "curl {args:?} failed: {}",
-        text(&out.stderr)
-    );
-    out.stdout
-}
 
 fn python_case(s: &Server, case: &str) {
     if !have_tool(PYTHON, "python3") {
@@ -274,12 +258,12 @@ per_backend!(
         }
         let s = start(backend, |_| {});
         let base = format!("ftp://{}", s.addr);
-        let list = text(&curl(&[&format!("{base}/")]));
+        let list = text(&curl(&[&format!("{base}/")], None).stdout);
         assert!(list.contains("hello.txt") && list.contains("sub"), "{list}");
         assert!(!list.contains("escape"), "listing shows links out: {list}");
-        let names = text(&curl(&["--list-only", &format!("{base}/sub/")]));
+        let names = text(&curl(&["--list-only", &format!("{base}/sub/")], None).stdout);
         assert_eq!(names.trim(), "inner.txt");
-        assert_eq!(curl(&[&format!("{base}/hello.txt")]), HELLO);
+        assert_eq!(curl(&[&format!("{base}/hello.txt")], None).stdout, HELLO);
         let big = std::fs::read(s.root().join("big.bin")).unwrap();
         for mode in [
             &["--ftp-pasv"][..],
@@ -289,7 +273,7 @@ per_backend!(
             let mut args = mode.to_vec();
             let url = format!("{base}/big.bin");
             args.push(&url);
-            assert!(curl(&args) == big, "download with {mode:?}");
+            assert!(curl(&args, None).stdout == big, "download with {mode:?}");
         }
         // upload with -T as alice, then resume a partial download with -C -
         let local = s.dir.join("local.bin");
@@ -300,7 +284,7 @@ per_backend!(
             let mut args = mode.to_vec();
             let url = format!("{base}/up.bin");
             args.extend(["-u", user, "-T", l, &url]);
-            curl(&args);
+            curl(&args, None);
             assert_eq!(
                 std::fs::read(s.root().join("alice/up.bin")).unwrap(),
                 &big[..300_000]
@@ -310,7 +294,10 @@ per_backend!(
         // curl -C - -T: resume an upload (SIZE, then APPE)
         std::fs::write(s.root().join("alice/part.bin"), &big[..1000]).unwrap();
         std::fs::write(&local, &big[..5000]).unwrap();
-        curl(&["-u", user, "-C", "-", "-T", l, &format!("{base}/part.bin")]);
+        curl(
+            &["-u", user, "-C", "-", "-T", l, &format!("{base}/part.bin")],
+            None,
+        );
         assert_eq!(
             std::fs::read(s.root().join("alice/part.bin")).unwrap(),
             &big[..5000]
@@ -318,13 +305,16 @@ per_backend!(
         // resume a download
         let out = s.dir.join("partial.bin");
         std::fs::write(&out, &big[..12_345]).unwrap();
-        curl(&[
-            "-C",
-            "-",
-            "-o",
-            out.to_str().unwrap(),
-            &format!("{base}/big.bin"),
-        ]);
+        curl(
+            &[
+                "-C",
+                "-",
+                "-o",
+                out.to_str().unwrap(),
+                &format!("{base}/big.bin"),
+            ],
+            None,
+        );
         assert!(std::fs::read(&out).unwrap() == big, "resumed download");
         // anonymous uploads are refused
         let out = run_with_deadline(
