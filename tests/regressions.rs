@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use readyloop::net::{Conn, PeerAddr, Protocol, Stream, StreamConfig};
 use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
+use support::read_until_quiet;
 
 #[test]
 fn huge_timer_delay_does_not_panic() {
@@ -118,10 +119,17 @@ fn server_rx_queue(local_port: u16, remote_port: u16) -> Option<u64> {
     })
 }
 
+/// Runs the loop (20 ms waits) for `span`.
+fn run_for(r: &mut Reactor, span: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < span {
+        r.run_once(Some(Duration::from_millis(20))).unwrap();
+    }
+}
+
 fn oob_echo(backend: Backend) -> Vec<u8> {
     use readyloop::net::Listen;
     use readyloop::proto::echo::{Echo, EchoOptions};
-    use std::io::Read;
     let mut r = Reactor::new(backend).unwrap();
     let (_, addr) = r
         .listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))
@@ -153,21 +161,10 @@ fn oob_echo(backend: Backend) -> Vec<u8> {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_millis(300) {
-        r.run_once(Some(Duration::from_millis(20))).unwrap();
-    }
+    run_for(&mut r, Duration::from_millis(300));
     c.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 64];
-    while let Ok(n) = c.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
-    got
+    read_until_quiet(&mut c)
 }
 
 per_backend!(
@@ -188,7 +185,6 @@ per_backend!(
     fn scm_rights_does_not_stall_edge_triggered_unix_echo(b: Backend) {
         use readyloop::net::{Listen, ListenConfig};
         use readyloop::proto::echo::{Echo, EchoOptions};
-        use std::io::Read;
         let path = std::env::temp_dir().join(format!("rv-scm-{}-{b}", std::process::id()));
         let mut r = Reactor::new(b).unwrap();
         r.listen_unix(
@@ -205,20 +201,10 @@ per_backend!(
         let sent = readyloop::sys::socket::send_with_fd(c.as_fd(), b"A", stdin.as_fd()).unwrap();
         assert_eq!(sent, 1);
         c.write_all(b"BBBB").unwrap();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_millis(200) {
-            r.run_once(Some(Duration::from_millis(20))).unwrap();
-        }
+        run_for(&mut r, Duration::from_millis(200));
         c.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 64];
-        while let Ok(n) = c.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-        }
+        let got = read_until_quiet(&mut c);
         // The descriptor message ends a recv early; the rest must still be read.
         assert_eq!(
             String::from_utf8_lossy(&got),
