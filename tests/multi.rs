@@ -18,7 +18,6 @@ mod support;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -29,7 +28,7 @@ use readyloop::reactor::pool::{Pool, RunningPool};
 use readyloop::reactor::{Config, PanicPolicy};
 use readyloop::selector::Backend;
 use support::{
-    check_pattern_until_eof, connect, eventually, have_tool, round_trip, send_until_blocked,
+    check_pattern_until_eof, connect, curl, eventually, have_tool, round_trip, send_until_blocked,
     try_echo, ServerProcess, DEADLINE,
 };
 
@@ -145,15 +144,6 @@ fn pool_server(
     let mut srv = ServerProcess::example(name, backend, &args);
     let addr = srv.ready_addr(scheme);
     (srv, addr)
-}
-
-/// `curl -sS --max-time 10 URL`.
-fn curl(url: &str) -> Output {
-    Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
-        .arg(url)
-        .output()
-        .expect("run curl")
 }
 
 /// SIGTERM, then the exit status (within the deadline).
@@ -391,7 +381,7 @@ per_backend!(
             &["--threads", "3", "--max-connections", "2"],
         );
         for path in ["hello.txt", "hello.txt", ""] {
-            let out = curl(&format!("ftp://{addr}/{path}"));
+            let out = curl(&[&format!("ftp://{addr}/{path}")], None);
             assert!(out.status.success(), "{backend}: curl {path:?}: {out:?}");
             let body = String::from_utf8_lossy(&out.stdout);
             assert!(body.contains("hello"), "{backend}: {path:?}: {body:?}");
@@ -433,7 +423,7 @@ per_backend!(
         let (mut srv, addr) =
             pool_server("tftp_server", "tftp", backend, &root, &["--threads", "3"]);
         for _ in 0..6 {
-            let out = curl(&format!("tftp://{addr}/f.bin"));
+            let out = curl(&[&format!("tftp://{addr}/f.bin")], None);
             assert!(out.status.success(), "{backend}: curl: {out:?}");
             assert!(
                 out.stdout == body,
