@@ -9,11 +9,20 @@ use std::time::Duration;
 
 use super::{pattern_at, CHUNK, IO_TIMEOUT};
 
-/// A TCP client with read and write timeouts and `TCP_NODELAY`.
+/// A TCP client with read and write timeouts ([`IO_TIMEOUT`]) and `TCP_NODELAY`.
 pub fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let s = connect_within(addr, Duration::from_secs(5));
     timeouts(&s);
+    s
+}
+
+/// A TCP client with `TCP_NODELAY` whose connect, reads and writes each time out
+/// after `timeout`.
+pub fn connect_within(addr: SocketAddr, timeout: Duration) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, timeout)
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.set_write_timeout(Some(timeout)).unwrap();
     s.set_nodelay(true).unwrap();
     s
 }
