@@ -175,9 +175,7 @@ struct Ctl {
 
 impl Ctl {
     fn connect(addr: SocketAddr) -> Ctl {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        let s = support::connect(addr);
         let mut c = Ctl {
             r: BufReader::new(s),
         };
@@ -238,13 +236,6 @@ impl Ctl {
             .unwrap_or_else(|| panic!("bad 229 {r:?}"));
         SocketAddr::new(addr.ip(), port)
     }
-}
-
-fn data_connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    s
 }
 
 // ---------------------------------------------------------------------------------
@@ -444,7 +435,7 @@ per_backend!(
         });
         let mut c = Ctl::login(s.addr);
         assert!(c.cmd("TYPE I").starts_with("200"));
-        let data = data_connect(c.epsv(s.addr));
+        let data = support::connect(c.epsv(s.addr));
         assert!(c.cmd("RETR huge.bin").starts_with("150"));
         // Meanwhile other sessions are served, many transfers at once.
         let addr = s.addr;
@@ -452,7 +443,7 @@ per_backend!(
             .map(|_| {
                 thread::spawn(move || {
                     let mut o = Ctl::login(addr);
-                    let d = data_connect(o.epsv(addr));
+                    let d = support::connect(o.epsv(addr));
                     assert!(o.cmd("RETR big.bin").starts_with("150"));
                     let mut got = Vec::new();
                     (&d).read_to_end(&mut got).unwrap();
@@ -478,7 +469,7 @@ per_backend!(
         let mut c = Ctl::connect(s.addr);
         c.cmd("USER alice");
         assert!(c.cmd("PASS secret").starts_with("230"));
-        let data = data_connect(c.epsv(s.addr));
+        let data = support::connect(c.epsv(s.addr));
         assert!(c.cmd("STOR keep.txt").starts_with("150"));
         (&data).write_all(&[b'x'; 100_000]).unwrap();
         readyloop::sys::socket::set_linger_zero(data.as_fd()).unwrap();
@@ -495,7 +486,7 @@ per_backend!(
             .collect();
         assert_eq!(names.len(), 1, "temporary file left: {names:?}");
         // ABOR of an upload: same.
-        let data = data_connect(c.epsv(s.addr));
+        let data = support::connect(c.epsv(s.addr));
         assert!(c.cmd("STOR keep.txt").starts_with("150"));
         (&data).write_all(b"partial").unwrap();
         let r = c.cmd("ABOR");
@@ -525,7 +516,7 @@ per_backend!(
         assert_eq!(s.handlers(), base + 2, "session + one passive listener");
         assert!(s.lt.call(|ctx| ctx.pending_timers()) <= timers + 3);
         // and it still transfers
-        let d = data_connect(c.epsv(s.addr));
+        let d = support::connect(c.epsv(s.addr));
         assert!((lo..=lo + 19).contains(&d.peer_addr().unwrap().port()));
         assert!(c.cmd("RETR hello.txt").starts_with("150"));
         let mut got = Vec::new();
@@ -623,7 +614,7 @@ per_backend!(
             serde_json::from_slice(&h).unwrap()
         };
         // Sticky packets: two puts and a list in one write, then one put byte by byte.
-        let mut c = data_connect(s.mini);
+        let mut c = support::connect(s.mini);
         let mut all = frame(r#"{"cmd":"put","filename":"s1.txt","filesize":3}"#);
         all.extend_from_slice(b"one");
         all.extend(frame(
@@ -674,7 +665,7 @@ per_backend!(
         assert!(!s.root().join("big.txt").exists());
         // Negative and huge header lengths: closed.
         for len in [-1i32, i32::MAX, 1 << 20] {
-            let mut c = data_connect(s.mini);
+            let mut c = support::connect(s.mini);
             c.write_all(&len.to_le_bytes()).unwrap();
             let mut rest = Vec::new();
             // Closed: EOF (or a reset), with nothing sent; a timeout means it was not.
@@ -689,7 +680,7 @@ per_backend!(
         }
         // A connection lost mid-put keeps the old file, leaves no temporary.
         std::fs::write(s.root().join("s1.txt"), "kept").unwrap();
-        let mut c = data_connect(s.mini);
+        let mut c = support::connect(s.mini);
         c.write_all(&frame(
             r#"{"cmd":"put","filename":"s1.txt","filesize":100}"#,
         ))
@@ -774,7 +765,7 @@ per_backend!(
             let mut c = Ctl::connect(addr);
             c.cmd("USER bob");
             assert!(c.cmd("PASS pw123").starts_with("230"));
-            let d = data_connect(c.epsv(addr));
+            let d = support::connect(c.epsv(addr));
             assert!(c.cmd("RETR f.txt").starts_with("150"));
             let mut got = String::new();
             (&d).read_to_string(&mut got).unwrap();
