@@ -157,12 +157,10 @@ fn clean(e: &io::Error) -> bool {
     )
 }
 
+/// Clients here give up sooner than support's [`support::connect`]: a fault that hangs
+/// a connection shows within [`CLIENT_TIMEOUT`].
 fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, CLIENT_TIMEOUT).expect("connect");
-    s.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
+    connect_within(addr, CLIENT_TIMEOUT)
 }
 
 // ---------------------------------------------------------------------------------
