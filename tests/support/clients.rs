@@ -60,6 +60,23 @@ pub fn read_to_eof(r: &mut impl Read) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The end of a descriptor-exhaustion case against an echo server: `first`, accepted
+/// before the limit, is still served; once the `flood` is dropped, a new client is
+/// served again (within [`DEADLINE`](super::DEADLINE)). `what` names the case.
+pub fn served_after_flood(
+    first: &mut TcpStream,
+    flood: Vec<TcpStream>,
+    addr: SocketAddr,
+    what: &str,
+) {
+    assert_eq!(round_trip(first, b"still"), b"still", "{what}");
+    drop(flood);
+    let echoed = super::eventually(super::DEADLINE, "served after the flood", || {
+        try_echo(addr, b"again")
+    });
+    assert_eq!(echoed, b"again", "{what}");
+}
+
 /// Sends `msg` to a UDP echo at `addr` from a new socket and returns the first reply,
 /// sending again up to five times (500 ms each): loopback practically never drops,
 /// but UDP may.
