@@ -29,7 +29,7 @@ use readyloop::reactor::{Config, PanicPolicy};
 use readyloop::selector::Backend;
 use support::{
     check_pattern_until_eof, connect, curl, eventually, have_tool, round_trip, send_until_blocked,
-    try_echo, ServerProcess, DEADLINE,
+    served_after_flood, ServerProcess, DEADLINE,
 };
 
 /// One heavy case at a time.
@@ -327,12 +327,7 @@ per_backend!(
             cpu < Duration::from_millis(600),
             "{backend} {strategy}: {cpu:?} of CPU while out of descriptors"
         );
-        assert_eq!(round_trip(&mut first, b"still"), b"still");
-        drop(flood);
-        let echoed = eventually(DEADLINE, "served after the flood", || {
-            try_echo(addr, b"again")
-        });
-        assert_eq!(&echoed, b"again");
+        served_after_flood(&mut first, flood, addr, &format!("{backend} {strategy}"));
     }
 );
 

@@ -990,14 +990,9 @@ per_backend!(
             cpu < Duration::from_millis(500),
             "{backend}: the server used {cpu:?} of CPU while out of descriptors; log:\n{log}"
         );
-        // Connections accepted before the limit are still served.
-        assert_eq!(round_trip(&mut first, b"still"), b"still", "{backend}");
-        // Once the flood leaves, new clients are served again.
-        drop(flood);
-        let echoed = eventually(DEADLINE, "served after the flood", || {
-            try_echo(addr, b"again")
-        });
-        assert_eq!(&echoed, b"again");
+        // Connections accepted before the limit are still served, and once the flood
+        // leaves, new clients are served again.
+        served_after_flood(&mut first, flood, addr, backend.name());
     }
 );
 
