@@ -116,21 +116,25 @@ pub struct EchoClient {
     buf: Vec<u8>,
 }
 
+/// A non-blocking, `TCP_NODELAY` connection to `addr`, registered with `poll` under
+/// `token` for reading and writing (the load generators' connections).
+fn connect_registered(poll: &Poll, addr: SocketAddr, token: Token) -> io::Result<TcpStream> {
+    let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_nodelay(true)?;
+    s.set_nonblocking(true)?;
+    let mut stream = TcpStream::from_std(s);
+    poll.registry()
+        .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+    Ok(stream)
+}
+
 impl EchoClient {
     /// Opens `n` connections to `addr` for messages of `msg_size` bytes.
     pub fn connect(addr: SocketAddr, n: usize, msg_size: usize) -> io::Result<EchoClient> {
         let poll = Poll::new()?;
         let mut conns = Vec::with_capacity(n);
         for i in 0..n {
-            let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-            s.set_nodelay(true)?;
-            s.set_nonblocking(true)?;
-            let mut stream = TcpStream::from_std(s);
-            poll.registry().register(
-                &mut stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
+            let stream = connect_registered(&poll, addr, Token(i))?;
             conns.push(Conn {
                 stream,
                 written: 0,
@@ -243,23 +247,30 @@ impl EchoClient {
         if c.written < len {
             write_some(&mut c.stream, &self.msg, &mut c.written)?;
         }
-        while c.read < len {
-            let room = (len - c.read).min(self.buf.len());
-            match c.stream.read(&mut self.buf[..room]) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => {
-                    if self.buf[..n] != self.msg[c.read..c.read + n] {
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, "bad echo"));
-                    }
-                    c.read += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(c.read == len)
+        read_echo(&mut c.stream, &mut self.buf, &self.msg, &mut c.read)
     }
+}
+
+/// Reads the echo of `msg` (checking every byte) until it is whole or the socket
+/// would block; whether it is whole. `read`: how much of it has come back so far.
+fn read_echo(s: &mut TcpStream, buf: &mut [u8], msg: &[u8], read: &mut usize) -> io::Result<bool> {
+    let len = msg.len();
+    while *read < len {
+        let room = (len - *read).min(buf.len());
+        match s.read(&mut buf[..room]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                if buf[..n] != msg[*read..*read + n] {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "bad echo"));
+                }
+                *read += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(*read == len)
 }
 
 fn write_some(s: &mut TcpStream, msg: &[u8], written: &mut usize) -> io::Result<()> {
@@ -579,15 +590,7 @@ impl OpenLoop {
         )?;
         let mut conns = Vec::with_capacity(n);
         for i in 0..n.max(1) {
-            let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-            s.set_nodelay(true)?;
-            s.set_nonblocking(true)?;
-            let mut stream = TcpStream::from_std(s);
-            poll.registry().register(
-                &mut stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
+            let stream = connect_registered(&poll, addr, Token(i))?;
             conns.push(OpenConn {
                 stream,
                 written: 0,
@@ -774,25 +777,7 @@ impl OpenLoop {
             write_some(&mut c.stream, msg, &mut c.written)?;
         }
         match &self.req {
-            Request::Echo(m) => {
-                let len = m.len();
-                while c.read < len {
-                    let room = (len - c.read).min(self.chunk.len());
-                    match c.stream.read(&mut self.chunk[..room]) {
-                        Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                        Ok(k) => {
-                            if self.chunk[..k] != m[c.read..c.read + k] {
-                                return Err(io::Error::new(io::ErrorKind::InvalidData, "bad echo"));
-                            }
-                            c.read += k;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(c.read == len)
-            }
+            Request::Echo(m) => read_echo(&mut c.stream, &mut self.chunk, m, &mut c.read),
             Request::Http(_) => loop {
                 if let Some((total, _)) = http_response_len(&c.buf)? {
                     if c.buf.len() > total {
