@@ -177,10 +177,15 @@ fn sample(r: &PhaseResult, counts: Option<Counts>) -> Sample {
     }
 }
 
-/// Adds the server's CPU time per operation over the measured window (read from
-/// `/proc/PID/task/*/schedstat` before and after): steadier than throughput on a
-/// shared machine, where the load generator often sets the pace.
-fn with_cpu(mut s: Sample, before: Option<u64>, after: Option<u64>) -> Sample {
+/// Adds contender `name`'s server CPU per operation over the measured window (read
+/// from `/proc/PID/task/*/schedstat` before and after): steadier than throughput on a
+/// shared machine, where the load generator often sets the pace. A fork server's work
+/// happens in its children, which the parent's schedstat does not include: no CPU
+/// figure for it rather than a wrong one.
+fn with_cpu(name: &str, mut s: Sample, before: Option<u64>, after: Option<u64>) -> Sample {
+    if name == "fork" {
+        return s;
+    }
     if let (Some(a), Some(b)) = (before, after) {
         if s.ops > 0 {
             s.cpu_us_per_op = Some(b.saturating_sub(a) as f64 / 1000.0 / s.ops as f64);
@@ -263,14 +268,7 @@ impl Lab {
         };
         srv.stop().map_err(e)?;
         check(&r)?;
-        // A fork server's work happens in its children, which the parent's
-        // schedstat does not include: no CPU figure for it rather than a wrong one.
-        let (cpu0, cpu1) = if name == "fork" {
-            (None, None)
-        } else {
-            (cpu0, cpu1)
-        };
-        let mut s = with_cpu(sample(&r, counts), cpu0, cpu1);
+        let mut s = with_cpu(name, sample(&r, counts), cpu0, cpu1);
         s.fixed_cpu_us_per_op = fixed_cpu;
         Ok(s)
     }
@@ -296,12 +294,7 @@ impl Lab {
         let counts = srv.stats_off().map_err(e)?;
         srv.stop().map_err(e)?;
         check(&r)?;
-        let (cpu0, cpu1) = if name == "fork" {
-            (None, None)
-        } else {
-            (cpu0, cpu1)
-        };
-        Ok(with_cpu(sample(&r, counts), cpu0, cpu1))
+        Ok(with_cpu(name, sample(&r, counts), cpu0, cpu1))
     }
 
     /// One server, idle connections added step by step; one active connection measured
@@ -847,27 +840,13 @@ fn write_outputs(
             .iter()
             .map(|r| report::num(*r as f64))
             .collect();
-        let series: Vec<(String, Vec<Option<f64>>)> = l
-            .contenders
-            .iter()
-            .map(|name| {
-                let ys = l
-                    .plan
-                    .rates
-                    .iter()
-                    .map(|&r| {
-                        cells
-                            .iter()
-                            .find(|c| &c.contender == name && c.offered == Some(r))
-                            .and_then(|c| match &c.outcome {
-                                Outcome::Measured(s) => report::summarise(s).p99_us,
-                                _ => None,
-                            })
-                    })
-                    .collect();
-                (name.clone(), ys)
-            })
-            .collect();
+        let series = sweep_series(
+            &cells,
+            &l.contenders,
+            &l.plan.rates,
+            |c, r| c.offered == Some(r),
+            |s| s.p99_us,
+        );
         let what = if l.plan.workload == "latency-http" {
             "HTTP GET /plaintext"
         } else {
@@ -889,25 +868,13 @@ fn write_outputs(
     let idle = res.of("idle-sweep");
     if !idle.is_empty() {
         let labels: Vec<String> = o.idle_counts.iter().map(u64::to_string).collect();
-        let series: Vec<(String, Vec<Option<f64>>)> = o
-            .echo_contenders()
-            .iter()
-            .map(|name| {
-                let ys = o
-                    .idle_counts
-                    .iter()
-                    .map(|&i| {
-                        idle.iter()
-                            .find(|c| &c.contender == name && c.idle == Some(i))
-                            .and_then(|c| match &c.outcome {
-                                Outcome::Measured(s) => report::summarise(s).p50_us,
-                                _ => None,
-                            })
-                    })
-                    .collect();
-                (name.clone(), ys)
-            })
-            .collect();
+        let series = sweep_series(
+            &idle,
+            &o.echo_contenders(),
+            &o.idle_counts,
+            |c, i| c.idle == Some(i),
+            |s| s.p50_us,
+        );
         plot::line_chart(
             &dir.join("idle_sweep.svg"),
             "Round-trip latency of one active connection vs idle connections (p50)",
@@ -919,6 +886,28 @@ fn write_outputs(
         .map_err(plot_err)?;
     }
     Ok(())
+}
+
+/// The series of a sweep plot: per contender, `metric` of the cell at each point
+/// `x` (`at` tells whether a cell is that point's), `None` where not measured.
+fn sweep_series(
+    cells: &[&Cell],
+    contenders: &[String],
+    xs: &[u64],
+    at: impl Fn(&Cell, u64) -> bool,
+    metric: impl Fn(&report::Summary) -> Option<f64>,
+) -> Vec<(String, Vec<Option<f64>>)> {
+    let point = |name: &String, x: u64| {
+        let c = cells.iter().find(|c| &c.contender == name && at(c, x))?;
+        match &c.outcome {
+            Outcome::Measured(s) => metric(&report::summarise(s)),
+            _ => None,
+        }
+    };
+    contenders
+        .iter()
+        .map(|name| (name.clone(), xs.iter().map(|&x| point(name, x)).collect()))
+        .collect()
 }
 
 /// One open-loop sweep of the run: its plan, contenders and the capacity it is
