@@ -42,6 +42,15 @@ impl<'a> Ctx<'a> {
 
     /// Registers a new handler. `interest: None` keeps it parked (not watched) until
     /// [`set_interest`](Self::set_interest) gives it one.
+    ///
+    /// # Errors
+    ///
+    /// The backend refuses the descriptor: `AlreadyExists` if another handler has it
+    /// registered, `InvalidInput` if it is negative, the selector's own waker or (on
+    /// `select`) at or above `FD_SETSIZE`, or the kernel's error (`epoll_ctl`:
+    /// `EBADF` for a closed descriptor, `EPERM` for a regular file). Nothing is
+    /// registered then and `handler` is dropped (closing its descriptor) without a
+    /// callback. With `interest: None` nothing is registered, so nothing can fail.
     pub fn insert(
         &mut self,
         handler: Box<dyn Handler>,
@@ -56,6 +65,11 @@ impl<'a> Ctx<'a> {
     /// the others wake every reactor). Returns the id and whether the backend honoured
     /// it. Parking and resuming it ([`set_interest`](Self::set_interest)) keeps it
     /// exclusive.
+    ///
+    /// # Errors
+    ///
+    /// As [`insert`](Self::insert); a backend that cannot register exclusively
+    /// registers normally (the `bool` is `false`), it does not fail.
     pub fn insert_exclusive(
         &mut self,
         handler: Box<dyn Handler>,
@@ -73,7 +87,14 @@ impl<'a> Ctx<'a> {
     }
 
     /// Changes what the kernel watches for `id`; `None` parks it (deregisters the
-    /// descriptor but keeps the handler). Returns `Ok(false)` for an unknown `id`.
+    /// descriptor but keeps the handler). Returns `Ok(false)` for an unknown `id`
+    /// or one being removed.
+    ///
+    /// # Errors
+    ///
+    /// The backend refuses the change: the kernel's error for a modify or a
+    /// deregistration (`epoll_ctl`), or, for a parked handler given an interest
+    /// again, the errors of [`insert`](Self::insert) (its descriptor stays parked).
     pub fn set_interest(&mut self, id: HandlerId, interest: Option<Interest>) -> io::Result<bool> {
         self.core.set_interest(id, interest)
     }
@@ -118,6 +139,12 @@ impl<'a> Ctx<'a> {
     /// Returns `None` if `id` is gone, is the caller, or is not an `H`, or if `f`
     /// panicked under [`PanicPolicy::Contain`] (then `id` is removed after the
     /// current callback, as if one of its own callbacks had panicked).
+    ///
+    /// # Panics
+    ///
+    /// Under [`PanicPolicy::Propagate`] only: a panic in `f` goes on unwinding
+    /// (after the handler `id` is dropped, closing its descriptor), out of the
+    /// caller's callback and [`Reactor::run`](super::Reactor::run).
     pub fn with_handler<H: Handler, R>(
         &mut self,
         id: HandlerId,
@@ -232,7 +259,10 @@ impl<'a> Ctx<'a> {
         id
     }
 
-    /// Runs `f` after `delay`.
+    /// Runs `f` on the loop after `delay` (from a handler, a timer closure or a
+    /// remote call; before the loop runs,
+    /// [`Reactor::call_later`](super::Reactor::call_later)). A `delay` too large for
+    /// the clock (`Duration::MAX` as "never") saturates; it never panics.
     pub fn call_later(
         &mut self,
         delay: Duration,

@@ -152,16 +152,32 @@ pub struct Reactor {
 
 impl Reactor {
     /// A reactor on `backend` with default settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`with_config`](Self::with_config).
     pub fn new(backend: Backend) -> io::Result<Reactor> {
         Self::with_config(backend, Config::default())
     }
 
     /// A reactor on `backend` with `config`.
+    ///
+    /// # Errors
+    ///
+    /// The backend cannot be opened (`epoll_create1`, or the `mio`/`polling`
+    /// poller: out of descriptors or memory), or the waker cannot be made (its
+    /// eventfd) or registered.
     pub fn with_config(backend: Backend, config: Config) -> io::Result<Reactor> {
         Self::with_selector(KeyedSelector::new(backend)?, config)
     }
 
     /// A reactor on an already opened selector (e.g. a backend in a non-default mode).
+    ///
+    /// # Errors
+    ///
+    /// `sel` has no waker yet and one cannot be made (its eventfd: out of
+    /// descriptors) or registered with it (`select`: a descriptor at or above
+    /// `FD_SETSIZE`).
     pub fn with_selector(
         mut sel: KeyedSelector<HandlerId>,
         mut config: Config,
@@ -224,6 +240,65 @@ impl Reactor {
     }
 
     /// Registers a handler (see [`Ctx::insert`]).
+    ///
+    /// # Errors
+    ///
+    /// The backend refuses the descriptor: `AlreadyExists` if another handler has it
+    /// registered, `InvalidInput` if it is negative, the selector's own waker or (on
+    /// `select`) at or above `FD_SETSIZE`, or the kernel's error (`epoll_ctl`:
+    /// `EBADF` for a closed descriptor, `EPERM` for a regular file). Nothing is
+    /// registered then and `handler` is dropped (closing its descriptor) without a
+    /// callback. With `interest: None` nothing is registered, so nothing can fail.
+    ///
+    /// # Examples
+    ///
+    /// A hand-written [`Handler`] (what `net` builds its listeners and connections
+    /// on): it owns a socket, reads what arrives, and stops the loop.
+    ///
+    /// ```
+    /// use std::any::Any;
+    /// use std::cell::RefCell;
+    /// use std::io::{Read, Write};
+    /// use std::os::fd::{AsRawFd, RawFd};
+    /// use std::os::unix::net::UnixStream;
+    /// use std::rc::Rc;
+    /// use readyloop::reactor::{Ctx, Handler, Reactor};
+    /// use readyloop::selector::{Backend, Interest, Readiness};
+    ///
+    /// struct Reader {
+    ///     sock: UnixStream,
+    ///     got: Rc<RefCell<Vec<u8>>>,
+    /// }
+    ///
+    /// impl Handler for Reader {
+    ///     fn fd(&self) -> RawFd {
+    ///         self.sock.as_raw_fd() // open as long as the handler lives
+    ///     }
+    ///     fn ready(&mut self, ctx: &mut Ctx<'_>, readiness: Readiness) {
+    ///         let mut buf = [0; 64];
+    ///         if readiness.is_readable() {
+    ///             if let Ok(n) = self.sock.read(&mut buf) {
+    ///                 self.got.borrow_mut().extend_from_slice(&buf[..n]);
+    ///             }
+    ///         }
+    ///         ctx.stop();
+    ///     }
+    ///     fn as_any_mut(&mut self) -> &mut dyn Any {
+    ///         self
+    ///     }
+    /// }
+    ///
+    /// let (sock, mut peer) = UnixStream::pair()?;
+    /// sock.set_nonblocking(true)?;
+    /// let got = Rc::new(RefCell::new(Vec::new()));
+    /// let mut reactor = Reactor::new(Backend::Epoll)?;
+    /// let reader = Reader { sock, got: got.clone() };
+    /// reactor.insert(Box::new(reader), Some(Interest::READABLE))?;
+    /// peer.write_all(b"ping")?;
+    /// reactor.run()?; // and on return every handler is removed (the socket closed)
+    /// assert_eq!(*got.borrow(), b"ping");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn insert(
         &mut self,
         handler: Box<dyn Handler>,
@@ -232,7 +307,36 @@ impl Reactor {
         self.core.insert(handler, interest, false)
     }
 
-    /// Runs `f` after `delay` on the loop.
+    /// Runs `f` after `delay` on the loop. Returns an id for
+    /// [`Ctx::cancel_timer`]. A `delay` too large for the clock (`Duration::MAX` as
+    /// "never") saturates; it never panics.
+    ///
+    /// # Examples
+    ///
+    /// A timer that fires and stops the loop, and one cancelled before it fires:
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use std::time::{Duration, Instant};
+    /// use readyloop::reactor::Reactor;
+    /// use readyloop::selector::Backend;
+    ///
+    /// let mut reactor = Reactor::new(Backend::Poll)?;
+    /// let fired = Rc::new(Cell::new(false));
+    /// let f = fired.clone();
+    /// reactor.call_later(Duration::from_millis(10), move |ctx| {
+    ///     f.set(true);
+    ///     ctx.stop();
+    /// });
+    /// let never = reactor.call_later(Duration::from_secs(3600), |_| unreachable!());
+    /// assert!(reactor.with_ctx(|ctx| ctx.cancel_timer(never)));
+    /// let start = Instant::now();
+    /// reactor.run()?;
+    /// assert!(fired.get() && start.elapsed() >= Duration::from_millis(10));
+    /// assert_eq!(reactor.pending_timers(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn call_later(
         &mut self,
         delay: Duration,
@@ -270,6 +374,41 @@ impl Reactor {
     /// [`Ctx::stop`] asked for before `run` (from [`with_ctx`](Self::with_ctx)) is
     /// forgotten; stop a loop that has not started with [`Handle::stop`], which runs
     /// on its first iteration.
+    ///
+    /// # Errors
+    ///
+    /// The wait failed: the backend's `select`/`poll`/`epoll_wait` (or the `mio` or
+    /// `polling` poller) returned an error other than `EINTR` (which is no events),
+    /// or draining the waker failed. The loop stops at the first; the handlers stay
+    /// registered (run again, or drop the reactor to close them).
+    ///
+    /// # Panics
+    ///
+    /// Only under [`PanicPolicy::Propagate`]: a panic in a handler, timer closure or
+    /// remote call unwinds out of `run` (see [`Reactor`]'s `# Panics`). Under the
+    /// default [`PanicPolicy::Contain`] nothing a handler does makes `run` panic.
+    ///
+    /// # Examples
+    ///
+    /// A server stopped gracefully from another thread (as SIGTERM would, with
+    /// [`handle_signals`](Self::handle_signals)): the listener closes, connections
+    /// flush, then `run` returns with every handler gone.
+    ///
+    /// ```
+    /// use readyloop::net::Listen;
+    /// use readyloop::proto::echo::{Echo, EchoOptions};
+    /// use readyloop::reactor::Reactor;
+    /// use readyloop::selector::Backend;
+    ///
+    /// let mut reactor = Reactor::new(Backend::EpollEt)?;
+    /// reactor.listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))?;
+    /// let handle = reactor.handle();
+    /// let stopper = std::thread::spawn(move || handle.shutdown());
+    /// reactor.run()?;
+    /// stopper.join().expect("stopper thread")?;
+    /// assert_eq!(reactor.handler_count(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn run(&mut self) -> io::Result<()> {
         self.core.stop = false;
         // A finished graceful shutdown must not end the next run at once (its
@@ -286,6 +425,14 @@ impl Reactor {
     /// the next timer), dispatch, deferred work. Once the loop is stopped (by
     /// [`Ctx::stop`], a [`Handle`], or a finished graceful shutdown) it returns at once
     /// without waiting: a caller looping on it checks [`Reactor::is_stopped`].
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Self::run); the handlers stay registered.
+    ///
+    /// # Panics
+    ///
+    /// As [`run`](Self::run): only under [`PanicPolicy::Propagate`].
     pub fn run_once(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
         let core = &mut self.core;
         core.run_timers();

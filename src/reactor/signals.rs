@@ -55,6 +55,12 @@ impl Handler for SignalHandler {
 impl Reactor {
     /// Installs SIGINT and SIGTERM handlers that start a graceful shutdown (a second
     /// signal stops at once). Process-wide: call it from a server's `main`, not a library.
+    ///
+    /// # Errors
+    ///
+    /// The pipe the signal handlers write to cannot be made (out of descriptors),
+    /// `signal-hook` cannot install a handler, or the backend refuses the pipe's
+    /// descriptor (as [`insert`](Self::insert)).
     pub fn handle_signals(&mut self) -> io::Result<()> {
         let (rx, tx) = UnixStream::pair()?;
         rx.set_nonblocking(true)?;

@@ -55,6 +55,10 @@ impl<'a, 'b> Conn<'a, 'b> {
     }
 
     /// Keeps TCP urgent data in the normal byte stream (`SO_OOBINLINE`).
+    ///
+    /// # Errors
+    ///
+    /// `setsockopt(SO_OOBINLINE)` failed (not expected on an open socket).
     pub fn set_oob_inline(&mut self, on: bool) -> io::Result<()> {
         socket::set_oob_inline(self.st.fd.as_fd(), on)
     }

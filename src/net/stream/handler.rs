@@ -33,6 +33,11 @@ pub struct Stream {
 impl Stream {
     /// Wraps a connected socket (made non-blocking here, if it is not already).
     /// Register it with [`Stream::register`].
+    ///
+    /// # Errors
+    ///
+    /// Making `fd` non-blocking failed (`fcntl`: not an open descriptor). `fd` is
+    /// closed and `proto` dropped then.
     pub fn new(
         fd: OwnedFd,
         peer: PeerAddr,
@@ -91,6 +96,12 @@ impl Stream {
     }
 
     /// Registers the connection and calls [`Protocol::connection_made`].
+    ///
+    /// # Errors
+    ///
+    /// The backend refuses the descriptor (as [`Ctx::insert`]: `select` and a
+    /// descriptor at or above `FD_SETSIZE`, say). The connection is closed and its
+    /// protocol dropped without a callback then.
     pub fn register(self, ctx: &mut Ctx<'_>) -> io::Result<HandlerId> {
         let interest = if ctx.is_edge() {
             Interest::BOTH

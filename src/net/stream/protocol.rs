@@ -47,6 +47,65 @@ impl Default for StreamConfig {
 
 /// A protocol over a byte stream, in Twisted's shape. All methods but
 /// `data_received` have defaults.
+///
+/// # Examples
+///
+/// A server that greets, counts what the client sends until it half-closes, answers
+/// with the count, and closes; the last connection's `connection_lost` stops the
+/// loop.
+///
+/// ```
+/// use std::io::{self, Read, Write};
+/// use std::net::{Shutdown, SocketAddr, TcpStream};
+/// use std::time::Duration;
+/// use readyloop::net::{Conn, Listen, Protocol};
+/// use readyloop::reactor::Reactor;
+/// use readyloop::selector::Backend;
+///
+/// #[derive(Default)]
+/// struct Count(usize);
+///
+/// impl Protocol for Count {
+///     fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+///         conn.write(b"send bytes, then shut your write side\n");
+///     }
+///     fn data_received(&mut self, _conn: &mut Conn<'_, '_>, data: &[u8]) {
+///         self.0 += data.len(); // `data` is only valid during the call
+///     }
+///     fn eof_received(&mut self, conn: &mut Conn<'_, '_>) -> bool {
+///         conn.write(format!("{} bytes\n", self.0).as_bytes());
+///         false // flush what is queued, then close
+///     }
+///     fn connection_lost(&mut self, conn: &mut Conn<'_, '_>, reason: Option<&io::Error>) {
+///         assert!(reason.is_none(), "a clean close");
+///         conn.reactor().stop();
+///     }
+/// }
+///
+/// let mut reactor = Reactor::new(Backend::Epoll)?;
+/// let (_, addr) = reactor.listen_tcp("127.0.0.1:0", |_| Some(Box::new(Count::default())))?;
+///
+/// fn client(addr: SocketAddr) -> io::Result<String> {
+///     let mut c = TcpStream::connect(addr)?;
+///     c.set_read_timeout(Some(Duration::from_secs(5)))?;
+///     c.write_all(b"hello, ")?;
+///     c.write_all(b"world")?;
+///     c.shutdown(Shutdown::Write)?;
+///     let mut all = String::new();
+///     c.read_to_string(&mut all)?;
+///     Ok(all)
+/// }
+/// let handle = reactor.handle();
+/// let t = std::thread::spawn(move || {
+///     let got = client(addr);
+///     let _ = handle.stop(); // in case the server never saw the client
+///     got
+/// });
+/// reactor.run()?;
+/// let got = t.join().expect("client thread")?;
+/// assert_eq!(got, "send bytes, then shut your write side\n12 bytes\n");
+/// # Ok::<(), io::Error>(())
+/// ```
 pub trait Protocol {
     /// The connection is up. For an outgoing connection ([`Listen::connect_tcp`](crate::net::Listen::connect_tcp))
     /// this is when the connect completed, never before.

@@ -10,6 +10,14 @@ impl<E> Chat<E> {
     /// in the history unless it is a notice. A non-member may send only to a `-n`
     /// room; in a `+m` room only operators and voiced members speak; a banned member
     /// (not voiced) does not.
+    ///
+    /// # Errors
+    ///
+    /// [`NoText`](ChatError::NoText) for an empty `text`,
+    /// [`NoSuchMember`](ChatError::NoSuchMember), [`NoSuchRoom`](ChatError::NoSuchRoom);
+    /// [`NotInRoom`](ChatError::NotInRoom) for a non-member and a `+n` room;
+    /// [`CannotSend`](ChatError::CannotSend) for a non-member of a `+m` room, or a
+    /// member who is neither operator nor voiced in a `+m` room or while banned.
     pub fn say(
         &mut self,
         id: MemberId,
@@ -64,6 +72,12 @@ impl<E> Chat<E> {
     }
 
     /// `id` sends `text` to the member called `to`.
+    ///
+    /// # Errors
+    ///
+    /// [`NoText`](ChatError::NoText) for an empty `text`,
+    /// [`NoSuchMember`](ChatError::NoSuchMember) for an unknown `id`,
+    /// [`NoSuchNick`](ChatError::NoSuchNick) if nobody is called `to`.
     pub fn private(
         &mut self,
         id: MemberId,
@@ -116,6 +130,11 @@ impl<E> Chat<E> {
     }
 
     /// A server operator's `text` to every member who receives wallops.
+    ///
+    /// # Errors
+    ///
+    /// [`NoSuchMember`](ChatError::NoSuchMember) for an unknown `id`,
+    /// [`NoPrivileges`](ChatError::NoPrivileges) if it is not a server operator.
     pub fn wallops(&self, id: MemberId, text: &str) -> Result<Outcome, ChatError> {
         let member = self.members.get(&id).ok_or(ChatError::NoSuchMember)?;
         if !member.oper {

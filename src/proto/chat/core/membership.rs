@@ -27,6 +27,10 @@ impl<E> Chat<E> {
     /// `id` joins `room` (created if new). Others in the room get [`Event::Join`],
     /// the newcomer [`Event::Joined`] with the history. Joining a room one is already
     /// in does nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`join_with_key`](Self::join_with_key) without a key.
     pub fn join(&mut self, id: MemberId, room: &str) -> Result<Outcome, ChatError> {
         self.join_with_key(id, room, None)
     }
@@ -35,6 +39,16 @@ impl<E> Chat<E> {
     /// invitation-only room (`+i`), a key (`+k`) or a limit (`+l`) may refuse; an
     /// invitation lifts the first two. Whoever creates a room (not the lobby) becomes
     /// its operator.
+    ///
+    /// # Errors
+    ///
+    /// [`BadRoom`](ChatError::BadRoom) for a malformed name,
+    /// [`NoSuchMember`](ChatError::NoSuchMember) for an unknown `id`,
+    /// [`TooManyRooms`](ChatError::TooManyRooms) past the configured limit; for an
+    /// existing room, [`Banned`](ChatError::Banned) (`+b`) and
+    /// [`InviteOnly`](ChatError::InviteOnly) (`+i`) unless invited,
+    /// [`BadKey`](ChatError::BadKey) (`+k`) and [`RoomFull`](ChatError::RoomFull)
+    /// (`+l`). Nothing changes then.
     pub fn join_with_key(
         &mut self,
         id: MemberId,
@@ -129,6 +143,11 @@ impl<E> Chat<E> {
     }
 
     /// `id` leaves `room`; everyone in it (the leaver included) gets [`Event::Part`].
+    ///
+    /// # Errors
+    ///
+    /// [`NoSuchRoom`](ChatError::NoSuchRoom), [`NotInRoom`](ChatError::NotInRoom) if
+    /// `id` is not in it, [`NoSuchMember`](ChatError::NoSuchMember).
     pub fn part(
         &mut self,
         id: MemberId,

@@ -13,6 +13,13 @@ impl<E> Chat<E> {
 
     /// Sets `room`'s topic (members only; in a `+t` room operators only; empty clears
     /// it); everyone in it is told.
+    ///
+    /// # Errors
+    ///
+    /// [`NoSuchMember`](ChatError::NoSuchMember), [`NoSuchRoom`](ChatError::NoSuchRoom),
+    /// [`NotInRoom`](ChatError::NotInRoom) if `id` is not in it, and
+    /// [`NotOperator`](ChatError::NotOperator) in a `+t` room for a member who is
+    /// neither its operator nor a server operator.
     pub fn set_topic(
         &mut self,
         id: MemberId,
@@ -73,6 +80,14 @@ impl<E> Chat<E> {
 
     /// `id` (an operator of `room`) removes `target` from it; everyone in the room,
     /// the target included, gets [`Event::Kick`].
+    ///
+    /// # Errors
+    ///
+    /// [`NoSuchMember`](ChatError::NoSuchMember), [`NoSuchRoom`](ChatError::NoSuchRoom);
+    /// [`NotInRoom`](ChatError::NotInRoom) or [`NotOperator`](ChatError::NotOperator)
+    /// if `id` may not moderate the room (server operators may, member or not);
+    /// [`NoSuchNick`](ChatError::NoSuchNick) for an unknown `target`,
+    /// [`TargetNotInRoom`](ChatError::TargetNotInRoom) if it is not in the room.
     pub fn kick(
         &mut self,
         id: MemberId,
@@ -121,6 +136,15 @@ impl<E> Chat<E> {
     /// `id` (an operator of `room`) changes its modes; everyone in it gets one
     /// [`Event::Mode`] with the changes that took effect. The errors of changes that
     /// did not (an unknown nickname, ...) come back beside it.
+    ///
+    /// # Errors
+    ///
+    /// Only when nothing may be changed: [`NoSuchMember`](ChatError::NoSuchMember),
+    /// [`NoSuchRoom`](ChatError::NoSuchRoom), or [`NotInRoom`](ChatError::NotInRoom) /
+    /// [`NotOperator`](ChatError::NotOperator) if `id` may not moderate the room. A
+    /// single change that fails ([`NoSuchNick`](ChatError::NoSuchNick),
+    /// [`TargetNotInRoom`](ChatError::TargetNotInRoom)) is reported in the `Vec` beside
+    /// the outcome instead.
     pub fn set_modes(
         &mut self,
         id: MemberId,
@@ -254,6 +278,14 @@ impl<E> Chat<E> {
     /// `id` invites `target` to `room`: the target gets [`Event::Invite`] and may then
     /// join past `+i` and bans. The inviter must be in the room (and an operator of
     /// an invitation-only one); a room that does not exist cannot be invited to.
+    ///
+    /// # Errors
+    ///
+    /// [`NoSuchMember`](ChatError::NoSuchMember), [`NoSuchNick`](ChatError::NoSuchNick)
+    /// for an unknown `target`, [`NoSuchRoom`](ChatError::NoSuchRoom),
+    /// [`NotInRoom`](ChatError::NotInRoom) if the inviter is not in it,
+    /// [`NotOperator`](ChatError::NotOperator) for a `+i` room the inviter may not
+    /// moderate, [`AlreadyInRoom`](ChatError::AlreadyInRoom) if the target is in it.
     pub fn invite(&mut self, id: MemberId, room: &str, target: &str) -> Result<Outcome, ChatError> {
         let member = self.members.get(&id).ok_or(ChatError::NoSuchMember)?;
         let victim = self

@@ -13,6 +13,11 @@ impl<E> Chat<E> {
     }
 
     /// Checks that `nick` is well formed and free (or already `me`'s).
+    ///
+    /// # Errors
+    ///
+    /// [`ChatError::BadNick`] if `nick` is malformed, [`ChatError::NickTaken`] if
+    /// another member has it (compared case-insensitively).
     pub fn check_nick(&self, nick: &str, me: Option<MemberId>) -> Result<(), ChatError> {
         if !valid_nick(nick) {
             return Err(ChatError::BadNick(nick.to_string()));
@@ -24,6 +29,10 @@ impl<E> Chat<E> {
     }
 
     /// Adds a member (in no room yet: [`join`](Self::join) the lobby next).
+    ///
+    /// # Errors
+    ///
+    /// As [`check_nick`](Self::check_nick): the nickname is malformed or taken.
     pub fn register(
         &mut self,
         nick: &str,
@@ -74,6 +83,11 @@ impl<E> Chat<E> {
 
     /// `id` takes the nickname `new`; the member and everyone sharing a room with it
     /// get [`Event::Nick`]. Changing only the case of one's own nickname is allowed.
+    ///
+    /// # Errors
+    ///
+    /// As [`check_nick`](Self::check_nick) (malformed, or another member's);
+    /// [`NoSuchMember`](ChatError::NoSuchMember) for an unknown `id`.
     pub fn rename(&mut self, id: MemberId, new: &str) -> Result<Outcome, ChatError> {
         self.check_nick(new, Some(id))?;
         let mut to = vec![id];
@@ -103,6 +117,10 @@ impl<E> Chat<E> {
 
     /// Marks `id` away with `text` (`None` or empty: back); everyone sharing a room
     /// gets [`Event::Away`] (front ends show it to those who asked).
+    ///
+    /// # Errors
+    ///
+    /// [`NoSuchMember`](ChatError::NoSuchMember) for an unknown `id`.
     pub fn set_away(&mut self, id: MemberId, text: Option<&str>) -> Result<Outcome, ChatError> {
         let to = self.neighbours(id);
         let member = self.members.get_mut(&id).ok_or(ChatError::NoSuchMember)?;
