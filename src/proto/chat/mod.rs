@@ -414,7 +414,7 @@ impl Sink for Conn<'_, '_> {
     }
 
     fn to_datagram(&mut self, sock: HandlerId, to: SocketAddr, data: &[u8]) {
-        send_via(self.reactor(), sock, data, to);
+        self.send_via(sock, data, to);
     }
 }
 
