@@ -4,9 +4,10 @@
 //! and returns owned or borrowed file descriptors and `io::Result`s. Layers above
 //! (`selector`, `reactor`, `net`) never call `libc` or `nix` directly.
 //!
-//! The readiness core is written by hand on `libc`: `select`/`fd_set` ([`fdset`]),
-//! [`poll`], [`epoll`], and the data-path calls the fault injector wraps (`accept4`,
-//! `send`, `recv`, `read`, `write`). What is not the point of the project goes
+//! The readiness core is written by hand on `libc`: `select` and its `fd_set`,
+//! `poll`, `epoll` (crate-private modules: a user reaches them through
+//! [`selector`](crate::selector)), and the data-path calls the fault injector wraps
+//! (`accept4`, `send`, `recv`, `read`, `write`). What is not the point of the project goes
 //! through `nix`, which removes the hand-written `unsafe`: socket options,
 //! `getsockname`, `socket`/`bind`, `sendfile`, `eventfd`, pipes, `fcntl`, and the
 //! test kit's process calls. Either way each call is counted (see [`stats`]).
@@ -19,13 +20,13 @@
 //! Each wrapper also bumps a per-kind syscall counter (see [`stats`]) when counting
 //! is enabled, so the lab can report syscalls per request without `strace`.
 
-pub mod epoll;
+pub(crate) mod epoll;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
-pub mod fdset;
+pub(crate) mod fdset;
 pub mod file;
 pub mod listen;
-pub mod poll;
+pub(crate) mod poll;
 pub(crate) mod polling_ext;
 #[cfg(feature = "testkit")]
 pub mod process;
@@ -33,7 +34,7 @@ pub mod socket;
 pub mod stats;
 #[cfg(feature = "testkit")]
 pub mod timer;
-pub mod waker;
+pub(crate) mod waker;
 
 /// Calls a `libc` function, counts it, and turns `-1` into `io::Error::last_os_error()`.
 ///
