@@ -103,9 +103,9 @@ impl<'a, 'b> Conn<'a, 'b> {
     /// takes it all). Not called if the connection goes first:
     /// [`Protocol::connection_lost`] is.
     pub fn notify_drained(&mut self) {
-        self.st.flags.drain_notify = true;
-        if !self.st.flags.flush_queued {
-            self.st.flags.flush_queued = true;
+        self.st.state.drain_notify = true;
+        if !self.st.state.flush_queued {
+            self.st.state.flush_queued = true;
             self.ctx.defer(self.ctx.id());
         }
     }
@@ -122,7 +122,7 @@ impl<'a, 'b> Conn<'a, 'b> {
     /// requests answered from one read) should stop producing;
     /// [`Protocol::output_drained`] says when to go on.
     pub fn is_backpressured(&self) -> bool {
-        self.st.flags.bp_paused
+        self.st.state.bp_paused
     }
 
     /// Stops reading, flushes what is queued, then closes. Writes after it are
@@ -138,9 +138,9 @@ impl<'a, 'b> Conn<'a, 'b> {
 
     /// Shuts our write side (sends FIN) once queued output is flushed; reading goes on.
     pub fn shutdown_write(&mut self) {
-        self.st.flags.shutdown_after_flush = true;
-        if !self.st.flags.flush_queued {
-            self.st.flags.flush_queued = true;
+        self.st.state.shut_write_after_flush();
+        if !self.st.state.flush_queued {
+            self.st.state.flush_queued = true;
             self.ctx.defer(self.ctx.id());
         }
     }
@@ -159,7 +159,7 @@ impl<'a, 'b> Conn<'a, 'b> {
     /// called: the FIN is sent, or goes once queued output is flushed). Writes are
     /// refused from then on.
     pub fn is_write_shut(&self) -> bool {
-        self.st.flags.write_shut || self.st.flags.shutdown_after_flush
+        self.st.state.is_write_shut()
     }
 
     /// Pending output of another connection (as [`output_len`](Self::output_len)),
@@ -192,7 +192,7 @@ impl<'a, 'b> Conn<'a, 'b> {
             consumer,
             |s, ctx| {
                 s.core.add_producer(ctx, me);
-                !s.core.flags.dead
+                !s.core.state.is_closed()
             },
             || Mail::Producer(me),
         )
@@ -221,7 +221,7 @@ impl<'a, 'b> Conn<'a, 'b> {
             id,
             |s, ctx| {
                 s.core.set_user_paused(ctx, pause);
-                !s.core.flags.dead
+                !s.core.state.is_closed()
             },
             || Mail::UserPause(pause),
         )
@@ -229,7 +229,7 @@ impl<'a, 'b> Conn<'a, 'b> {
 
     /// Whether the connection is closing or gone (further writes are dropped).
     pub fn is_closing(&self) -> bool {
-        self.st.flags.closing || self.st.flags.dead
+        self.st.state.is_closing() || self.st.state.is_closed()
     }
 
     /// Sets a timer; [`Protocol::timer`] runs after `delay`. Timers still pending

@@ -37,6 +37,7 @@ mod conn;
 mod handler;
 mod mail;
 mod output;
+mod phase;
 mod protocol;
 mod state;
 

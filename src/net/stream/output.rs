@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::mail::Mail;
+use super::phase::WriteSide;
 use super::state::StreamTransport;
 use crate::net::buffer::OutBuf;
 use crate::net::ratelimit::WarnLimit;
@@ -71,7 +72,7 @@ impl StreamTransport {
                 if !self.flush(ctx) {
                     return false;
                 }
-                if self.flags.dead {
+                if self.state.is_closed() {
                     // Sent, and the closing connection finished.
                     return true;
                 }
@@ -128,17 +129,17 @@ impl StreamTransport {
 
     /// After output was queued: backpressure and the end-of-batch flush.
     fn queued(&mut self, ctx: &mut Ctx<'_>) {
-        if !self.flags.bp_paused && self.pending() > self.cfg.high_watermark {
+        if !self.state.bp_paused && self.pending() > self.cfg.high_watermark {
             log::trace!(
                 "{}: output {} > high watermark, pausing reads",
                 self.peer,
                 self.pending()
             );
-            self.flags.bp_paused = true;
+            self.state.bp_paused = true;
             self.pace_producers(ctx, true);
         }
-        if !self.flags.flush_queued {
-            self.flags.flush_queued = true;
+        if !self.state.flush_queued {
+            self.state.flush_queued = true;
             ctx.defer(ctx.id());
         }
     }
@@ -146,11 +147,11 @@ impl StreamTransport {
     /// Writes as much pending output as the socket takes. Returns `false` if the
     /// connection failed.
     pub(super) fn flush(&mut self, ctx: &mut Ctx<'_>) -> bool {
-        if self.flags.connecting {
+        if self.state.is_connecting() {
             // Output queued before the connect completed waits for it.
             return true;
         }
-        while !self.flags.dead {
+        while !self.state.is_closed() {
             if self.out.is_empty() {
                 if self.files.is_empty() {
                     break;
@@ -197,16 +198,16 @@ impl StreamTransport {
             if let Some(t) = self.close_timer.take() {
                 ctx.cancel_timer(t);
             }
-            if self.flags.closing {
+            if self.state.is_closing() {
                 self.finish_close(ctx);
                 return true;
             }
-            if self.flags.shutdown_after_flush && !self.flags.write_shut {
-                self.flags.write_shut = true;
+            if self.state.write == WriteSide::ShutAfterFlush {
+                self.state.write = WriteSide::Shut;
                 if let Err(e) = socket::shutdown(self.fd.as_fd(), Shutdown::Write) {
                     log::debug!("{}: shutdown(write): {e}", self.peer);
                 }
-                if self.flags.eof {
+                if self.state.eof {
                     // Both directions are done.
                     self.abort(ctx);
                     return true;
