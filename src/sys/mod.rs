@@ -24,7 +24,7 @@ pub(crate) mod epoll;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub(crate) mod fdset;
-pub mod file;
+pub(crate) mod file;
 pub mod listen;
 pub(crate) mod poll;
 pub(crate) mod polling_ext;
