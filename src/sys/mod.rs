@@ -269,6 +269,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn eintr_is_no_events_and_other_errors_stay() {
+        use std::io::Error;
+        assert_eq!(empty_on_eintr(Ok(3)).unwrap(), Some(3));
+        let eintr = Error::from_raw_os_error(libc::EINTR);
+        assert_eq!(empty_on_eintr::<usize>(Err(eintr)).unwrap(), None);
+        let ebadf = Error::from_raw_os_error(libc::EBADF);
+        let err = empty_on_eintr::<usize>(Err(ebadf)).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    }
+
+    #[test]
+    fn crate_wait_counts_one_wait() {
+        let before = stats::snapshot();
+        let was = stats::enabled();
+        stats::enable(true);
+        let got = crate_wait(|| Ok(7));
+        let eintr = crate_wait::<()>(|| Err(std::io::Error::from_raw_os_error(libc::EINTR)));
+        stats::enable(was);
+        assert_eq!(got.unwrap(), Some(7));
+        assert_eq!(eintr.unwrap(), None);
+        // Other tests may count in parallel: at least our two.
+        let waits = stats::snapshot().since(&before).get(stats::Syscall::Wait);
+        assert!(waits >= 2, "{waits}");
+    }
+
+    #[test]
     fn timeout_rounds_up_and_clamps() {
         assert_eq!(timeout_ms(None), -1);
         assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
