@@ -492,7 +492,8 @@ impl<T> KeyedSelector<T> {
     ///
     /// # Errors
     ///
-    /// The wait failed (`EINTR` is retried inside; other errors are the backend's).
+    /// As [`select`](Self::select): the wait failed (`EINTR` returns no events, not
+    /// an error), or draining the waker failed.
     ///
     /// # Examples
     ///
