@@ -26,12 +26,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -40,14 +39,18 @@ use mio::{Events, Interest, Poll, Token};
 use serde_json::{json, Value};
 
 use readyloop::proto::chat::{ChatConfig, ChatServer};
-use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
-use readyloop::sys::stats::{self, Counts, Syscall};
+use readyloop::sys::stats::Syscall;
 
-#[path = "lab/env.rs"]
-mod env;
-#[path = "lab/strace.rs"]
-mod strace;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::child::{self, Ending};
+use common::os::{pin_to, raise_nofile, thread_cpu};
+use common::procfs::{busy_pct, cpu_jiffies, status_kb};
+use common::server::{Daemon, Running, ServerProc};
+use common::table::{markdown, median};
+use common::{cli, env, procfs, strace, tools};
 
 /// Every contender, in table order.
 const ALL: [&str; 7] = [
@@ -123,10 +126,10 @@ struct Args {
     #[arg(long)]
     rate: Option<f64>,
     /// Measured window in seconds (default 10).
-    #[arg(long, value_parser = secs)]
+    #[arg(long, value_parser = cli::secs)]
     duration: Option<Duration>,
     /// Unmeasured sending before the window, in seconds (default 2).
-    #[arg(long, value_parser = secs)]
+    #[arg(long, value_parser = cli::secs)]
     warmup: Option<Duration>,
     /// Rounds; contenders alternate within each (default 3).
     #[arg(long)]
@@ -140,58 +143,26 @@ struct Args {
     /// One extra phase per contender under strace -c -f (writes/delivery).
     #[arg(long)]
     strace: bool,
-    /// Where chat.json goes (default target/lab).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Checks of the pure parts (also: no argument at all).
-    #[arg(long)]
-    self_test: bool,
-    /// Passed by `cargo bench`; ignored.
-    #[arg(long, hide = true)]
-    bench: bool,
-    /// Internal: serve the chat on this backend in this child process.
-    #[arg(long, hide = true)]
-    serve: Option<String>,
-    /// Internal: the CPU the served chat is pinned to.
-    #[arg(long, hide = true)]
-    cpu: Option<usize>,
-}
-
-fn secs(v: &str) -> Result<Duration, String> {
-    let s: f64 = v.parse().map_err(|_| format!("not a number: {v:?}"))?;
-    Duration::try_from_secs_f64(s).map_err(|e| e.to_string())
-}
-
-fn usage() -> String {
-    <Args as clap::CommandFactory>::command()
-        .render_help()
-        .to_string()
+    #[command(flatten)]
+    harness: cli::Harness,
 }
 
 fn parse_args(args: Vec<String>) -> Result<Mode, String> {
-    if args.is_empty() {
-        return Ok(Mode::SelfTest);
-    }
-    let a = match <Args as clap::Parser>::try_parse_from(
-        std::iter::once("chat".to_string()).chain(args),
-    ) {
-        Ok(a) => a,
-        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => return Ok(Mode::Help),
-        Err(e) => return Err(e.to_string()),
+    let a = match cli::parse::<Args>("chat", args, |a| a.harness.self_test)? {
+        cli::Parsed::SelfTest => return Ok(Mode::SelfTest),
+        cli::Parsed::Help => return Ok(Mode::Help),
+        cli::Parsed::Args(a) => a,
     };
-    if a.self_test {
-        return Ok(Mode::SelfTest);
-    }
-    if let Some(backend) = a.serve {
+    if let Some(backend) = a.harness.serve {
         return Ok(Mode::Serve {
             backend,
-            cpu: a.cpu,
+            cpu: a.harness.cpu,
         });
     }
     let mut o = Options {
         quick: a.quick,
         strace: a.strace,
-        out: a.out,
+        out: a.harness.out,
         ..Options::default()
     };
     if !a.contenders.is_empty() {
@@ -237,15 +208,9 @@ fn parse_args(args: Vec<String>) -> Result<Mode, String> {
 }
 
 fn main() {
-    let mode = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("chat bench: {e}");
-            std::process::exit(2);
-        }
-    };
+    let mode = common::cli::or_exit("chat bench", parse_args(std::env::args().skip(1).collect()));
     match mode {
-        Mode::Help => print!("{}", usage()),
+        Mode::Help => print!("{}", cli::usage::<Args>()),
         Mode::SelfTest => std::process::exit(self_test()),
         Mode::Serve { backend, cpu } => serve_child(&backend, cpu),
         Mode::Bench(o) => std::process::exit(run(o)),
@@ -380,55 +345,6 @@ fn ngircd_config(port: u16, dir: &Path) -> String {
     )
 }
 
-/// The median of `v` (the mean of the middle two for an even count).
-fn median(v: &[f64]) -> Option<f64> {
-    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
-
-fn markdown(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut out = format!("| {} |\n", header.join(" | "));
-    let seps: Vec<&str> = (0..header.len())
-        .map(|i| if i == 0 { "---" } else { "---:" })
-        .collect();
-    let _ = writeln!(out, "| {} |", seps.join(" | "));
-    for r in rows {
-        let _ = writeln!(out, "| {} |", r.join(" | "));
-    }
-    out
-}
-
-/// `utime + stime` (clock ticks) from the text of `/proc/PID/stat`.
-fn parse_stat_ticks(stat: &str) -> Option<u64> {
-    // The command name is in parentheses and may contain spaces: fields count from
-    // after the last ')'. Field 3 (state) is the first one there; utime is 14, stime 15.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = f.get(11)?.parse().ok()?;
-    let stime: u64 = f.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// A `kB` field (`VmRSS`, `VmHWM`) from the text of `/proc/PID/status`.
-fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
-    status
-        .lines()
-        .find(|l| l.starts_with(key) && l[key.len()..].starts_with(':'))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// Write-side syscalls in an strace count.
 fn strace_writes(m: &BTreeMap<String, u64>) -> u64 {
     ["write", "writev", "send", "sendto", "sendmsg", "sendmmsg"]
@@ -437,391 +353,97 @@ fn strace_writes(m: &BTreeMap<String, u64>) -> u64 {
         .sum()
 }
 
-fn format_counts(c: &Counts) -> String {
-    let mut s = "counts".to_string();
-    for k in Syscall::ALL {
-        let _ = write!(s, " {}", c.get(k));
-    }
-    s
-}
-
-fn parse_counts(line: &str) -> Option<Counts> {
-    let mut it = line.split_whitespace();
-    if it.next()? != "counts" {
-        return None;
-    }
-    let mut out = [0u64; 9];
-    for o in out.iter_mut() {
-        *o = it.next()?.parse().ok()?;
-    }
-    it.next().is_none().then_some(Counts(out))
-}
-
-// ---------------------------------------------------------------------------------
-// Process helpers.
-
-fn pin_to(cpu: usize) -> bool {
-    readyloop::sys::process::pin_current_thread(cpu)
-}
-
-fn raise_nofile() -> u64 {
-    if let Ok((_, hard)) = readyloop::sys::nofile_limit() {
-        let _ = readyloop::sys::set_nofile_limit(hard);
-    }
-    readyloop::sys::nofile_limit().map(|(s, _)| s).unwrap_or(0)
-}
-
-fn clk_tck() -> f64 {
-    // SAFETY: sysconf has no memory effects.
-    let t = readyloop::sys::process::clock_ticks_per_sec() as i64;
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
-
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    parse_stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-fn status_kb(pid: u32, key: &str) -> Option<u64> {
-    parse_status_kb(
-        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
-        key,
-    )
-}
-
-/// This thread's CPU time.
-fn thread_cpu() -> Duration {
-    readyloop::sys::process::thread_cpu_time().unwrap_or_default()
-}
-
-/// Per-CPU `(busy, total)` jiffies from `/proc/stat` (busy: everything but idle and
-/// iowait; softirq and steal included).
-fn cpu_jiffies() -> Vec<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    parse_proc_stat(&text)
-}
-
-fn parse_proc_stat(text: &str) -> Vec<(u64, u64)> {
-    text.lines()
-        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
-        .map(|l| {
-            let v: Vec<u64> = l
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            let total: u64 = v.iter().take(8).sum();
-            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-            (total - idle, total)
-        })
-        .collect()
-}
-
-/// Busy percentage per CPU between two `cpu_jiffies` readings.
-fn busy_pct(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<f64> {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| {
-            let t = y.1.saturating_sub(x.1).max(1) as f64;
-            (100.0 * y.0.saturating_sub(x.0) as f64 / t).min(100.0)
-        })
-        .collect()
-}
-
-fn free_port() -> io::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
-fn which(bin: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join(bin))
-        .find(|p| p.is_file())
-}
-
 // ---------------------------------------------------------------------------------
 // Child mode: this crate's chat server.
 
 /// The hidden `--serve BACKEND` mode: the chat server's IRC front end on a free port,
 /// configured like `examples/chat_server.rs` (defaults) but with the flood limit
-/// lifted (the senders send 50 lines/s each). Prints `ready PORT`; then on stdin
-/// `stats on` → `ok`, `stats off` → `counts N…` (the crate's syscall counters, nine
-/// numbers in `Syscall::ALL` order), `stop` or EOF → the reactor stops, exit 0.
+/// lifted (the senders send 50 lines/s each), speaking the benches' control protocol
+/// (`benches/common/server.rs`) with the crate's syscall counters.
 fn serve_child(backend: &str, cpu: Option<usize>) -> ! {
     if let Some(c) = cpu {
         pin_to(c);
     }
     raise_nofile();
-    let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
-        eprintln!("chat bench server: {what}: {e}");
-        std::process::exit(2);
-    };
-    let backend: Backend = backend.parse().unwrap_or_else(|e| fail("backend", &e));
-    let cfg = ChatConfig {
-        flood_burst: 1_000_000,
-        flood_rate: 1e9,
-        ..ChatConfig::default()
-    };
-    let chat = ChatServer::new(cfg);
-    let mut reactor = Reactor::new(backend).unwrap_or_else(|e| fail("reactor", &e));
-    let (_, addr) = chat
-        .listen_irc(&mut reactor, "127.0.0.1:0")
-        .unwrap_or_else(|e| fail("listen", &e));
-    let handle = reactor.handle();
-    std::thread::spawn(move || {
-        let mut out = io::stdout().lock();
-        let mut base = Counts::default();
-        for line in io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            let reply = match line.trim() {
-                "stats on" => {
-                    base = stats::snapshot();
-                    stats::enable(true);
-                    "ok".to_string()
-                }
-                "stats off" => {
-                    stats::enable(false);
-                    format_counts(&stats::snapshot().since(&base))
-                }
-                "stop" => break,
-                other => format!("error unknown command {other:?}"),
-            };
-            let _ = writeln!(out, "{reply}");
-            let _ = out.flush();
-        }
-        let _ = handle.stop();
-    });
-    {
-        let mut out = io::stdout().lock();
-        let _ = writeln!(out, "ready {}", addr.port());
-        let _ = out.flush();
-    }
-    if let Err(e) = reactor.run() {
-        fail("event loop", &e);
-    }
-    std::process::exit(0);
+    let name = "chat bench server";
+    let backend: Backend = backend.parse().unwrap_or_else(|e| child::fail(name, &e));
+    child::serve_reactor(name, backend, Ending::Stop, true, |r| {
+        let cfg = ChatConfig {
+            flood_burst: 1_000_000,
+            flood_rate: 1e9,
+            ..ChatConfig::default()
+        };
+        Ok(vec![ChatServer::new(cfg).listen_irc(r, "127.0.0.1:0")?.1])
+    })
 }
 
 // ---------------------------------------------------------------------------------
 // Parent side: a running server, ours or ngircd.
 
-struct Server {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Option<mpsc::Receiver<String>>,
-    addr: SocketAddr,
-    /// ngircd's working directory (configuration, logs).
-    dir: Option<PathBuf>,
-}
-
-const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn set_pre_exec(cmd: &mut Command, cpu: Option<usize>) {
-    readyloop::sys::process::spawn_pinned_and_tied(cmd, cpu);
-}
-
-impl Server {
-    fn start(name: &str, cpu: Option<usize>, work: &Path) -> Result<Server, String> {
-        if name == NGIRCD {
-            let bin = which("ngircd").ok_or("ngircd: not installed")?;
-            let mut last = String::new();
-            for attempt in 0..5 {
-                let dir = work.join(format!("ngircd-{}-{attempt}", std::process::id()));
-                match Server::try_ngircd(&bin, &dir, cpu) {
-                    Ok(s) => return Ok(s),
-                    Err(e) => {
-                        let _ = std::fs::remove_dir_all(&dir);
-                        last = e;
-                    }
-                }
-            }
-            Err(last)
-        } else {
-            Server::start_ours(name, cpu)
-        }
-    }
-
-    fn start_ours(name: &str, cpu: Option<usize>) -> Result<Server, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(exe);
-        cmd.arg("--serve").arg(name);
+/// Starts contender `name`: ours (a child of this bench, pinned to `cpu`) or ngircd
+/// (its configuration and log in a fresh directory under `work`).
+fn start_server(name: &str, cpu: Option<usize>, work: &Path) -> Result<Running, String> {
+    if name != NGIRCD {
+        let mut args = vec![name.into()];
         if let Some(c) = cpu {
-            cmd.arg("--cpu").arg(c.to_string());
+            args.extend(["--cpu".into(), c.to_string().into()]);
         }
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        set_pre_exec(&mut cmd, None);
-        let mut child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut s = Server {
-            name: name.to_string(),
-            child,
-            stdin: Some(stdin),
-            lines: Some(rx),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            dir: None,
-        };
-        let ready = s.reply()?;
-        let port: u16 = ready
-            .strip_prefix("ready ")
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| format!("{name}: unexpected {ready:?}"))?;
-        s.addr.set_port(port);
-        Ok(s)
+        let p = ServerProc::start(name, &[], &args, &[]).map_err(|e| e.to_string())?;
+        return Ok(Running::Ours(p));
     }
-
-    fn try_ngircd(bin: &Path, dir: &Path, cpu: Option<usize>) -> Result<Server, String> {
-        let e = |e: io::Error| format!("ngircd: {e}");
-        std::fs::create_dir_all(dir).map_err(e)?;
-        // ngIRCd drops root privileges to `nobody`, which must be able to write the pid.
-        let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777));
-        let port = free_port().map_err(e)?;
-        let conf = dir.join("ngircd.conf");
-        std::fs::write(&conf, ngircd_config(port, dir)).map_err(e)?;
-        let log = std::fs::File::create(dir.join("ngircd.log")).map_err(e)?;
-        let log2 = log.try_clone().map_err(e)?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("-n")
-            .arg("-f")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        set_pre_exec(&mut cmd, cpu);
-        let child = cmd.spawn().map_err(e)?;
-        let mut s = Server {
-            name: NGIRCD.into(),
-            child,
-            stdin: None,
-            lines: None,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir: Some(dir.to_path_buf()),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(st)) = s.child.try_wait() {
-                return Err(format!("ngircd exited at start ({st}): {}", s.log_tail()));
-            }
-            if s.log()
-                .contains(&format!("Now listening on [127.0.0.1]:{port}"))
-            {
-                // Ours on that port (not whoever took it meanwhile): it said so.
-                if std::net::TcpStream::connect(s.addr).is_ok() {
-                    return Ok(s);
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!("ngircd did not listen: {}", s.log_tail()));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn log(&self) -> String {
-        self.dir
-            .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.join("ngircd.log")).ok())
-            .unwrap_or_default()
-    }
-
-    fn log_tail(&self) -> String {
-        let l = self.log();
-        let lines: Vec<&str> = l.lines().collect();
-        lines[lines.len().saturating_sub(5)..].join(" / ")
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn reply(&mut self) -> Result<String, String> {
-        let rx = self.lines.as_ref().ok_or("no control channel")?;
-        rx.recv_timeout(REPLY_TIMEOUT)
-            .map_err(|_| format!("{}: no reply from the server", self.name))
-    }
-
-    fn command(&mut self, cmd: &str) -> Result<String, String> {
-        let stdin = self.stdin.as_mut().ok_or("no control channel")?;
-        writeln!(stdin, "{cmd}")
-            .and_then(|_| stdin.flush())
-            .map_err(|e| format!("{}: {e}", self.name))?;
-        self.reply()
-    }
-
-    /// Starts the crate's counters (ours only).
-    fn stats_on(&mut self) -> Result<(), String> {
-        if self.stdin.is_none() {
-            return Ok(());
-        }
-        match self.command("stats on")?.as_str() {
-            "ok" => Ok(()),
-            r => Err(format!("stats on: {r:?}")),
-        }
-    }
-
-    fn stats_off(&mut self) -> Result<Option<Counts>, String> {
-        if self.stdin.is_none() {
-            return Ok(None);
-        }
-        let r = self.command("stats off")?;
-        parse_counts(&r)
-            .map(Some)
-            .ok_or_else(|| format!("stats off: {r:?}"))
-    }
-
-    /// Stops the server and checks it exits cleanly (SIGKILL after 10 s).
-    fn stop(mut self) -> Result<(), String> {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = writeln!(stdin, "stop");
-            let _ = stdin.flush();
-        } else {
-            let _ = readyloop::sys::process::kill(self.child.id(), libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(s)) if s.success() => return Ok(()),
-                Ok(Some(s)) => return Err(format!("{} exited with {s}", self.name)),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                Ok(None) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    return Err(format!("{} did not stop (killed it)", self.name));
-                }
-                Err(e) => return Err(format!("{}: {e}", self.name)),
+    let bin = tools::which("ngircd").ok_or("ngircd: not installed")?;
+    let mut last = String::new();
+    for attempt in 0..5 {
+        let dir = work.join(format!("ngircd-{}-{attempt}", std::process::id()));
+        match try_ngircd(&bin, &dir, cpu) {
+            Ok(d) => return Ok(Running::Outside(d)),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                last = e;
             }
         }
     }
+    Err(last)
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+fn try_ngircd(bin: &Path, dir: &Path, cpu: Option<usize>) -> Result<Daemon, String> {
+    let e = |e: io::Error| format!("ngircd: {e}");
+    std::fs::create_dir_all(dir).map_err(e)?;
+    // ngIRCd drops root privileges to `nobody`, which must be able to write the pid.
+    let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777));
+    let port = common::os::free_port().map_err(e)?;
+    let conf = dir.join("ngircd.conf");
+    std::fs::write(&conf, ngircd_config(port, dir)).map_err(e)?;
+    let log = std::fs::File::create(dir.join("ngircd.log")).map_err(e)?;
+    let log2 = log.try_clone().map_err(e)?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("-n")
+        .arg("-f")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    common::os::tie_to_bench(&mut cmd, cpu);
+    let child = cmd.spawn().map_err(e)?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let logs = vec![dir.join("ngircd.log")];
+    let mut d = Daemon::new(NGIRCD, child, addr, Some(dir.to_path_buf()), logs);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(st) = d.exited() {
+            return Err(format!("ngircd exited at start ({st}): {}", d.logs()));
         }
-        if let Some(d) = &self.dir {
-            let _ = std::fs::remove_dir_all(d);
+        // Ours on that port (not whoever took it meanwhile): it said so.
+        if d.log(0)
+            .contains(&format!("Now listening on [127.0.0.1]:{port}"))
+            && std::net::TcpStream::connect(addr).is_ok()
+        {
+            return Ok(d);
         }
+        if Instant::now() > deadline {
+            return Err(format!("ngircd did not listen: {}", d.logs()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -1607,12 +1229,13 @@ impl Bench {
     /// One round of one contender. `strace`: also one phase under strace afterwards.
     fn measure(&self, name: &str, round: usize, strace: bool) -> Result<Sample, String> {
         let o = &self.o;
-        let mut srv = Server::start(name, self.server_cpu, &self.work)?;
+        let text = |e: io::Error| e.to_string();
+        let mut srv = start_server(name, self.server_cpu, &self.work)?;
         let pid = srv.pid();
         // Every contender's clients JOIN #lobby themselves after 001: chat_server, like
         // every IRC server, no longer joins IRC clients anywhere (--irc-autojoin).
         let mut fleet =
-            Fleets::new(srv.addr, true, &self.client_cpus).map_err(|e| format!("poll: {e}"))?;
+            Fleets::new(srv.addr(), true, &self.client_cpus).map_err(|e| format!("poll: {e}"))?;
         let join_limit = Duration::from_secs(30 + o.clients as u64 / 20);
         let joined_in = fleet.join_all(o.clients, 50, join_limit)?;
         fleet.settle(Duration::from_millis(300), Duration::from_secs(60))?;
@@ -1620,8 +1243,8 @@ impl Bench {
         if !o.warmup.is_zero() {
             fleet.phase(1, o.senders, o.rate, o.warmup, &mut || {})?;
         }
-        srv.stats_on()?;
-        let ticks0 = cpu_ticks(pid);
+        srv.stats_on().map_err(text)?;
+        let cpu0 = procfs::cpu_ns(pid);
         let jiffies0 = cpu_jiffies();
         let t0 = Instant::now();
         let mut rss_max: Option<u64> = None;
@@ -1631,16 +1254,15 @@ impl Bench {
             }
         };
         let r = fleet.phase(2, o.senders, o.rate, o.duration, &mut sample_rss)?;
-        let ticks1 = cpu_ticks(pid);
+        let cpu1 = procfs::cpu_ns(pid);
         let machine_busy = busy_pct(&jiffies0, &cpu_jiffies());
         let elapsed = t0.elapsed();
-        let counts = srv.stats_off()?;
+        let counts = srv.stats_off().map_err(text)?;
         sample_rss();
         let rss_end = mib(status_kb(pid, "VmRSS"));
         let hwm = mib(status_kb(pid, "VmHWM"));
-        let tck = clk_tck();
-        let cpu_secs = match (ticks0, ticks1) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / tck),
+        let cpu_secs = match (cpu0, cpu1) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1e9),
             _ => None,
         };
         let deliveries = r.received.max(1) as f64;
@@ -1686,7 +1308,7 @@ impl Bench {
             }
         }
         drop(fleet);
-        srv.stop()?;
+        srv.stop().map_err(text)?;
         Ok(s)
     }
 }
@@ -1772,7 +1394,7 @@ const HEADER: [&str; 9] = [
     "p50 µs",
     "p99 µs",
     "server RSS MiB peak / end",
-    "CPU µs/delivery",
+    "server CPU µs/delivery",
     "server CPU %",
     "write syscalls/delivery",
     "lost messages",
@@ -1788,15 +1410,9 @@ fn render_table(order: &[String], cells: &BTreeMap<String, Cell>) -> String {
 }
 
 fn run(o: Options) -> i32 {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let (server_cpu, client_cpu) = if cores >= 2 {
-        (Some(0), Some(1))
-    } else {
-        (None, None)
-    };
+    // Counted before this thread is pinned (which narrows what it may use).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (server_cpu, client_cpu) = common::os::two_cpus();
     let limit = raise_nofile();
     if limit < (o.clients as u64 + 64) {
         eprintln!(
@@ -1811,30 +1427,21 @@ fn run(o: Options) -> i32 {
         }
     }
     let mut contenders = o.contenders.clone();
-    let ngircd_bin = which("ngircd");
+    let ngircd_bin = tools::which("ngircd");
     if contenders.iter().any(|c| c == NGIRCD) && ngircd_bin.is_none() {
-        if ci {
-            eprintln!("chat bench: ngircd is not installed (CI=true): failing");
-            return 1;
+        match tools::missing("ngircd") {
+            Ok(why) => println!("{why}"),
+            Err(e) => {
+                eprintln!("chat bench: {e}: failing");
+                return 1;
+            }
         }
-        println!("ngircd: not installed");
         contenders.retain(|c| c != NGIRCD);
     }
-    let ngircd_version = ngircd_bin.as_ref().and_then(|b| {
-        let out = Command::new(b).arg("--version").output().ok()?;
-        Some(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .next()?
-                .trim()
-                .to_string(),
-        )
-    });
-    let strace_ok = o.strace
-        && Command::new("strace")
-            .arg("-V")
-            .output()
-            .is_ok_and(|x| x.status.success());
+    let ngircd_version = ngircd_bin
+        .as_deref()
+        .and_then(|b| tools::version_line(b, "--version"));
+    let strace_ok = o.strace && tools::runs("strace", "-V");
     if o.strace && !strace_ok {
         println!("strace: not installed; write syscalls come from the crate's counters only");
     }
@@ -1845,7 +1452,7 @@ fn run(o: Options) -> i32 {
     }
     // The client threads share the CPUs the server does not use (on 2 cores: CPU 1).
     let client_cpus: Vec<Option<usize>> = (0..o.client_threads)
-        .map(|k| client_cpu.map(|c| c + k % (cores - c).max(1)))
+        .map(|k| client_cpu.map(|c| c + k % cores.saturating_sub(c).max(1)))
         .collect();
     let client_cpu_count = {
         let mut v: Vec<Option<usize>> = client_cpus.clone();
@@ -1946,7 +1553,7 @@ fn run(o: Options) -> i32 {
     print!("{}", render_table(&contenders, &cells));
     println!(
         "\nRSS: VmHWM (peak over the server's life, joins included) / VmRSS at the end of the window. \
-CPU µs/delivery: server utime+stime over the window / deliveries. \
+Server CPU: the server's on-CPU time (schedstat, all threads) over the window; µs/delivery divides it by the deliveries. \
 Write syscalls: this crate's counters (write/send calls) over the window; `(strace …)`: \
 strace -c -f over a separate phase (write, writev, send, sendto, sendmsg). \
 Lost: deliveries missing after a drain, all rounds."
@@ -2179,16 +1786,28 @@ fn self_test() -> i32 {
         conf.find("[Global]") < conf.find("[Limits]")
             && conf.find("[Limits]") < conf.find("[Options]"),
     );
-    // Statistics and /proc parsing.
-    check("median odd", median(&[3.0, 1.0, 2.0]) == Some(2.0));
-    check("median even", median(&[4.0, 1.0, 2.0, 3.0]) == Some(2.5));
-    check("median empty", median(&[]).is_none());
+    // The shared harness: protocol, statistics, tables; /proc parsing.
+    for bad in common::server::self_check() {
+        check(bad, false);
+    }
+    for bad in common::table::self_check() {
+        check(bad, false);
+    }
     let stat = "1234 (chat server) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0";
-    check("stat ticks", parse_stat_ticks(stat) == Some(300));
+    check("stat ticks", procfs::parse_stat_ticks(stat) == Some(300));
     let status = "Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n";
-    check("VmRSS", parse_status_kb(status, "VmRSS") == Some(1024));
-    check("VmHWM", parse_status_kb(status, "VmHWM") == Some(2048));
-    check("missing key", parse_status_kb(status, "VmSwap").is_none());
+    check(
+        "VmRSS",
+        procfs::parse_status_kb(status, "VmRSS") == Some(1024),
+    );
+    check(
+        "VmHWM",
+        procfs::parse_status_kb(status, "VmHWM") == Some(2048),
+    );
+    check(
+        "missing key",
+        procfs::parse_status_kb(status, "VmSwap").is_none(),
+    );
     let m = strace::parse_strace_calls(
         "calls syscall\n------ ----\n 10 write\n 5 writev\n 7 epoll_wait\n 22 total\n",
     );
@@ -2196,14 +1815,8 @@ fn self_test() -> i32 {
         "strace parse",
         m.get("write") == Some(&10) && strace_writes(&m) == 15,
     );
-    let c = Counts([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    check(
-        "counts round trip",
-        parse_counts(&format_counts(&c)) == Some(c),
-    );
-    check("counts short", parse_counts("counts 1 2").is_none());
     let ps = "cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 5 0 5 40 0 0 0 0 0 0\ncpu1 5 0 5 30 10 0 0 0 0 0\nintr 1\n";
-    let j = parse_proc_stat(ps);
+    let j = procfs::parse_proc_stat(ps);
     check("proc stat per cpu", j == vec![(10, 50), (10, 50)]);
     check(
         "busy pct",

@@ -24,14 +24,20 @@
 //! self-check of this crate's server only.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use readyloop::proto::ftp::{FtpConfig, FtpServer};
-use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::child::{self, Ending};
+use common::server::{Daemon, Running, ServerProc};
+use common::{os, procfs, table};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -53,7 +59,6 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--serve") {
         serve(&args[1..]);
-        return;
     }
     if args.iter().any(|a| a == "--help") {
         print!("{}", usage());
@@ -131,21 +136,22 @@ fn main() {
     }
 }
 
-/// `--serve BACKEND ROOT`: this crate's server, printing its port.
-fn serve(args: &[String]) {
-    let backend: Backend = args[0].parse().expect("backend");
-    let root = PathBuf::from(&args[1]);
-    let cfg = FtpConfig {
-        anonymous: true,
-        ..FtpConfig::new(root)
+/// `--serve BACKEND ROOT`: this crate's server, then the benches' control protocol.
+fn serve(args: &[String]) -> ! {
+    let (Some(backend), Some(root)) = (args.first(), args.get(1)) else {
+        child::fail("ftp bench server", &"--serve BACKEND ROOT");
     };
-    let server = FtpServer::new(cfg).expect("server");
-    let mut reactor = Reactor::new(backend).expect("reactor");
-    reactor.handle_signals().expect("signals");
-    let (_, addr) = server.listen(&mut reactor, "127.0.0.1:0").expect("listen");
-    println!("{}", addr.port());
-    let _ = io::stdout().flush();
-    reactor.run().expect("run");
+    let backend: Backend = backend
+        .parse()
+        .unwrap_or_else(|e| child::fail("ftp bench server", &e));
+    let root = PathBuf::from(root);
+    child::serve_reactor("ftp bench server", backend, Ending::Stop, false, move |r| {
+        let cfg = FtpConfig {
+            anonymous: true,
+            ..FtpConfig::new(root)
+        };
+        Ok(vec![FtpServer::new(cfg)?.listen(r, "127.0.0.1:0")?.1])
+    })
 }
 
 struct Site {
@@ -184,22 +190,11 @@ fn make_site(o: &Opts) -> io::Result<Site> {
     Ok(Site { dir })
 }
 
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// A running contender.
 struct Server {
     name: String,
-    child: Child,
+    run: Running,
     port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn wait_listening(port: u16) -> io::Result<()> {
@@ -227,132 +222,80 @@ fn wait_listening(port: u16) -> io::Result<()> {
 
 fn start(name: &str, backend: Backend, site: &Site) -> io::Result<Server> {
     let root = site.dir.join("root");
-    match name {
+    let (cmd, port) = match name {
         "readyloop" => {
-            let exe = std::env::current_exe()?;
-            let mut child = Command::new(exe)
-                .args(["--serve", backend.name()])
-                .arg(&root)
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .spawn()?;
-            let mut line = String::new();
-            BufReader::new(
-                child
-                    .stdout
-                    .take()
-                    .ok_or_else(|| io::Error::other("stdout"))?,
-            )
-            .read_line(&mut line)?;
-            let port = line
-                .trim()
-                .parse()
-                .map_err(|_| io::Error::other(format!("ready line {line:?}")))?;
-            Ok(Server {
+            let args = [backend.name().into(), root.into_os_string()];
+            let p = ServerProc::start(name, &[], &args, &[("RUST_LOG", "warn")])?;
+            return Ok(Server {
                 name: format!("readyloop ({backend})"),
-                child,
-                port,
-            })
+                port: p.addr.port(),
+                run: Running::Ours(p),
+            });
         }
-        "vsftpd" => {
-            let port = free_port()?;
-            let empty = site.dir.join("empty");
-            std::fs::create_dir_all(&empty)?;
-            let conf = site.dir.join("vsftpd.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\n\
-                     background=NO\nanonymous_enable=YES\nno_anon_password=YES\nanon_root={}\n\
-                     local_enable=NO\nwrite_enable=NO\nftp_username=ftp\n\
-                     secure_chroot_dir={}\nseccomp_sandbox=NO\nuse_sendfile=YES\n\
-                     xferlog_enable=NO\nsyslog_enable=NO\nvsftpd_log_file=/dev/null\n\
-                     pasv_enable=YES\nmax_clients=0\nmax_per_ip=0\n",
-                    root.display(),
-                    empty.display()
-                ),
-            )?;
-            let child = Command::new("vsftpd")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()?;
-            wait_listening(port)?;
-            Ok(Server {
-                name: "vsftpd".into(),
-                child,
-                port,
-            })
-        }
-        "pyftpdlib" => {
-            let port = free_port()?;
-            let child = Command::new("/usr/bin/python3")
-                .args([
-                    "-m",
-                    "pyftpdlib",
-                    "-i",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-d",
-                ])
-                .arg(&root)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            wait_listening(port)?;
-            Ok(Server {
-                name: "pyftpdlib".into(),
-                child,
-                port,
-            })
-        }
-        other => Err(io::Error::other(format!("unknown contender {other}"))),
-    }
+        "vsftpd" => vsftpd(site, &root)?,
+        "pyftpdlib" => pyftpdlib(&root)?,
+        other => return Err(io::Error::other(format!("unknown contender {other}"))),
+    };
+    outside(name, cmd, port)
 }
 
-/// CPU time (ns, `/proc/P/task/T/schedstat`) of `pid` and all its descendants
-/// alive now: vsftpd serves each session in processes it forks.
-fn tree_cpu_ns(pid: u32) -> io::Result<u64> {
-    let mut parent = Vec::new();
-    for e in std::fs::read_dir("/proc")?.flatten() {
-        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok())
-            .unwrap_or(0);
-        parent.push((p, ppid));
-    }
-    let mut tree = vec![pid];
-    let mut i = 0;
-    while i < tree.len() {
-        let p = tree[i];
-        tree.extend(parent.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
-        i += 1;
-    }
-    let mut ns = 0;
-    for p in tree {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
-            continue;
-        };
-        for t in tasks.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-                ns += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-    }
-    Ok(ns)
+/// Starts an outside server's command (tied to the bench) and waits for its banner.
+fn outside(name: &str, mut cmd: Command, port: u16) -> io::Result<Server> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    os::tie_to_bench(&mut cmd, None);
+    let child = cmd.spawn()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let d = Daemon::new(name, child, addr, None, Vec::new());
+    wait_listening(port)?;
+    Ok(Server {
+        name: name.into(),
+        run: Running::Outside(d),
+        port,
+    })
+}
+
+/// vsftpd: standalone, anonymous, sendfile, no transfer log; its configuration in
+/// the site's directory.
+fn vsftpd(site: &Site, root: &Path) -> io::Result<(Command, u16)> {
+    let port = os::free_port()?;
+    let empty = site.dir.join("empty");
+    std::fs::create_dir_all(&empty)?;
+    let conf = site.dir.join("vsftpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\n\
+             background=NO\nanonymous_enable=YES\nno_anon_password=YES\nanon_root={}\n\
+             local_enable=NO\nwrite_enable=NO\nftp_username=ftp\n\
+             secure_chroot_dir={}\nseccomp_sandbox=NO\nuse_sendfile=YES\n\
+             xferlog_enable=NO\nsyslog_enable=NO\nvsftpd_log_file=/dev/null\n\
+             pasv_enable=YES\nmax_clients=0\nmax_per_ip=0\n",
+            root.display(),
+            empty.display()
+        ),
+    )?;
+    let mut cmd = Command::new("vsftpd");
+    cmd.arg(&conf);
+    Ok((cmd, port))
+}
+
+/// pyftpdlib, anonymous, serving `root`.
+fn pyftpdlib(root: &Path) -> io::Result<(Command, u16)> {
+    let port = os::free_port()?;
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.args([
+        "-m",
+        "pyftpdlib",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-d",
+    ])
+    .arg(root);
+    Ok((cmd, port))
 }
 
 struct Client {
@@ -448,7 +391,9 @@ struct Sample {
 /// Runs `work` over one session and measures the server's CPU around it (the
 /// session's own processes included, sampled before `QUIT` while they live).
 fn measure(srv: &Server, work: impl FnOnce(&mut Client) -> io::Result<()>) -> io::Result<Sample> {
-    let pid = srv.child.id();
+    let pid = srv.run.pid();
+    let tree_cpu_ns =
+        |pid| procfs::tree_cpu_ns(pid).ok_or_else(|| io::Error::other("no /proc: no server CPU"));
     let cpu0 = tree_cpu_ns(pid)?;
     let t0 = Instant::now();
     let mut c = Client::connect(srv.port)?;
@@ -458,11 +403,6 @@ fn measure(srv: &Server, work: impl FnOnce(&mut Client) -> io::Result<()>) -> io
     c.quit();
     std::thread::sleep(Duration::from_millis(50));
     Ok(Sample { secs, cpu })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn run(o: &Opts) -> io::Result<()> {
@@ -488,6 +428,9 @@ fn run(o: &Opts) -> io::Result<()> {
         match bench_one(o, &srv, big) {
             Ok(r) => rows.push(r),
             Err(e) => eprintln!("ftp bench: {}: {e}; skipped", srv.name),
+        }
+        if let Err(e) = srv.run.stop() {
+            eprintln!("ftp bench: {e}");
         }
     }
     println!(
@@ -535,12 +478,7 @@ fn bench_one(o: &Opts, srv: &Server, big: u64) -> io::Result<Row> {
             st.push(o.small as f64 / s.secs);
             sc.push(s.cpu * 1e6 / o.small as f64);
         }
-        Ok((
-            srv.name.clone(),
-            median(bt),
-            median(bc),
-            median(st),
-            median(sc),
-        ))
+        let m = |v: Vec<f64>| table::median(&v).unwrap_or(f64::NAN);
+        Ok((srv.name.clone(), m(bt), m(bc), m(st), m(sc)))
     }
 }

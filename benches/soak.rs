@@ -28,7 +28,6 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -41,24 +40,23 @@ use readyloop::net::{Listen, ListenConfig};
 use readyloop::proto::chat::{ChatConfig, ChatServer};
 use readyloop::proto::echo::{Echo, EchoOptions};
 use readyloop::proto::http::{HttpConfig, HttpServer, Router};
-use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
 
-#[allow(dead_code)]
-#[path = "lab/env.rs"]
-mod env;
-#[allow(dead_code)]
-#[path = "lab/plot.rs"]
-mod plot;
-#[allow(dead_code)]
-#[path = "lab/report.rs"]
-mod report;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::child::{self, Ending};
+use common::server::ServerProc;
+use common::{cli, env, plot, procfs, table};
 
 // ---------------------------------------------------------------------------------
 // Options.
 
 #[derive(clap::Parser, Debug)]
-#[command(about = "Soak: echo, HTTP and chat at once under mixed load")]
+#[command(
+    name = "soak",
+    about = "Soak: echo, HTTP and chat at once under mixed load"
+)]
 struct Args {
     /// Seconds of load per backend (default 600; --quick: 25).
     #[arg(long)]
@@ -73,17 +71,8 @@ struct Args {
     /// at least 1).
     #[arg(long)]
     interval: Option<u64>,
-    /// Output folder (default target/lab).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Run the self-test.
-    #[arg(long)]
-    self_test: bool,
-    #[arg(long, hide = true)]
-    serve: Option<Backend>,
-    /// Passed by `cargo bench`; ignored.
-    #[arg(long, hide = true)]
-    bench: bool,
+    #[command(flatten)]
+    harness: cli::Harness,
 }
 
 #[derive(Debug)]
@@ -96,22 +85,23 @@ struct Options {
 
 #[derive(Debug)]
 enum Mode {
+    Help,
     SelfTest,
     Serve(Backend),
     Soak(Options),
 }
 
 fn parse_args(args: Vec<String>) -> Result<Mode, String> {
-    if args.is_empty() {
-        return Ok(Mode::SelfTest);
-    }
-    let a = <Args as clap::Parser>::try_parse_from(std::iter::once("soak".to_string()).chain(args))
-        .map_err(|e| e.to_string())?;
-    if a.self_test {
-        return Ok(Mode::SelfTest);
-    }
-    if let Some(b) = a.serve {
-        return Ok(Mode::Serve(b));
+    let a = match cli::parse::<Args>("soak", args, |a| a.harness.self_test)? {
+        cli::Parsed::SelfTest => return Ok(Mode::SelfTest),
+        cli::Parsed::Help => return Ok(Mode::Help),
+        cli::Parsed::Args(a) => a,
+    };
+    if let Some(b) = a.harness.serve {
+        return b
+            .parse()
+            .map(Mode::Serve)
+            .map_err(|e| format!("--serve: {e}"));
     }
     let secs = a.duration.unwrap_or(if a.quick { 25 } else { 600 });
     if secs < 5 {
@@ -129,19 +119,14 @@ fn parse_args(args: Vec<String>) -> Result<Mode, String> {
         duration: Duration::from_secs(secs),
         backends,
         interval: Duration::from_secs(interval),
-        out: a.out,
+        out: a.harness.out,
     }))
 }
 
 fn main() {
-    let mode = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("soak: {e}");
-            std::process::exit(2);
-        }
-    };
+    let mode = common::cli::or_exit("soak", parse_args(std::env::args().skip(1).collect()));
     match mode {
+        Mode::Help => print!("{}", cli::usage::<Args>()),
         Mode::SelfTest => std::process::exit(self_test()),
         Mode::Serve(b) => serve(b),
         Mode::Soak(o) => std::process::exit(soak(&o)),
@@ -158,12 +143,15 @@ fn stream_listen() -> ListenConfig {
     l
 }
 
+/// The hidden `--serve BACKEND` mode: echo, HTTP and the chat's line protocol on one
+/// reactor, `ready ECHO HTTP CHAT`, then the control protocol (`stop` or EOF: a
+/// graceful shutdown).
 fn serve(backend: Backend) -> ! {
     let _ = env_logger::builder()
         .parse_env(env_logger::Env::default().default_filter_or("warn"))
         .try_init();
-    let run = || -> io::Result<()> {
-        let mut r = Reactor::new(backend)?;
+    let name = format!("soak server ({backend})");
+    child::serve_reactor(&name, backend, Ending::Shutdown, false, |r| {
         let echo = r
             .listen_tcp_with(
                 "127.0.0.1:0",
@@ -180,7 +168,7 @@ fn serve(backend: Backend) -> ! {
             ..HttpConfig::default()
         };
         let http = HttpServer::new(http_cfg, Router::with_builtins())?
-            .listen(&mut r, "127.0.0.1:0")?
+            .listen(r, "127.0.0.1:0")?
             .1;
         let mut chat_cfg = ChatConfig {
             registration_timeout: Duration::from_secs(5),
@@ -189,136 +177,45 @@ fn serve(backend: Backend) -> ! {
         chat_cfg.listen.stream.close_timeout = Duration::from_secs(2);
         chat_cfg.listen.stream.max_output = Some(256 << 10);
         let chat = ChatServer::new(chat_cfg);
-        let line = chat.listen_lines(&mut r, "127.0.0.1:0")?.1;
-        println!("ready {} {} {}", echo.port(), http.port(), line.port());
-        io::stdout().flush()?;
-        // "stop" or EOF on stdin: a graceful shutdown.
-        let h = r.handle();
-        thread::spawn(move || {
-            let mut l = String::new();
-            while io::stdin().read_line(&mut l).is_ok_and(|n| n > 0) && l.trim() != "stop" {
-                l.clear();
-            }
-            let _ = h.shutdown();
-        });
-        r.run()?;
-        eprintln!(
-            "soak server ({backend}): stopped; {} panic(s) contained",
-            r.panics_contained()
-        );
-        Ok(())
+        let line = chat.listen_lines(r, "127.0.0.1:0")?.1;
+        Ok(vec![echo, http, line])
+    })
+}
+
+/// Starts the soak's server child; its echo, HTTP and chat addresses.
+fn spawn(backend: Backend) -> io::Result<(ServerProc, Addrs)> {
+    let server = ServerProc::start("soak server", &[], &[backend.name().into()], &[])?;
+    let at = |i| {
+        server
+            .addr_of(i)
+            .ok_or_else(|| io::Error::other("soak server: fewer than 3 ports"))
     };
-    match run() {
-        Ok(()) => std::process::exit(0),
-        Err(e) => {
-            eprintln!("soak server ({backend}): {e}");
-            std::process::exit(1)
-        }
-    }
-}
-
-struct Server {
-    child: Child,
-    stdin: ChildStdin,
-    echo: SocketAddr,
-    http: SocketAddr,
-    chat: SocketAddr,
-}
-
-impl Server {
-    fn spawn(backend: Backend) -> io::Result<Server> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("--serve")
-            .arg(backend.name())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdin = child.stdin.take().expect("piped stdin");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line)?;
-        let ports: Vec<u16> = line
-            .strip_prefix("ready ")
-            .unwrap_or("")
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect();
-        let [e, h, c] = ports[..] else {
-            let _ = child.kill();
-            return Err(io::Error::other(format!("unexpected start line {line:?}")));
-        };
-        let at = |p| SocketAddr::from(([127, 0, 0, 1], p));
-        Ok(Server {
-            child,
-            stdin,
-            echo: at(e),
-            http: at(h),
-            chat: at(c),
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Graceful stop; the exit status (killed after 15 s).
-    fn stop(mut self) -> Option<std::process::ExitStatus> {
-        let _ = writeln!(self.stdin, "stop");
-        let _ = self.stdin.flush();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return Some(s);
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
-    }
+    let addrs = Addrs {
+        echo: at(0)?,
+        http: at(1)?,
+        chat: at(2)?,
+    };
+    Ok((server, addrs))
 }
 
 // ---------------------------------------------------------------------------------
 // /proc.
-
-/// `utime + stime` in clock ticks (100 a second) from `/proc/PID/stat`.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn fd_count(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
-}
 
 #[derive(Clone, Copy, Debug)]
 struct Point {
     t: f64,
     rss_kb: u64,
     fds: u64,
-    cpu_ticks: u64,
+    /// Server CPU (schedstat ns) so far.
+    cpu_ns: u64,
 }
 
 fn sample(pid: u32, start: Instant) -> Point {
     Point {
         t: start.elapsed().as_secs_f64(),
-        rss_kb: rss_kb(pid),
-        fds: fd_count(pid),
-        cpu_ticks: cpu_ticks(pid),
+        rss_kb: procfs::status_kb(pid, "VmRSS").unwrap_or(0),
+        fds: procfs::fd_count(pid),
+        cpu_ns: procfs::cpu_ns(pid).unwrap_or(0),
     }
 }
 
@@ -678,15 +575,10 @@ fn stats_panics(addr: SocketAddr) -> Option<u64> {
 }
 
 fn soak_one(backend: Backend, o: &Options) -> io::Result<Run> {
-    let server = Server::spawn(backend)?;
+    let (server, addrs) = spawn(backend)?;
     let pid = server.pid();
-    let addrs = Addrs {
-        echo: server.echo,
-        http: server.http,
-        chat: server.chat,
-    };
     thread::sleep(Duration::from_millis(200));
-    let baseline_fds = fd_count(pid);
+    let baseline_fds = procfs::fd_count(pid);
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
@@ -753,17 +645,24 @@ fn soak_one(backend: Backend, o: &Options) -> io::Result<Run> {
     let secs = start.elapsed().as_secs_f64();
     // Let close timeouts and lingering closes finish (2 s server-side), then idle.
     let settle = Instant::now();
-    while fd_count(pid) > baseline_fds && settle.elapsed() < Duration::from_secs(10) {
+    while procfs::fd_count(pid) > baseline_fds && settle.elapsed() < Duration::from_secs(10) {
         thread::sleep(Duration::from_millis(200));
     }
-    let end_fds = fd_count(pid);
-    let c0 = cpu_ticks(pid);
+    let end_fds = procfs::fd_count(pid);
+    let c0 = procfs::cpu_ns(pid).unwrap_or(0);
     let t0 = Instant::now();
     thread::sleep(Duration::from_secs(3));
-    let idle_cpu = (cpu_ticks(pid) - c0) as f64 / 100.0 / t0.elapsed().as_secs_f64() * 100.0;
+    let idle_ns = procfs::cpu_ns(pid).unwrap_or(0).saturating_sub(c0);
+    let idle_cpu = idle_ns as f64 / 1e9 / t0.elapsed().as_secs_f64() * 100.0;
     points.push(sample(pid, start));
     let panics = stats_panics(addrs.http);
-    let clean_exit = server.stop().is_some_and(|s| s.success());
+    let clean_exit = match server.stop() {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("soak: {e}");
+            false
+        }
+    };
     let t = Arc::try_unwrap(tally).unwrap_or_default();
     Ok(Run {
         backend,
@@ -824,7 +723,7 @@ fn table(runs: &[Run]) -> String {
             ]
         })
         .collect();
-    report::markdown(&header, &rows)
+    table::markdown(&header, &rows)
 }
 
 fn json_run(r: &Run) -> Value {
@@ -844,7 +743,7 @@ fn json_run(r: &Run) -> Value {
         "panics_contained": r.panics,
         "clean_exit": r.clean_exit,
         "samples": r.points.iter().map(|p| json!({
-            "t": p.t, "rss_kb": p.rss_kb, "fds": p.fds, "cpu_ticks": p.cpu_ticks
+            "t": p.t, "rss_kb": p.rss_kb, "fds": p.fds, "cpu_ns": p.cpu_ns
         })).collect::<Vec<_>>(),
     })
 }
@@ -982,21 +881,25 @@ fn self_test() -> i32 {
         "serve mode",
         matches!(parse(&["--serve", "poll"]), Ok(Mode::Serve(Backend::Poll))),
     );
-    let stat = "1 (a b) S 1 1 1 0 -1 0 0 0 0 0 7 5 0 0";
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
     check(
         "stat fields",
-        f.get(11) == Some(&7) && f.get(12) == Some(&5),
+        procfs::parse_stat_ticks("1 (a b) S 1 1 1 0 -1 0 0 0 0 0 7 5 0 0") == Some(12),
     );
     check(
-        "this process has descriptors",
-        fd_count(std::process::id()) > 0,
+        "this process has server-CPU time",
+        procfs::cpu_ns(std::process::id()).is_some_and(|n| n > 0),
     );
-    check("this process has RSS", rss_kb(std::process::id()) > 0);
+    for bad in common::server::self_check() {
+        check(bad, false);
+    }
+    check(
+        "this process has descriptors",
+        procfs::fd_count(std::process::id()) > 0,
+    );
+    check(
+        "this process has RSS",
+        procfs::status_kb(std::process::id(), "VmRSS").is_some_and(|k| k > 0),
+    );
     check("Backend parses", Backend::from_str("epoll-et").is_ok());
     if failed == 0 {
         println!("self-test: all checks passed");

@@ -20,19 +20,21 @@
 //! epoll), `--quick` (8 MiB, 1 rep: a smoke run). Without `--bench` (as `cargo test
 //! --benches` runs it) it only prints this usage.
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use readyloop::net::Listen;
 use readyloop::proto::tftp::{TftpConfig, TftpServer};
-use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
 
-#[path = "lab/env.rs"]
-mod env;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::child::{self, Ending};
+use common::server::{Daemon, Running, ServerProc};
+use common::{env, os, table, tools};
 
 const USAGE: &str =
     "usage: cargo bench --bench tftp -- [--size MIB] [--reps N] [--backend B] [--quick]
@@ -89,51 +91,52 @@ fn fail(msg: &str) -> ! {
     std::process::exit(2);
 }
 
-/// The child mode: our server on 127.0.0.1:0, a ready line, run until killed.
+/// The child mode: our server on 127.0.0.1:0, then the benches' control protocol.
 fn serve(args: &[String]) {
     let (Some(backend), Some(root)) = (args.first(), args.get(1)) else {
         fail("--serve BACKEND ROOT");
     };
     let backend: Backend = backend.parse().unwrap_or_else(|_| fail("bad backend"));
-    let server = TftpServer::new(TftpConfig::new(root)).unwrap_or_else(|e| fail(&e.to_string()));
-    let mut reactor = Reactor::new(backend).unwrap_or_else(|e| fail(&e.to_string()));
-    let (_, addr) = reactor
-        .bind_udp("127.0.0.1:0", server)
-        .unwrap_or_else(|e| fail(&e.to_string()));
-    println!("listening on tftp://{addr}");
-    if let Err(e) = reactor.run() {
-        fail(&e.to_string());
-    }
+    let root = PathBuf::from(root);
+    child::serve_reactor(
+        "tftp bench server",
+        backend,
+        Ending::Stop,
+        false,
+        move |r| {
+            let server = TftpServer::new(TftpConfig::new(root))?;
+            Ok(vec![r.bind_udp("127.0.0.1:0", server)?.1])
+        },
+    )
 }
 
-/// A server under `perf stat -e task-clock` (which counts its forked children too).
+/// `perf stat -x, -e task-clock -o OUT -- taskset -c 0`: the wrapper of both servers
+/// (it counts forked children too).
+fn perf_wrapper(out: &Path) -> Vec<String> {
+    let mut v: Vec<String> = ["perf", "stat", "-x,", "-e", "task-clock", "-o"]
+        .map(String::from)
+        .to_vec();
+    v.push(out.display().to_string());
+    v.extend(["--", "taskset", "-c", "0"].map(String::from));
+    v
+}
+
+/// A server under `perf stat`, and where perf writes.
 struct Server {
     name: &'static str,
-    perf: Child,
+    run: Running,
     perf_out: PathBuf,
-    addr: SocketAddr,
-}
-
-/// `perf stat -x, -e task-clock -o OUT -- taskset -c 0 ARGS...`.
-fn under_perf(out: &Path, args: &[&std::ffi::OsStr]) -> Command {
-    let mut cmd = Command::new("perf");
-    cmd.args(["stat", "-x,", "-e", "task-clock", "-o"])
-        .arg(out)
-        .args(["--", "taskset", "-c", "0"])
-        .args(args);
-    cmd
 }
 
 impl Server {
-    /// Stops the server (SIGTERM to perf's child) and returns its CPU time.
-    fn stop(mut self) -> Duration {
-        let me = self.perf.id();
-        let children =
-            std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
-        for pid in children.split_whitespace() {
-            let _ = Command::new("kill").args(["-TERM", pid]).status();
+    /// Stops the server (perf reports when it exits) and returns its CPU time.
+    fn stop(self) -> Duration {
+        if let Err(e) = self.run.stop() {
+            // tftpd-hpa ends by SIGTERM, which perf passes on as its status.
+            if self.name != "tftpd-hpa" {
+                fail(&e.to_string());
+            }
         }
-        let _ = self.perf.wait();
         let text = std::fs::read_to_string(&self.perf_out).unwrap_or_default();
         let msec = text
             .lines()
@@ -145,83 +148,38 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.perf.try_wait(), Ok(None)) {
-            let me = self.perf.id();
-            let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
-                .unwrap_or_default();
-            for pid in children.split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-            let _ = self.perf.wait();
-        }
-    }
-}
-
 fn ours(backend: Backend, root: &Path, perf_out: &Path) -> Server {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut perf = under_perf(
-        perf_out,
-        &[
-            exe.as_os_str(),
-            "--serve".as_ref(),
-            backend.name().as_ref(),
-            root.as_os_str(),
-        ],
-    )
-    .stdout(Stdio::piped())
-    // perf reports the server's end by SIGTERM there: noise.
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap_or_else(|e| fail(&format!("spawn our server: {e}")));
-    let mut line = String::new();
-    let out = perf.stdout.take().expect("stdout");
-    BufReader::new(out)
-        .read_line(&mut line)
-        .unwrap_or_else(|e| fail(&format!("ready line: {e}")));
-    let addr = line
-        .trim()
-        .strip_prefix("listening on tftp://")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| fail(&format!("unexpected ready line {line:?}")));
+    let args = [backend.name().into(), root.as_os_str().to_owned()];
+    let p = ServerProc::start("readyloop", &perf_wrapper(perf_out), &args, &[])
+        .unwrap_or_else(|e| fail(&format!("start our server: {e}")));
     Server {
         name: "readyloop",
-        perf,
+        run: Running::Ours(p),
         perf_out: perf_out.to_path_buf(),
-        addr,
     }
 }
 
 fn tftpd_hpa(root: &Path, perf_out: &Path) -> Server {
     // A free port (released just before tftpd binds it).
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| fail(&e.to_string()));
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let a = addr.to_string();
-    let perf = under_perf(
-        perf_out,
-        &[
-            "in.tftpd".as_ref(),
-            "-L".as_ref(),
-            "-s".as_ref(),
-            root.as_os_str(),
-            "-a".as_ref(),
-            a.as_ref(),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap_or_else(|e| fail(&format!("spawn in.tftpd: {e}")));
+    let port = os::free_udp_port().unwrap_or_else(|e| fail(&e.to_string()));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let w = perf_wrapper(perf_out);
+    let child = Command::new(&w[0])
+        .args(&w[1..])
+        .args(["in.tftpd", "-L", "-s"])
+        .arg(root)
+        .arg("-a")
+        .arg(addr.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| fail(&format!("spawn in.tftpd: {e}")));
     std::thread::sleep(Duration::from_millis(300));
     Server {
         name: "tftpd-hpa",
-        perf,
+        run: Running::Outside(Daemon::new("tftpd-hpa", child, addr, None, Vec::new()).wrapped()),
         perf_out: perf_out.to_path_buf(),
-        addr,
     }
 }
 
@@ -235,7 +193,7 @@ fn download(s: &Server, opts: &[&str]) -> Duration {
     }
     let out = cmd
         .arg("127.0.0.1")
-        .arg(s.addr.port().to_string())
+        .arg(s.run.addr().port().to_string())
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| fail(&format!("run atftp: {e}")));
@@ -251,20 +209,9 @@ fn download(s: &Server, opts: &[&str]) -> Duration {
     took
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn run(o: &Opts) {
     for tool in ["atftp", "in.tftpd", "taskset", "perf"] {
-        let found = Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {tool}"))
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
+        if tools::which(tool).is_none() {
             fail(&format!("{tool} not found\n{USAGE}"));
         }
     }
@@ -336,7 +283,7 @@ fn run(o: &Opts) {
                 name,
                 format!(
                     "| {name} | {label} | {:.1} | {:.2} |",
-                    median(rates),
+                    table::median(&rates).unwrap_or(0.0),
                     cpu.as_secs_f64() * 1000.0 / (mib * o.reps as f64)
                 ),
             ));

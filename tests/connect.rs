@@ -3,7 +3,8 @@
 //! abandoned connects, writes queued before the connect, connects made from inside a
 //! handler (FTP's active mode), `TCP_NODELAY` on outgoing sockets.
 //!
-//! Every case runs on every backend (`per_backend!` at the bottom).
+//! Every case runs on every backend (each case is written inside `per_backend!`,
+//! from `tests/support`).
 
 #[macro_use]
 mod support;
@@ -72,61 +73,63 @@ fn client(log: &Log, greeting: &'static [u8]) -> Client {
     }
 }
 
-/// The connect completes against a listener this test accepts from by hand:
-/// `connection_made` runs once, a write queued (`write_to`) before the connect
-/// completed and the greeting written on `connection_made` arrive in that order,
-/// the reply is read.
-fn connects_and_talks(backend: Backend) {
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = server.local_addr().unwrap();
-    let log = Log::default();
-    let l2 = log.clone();
-    let (lt, id) = spawn_loop(backend, Config::default(), move |r| {
-        let id = r
-            .connect_tcp(addr, Duration::from_secs(5), client(&l2, b"world\n"))
-            .unwrap();
-        // Queued while connecting: sent first, before the greeting.
-        assert!(r.with_ctx(|ctx| write_to(ctx, id, b"hello ")));
-        id
-    });
-    let (mut s, _) = server.accept().unwrap();
-    timeouts(&s);
-    let mut got = [0u8; 12];
-    s.read_exact(&mut got).unwrap();
-    assert_eq!(&got, b"hello world\n");
-    s.write_all(b"pong").unwrap();
-    let l = wait_log(&log, "reply", |l| l.iter().any(|e| e == "data pong"));
-    assert_eq!(l[0], format!("made {addr}"), "{l:?}");
-    assert_eq!(l.iter().filter(|e| e.starts_with("made")).count(), 1);
-    drop(s);
-    wait_log(&log, "connection_lost on EOF", |l| {
-        l.iter().any(|e| e.starts_with("lost"))
-    });
-    assert!(lt.call(move |ctx| ctx.handler_mut::<readyloop::net::Stream>(id).is_none()));
-    lt.stop().unwrap();
-}
+per_backend!(
+    /// The connect completes against a listener this test accepts from by hand:
+    /// `connection_made` runs once, a write queued (`write_to`) before the connect
+    /// completed and the greeting written on `connection_made` arrive in that order,
+    /// the reply is read.
+    fn connects_and_talks(backend: Backend) {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let log = Log::default();
+        let l2 = log.clone();
+        let (lt, id) = spawn_loop(backend, Config::default(), move |r| {
+            let id = r
+                .connect_tcp(addr, Duration::from_secs(5), client(&l2, b"world\n"))
+                .unwrap();
+            // Queued while connecting: sent first, before the greeting.
+            assert!(r.with_ctx(|ctx| write_to(ctx, id, b"hello ")));
+            id
+        });
+        let (mut s, _) = server.accept().unwrap();
+        timeouts(&s);
+        let mut got = [0u8; 12];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello world\n");
+        s.write_all(b"pong").unwrap();
+        let l = wait_log(&log, "reply", |l| l.iter().any(|e| e == "data pong"));
+        assert_eq!(l[0], format!("made {addr}"), "{l:?}");
+        assert_eq!(l.iter().filter(|e| e.starts_with("made")).count(), 1);
+        drop(s);
+        wait_log(&log, "connection_lost on EOF", |l| {
+            l.iter().any(|e| e.starts_with("lost"))
+        });
+        assert!(lt.call(move |ctx| ctx.handler_mut::<readyloop::net::Stream>(id).is_none()));
+        lt.stop().unwrap();
+    }
 
-/// A refused connect: `connection_failed` with `ConnectionRefused`, nothing else,
-/// and the handler is gone.
-fn refused(backend: Backend) {
-    let addr = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
-    let log = Log::default();
-    let l2 = log.clone();
-    let (lt, ()) = spawn_loop(backend, Config::default(), move |r| {
-        r.connect_tcp(addr, Duration::from_secs(5), client(&l2, b""))
-            .unwrap();
-    });
-    let l = wait_log(&log, "connection_failed", |l| !l.is_empty());
-    assert!(l[0].starts_with("failed ConnectionRefused"), "{l:?}");
-    assert!(l[0].contains(&addr.to_string()), "{l:?}");
-    std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(log_of(&log).len(), 1, "{:?}", log_of(&log));
-    assert_eq!(lt.call(|ctx| ctx.handler_count()), 0);
-    lt.stop().unwrap();
-}
+    /// A refused connect: `connection_failed` with `ConnectionRefused`, nothing else,
+    /// and the handler is gone.
+    fn refused(backend: Backend) {
+        let addr = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let log = Log::default();
+        let l2 = log.clone();
+        let (lt, ()) = spawn_loop(backend, Config::default(), move |r| {
+            r.connect_tcp(addr, Duration::from_secs(5), client(&l2, b""))
+                .unwrap();
+        });
+        let l = wait_log(&log, "connection_failed", |l| !l.is_empty());
+        assert!(l[0].starts_with("failed ConnectionRefused"), "{l:?}");
+        assert!(l[0].contains(&addr.to_string()), "{l:?}");
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(log_of(&log).len(), 1, "{:?}", log_of(&log));
+        assert_eq!(lt.call(|ctx| ctx.handler_count()), 0);
+        lt.stop().unwrap();
+    }
+);
 
 /// A listener whose accept queue is full: a further connect's SYN is dropped, so
 /// the connect hangs until its timeout. Returns the listener and the connections
@@ -146,43 +149,45 @@ fn full_listener() -> (TcpListener, Vec<TcpStream>) {
     panic!("the accept queue of a listen(0) socket never filled");
 }
 
-/// A connect that never completes fails with `TimedOut` after its timeout (a
-/// reactor timer: not before it, and not much after).
-fn times_out(backend: Backend) {
-    let (l, _filled) = full_listener();
-    let addr = l.local_addr().unwrap();
-    let log = Log::default();
-    let l2 = log.clone();
-    let start = Instant::now();
-    let (lt, ()) = spawn_loop(backend, Config::default(), move |r| {
-        r.connect_tcp(addr, Duration::from_millis(300), client(&l2, b""))
-            .unwrap();
-    });
-    let l = wait_log(&log, "connection_failed", |l| !l.is_empty());
-    let took = start.elapsed();
-    assert!(l[0].starts_with("failed TimedOut"), "{l:?}");
-    assert!(took >= Duration::from_millis(300), "failed after {took:?}");
-    assert_eq!(lt.call(|ctx| ctx.handler_count()), 0);
-    lt.stop().unwrap();
-}
+per_backend!(
+    /// A connect that never completes fails with `TimedOut` after its timeout (a
+    /// reactor timer: not before it, and not much after).
+    fn times_out(backend: Backend) {
+        let (l, _filled) = full_listener();
+        let addr = l.local_addr().unwrap();
+        let log = Log::default();
+        let l2 = log.clone();
+        let start = Instant::now();
+        let (lt, ()) = spawn_loop(backend, Config::default(), move |r| {
+            r.connect_tcp(addr, Duration::from_millis(300), client(&l2, b""))
+                .unwrap();
+        });
+        let l = wait_log(&log, "connection_failed", |l| !l.is_empty());
+        let took = start.elapsed();
+        assert!(l[0].starts_with("failed TimedOut"), "{l:?}");
+        assert!(took >= Duration::from_millis(300), "failed after {took:?}");
+        assert_eq!(lt.call(|ctx| ctx.handler_count()), 0);
+        lt.stop().unwrap();
+    }
 
-/// A graceful shutdown abandons a connect in progress: `connection_failed`
-/// (`ConnectionAborted`), and the shutdown does not wait for the connect timeout.
-fn shutdown_abandons_connect(backend: Backend) {
-    let (l, _filled) = full_listener();
-    let addr = l.local_addr().unwrap();
-    let log = Log::default();
-    let l2 = log.clone();
-    let (mut lt, ()) = spawn_loop(backend, Config::default(), move |r| {
-        r.connect_tcp(addr, Duration::from_secs(30), client(&l2, b""))
-            .unwrap();
-    });
-    lt.handle.shutdown().unwrap();
-    lt.join(DEADLINE).unwrap();
-    let l = log_of(&log);
-    assert_eq!(l.len(), 1, "{l:?}");
-    assert!(l[0].starts_with("failed ConnectionAborted"), "{l:?}");
-}
+    /// A graceful shutdown abandons a connect in progress: `connection_failed`
+    /// (`ConnectionAborted`), and the shutdown does not wait for the connect timeout.
+    fn shutdown_abandons_connect(backend: Backend) {
+        let (l, _filled) = full_listener();
+        let addr = l.local_addr().unwrap();
+        let log = Log::default();
+        let l2 = log.clone();
+        let (mut lt, ()) = spawn_loop(backend, Config::default(), move |r| {
+            r.connect_tcp(addr, Duration::from_secs(30), client(&l2, b""))
+                .unwrap();
+        });
+        lt.handle.shutdown().unwrap();
+        lt.join(DEADLINE).unwrap();
+        let l = log_of(&log);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(l[0].starts_with("failed ConnectionAborted"), "{l:?}");
+    }
+);
 
 /// FTP's active mode: a server protocol connects out from inside its callback (a
 /// "PORT addr" line) and relays what the new connection receives to its client.
@@ -233,122 +238,113 @@ impl Protocol for Control {
     }
 }
 
-fn connect_from_a_handler(backend: Backend) {
-    let (lt, addr) = spawn_loop(backend, Config::default(), |r| {
-        // A plain closure is a factory (no `|_: &_|`, no cast).
-        r.listen_tcp("127.0.0.1:0", |_| Some(Box::new(Control { data: None })))
-            .unwrap()
-            .1
-    });
-    let data_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut c = connect(addr);
-    c.write_all(format!("PORT {}\n", data_listener.local_addr().unwrap()).as_bytes())
-        .unwrap();
-    let (mut d, _) = data_listener.accept().unwrap();
-    timeouts(&d);
-    let mut got = [0u8; 11];
-    d.read_exact(&mut got).unwrap();
-    assert_eq!(&got, b"data hello\n");
-    let mut reply = [0u8; 14];
-    c.read_exact(&mut reply).unwrap();
-    assert_eq!(&reply, b"200 connected\n");
-    d.write_all(b"file bytes").unwrap();
-    let mut relayed = [0u8; 10];
-    c.read_exact(&mut relayed).unwrap();
-    assert_eq!(&relayed, b"file bytes");
-
-    // A refused data connection is reported on the control connection.
-    let dead = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
-    c.write_all(format!("PORT {dead}\n").as_bytes()).unwrap();
-    let mut reply = [0u8; 22];
-    c.read_exact(&mut reply).unwrap();
-    assert_eq!(&reply, b"425 ConnectionRefused\n");
-    lt.stop().unwrap();
-}
-
-/// `StreamConfig::nodelay` applies to outgoing sockets: the server sees a client
-/// whose small writes are not held back by Nagle (checked on the socket itself
-/// through the connection's `TCP_NODELAY` as the reactor left it).
-fn nodelay_on_outgoing(backend: Backend) {
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = server.local_addr().unwrap();
-    for on in [true, false] {
-        let (tx, rx) = std::sync::mpsc::channel();
-        struct Probe(std::sync::mpsc::Sender<bool>);
-        impl Protocol for Probe {
-            fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
-                let _ = self.0.send(conn.nodelay().unwrap());
-            }
-            fn data_received(&mut self, _conn: &mut Conn<'_, '_>, _data: &[u8]) {}
-        }
-        let (lt, ()) = spawn_loop(backend, Config::default(), move |r| {
-            let cfg = StreamConfig {
-                nodelay: on,
-                ..StreamConfig::default()
-            };
-            r.connect_tcp_with(addr, Duration::from_secs(5), Probe(tx), cfg)
-                .unwrap();
+per_backend!(
+    fn connect_from_a_handler(backend: Backend) {
+        let (lt, addr) = spawn_loop(backend, Config::default(), |r| {
+            // A plain closure is a factory (no `|_: &_|`, no cast).
+            r.listen_tcp("127.0.0.1:0", |_| Some(Box::new(Control { data: None })))
+                .unwrap()
+                .1
         });
-        let _accepted = server.accept().unwrap();
-        assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), on);
+        let data_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = connect(addr);
+        c.write_all(format!("PORT {}\n", data_listener.local_addr().unwrap()).as_bytes())
+            .unwrap();
+        let (mut d, _) = data_listener.accept().unwrap();
+        timeouts(&d);
+        let mut got = [0u8; 11];
+        d.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"data hello\n");
+        let mut reply = [0u8; 14];
+        c.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"200 connected\n");
+        d.write_all(b"file bytes").unwrap();
+        let mut relayed = [0u8; 10];
+        c.read_exact(&mut relayed).unwrap();
+        assert_eq!(&relayed, b"file bytes");
+
+        // A refused data connection is reported on the control connection.
+        let dead = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        c.write_all(format!("PORT {dead}\n").as_bytes()).unwrap();
+        let mut reply = [0u8; 22];
+        c.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"425 ConnectionRefused\n");
         lt.stop().unwrap();
     }
-}
 
-/// `connect_unix`: connected at once; the echo server on the same reactor answers.
-fn unix_connect(backend: Backend) {
-    let path = temp_socket_path("connect");
-    let log = Log::default();
-    let l2 = log.clone();
-    let p2 = path.clone();
-    let (lt, ()) = spawn_loop(backend, Config::default(), move |r| {
-        r.listen_unix(
-            &p2,
-            Echo::factory(EchoOptions::default()),
-            Default::default(),
-        )
-        .unwrap();
-        r.connect_unix(&p2, client(&l2, b"over unix"), StreamConfig::default())
+    /// `StreamConfig::nodelay` applies to outgoing sockets: the server sees a client
+    /// whose small writes are not held back by Nagle (checked on the socket itself
+    /// through the connection's `TCP_NODELAY` as the reactor left it).
+    fn nodelay_on_outgoing(backend: Backend) {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        for on in [true, false] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            struct Probe(std::sync::mpsc::Sender<bool>);
+            impl Protocol for Probe {
+                fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+                    let _ = self.0.send(conn.nodelay().unwrap());
+                }
+                fn data_received(&mut self, _conn: &mut Conn<'_, '_>, _data: &[u8]) {}
+            }
+            let (lt, ()) = spawn_loop(backend, Config::default(), move |r| {
+                let cfg = StreamConfig {
+                    nodelay: on,
+                    ..StreamConfig::default()
+                };
+                r.connect_tcp_with(addr, Duration::from_secs(5), Probe(tx), cfg)
+                    .unwrap();
+            });
+            let _accepted = server.accept().unwrap();
+            assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), on);
+            lt.stop().unwrap();
+        }
+    }
+
+    /// `connect_unix`: connected at once; the echo server on the same reactor answers.
+    fn unix_connect(backend: Backend) {
+        let path = temp_socket_path("connect");
+        let log = Log::default();
+        let l2 = log.clone();
+        let p2 = path.clone();
+        let (lt, ()) = spawn_loop(backend, Config::default(), move |r| {
+            r.listen_unix(
+                &p2,
+                Echo::factory(EchoOptions::default()),
+                Default::default(),
+            )
             .unwrap();
-    });
-    wait_log(&log, "echo over unix", |l| {
-        l.iter().any(|e| e == "data over unix")
-    });
-    assert_eq!(log_of(&log)[0], "made unix");
-    lt.stop().unwrap();
-    let missing = readyloop::reactor::Reactor::new(backend)
-        .unwrap()
-        .connect_unix(&path, client(&log, b""), StreamConfig::default())
-        .unwrap_err();
-    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
-}
+            r.connect_unix(&p2, client(&l2, b"over unix"), StreamConfig::default())
+                .unwrap();
+        });
+        wait_log(&log, "echo over unix", |l| {
+            l.iter().any(|e| e == "data over unix")
+        });
+        assert_eq!(log_of(&log)[0], "made unix");
+        lt.stop().unwrap();
+        let missing = readyloop::reactor::Reactor::new(backend)
+            .unwrap()
+            .connect_unix(&path, client(&log, b""), StreamConfig::default())
+            .unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    }
 
-/// An address that does not resolve is an error of the call, not a callback.
-fn unresolvable_is_an_error(backend: Backend) {
-    let mut r = readyloop::reactor::Reactor::new(backend).unwrap();
-    let log = Log::default();
-    let e = r
-        .connect_tcp(
-            "no-such-host.invalid:80",
-            Duration::from_secs(1),
-            client(&log, b""),
-        )
-        .unwrap_err();
-    assert!(!e.to_string().is_empty());
-    assert!(log_of(&log).is_empty());
-    assert_eq!(r.handler_count(), 0);
-}
-
-per_backend! {
-    connects_and_talks,
-    refused,
-    times_out,
-    shutdown_abandons_connect,
-    connect_from_a_handler,
-    nodelay_on_outgoing,
-    unix_connect,
-    unresolvable_is_an_error,
-}
+    /// An address that does not resolve is an error of the call, not a callback.
+    fn unresolvable_is_an_error(backend: Backend) {
+        let mut r = readyloop::reactor::Reactor::new(backend).unwrap();
+        let log = Log::default();
+        let e = r
+            .connect_tcp(
+                "no-such-host.invalid:80",
+                Duration::from_secs(1),
+                client(&log, b""),
+            )
+            .unwrap_err();
+        assert!(!e.to_string().is_empty());
+        assert!(log_of(&log).is_empty());
+        assert_eq!(r.handler_count(), 0);
+    }
+);

@@ -29,59 +29,61 @@ const SHARED: UdpConfig = UdpConfig {
     reuse_addr: true,
 };
 
-/// Three servers share one port on loopback (bound to the loopback broadcast address,
-/// so nothing listens beyond this host); one probe to `127.255.255.255` finds each.
-fn loopback_finds_every_server(backend: Backend) {
-    let (tx, rx) = mpsc::channel::<Vec<Found>>();
-    let (lt, port) = spawn_loop(backend, Config::default(), move |r| {
-        let mut port = 0;
-        for name in ["alpha", "beta", "gamma"] {
-            let offers = vec![format!("tftp://127.0.0.1:69{name}")];
-            let (_, addr) = r
-                .bind_udp_with(
-                    ("127.255.255.255", port),
-                    DiscoveryServer::new(name, offers),
-                    SHARED,
-                )
-                .unwrap();
-            port = addr.port();
-        }
-        let target: SocketAddr = format!("127.255.255.255:{port}").parse().unwrap();
-        let finder = Finder::new(target, Duration::from_millis(500), move |_, found| {
-            let _ = tx.send(found);
+per_backend!(
+    /// Three servers share one port on loopback (bound to the loopback broadcast address,
+    /// so nothing listens beyond this host); one probe to `127.255.255.255` finds each.
+    fn loopback_finds_every_server(backend: Backend) {
+        let (tx, rx) = mpsc::channel::<Vec<Found>>();
+        let (lt, port) = spawn_loop(backend, Config::default(), move |r| {
+            let mut port = 0;
+            for name in ["alpha", "beta", "gamma"] {
+                let offers = vec![format!("tftp://127.0.0.1:69{name}")];
+                let (_, addr) = r
+                    .bind_udp_with(
+                        ("127.255.255.255", port),
+                        DiscoveryServer::new(name, offers),
+                        SHARED,
+                    )
+                    .unwrap();
+                port = addr.port();
+            }
+            let target: SocketAddr = format!("127.255.255.255:{port}").parse().unwrap();
+            let finder = Finder::new(target, Duration::from_millis(500), move |_, found| {
+                let _ = tx.send(found);
+            });
+            let cfg = UdpConfig {
+                broadcast: true,
+                reuse_addr: false,
+            };
+            r.bind_udp_with("127.0.0.1:0", finder, cfg).unwrap();
+            port
         });
-        let cfg = UdpConfig {
-            broadcast: true,
-            reuse_addr: false,
-        };
-        r.bind_udp_with("127.0.0.1:0", finder, cfg).unwrap();
-        port
-    });
-    let mut found = rx.recv_timeout(DEADLINE).expect("the finder reports");
-    found.sort_by(|a, b| a.name.cmp(&b.name));
-    let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["alpha", "beta", "gamma"], "{backend}: {found:?}");
-    for f in &found {
-        assert_eq!(f.from.port(), port);
-        assert_eq!(f.offers, [format!("tftp://127.0.0.1:69{}", f.name)]);
+        let mut found = rx.recv_timeout(DEADLINE).expect("the finder reports");
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["alpha", "beta", "gamma"], "{backend}: {found:?}");
+        for f in &found {
+            assert_eq!(f.from.port(), port);
+            assert_eq!(f.offers, [format!("tftp://127.0.0.1:69{}", f.name)]);
+        }
+        // Garbage gets no answer.
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_broadcast(true).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s.send_to(b"hello?", ("127.255.255.255", port)).unwrap();
+        let mut buf = [0u8; 2048];
+        assert!(
+            s.recv_from(&mut buf).is_err(),
+            "a stray datagram was answered"
+        );
+        // The finder closed its socket: only the three servers are left.
+        eventually(DEADLINE, "the finder's socket closed", || {
+            (lt.call(|ctx| ctx.handler_count()) == 3).then_some(())
+        });
+        lt.stop().unwrap();
     }
-    // Garbage gets no answer.
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_broadcast(true).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    s.send_to(b"hello?", ("127.255.255.255", port)).unwrap();
-    let mut buf = [0u8; 2048];
-    assert!(
-        s.recv_from(&mut buf).is_err(),
-        "a stray datagram was answered"
-    );
-    // The finder closed its socket: only the three servers are left.
-    eventually(DEADLINE, "the finder's socket closed", || {
-        (lt.call(|ctx| ctx.handler_count()) == 3).then_some(())
-    });
-    lt.stop().unwrap();
-}
+);
 
 // ---------------------------------------------------------------------------------
 // Network namespaces
@@ -187,71 +189,68 @@ impl Drop for Subnet {
     }
 }
 
-/// Three servers on three hosts of a /24; a finder on a fourth host broadcasts to
-/// `10.77.0.255` and finds each of them at its own address.
-fn subnet_broadcast_in_namespaces(backend: Backend) {
-    let mut net = match Subnet::new(4) {
-        Ok(n) => n,
-        Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("network namespaces are required under CI=true (root, iproute2): {e}");
+per_backend!(
+    /// Three servers on three hosts of a /24; a finder on a fourth host broadcasts to
+    /// `10.77.0.255` and finds each of them at its own address.
+    fn subnet_broadcast_in_namespaces(backend: Backend) {
+        let mut net = match Subnet::new(4) {
+            Ok(n) => n,
+            Err(e) => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("network namespaces are required under CI=true (root, iproute2): {e}");
+                }
+                eprintln!("note: cannot make network namespaces ({e}); skipping this case");
+                return;
             }
-            eprintln!("note: cannot make network namespaces ({e}); skipping this case");
-            return;
+        };
+        for i in 1..=3 {
+            let name = format!("host{i}");
+            let offer = format!("tftp://10.77.0.{i}:6969");
+            let cmd = net.command(
+                i,
+                backend,
+                &[
+                    "serve",
+                    "--listen",
+                    "0.0.0.0:7979",
+                    "--name",
+                    &name,
+                    "--offer",
+                    &offer,
+                ],
+            );
+            let mut p = ServerProcess::spawn(cmd, backend);
+            assert_eq!(p.ready_url(), "udp://0.0.0.0:7979");
+            net.procs.push(p);
         }
-    };
-    for i in 1..=3 {
-        let name = format!("host{i}");
-        let offer = format!("tftp://10.77.0.{i}:6969");
-        let cmd = net.command(
-            i,
-            backend,
-            &[
-                "serve",
-                "--listen",
-                "0.0.0.0:7979",
-                "--name",
-                &name,
-                "--offer",
-                &offer,
-            ],
+        let out = net
+            .command(
+                4,
+                backend,
+                &["find", "--to", "10.77.0.255:7979", "--timeout-ms", "1000"],
+            )
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the finder");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}: {text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
         );
-        let mut p = ServerProcess::spawn(cmd, backend);
-        assert_eq!(p.ready_url(), "udp://0.0.0.0:7979");
-        net.procs.push(p);
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "3 found",
+                "found host1 at 10.77.0.1:7979 offers tftp://10.77.0.1:6969",
+                "found host2 at 10.77.0.2:7979 offers tftp://10.77.0.2:6969",
+                "found host3 at 10.77.0.3:7979 offers tftp://10.77.0.3:6969",
+            ],
+            "{backend}"
+        );
+        drop(net);
     }
-    let out = net
-        .command(
-            4,
-            backend,
-            &["find", "--to", "10.77.0.255:7979", "--timeout-ms", "1000"],
-        )
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the finder");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}: {text}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut lines: Vec<&str> = text.lines().collect();
-    lines.sort();
-    assert_eq!(
-        lines,
-        [
-            "3 found",
-            "found host1 at 10.77.0.1:7979 offers tftp://10.77.0.1:6969",
-            "found host2 at 10.77.0.2:7979 offers tftp://10.77.0.2:6969",
-            "found host3 at 10.77.0.3:7979 offers tftp://10.77.0.3:6969",
-        ],
-        "{backend}"
-    );
-    drop(net);
-}
-
-per_backend! {
-    loopback_finds_every_server,
-    subnet_broadcast_in_namespaces,
-}
+);

@@ -44,56 +44,53 @@ fn ask(c: &mut BufReader<TcpStream>, req: &[u8], n: usize) -> Vec<String> {
         .collect()
 }
 
-fn shared_state_and_pipelining(backend: Backend) {
-    let (_p, addr) = server(backend, "0");
-    let mut a = BufReader::new(connect(addr));
-    let mut b = BufReader::new(connect(addr));
-    assert_eq!(ask(&mut a, b"SET greeting hello world\r\n", 1), ["OK"]);
-    // Another connection sees it; three commands in one write, LF and CRLF.
-    assert_eq!(
-        ask(&mut b, b"get greeting\nDEL nothing\r\nKEYS\n", 3),
-        ["VALUE hello world", "NOT_FOUND", "KEYS 1"]
-    );
-    // Bad input gets an error and the connection goes on.
-    let long = [b"GET ".as_slice(), &vec![b'k'; 40_000], b"\n"].concat();
-    assert_eq!(ask(&mut b, &long, 1), ["ERROR line too long"]);
-    assert_eq!(
-        ask(&mut b, b"FLY away\nSET k\nGET a b\n\n", 4),
-        [
-            "ERROR unknown command",
-            "ERROR missing value",
-            "ERROR unexpected arguments",
-            "ERROR empty command"
-        ]
-    );
-    assert_eq!(
-        ask(&mut b, b"SET x 1\nSET y 2\nSET z 3\n", 3),
-        ["OK", "OK", "ERROR store full"]
-    );
-    assert_eq!(
-        ask(&mut a, b"DEL greeting\nGET greeting\n", 2),
-        ["DELETED", "NOT_FOUND"]
-    );
-    assert_eq!(ask(&mut a, b"QUIT\nKEYS\n", 1), ["BYE"]);
-    assert_eq!(read_to_eof(&mut a).unwrap(), b"", "nothing after BYE");
-}
-
-fn idle_timeout_closes(backend: Backend) {
-    let (_p, addr) = server(backend, "300");
-    let mut c = BufReader::new(connect(addr));
-    let start = Instant::now();
-    for _ in 0..4 {
-        std::thread::sleep(Duration::from_millis(150));
-        assert_eq!(ask(&mut c, b"KEYS\n", 1), ["KEYS 0"]);
+per_backend!(
+    fn shared_state_and_pipelining(backend: Backend) {
+        let (_p, addr) = server(backend, "0");
+        let mut a = BufReader::new(connect(addr));
+        let mut b = BufReader::new(connect(addr));
+        assert_eq!(ask(&mut a, b"SET greeting hello world\r\n", 1), ["OK"]);
+        // Another connection sees it; three commands in one write, LF and CRLF.
+        assert_eq!(
+            ask(&mut b, b"get greeting\nDEL nothing\r\nKEYS\n", 3),
+            ["VALUE hello world", "NOT_FOUND", "KEYS 1"]
+        );
+        // Bad input gets an error and the connection goes on.
+        let long = [b"GET ".as_slice(), &vec![b'k'; 40_000], b"\n"].concat();
+        assert_eq!(ask(&mut b, &long, 1), ["ERROR line too long"]);
+        assert_eq!(
+            ask(&mut b, b"FLY away\nSET k\nGET a b\n\n", 4),
+            [
+                "ERROR unknown command",
+                "ERROR missing value",
+                "ERROR unexpected arguments",
+                "ERROR empty command"
+            ]
+        );
+        assert_eq!(
+            ask(&mut b, b"SET x 1\nSET y 2\nSET z 3\n", 3),
+            ["OK", "OK", "ERROR store full"]
+        );
+        assert_eq!(
+            ask(&mut a, b"DEL greeting\nGET greeting\n", 2),
+            ["DELETED", "NOT_FOUND"]
+        );
+        assert_eq!(ask(&mut a, b"QUIT\nKEYS\n", 1), ["BYE"]);
+        assert_eq!(read_to_eof(&mut a).unwrap(), b"", "nothing after BYE");
     }
-    let mut rest = String::new();
-    c.read_line(&mut rest).unwrap();
-    assert_eq!(rest, "ERROR idle timeout\r\n");
-    assert_eq!(read_to_eof(&mut c).unwrap(), b"");
-    assert!(start.elapsed() >= Duration::from_millis(900));
-}
 
-per_backend! {
-    shared_state_and_pipelining,
-    idle_timeout_closes,
-}
+    fn idle_timeout_closes(backend: Backend) {
+        let (_p, addr) = server(backend, "300");
+        let mut c = BufReader::new(connect(addr));
+        let start = Instant::now();
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(150));
+            assert_eq!(ask(&mut c, b"KEYS\n", 1), ["KEYS 0"]);
+        }
+        let mut rest = String::new();
+        c.read_line(&mut rest).unwrap();
+        assert_eq!(rest, "ERROR idle timeout\r\n");
+        assert_eq!(read_to_eof(&mut c).unwrap(), b"");
+        assert!(start.elapsed() >= Duration::from_millis(900));
+    }
+);

@@ -3,9 +3,9 @@
 //!
 //! Each case takes a [`Backend`] and reads the selector's [`Capabilities`] to decide
 //! what it may demand (error and hang-up bits, trigger mode, descriptor limit); no case
-//! matches on a backend's name. The `conformance!` macro at the bottom instantiates
-//! every case once per backend, as one test module per backend, so a failure reads as
-//! `epoll_et::trigger_mode_unix`.
+//! matches on a backend's name. Each case is written inside `per_backend!` (from
+//! `tests/support`), which adds one test per backend, so a failure reads as
+//! `trigger_mode_unix::epoll_et`.
 //!
 //! Rules the cases follow:
 //! * real sockets on loopback (`127.0.0.1:0`) and `UnixStream::pair`;
@@ -18,6 +18,9 @@
 //!
 //! Tests that open many descriptors take [`FDS`] exclusively, so the ones that need
 //! low descriptor numbers (select's `FD_SETSIZE`) or an exact fd reuse get them.
+
+#[macro_use]
+mod support;
 
 use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read, Write};
@@ -302,34 +305,36 @@ fn readable_after_write<S: Read + Write + AsRawFd + AsFd>(
     sel.unregister(fd).unwrap();
 }
 
-pub fn readable_after_peer_writes_unix(backend: Backend) {
-    let _g = shared();
-    readable_after_write(backend, unix_pair());
-}
+per_backend!(
+    fn readable_after_peer_writes_unix(backend: Backend) {
+        let _g = shared();
+        readable_after_write(backend, unix_pair());
+    }
 
-pub fn readable_after_peer_writes_tcp(backend: Backend) {
-    let _g = shared();
-    readable_after_write(backend, tcp_pair());
-}
+    fn readable_after_peer_writes_tcp(backend: Backend) {
+        let _g = shared();
+        readable_after_write(backend, tcp_pair());
+    }
 
-/// A listening socket is readable when a connection is waiting to be accepted.
-pub fn listener_readable_on_pending_connection(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<()>(backend);
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    nonblocking(&l);
-    let token = sel
-        .register(l.as_raw_fd(), Interest::READABLE, ())
-        .unwrap()
-        .token;
-    assert_quiet(&mut sel, token, "no pending connection", |r| !r.is_empty());
-    let _c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    wait_until(&mut sel, token, "a pending connection", |r| r.is_readable());
-    let (s, _) = l.accept().expect("readable listener must accept");
-    drop(s);
-    assert_eq!(l.accept().unwrap_err().kind(), ErrorKind::WouldBlock);
-    sel.unregister(l.as_raw_fd()).unwrap();
-}
+    /// A listening socket is readable when a connection is waiting to be accepted.
+    fn listener_readable_on_pending_connection(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<()>(backend);
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        nonblocking(&l);
+        let token = sel
+            .register(l.as_raw_fd(), Interest::READABLE, ())
+            .unwrap()
+            .token;
+        assert_quiet(&mut sel, token, "no pending connection", |r| !r.is_empty());
+        let _c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        wait_until(&mut sel, token, "a pending connection", |r| r.is_readable());
+        let (s, _) = l.accept().expect("readable listener must accept");
+        drop(s);
+        assert_eq!(l.accept().unwrap_err().kind(), ErrorKind::WouldBlock);
+        sel.unregister(l.as_raw_fd()).unwrap();
+    }
+);
 
 // ---------------------------------------------------------------------------------
 // 2. Writable when there is room, not when the send buffer is full
@@ -395,211 +400,217 @@ fn writability<S: Read + Write + AsRawFd + AsFd>(backend: Backend, (mut w, mut r
     sel.unregister(fd).unwrap();
 }
 
-pub fn writable_until_send_buffer_full_tcp(backend: Backend) {
-    let _g = shared();
-    writability(backend, small_tcp_pair());
-}
+per_backend!(
+    fn writable_until_send_buffer_full_tcp(backend: Backend) {
+        let _g = shared();
+        writability(backend, small_tcp_pair());
+    }
 
-pub fn writable_until_send_buffer_full_unix(backend: Backend) {
-    let _g = shared();
-    writability(backend, unix_pair());
-}
+    fn writable_until_send_buffer_full_unix(backend: Backend) {
+        let _g = shared();
+        writability(backend, unix_pair());
+    }
+);
 
 // ---------------------------------------------------------------------------------
 // 3. Peer close, half-close, full close
 // ---------------------------------------------------------------------------------
 
-/// Unix stream: when the peer closes, the kernel sets both shutdown bits on our side
-/// at once, so poll/epoll say HUP (not just RDHUP).
-pub fn peer_close_unix(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<()>(backend);
-    let caps = sel.capabilities();
-    let (mut a, b) = unix_pair();
-    nonblocking(&a);
-    let token = sel
-        .register(a.as_raw_fd(), Interest::READABLE, ())
-        .unwrap()
-        .token;
-    assert_quiet(&mut sel, token, "nothing before the close", |r| {
-        !r.is_empty()
-    });
-    drop(b);
-    let r = wait_until(&mut sel, token, "readable after peer close", |r| {
-        r.is_readable()
-            && (!(caps.reports_hangup || caps.reports_read_closed) || r.is_read_closed())
-            && (!caps.reports_hangup || r.is_hangup())
-    });
-    assert!(
-        !r.is_writable(),
-        "{backend}: READABLE-only key reported {r:?}"
-    );
-    let mut buf = [0u8; 8];
-    assert_eq!(a.read(&mut buf).unwrap(), 0, "EOF after the peer closed");
-    sel.unregister(a.as_raw_fd()).unwrap();
-}
-
-/// TCP: the peer closes (FIN). We may still write, so this is read-closed, not a
-/// hang-up.
-pub fn peer_close_tcp(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<()>(backend);
-    let caps = sel.capabilities();
-    let (mut a, b) = tcp_pair();
-    nonblocking(&a);
-    let token = sel
-        .register(a.as_raw_fd(), Interest::READABLE, ())
-        .unwrap()
-        .token;
-    drop(b);
-    let r = wait_until(&mut sel, token, "readable after peer close", |r| {
-        r.is_readable() && (!caps.reports_read_closed || r.is_read_closed())
-    });
-    assert!(
-        !r.is_hangup(),
-        "{backend}: a peer's FIN is not a hang-up: {r:?}"
-    );
-    let mut buf = [0u8; 8];
-    assert_eq!(a.read(&mut buf).unwrap(), 0, "EOF after the peer closed");
-    sel.unregister(a.as_raw_fd()).unwrap();
-}
-
-/// The peer shuts down its write side after sending a tail: readable, read-closed
-/// (a hint), the tail is still readable, then EOF.
-pub fn peer_shutdown_write_tcp(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<()>(backend);
-    let caps = sel.capabilities();
-    let (mut a, mut b) = tcp_pair();
-    nonblocking(&a);
-    let token = sel
-        .register(a.as_raw_fd(), Interest::READABLE, ())
-        .unwrap()
-        .token;
-    b.write_all(b"tail").unwrap();
-    b.shutdown(Shutdown::Write).unwrap();
-    let r = wait_until(
-        &mut sel,
-        token,
-        "readable and read-closed after shutdown(Write)",
-        |r| r.is_readable() && (!caps.reports_read_closed || r.is_read_closed()),
-    );
-    assert!(
-        !r.is_hangup(),
-        "{backend}: half-close is not a hang-up: {r:?}"
-    );
-    assert!(
-        !r.is_error(),
-        "{backend}: half-close is not an error: {r:?}"
-    );
-    // Data sent before the shutdown is still there, then EOF.
-    let mut got = Vec::new();
-    let deadline = Instant::now() + DEADLINE;
-    let mut buf = [0u8; 16];
-    loop {
-        match a.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                assert!(Instant::now() < deadline);
-                thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("{backend}: read: {e}"),
-        }
+per_backend!(
+    /// Unix stream: when the peer closes, the kernel sets both shutdown bits on our side
+    /// at once, so poll/epoll say HUP (not just RDHUP).
+    fn peer_close_unix(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<()>(backend);
+        let caps = sel.capabilities();
+        let (mut a, b) = unix_pair();
+        nonblocking(&a);
+        let token = sel
+            .register(a.as_raw_fd(), Interest::READABLE, ())
+            .unwrap()
+            .token;
+        assert_quiet(&mut sel, token, "nothing before the close", |r| {
+            !r.is_empty()
+        });
+        drop(b);
+        let r = wait_until(&mut sel, token, "readable after peer close", |r| {
+            r.is_readable()
+                && (!(caps.reports_hangup || caps.reports_read_closed) || r.is_read_closed())
+                && (!caps.reports_hangup || r.is_hangup())
+        });
+        assert!(
+            !r.is_writable(),
+            "{backend}: READABLE-only key reported {r:?}"
+        );
+        let mut buf = [0u8; 8];
+        assert_eq!(a.read(&mut buf).unwrap(), 0, "EOF after the peer closed");
+        sel.unregister(a.as_raw_fd()).unwrap();
     }
-    assert_eq!(got, b"tail");
-    // Our side can still write: the peer reads it.
-    a.write_all(b"reply").unwrap();
-    let mut reply = [0u8; 5];
-    b.read_exact(&mut reply).unwrap();
-    assert_eq!(&reply, b"reply");
-    sel.unregister(a.as_raw_fd()).unwrap();
-}
 
-/// Both directions closed (we shut down writing, the peer closes): a hang-up.
-pub fn full_close_tcp_is_hangup(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<()>(backend);
-    let caps = sel.capabilities();
-    let (mut a, b) = tcp_pair();
-    nonblocking(&a);
-    let token = sel
-        .register(a.as_raw_fd(), Interest::READABLE, ())
-        .unwrap()
-        .token;
-    a.shutdown(Shutdown::Write).unwrap();
-    // Our own half-close makes nothing readable.
-    assert_quiet(
-        &mut sel,
-        token,
-        "nothing after our own shutdown(Write)",
-        |r| r.is_readable(),
-    );
-    b.shutdown(Shutdown::Write).unwrap();
-    drop(b);
-    let r = wait_until(&mut sel, token, "hang-up after both sides closed", |r| {
-        r.is_readable()
-            && (!caps.reports_hangup || (r.is_hangup() && r.is_read_closed()))
-            && (!caps.reports_read_closed || r.is_read_closed())
-    });
-    assert!(
-        !r.is_writable(),
-        "{backend}: READABLE-only key reported {r:?}"
-    );
-    let mut buf = [0u8; 8];
-    assert_eq!(a.read(&mut buf).unwrap(), 0);
-    sel.unregister(a.as_raw_fd()).unwrap();
-}
+    /// TCP: the peer closes (FIN). We may still write, so this is read-closed, not a
+    /// hang-up.
+    fn peer_close_tcp(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<()>(backend);
+        let caps = sel.capabilities();
+        let (mut a, b) = tcp_pair();
+        nonblocking(&a);
+        let token = sel
+            .register(a.as_raw_fd(), Interest::READABLE, ())
+            .unwrap()
+            .token;
+        drop(b);
+        let r = wait_until(&mut sel, token, "readable after peer close", |r| {
+            r.is_readable() && (!caps.reports_read_closed || r.is_read_closed())
+        });
+        assert!(
+            !r.is_hangup(),
+            "{backend}: a peer's FIN is not a hang-up: {r:?}"
+        );
+        let mut buf = [0u8; 8];
+        assert_eq!(a.read(&mut buf).unwrap(), 0, "EOF after the peer closed");
+        sel.unregister(a.as_raw_fd()).unwrap();
+    }
+
+    /// The peer shuts down its write side after sending a tail: readable, read-closed
+    /// (a hint), the tail is still readable, then EOF.
+    fn peer_shutdown_write_tcp(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<()>(backend);
+        let caps = sel.capabilities();
+        let (mut a, mut b) = tcp_pair();
+        nonblocking(&a);
+        let token = sel
+            .register(a.as_raw_fd(), Interest::READABLE, ())
+            .unwrap()
+            .token;
+        b.write_all(b"tail").unwrap();
+        b.shutdown(Shutdown::Write).unwrap();
+        let r = wait_until(
+            &mut sel,
+            token,
+            "readable and read-closed after shutdown(Write)",
+            |r| r.is_readable() && (!caps.reports_read_closed || r.is_read_closed()),
+        );
+        assert!(
+            !r.is_hangup(),
+            "{backend}: half-close is not a hang-up: {r:?}"
+        );
+        assert!(
+            !r.is_error(),
+            "{backend}: half-close is not an error: {r:?}"
+        );
+        // Data sent before the shutdown is still there, then EOF.
+        let mut got = Vec::new();
+        let deadline = Instant::now() + DEADLINE;
+        let mut buf = [0u8; 16];
+        loop {
+            match a.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline);
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("{backend}: read: {e}"),
+            }
+        }
+        assert_eq!(got, b"tail");
+        // Our side can still write: the peer reads it.
+        a.write_all(b"reply").unwrap();
+        let mut reply = [0u8; 5];
+        b.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"reply");
+        sel.unregister(a.as_raw_fd()).unwrap();
+    }
+
+    /// Both directions closed (we shut down writing, the peer closes): a hang-up.
+    fn full_close_tcp_is_hangup(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<()>(backend);
+        let caps = sel.capabilities();
+        let (mut a, b) = tcp_pair();
+        nonblocking(&a);
+        let token = sel
+            .register(a.as_raw_fd(), Interest::READABLE, ())
+            .unwrap()
+            .token;
+        a.shutdown(Shutdown::Write).unwrap();
+        // Our own half-close makes nothing readable.
+        assert_quiet(
+            &mut sel,
+            token,
+            "nothing after our own shutdown(Write)",
+            |r| r.is_readable(),
+        );
+        b.shutdown(Shutdown::Write).unwrap();
+        drop(b);
+        let r = wait_until(&mut sel, token, "hang-up after both sides closed", |r| {
+            r.is_readable()
+                && (!caps.reports_hangup || (r.is_hangup() && r.is_read_closed()))
+                && (!caps.reports_read_closed || r.is_read_closed())
+        });
+        assert!(
+            !r.is_writable(),
+            "{backend}: READABLE-only key reported {r:?}"
+        );
+        let mut buf = [0u8; 8];
+        assert_eq!(a.read(&mut buf).unwrap(), 0);
+        sel.unregister(a.as_raw_fd()).unwrap();
+    }
+);
 
 // ---------------------------------------------------------------------------------
 // 4. Reset
 // ---------------------------------------------------------------------------------
 
-/// The peer closes with `SO_LINGER` 0, which sends RST. The kernel reports
-/// IN|OUT|RDHUP|HUP|ERR on epoll/poll; the translation table turns that into
-/// readable (masked: not writable), error, hang-up and read-closed.
-pub fn reset_is_error(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<()>(backend);
-    let caps = sel.capabilities();
-    let (mut a, b) = tcp_pair();
-    nonblocking(&a);
-    let token = sel
-        .register(a.as_raw_fd(), Interest::READABLE, ())
-        .unwrap()
-        .token;
-    sys::socket::set_linger_zero(b.as_fd()).unwrap();
-    drop(b);
-    let r = wait_until(
-        &mut sel,
-        token,
-        "readable (and error/hang-up) after RST",
-        |r| {
-            r.is_readable()
-                && (!caps.reports_error || r.is_error())
-                && (!caps.reports_hangup || r.is_hangup())
-                && (!(caps.reports_hangup || caps.reports_read_closed) || r.is_read_closed())
-        },
-    );
-    assert!(
-        !r.is_writable(),
-        "{backend}: READABLE-only key reported {r:?}"
-    );
-    let mut buf = [0u8; 8];
-    let err = a.read(&mut buf).expect_err("a read after RST must fail");
-    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{backend}: {err}");
-    // The error is consumed; the socket stays readable (EOF) on level backends.
-    assert_eq!(a.read(&mut buf).unwrap(), 0);
-    if caps.trigger == Trigger::Level {
-        wait_until(
+per_backend!(
+    /// The peer closes with `SO_LINGER` 0, which sends RST. The kernel reports
+    /// IN|OUT|RDHUP|HUP|ERR on epoll/poll; the translation table turns that into
+    /// readable (masked: not writable), error, hang-up and read-closed.
+    fn reset_is_error(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<()>(backend);
+        let caps = sel.capabilities();
+        let (mut a, b) = tcp_pair();
+        nonblocking(&a);
+        let token = sel
+            .register(a.as_raw_fd(), Interest::READABLE, ())
+            .unwrap()
+            .token;
+        sys::socket::set_linger_zero(b.as_fd()).unwrap();
+        drop(b);
+        let r = wait_until(
             &mut sel,
             token,
-            "still readable (EOF) after the error was read",
-            |r| r.is_readable(),
+            "readable (and error/hang-up) after RST",
+            |r| {
+                r.is_readable()
+                    && (!caps.reports_error || r.is_error())
+                    && (!caps.reports_hangup || r.is_hangup())
+                    && (!(caps.reports_hangup || caps.reports_read_closed) || r.is_read_closed())
+            },
         );
+        assert!(
+            !r.is_writable(),
+            "{backend}: READABLE-only key reported {r:?}"
+        );
+        let mut buf = [0u8; 8];
+        let err = a.read(&mut buf).expect_err("a read after RST must fail");
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{backend}: {err}");
+        // The error is consumed; the socket stays readable (EOF) on level backends.
+        assert_eq!(a.read(&mut buf).unwrap(), 0);
+        if caps.trigger == Trigger::Level {
+            wait_until(
+                &mut sel,
+                token,
+                "still readable (EOF) after the error was read",
+                |r| r.is_readable(),
+            );
+        }
+        sel.unregister(a.as_raw_fd()).unwrap();
     }
-    sel.unregister(a.as_raw_fd()).unwrap();
-}
+);
 
 // ---------------------------------------------------------------------------------
 // 5. Level- versus edge-triggered
@@ -671,435 +682,441 @@ fn trigger_semantics<S: Read + Write + AsRawFd + AsFd>(backend: Backend, (mut a,
     sel.unregister(a.as_raw_fd()).unwrap();
 }
 
-pub fn trigger_mode_unix(backend: Backend) {
-    let _g = shared();
-    trigger_semantics(backend, unix_pair());
-}
+per_backend!(
+    fn trigger_mode_unix(backend: Backend) {
+        let _g = shared();
+        trigger_semantics(backend, unix_pair());
+    }
 
-pub fn trigger_mode_tcp(backend: Backend) {
-    let _g = shared();
-    trigger_semantics(backend, tcp_pair());
-}
+    fn trigger_mode_tcp(backend: Backend) {
+        let _g = shared();
+        trigger_semantics(backend, tcp_pair());
+    }
+);
 
 // ---------------------------------------------------------------------------------
 // 6. modify, unregister, bookkeeping errors
 // ---------------------------------------------------------------------------------
 
-pub fn modify_changes_interest(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<u32>(backend);
-    let (mut a, mut b) = unix_pair();
-    nonblocking(&a);
-    let fd = a.as_raw_fd();
-    let token = sel.register(fd, Interest::READABLE, 7).unwrap().token;
-    assert_quiet(&mut sel, token, "a quiet READABLE key", |r| !r.is_empty());
+per_backend!(
+    fn modify_changes_interest(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<u32>(backend);
+        let (mut a, mut b) = unix_pair();
+        nonblocking(&a);
+        let fd = a.as_raw_fd();
+        let token = sel.register(fd, Interest::READABLE, 7).unwrap().token;
+        assert_quiet(&mut sel, token, "a quiet READABLE key", |r| !r.is_empty());
 
-    // READABLE -> WRITABLE: the (always writable) socket is now reported.
-    let key = sel.modify(fd, Interest::WRITABLE).unwrap();
-    assert_eq!(
-        (key.interest, key.token, key.data),
-        (Interest::WRITABLE, token, 7)
-    );
-    let r = wait_until(&mut sel, token, "writable after modify", |r| {
-        r.is_writable()
-    });
-    assert!(!r.is_readable(), "{backend}: {r:?}");
-
-    // Data arrives while only WRITABLE is wanted: never reported readable.
-    b.write_all(b"data").unwrap();
-    for _ in 0..2 {
-        let r = reported(&mut sel, token, QUIET);
-        assert!(
-            !r.is_readable(),
-            "{backend}: WRITABLE-only key reported {r:?}"
+        // READABLE -> WRITABLE: the (always writable) socket is now reported.
+        let key = sel.modify(fd, Interest::WRITABLE).unwrap();
+        assert_eq!(
+            (key.interest, key.token, key.data),
+            (Interest::WRITABLE, token, 7)
         );
-    }
+        let r = wait_until(&mut sel, token, "writable after modify", |r| {
+            r.is_writable()
+        });
+        assert!(!r.is_readable(), "{backend}: {r:?}");
 
-    // WRITABLE -> READABLE: the pending data shows, writability does not.
-    sel.modify(fd, Interest::READABLE).unwrap();
-    assert_eq!(sel.get_key(fd).unwrap().interest, Interest::READABLE);
-    let r = wait_until(&mut sel, token, "readable after modify", |r| {
-        r.is_readable()
-    });
-    assert!(!r.is_writable(), "{backend}: {r:?}");
-
-    // BOTH: both show.
-    sel.modify_token(token, Interest::BOTH).unwrap();
-    wait_until(&mut sel, token, "readable and writable", |r| {
-        r.is_readable() && r.is_writable()
-    });
-    // Same interest again: a no-op that still succeeds.
-    sel.modify(fd, Interest::BOTH).unwrap();
-    assert_eq!(drain(&mut a), b"data");
-    sel.modify(fd, Interest::READABLE).unwrap();
-    assert_quiet(&mut sel, token, "nothing once drained (READABLE)", |r| {
-        !r.is_empty()
-    });
-    sel.unregister(fd).unwrap();
-}
-
-pub fn unregister_stops_events(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<String>(backend);
-    let (a, mut b) = unix_pair();
-    let (c, mut d) = unix_pair();
-    let fd = a.as_raw_fd();
-    let token = sel
-        .register(fd, Interest::READABLE, "a".into())
-        .unwrap()
-        .token;
-    let other = sel
-        .register(c.as_raw_fd(), Interest::READABLE, "c".into())
-        .unwrap()
-        .token;
-    assert_eq!(sel.len(), 2);
-
-    let key = sel.unregister(fd).unwrap();
-    assert_eq!(
-        (key.fd, key.token, key.interest),
-        (fd, token, Interest::READABLE)
-    );
-    assert_eq!(key.data, "a");
-    assert!(sel.get_key(fd).is_none());
-    assert!(sel.get(token).is_none());
-    assert_eq!(sel.len(), 1);
-
-    // Data for the unregistered socket wakes nobody: the wait runs its full course
-    // (a backend that still watched `a` would return at once, level or edge).
-    b.write_all(b"x").unwrap();
-    let start = Instant::now();
-    let got = wait_once(&mut sel, Duration::from_millis(200));
-    let waited = start.elapsed();
-    assert!(got.is_empty(), "{backend}: {got:?}");
-    assert!(
-        waited >= Duration::from_millis(190),
-        "{backend}: the wait returned after {waited:?}: the kernel still watches fd {fd}"
-    );
-
-    // The other key is unaffected.
-    d.write_all(b"y").unwrap();
-    wait_until(&mut sel, other, "the remaining key still works", |r| {
-        r.is_readable()
-    });
-
-    // Unknown descriptors and stale tokens.
-    let err = sel.unregister(fd).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{backend}: {err}");
-    let err = sel.unregister(b.as_raw_fd()).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{backend}: {err}");
-    assert_eq!(
-        sel.unregister_token(token).unwrap_err().kind(),
-        ErrorKind::NotFound
-    );
-    assert_eq!(
-        sel.modify(fd, Interest::WRITABLE).unwrap_err().kind(),
-        ErrorKind::NotFound
-    );
-    assert_eq!(sel.len(), 1);
-    sel.unregister(c.as_raw_fd()).unwrap();
-    assert!(sel.is_empty());
-}
-
-/// The kernel side alone (no registry to filter stale tokens): after `deregister`
-/// the backend reports nothing for the descriptor.
-pub fn raw_deregister_stops_events(backend: Backend) {
-    let _g = shared();
-    let mut sel = backend.open().unwrap();
-    let mut events = readyloop::selector::Events::with_capacity(16);
-    let (a, mut b) = unix_pair();
-    let fd = a.as_raw_fd();
-    sel.register(fd, Token(5), Interest::READABLE).unwrap();
-    b.write_all(b"x").unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        sel.select(&mut events, Some(TICK)).unwrap();
-        if events.iter().any(|(t, r)| t == Token(5) && r.is_readable()) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{backend}: raw selector never reported fd {fd}"
-        );
-    }
-    sel.deregister(fd).unwrap();
-    b.write_all(b"y").unwrap();
-    sel.select(&mut events, Some(QUIET)).unwrap();
-    assert!(
-        events.is_empty(),
-        "{backend}: events after deregister: {events:?}"
-    );
-    assert!(
-        sel.deregister(fd).is_err(),
-        "{backend}: deregistering twice must fail"
-    );
-    assert!(
-        sel.reregister(fd, Token(5), Interest::READABLE).is_err(),
-        "{backend}: reregistering a deregistered fd must fail"
-    );
-}
-
-/// A descriptor number that is not open is refused at register time on every backend
-/// (select and poll check it: their interest sets live in user space). A registered
-/// descriptor closed without being unregistered (a caller bug) does not break the
-/// wait: poll reports its key as an error (`POLLNVAL`), select (which has no error
-/// bit) as ready, epoll forgets it; the other keys keep working and the stale key can be unregistered.
-pub fn closed_descriptors(backend: Backend) {
-    // Exclusive: no other case may open a descriptor that takes the closed number.
-    let _g = exclusive();
-    let mut sel = open::<&str>(backend);
-    let (gone, _peer) = unix_pair();
-    let closed = gone.as_raw_fd();
-    drop(gone);
-    let err = sel
-        .register(closed, Interest::READABLE, "closed")
-        .unwrap_err();
-    assert_ne!(err.kind(), ErrorKind::AlreadyExists, "{backend}: {err}");
-    assert!(sel.is_empty(), "{backend}: no key for a refused descriptor");
-
-    let (live, mut live_peer) = unix_pair();
-    let live_token = sel
-        .register(live.as_raw_fd(), Interest::READABLE, "live")
-        .unwrap()
-        .token;
-    let (victim, _victim_peer) = unix_pair();
-    let victim_fd = victim.as_raw_fd();
-    let victim_token = sel
-        .register(victim_fd, Interest::READABLE, "victim")
-        .unwrap()
-        .token;
-    drop(victim);
-    let caps = sel.capabilities();
-    for _ in 0..3 {
-        let got = wait_once(&mut sel, Duration::from_millis(20));
-        for (token, r) in got {
-            assert_eq!(token, victim_token, "{backend}: only the closed key: {r:?}");
+        // Data arrives while only WRITABLE is wanted: never reported readable.
+        b.write_all(b"data").unwrap();
+        for _ in 0..2 {
+            let r = reported(&mut sel, token, QUIET);
             assert!(
-                r.is_error() || (!caps.reports_error && r.is_readable()),
-                "{backend}: the closed key is an error: {r:?}"
+                !r.is_readable(),
+                "{backend}: WRITABLE-only key reported {r:?}"
             );
         }
+
+        // WRITABLE -> READABLE: the pending data shows, writability does not.
+        sel.modify(fd, Interest::READABLE).unwrap();
+        assert_eq!(sel.get_key(fd).unwrap().interest, Interest::READABLE);
+        let r = wait_until(&mut sel, token, "readable after modify", |r| {
+            r.is_readable()
+        });
+        assert!(!r.is_writable(), "{backend}: {r:?}");
+
+        // BOTH: both show.
+        sel.modify_token(token, Interest::BOTH).unwrap();
+        wait_until(&mut sel, token, "readable and writable", |r| {
+            r.is_readable() && r.is_writable()
+        });
+        // Same interest again: a no-op that still succeeds.
+        sel.modify(fd, Interest::BOTH).unwrap();
+        assert_eq!(drain(&mut a), b"data");
+        sel.modify(fd, Interest::READABLE).unwrap();
+        assert_quiet(&mut sel, token, "nothing once drained (READABLE)", |r| {
+            !r.is_empty()
+        });
+        sel.unregister(fd).unwrap();
     }
-    // The stale key goes (the kernel may refuse the removal; the key goes anyway).
-    let _ = sel.unregister(victim_fd);
-    assert_eq!(sel.len(), 1, "{backend}");
-    live_peer.write_all(b"x").unwrap();
-    wait_until(&mut sel, live_token, "readable after a closed key", |r| {
-        r.is_readable()
-    });
-    sel.unregister(live.as_raw_fd()).unwrap();
-}
 
-pub fn register_errors_leave_no_key(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<&str>(backend);
-    let (a, mut b) = unix_pair();
-    let fd = a.as_raw_fd();
-    let token = sel.register(fd, Interest::READABLE, "first").unwrap().token;
+    fn unregister_stops_events(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<String>(backend);
+        let (a, mut b) = unix_pair();
+        let (c, mut d) = unix_pair();
+        let fd = a.as_raw_fd();
+        let token = sel
+            .register(fd, Interest::READABLE, "a".into())
+            .unwrap()
+            .token;
+        let other = sel
+            .register(c.as_raw_fd(), Interest::READABLE, "c".into())
+            .unwrap()
+            .token;
+        assert_eq!(sel.len(), 2);
 
-    // Twice: AlreadyExists, the first key untouched.
-    let err = sel.register(fd, Interest::WRITABLE, "second").unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{backend}: {err}");
-    assert_eq!(sel.len(), 1);
-    let key = sel.get_key(fd).unwrap();
-    assert_eq!(
-        (key.token, key.interest, key.data),
-        (token, Interest::READABLE, "first")
-    );
+        let key = sel.unregister(fd).unwrap();
+        assert_eq!(
+            (key.fd, key.token, key.interest),
+            (fd, token, Interest::READABLE)
+        );
+        assert_eq!(key.data, "a");
+        assert!(sel.get_key(fd).is_none());
+        assert!(sel.get(token).is_none());
+        assert_eq!(sel.len(), 1);
 
-    // A descriptor no backend can watch: an error, no key, no slot consumed.
-    // The same error on every backend, and not select's FD_SETSIZE advice.
-    let err = sel.register(-1, Interest::READABLE, "bad").unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{backend}: {err}");
-    assert!(!err.to_string().contains("FD_SETSIZE"), "{backend}: {err}");
-    assert_eq!(sel.len(), 1);
-    assert!(sel.get_key(-1).is_none());
-    assert_eq!(sel.get_map().count(), 1);
+        // Data for the unregistered socket wakes nobody: the wait runs its full course
+        // (a backend that still watched `a` would return at once, level or edge).
+        b.write_all(b"x").unwrap();
+        let start = Instant::now();
+        let got = wait_once(&mut sel, Duration::from_millis(200));
+        let waited = start.elapsed();
+        assert!(got.is_empty(), "{backend}: {got:?}");
+        assert!(
+            waited >= Duration::from_millis(190),
+            "{backend}: the wait returned after {waited:?}: the kernel still watches fd {fd}"
+        );
 
-    // A regular file: epoll refuses it (EPERM), poll and select accept it. Whatever
-    // the backend says, the registry agrees with it.
-    let file = std::fs::File::open("/dev/null").unwrap();
-    match sel.register(file.as_raw_fd(), Interest::READABLE, "file") {
-        Ok(_) => {
-            assert_eq!(sel.len(), 2);
-            sel.unregister(file.as_raw_fd()).unwrap();
+        // The other key is unaffected.
+        d.write_all(b"y").unwrap();
+        wait_until(&mut sel, other, "the remaining key still works", |r| {
+            r.is_readable()
+        });
+
+        // Unknown descriptors and stale tokens.
+        let err = sel.unregister(fd).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{backend}: {err}");
+        let err = sel.unregister(b.as_raw_fd()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{backend}: {err}");
+        assert_eq!(
+            sel.unregister_token(token).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            sel.modify(fd, Interest::WRITABLE).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(sel.len(), 1);
+        sel.unregister(c.as_raw_fd()).unwrap();
+        assert!(sel.is_empty());
+    }
+
+    /// The kernel side alone (no registry to filter stale tokens): after `deregister`
+    /// the backend reports nothing for the descriptor.
+    fn raw_deregister_stops_events(backend: Backend) {
+        let _g = shared();
+        let mut sel = backend.open().unwrap();
+        let mut events = readyloop::selector::Events::with_capacity(16);
+        let (a, mut b) = unix_pair();
+        let fd = a.as_raw_fd();
+        sel.register(fd, Token(5), Interest::READABLE).unwrap();
+        b.write_all(b"x").unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            sel.select(&mut events, Some(TICK)).unwrap();
+            if events.iter().any(|(t, r)| t == Token(5) && r.is_readable()) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{backend}: raw selector never reported fd {fd}"
+            );
         }
-        Err(_) => assert!(sel.get_key(file.as_raw_fd()).is_none()),
+        sel.deregister(fd).unwrap();
+        b.write_all(b"y").unwrap();
+        sel.select(&mut events, Some(QUIET)).unwrap();
+        assert!(
+            events.is_empty(),
+            "{backend}: events after deregister: {events:?}"
+        );
+        assert!(
+            sel.deregister(fd).is_err(),
+            "{backend}: deregistering twice must fail"
+        );
+        assert!(
+            sel.reregister(fd, Token(5), Interest::READABLE).is_err(),
+            "{backend}: reregistering a deregistered fd must fail"
+        );
     }
-    assert_eq!(sel.len(), 1);
 
-    // The selector still works after the failures.
-    b.write_all(b"x").unwrap();
-    wait_until(&mut sel, token, "readable after failed registers", |r| {
-        r.is_readable()
-    });
-    let (c, _d) = unix_pair();
-    let t2 = sel
-        .register(c.as_raw_fd(), Interest::READABLE, "third")
-        .unwrap()
-        .token;
-    assert_ne!(t2, token);
-    assert_eq!(sel.len(), 2);
-    sel.unregister(c.as_raw_fd()).unwrap();
-    sel.unregister(fd).unwrap();
-}
+    /// A descriptor number that is not open is refused at register time on every backend
+    /// (select and poll check it: their interest sets live in user space). A registered
+    /// descriptor closed without being unregistered (a caller bug) does not break the
+    /// wait: poll reports its key as an error (`POLLNVAL`), select (which has no error
+    /// bit) as ready, epoll forgets it; the other keys keep working and the stale key can be unregistered.
+    fn closed_descriptors(backend: Backend) {
+        // Exclusive: no other case may open a descriptor that takes the closed number.
+        let _g = exclusive();
+        let mut sel = open::<&str>(backend);
+        let (gone, _peer) = unix_pair();
+        let closed = gone.as_raw_fd();
+        drop(gone);
+        let err = sel
+            .register(closed, Interest::READABLE, "closed")
+            .unwrap_err();
+        assert_ne!(err.kind(), ErrorKind::AlreadyExists, "{backend}: {err}");
+        assert!(sel.is_empty(), "{backend}: no key for a refused descriptor");
+
+        let (live, mut live_peer) = unix_pair();
+        let live_token = sel
+            .register(live.as_raw_fd(), Interest::READABLE, "live")
+            .unwrap()
+            .token;
+        let (victim, _victim_peer) = unix_pair();
+        let victim_fd = victim.as_raw_fd();
+        let victim_token = sel
+            .register(victim_fd, Interest::READABLE, "victim")
+            .unwrap()
+            .token;
+        drop(victim);
+        let caps = sel.capabilities();
+        for _ in 0..3 {
+            let got = wait_once(&mut sel, Duration::from_millis(20));
+            for (token, r) in got {
+                assert_eq!(token, victim_token, "{backend}: only the closed key: {r:?}");
+                assert!(
+                    r.is_error() || (!caps.reports_error && r.is_readable()),
+                    "{backend}: the closed key is an error: {r:?}"
+                );
+            }
+        }
+        // The stale key goes (the kernel may refuse the removal; the key goes anyway).
+        let _ = sel.unregister(victim_fd);
+        assert_eq!(sel.len(), 1, "{backend}");
+        live_peer.write_all(b"x").unwrap();
+        wait_until(&mut sel, live_token, "readable after a closed key", |r| {
+            r.is_readable()
+        });
+        sel.unregister(live.as_raw_fd()).unwrap();
+    }
+
+    fn register_errors_leave_no_key(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<&str>(backend);
+        let (a, mut b) = unix_pair();
+        let fd = a.as_raw_fd();
+        let token = sel.register(fd, Interest::READABLE, "first").unwrap().token;
+
+        // Twice: AlreadyExists, the first key untouched.
+        let err = sel.register(fd, Interest::WRITABLE, "second").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{backend}: {err}");
+        assert_eq!(sel.len(), 1);
+        let key = sel.get_key(fd).unwrap();
+        assert_eq!(
+            (key.token, key.interest, key.data),
+            (token, Interest::READABLE, "first")
+        );
+
+        // A descriptor no backend can watch: an error, no key, no slot consumed.
+        // The same error on every backend, and not select's FD_SETSIZE advice.
+        let err = sel.register(-1, Interest::READABLE, "bad").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{backend}: {err}");
+        assert!(!err.to_string().contains("FD_SETSIZE"), "{backend}: {err}");
+        assert_eq!(sel.len(), 1);
+        assert!(sel.get_key(-1).is_none());
+        assert_eq!(sel.get_map().count(), 1);
+
+        // A regular file: epoll refuses it (EPERM), poll and select accept it. Whatever
+        // the backend says, the registry agrees with it.
+        let file = std::fs::File::open("/dev/null").unwrap();
+        match sel.register(file.as_raw_fd(), Interest::READABLE, "file") {
+            Ok(_) => {
+                assert_eq!(sel.len(), 2);
+                sel.unregister(file.as_raw_fd()).unwrap();
+            }
+            Err(_) => assert!(sel.get_key(file.as_raw_fd()).is_none()),
+        }
+        assert_eq!(sel.len(), 1);
+
+        // The selector still works after the failures.
+        b.write_all(b"x").unwrap();
+        wait_until(&mut sel, token, "readable after failed registers", |r| {
+            r.is_readable()
+        });
+        let (c, _d) = unix_pair();
+        let t2 = sel
+            .register(c.as_raw_fd(), Interest::READABLE, "third")
+            .unwrap()
+            .token;
+        assert_ne!(t2, token);
+        assert_eq!(sel.len(), 2);
+        sel.unregister(c.as_raw_fd()).unwrap();
+        sel.unregister(fd).unwrap();
+    }
+);
 
 // ---------------------------------------------------------------------------------
 // 7. Timeouts and the waker
 // ---------------------------------------------------------------------------------
 
-pub fn timeouts(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<()>(backend);
-    let (a, _b) = unix_pair();
-    let token = sel
-        .register(a.as_raw_fd(), Interest::READABLE, ())
-        .unwrap()
-        .token;
+per_backend!(
+    fn timeouts(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<()>(backend);
+        let (a, _b) = unix_pair();
+        let token = sel
+            .register(a.as_raw_fd(), Interest::READABLE, ())
+            .unwrap()
+            .token;
 
-    let start = Instant::now();
-    let got = wait_once(&mut sel, Duration::ZERO);
-    assert!(got.is_empty(), "{backend}: {got:?}");
-    assert!(
-        start.elapsed() < Duration::from_millis(500),
-        "{backend}: zero timeout blocked"
-    );
-
-    for ms in [50u64, 120] {
-        let want = Duration::from_millis(ms);
         let start = Instant::now();
-        let got = wait_once(&mut sel, want);
-        let took = start.elapsed();
-        assert!(got.iter().all(|(t, _)| *t != token), "{backend}: {got:?}");
+        let got = wait_once(&mut sel, Duration::ZERO);
+        assert!(got.is_empty(), "{backend}: {got:?}");
         assert!(
-            took >= want - Duration::from_millis(5),
-            "{backend}: a {want:?} wait returned after {took:?}"
+            start.elapsed() < Duration::from_millis(500),
+            "{backend}: zero timeout blocked"
         );
-        assert!(
-            took < Duration::from_secs(2),
-            "{backend}: a {want:?} wait took {took:?}"
-        );
-    }
 
-    // Sub-millisecond timeouts round up (no busy spin of zero-timeout waits).
-    let want = Duration::from_micros(200);
-    for _ in 0..3 {
-        let start = Instant::now();
-        wait_once(&mut sel, want);
-        let took = start.elapsed();
-        assert!(
-            took >= want,
-            "{backend}: a {want:?} wait returned after {took:?}"
-        );
-    }
-    sel.unregister(a.as_raw_fd()).unwrap();
-}
-
-pub fn waker_wakes_blocking_select(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<()>(backend);
-    let waker = sel.waker().unwrap();
-    // The same waker comes back on a second call.
-    let _again = sel.waker().unwrap();
-    assert!(sel.is_empty(), "the waker is not a key");
-    assert!(!sel.take_woken());
-
-    let (a, _b) = unix_pair();
-    sel.register(a.as_raw_fd(), Interest::READABLE, ()).unwrap();
-
-    // Block with no timeout in another thread (so a broken waker fails the test
-    // instead of hanging it), wake from this one after ~50 ms.
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::spawn(move || {
-        let keys = sel.select(None).map(|ready| ready.count());
-        let returned = Instant::now();
-        let woken = sel.take_woken();
-        let _ = tx.send((keys.map_err(|e| e.to_string()), returned, woken));
-        sel
-    });
-    thread::sleep(Duration::from_millis(50));
-    let woke_at = Instant::now();
-    waker.wake().unwrap();
-    let (keys, returned, woken) = rx
-        .recv_timeout(DEADLINE)
-        .unwrap_or_else(|_| panic!("{backend}: select(None) was not woken within {DEADLINE:?}"));
-    assert_eq!(keys, Ok(0), "{backend}: woken select returned keys");
-    assert!(woken, "{backend}: take_woken() after a wake");
-    assert!(
-        returned >= woke_at,
-        "{backend}: select(None) returned {:?} before the wake",
-        woke_at - returned
-    );
-    let mut sel = handle.join().unwrap();
-    assert!(!sel.take_woken(), "take_woken() clears the flag");
-
-    // After a wake is consumed, the next wait is not woken again.
-    let start = Instant::now();
-    let got = wait_once(&mut sel, Duration::from_millis(100));
-    assert!(got.is_empty());
-    assert!(!sel.take_woken(), "{backend}: woken twice by one wake");
-    assert!(
-        start.elapsed() >= Duration::from_millis(95),
-        "{backend}: the wake was not drained"
-    );
-    sel.unregister(a.as_raw_fd()).unwrap();
-}
-
-/// A waker that outlives its selector says so instead of waking nobody.
-pub fn waker_after_close_fails(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<()>(backend);
-    let w = sel.waker().unwrap();
-    w.wake().unwrap();
-    let _ = sel.close();
-    let err = w.wake().unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotConnected, "{backend}: {err}");
-    let mut sel = open::<()>(backend);
-    let w = sel.waker().unwrap();
-    drop(sel);
-    assert_eq!(w.wake().unwrap_err().kind(), ErrorKind::NotConnected);
-}
-
-pub fn waker_wakes_coalesce(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<()>(backend);
-    let waker = sel.waker().unwrap();
-    let w2 = waker.clone();
-    let t = thread::spawn(move || {
-        for _ in 0..1000 {
-            w2.wake().unwrap();
+        for ms in [50u64, 120] {
+            let want = Duration::from_millis(ms);
+            let start = Instant::now();
+            let got = wait_once(&mut sel, want);
+            let took = start.elapsed();
+            assert!(got.iter().all(|(t, _)| *t != token), "{backend}: {got:?}");
+            assert!(
+                took >= want - Duration::from_millis(5),
+                "{backend}: a {want:?} wait returned after {took:?}"
+            );
+            assert!(
+                took < Duration::from_secs(2),
+                "{backend}: a {want:?} wait took {took:?}"
+            );
         }
-    });
-    for _ in 0..1000 {
-        waker.wake().unwrap();
+
+        // Sub-millisecond timeouts round up (no busy spin of zero-timeout waits).
+        let want = Duration::from_micros(200);
+        for _ in 0..3 {
+            let start = Instant::now();
+            wait_once(&mut sel, want);
+            let took = start.elapsed();
+            assert!(
+                took >= want,
+                "{backend}: a {want:?} wait returned after {took:?}"
+            );
+        }
+        sel.unregister(a.as_raw_fd()).unwrap();
     }
-    t.join().unwrap();
 
-    // One return for all of them...
-    let start = Instant::now();
-    let got = wait_once(&mut sel, DEADLINE);
-    assert!(got.is_empty());
-    assert!(
-        sel.take_woken(),
-        "{backend}: 2000 wakes did not wake the selector"
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{backend}: pending wakes did not return at once"
-    );
-    // ...and nothing left over afterwards.
-    let start = Instant::now();
-    wait_once(&mut sel, Duration::from_millis(100));
-    assert!(!sel.take_woken(), "{backend}: wakes did not coalesce");
-    assert!(
-        start.elapsed() >= Duration::from_millis(95),
-        "{backend}: leftover wake"
-    );
+    fn waker_wakes_blocking_select(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<()>(backend);
+        let waker = sel.waker().unwrap();
+        // The same waker comes back on a second call.
+        let _again = sel.waker().unwrap();
+        assert!(sel.is_empty(), "the waker is not a key");
+        assert!(!sel.take_woken());
 
-    // The waker still works after coalescing.
-    waker.wake().unwrap();
-    wait_once(&mut sel, DEADLINE);
-    assert!(sel.take_woken(), "{backend}: the waker stopped working");
-}
+        let (a, _b) = unix_pair();
+        sel.register(a.as_raw_fd(), Interest::READABLE, ()).unwrap();
+
+        // Block with no timeout in another thread (so a broken waker fails the test
+        // instead of hanging it), wake from this one after ~50 ms.
+        let (tx, rx) = mpsc::channel();
+        let handle = thread::spawn(move || {
+            let keys = sel.select(None).map(|ready| ready.count());
+            let returned = Instant::now();
+            let woken = sel.take_woken();
+            let _ = tx.send((keys.map_err(|e| e.to_string()), returned, woken));
+            sel
+        });
+        thread::sleep(Duration::from_millis(50));
+        let woke_at = Instant::now();
+        waker.wake().unwrap();
+        let (keys, returned, woken) = rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+            panic!("{backend}: select(None) was not woken within {DEADLINE:?}")
+        });
+        assert_eq!(keys, Ok(0), "{backend}: woken select returned keys");
+        assert!(woken, "{backend}: take_woken() after a wake");
+        assert!(
+            returned >= woke_at,
+            "{backend}: select(None) returned {:?} before the wake",
+            woke_at - returned
+        );
+        let mut sel = handle.join().unwrap();
+        assert!(!sel.take_woken(), "take_woken() clears the flag");
+
+        // After a wake is consumed, the next wait is not woken again.
+        let start = Instant::now();
+        let got = wait_once(&mut sel, Duration::from_millis(100));
+        assert!(got.is_empty());
+        assert!(!sel.take_woken(), "{backend}: woken twice by one wake");
+        assert!(
+            start.elapsed() >= Duration::from_millis(95),
+            "{backend}: the wake was not drained"
+        );
+        sel.unregister(a.as_raw_fd()).unwrap();
+    }
+
+    /// A waker that outlives its selector says so instead of waking nobody.
+    fn waker_after_close_fails(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<()>(backend);
+        let w = sel.waker().unwrap();
+        w.wake().unwrap();
+        let _ = sel.close();
+        let err = w.wake().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotConnected, "{backend}: {err}");
+        let mut sel = open::<()>(backend);
+        let w = sel.waker().unwrap();
+        drop(sel);
+        assert_eq!(w.wake().unwrap_err().kind(), ErrorKind::NotConnected);
+    }
+
+    fn waker_wakes_coalesce(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<()>(backend);
+        let waker = sel.waker().unwrap();
+        let w2 = waker.clone();
+        let t = thread::spawn(move || {
+            for _ in 0..1000 {
+                w2.wake().unwrap();
+            }
+        });
+        for _ in 0..1000 {
+            waker.wake().unwrap();
+        }
+        t.join().unwrap();
+
+        // One return for all of them...
+        let start = Instant::now();
+        let got = wait_once(&mut sel, DEADLINE);
+        assert!(got.is_empty());
+        assert!(
+            sel.take_woken(),
+            "{backend}: 2000 wakes did not wake the selector"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{backend}: pending wakes did not return at once"
+        );
+        // ...and nothing left over afterwards.
+        let start = Instant::now();
+        wait_once(&mut sel, Duration::from_millis(100));
+        assert!(!sel.take_woken(), "{backend}: wakes did not coalesce");
+        assert!(
+            start.elapsed() >= Duration::from_millis(95),
+            "{backend}: leftover wake"
+        );
+
+        // The waker still works after coalescing.
+        waker.wake().unwrap();
+        wait_once(&mut sel, DEADLINE);
+        assert!(sel.take_woken(), "{backend}: the waker stopped working");
+    }
+);
 
 // ---------------------------------------------------------------------------------
 // 8. User data
@@ -1112,189 +1129,193 @@ struct Conn {
     buf: Vec<u8>,
 }
 
-pub fn user_data_round_trips(backend: Backend) {
-    let _g = shared();
-    let mut sel = open::<Conn>(backend);
-    let (a, mut pa) = unix_pair();
-    let (c, _pc) = unix_pair();
-    let alpha = Conn {
-        name: "alpha".into(),
-        id: 1,
-        buf: vec![1, 2, 3],
-    };
-    let gamma = Conn {
-        name: "gamma".into(),
-        id: 3,
-        buf: Vec::new(),
-    };
-    let ta = sel
-        .register(a.as_raw_fd(), Interest::READABLE, alpha.clone())
-        .unwrap()
-        .token;
-    let key = sel
-        .register(c.as_raw_fd(), Interest::READABLE, gamma.clone())
-        .unwrap();
-    assert_eq!(key.data, gamma);
-    let tc = key.token;
-    assert_ne!(ta, tc);
-
-    // Mutate through get_key_mut; the change is what select hands back.
-    sel.get_key_mut(a.as_raw_fd()).unwrap().data.buf.push(4);
-    pa.write_all(b"x").unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    let seen = loop {
-        let hits: Vec<Conn> = sel
-            .select(Some(TICK))
-            .unwrap()
-            .filter(|(_, r)| r.is_readable())
-            .map(|(k, _)| k.data.clone())
-            .collect();
-        if !hits.is_empty() {
-            break hits;
-        }
-        assert!(Instant::now() < deadline, "{backend}: never readable");
-    };
-    assert_eq!(
-        seen,
-        vec![Conn {
+per_backend!(
+    fn user_data_round_trips(backend: Backend) {
+        let _g = shared();
+        let mut sel = open::<Conn>(backend);
+        let (a, mut pa) = unix_pair();
+        let (c, _pc) = unix_pair();
+        let alpha = Conn {
             name: "alpha".into(),
             id: 1,
-            buf: vec![1, 2, 3, 4]
-        }],
-        "{backend}"
-    );
-    assert_eq!(sel.get(tc).unwrap().data, gamma);
-    sel.get_mut(tc).unwrap().data.id = 33;
-
-    let key = sel.unregister(a.as_raw_fd()).unwrap();
-    assert_eq!(
-        key.data,
-        Conn {
-            name: "alpha".into(),
-            id: 1,
-            buf: vec![1, 2, 3, 4]
-        }
-    );
-    let rest = sel.close();
-    assert_eq!(
-        rest,
-        vec![Conn {
+            buf: vec![1, 2, 3],
+        };
+        let gamma = Conn {
             name: "gamma".into(),
-            id: 33,
-            buf: Vec::new()
-        }]
-    );
-}
+            id: 3,
+            buf: Vec::new(),
+        };
+        let ta = sel
+            .register(a.as_raw_fd(), Interest::READABLE, alpha.clone())
+            .unwrap()
+            .token;
+        let key = sel
+            .register(c.as_raw_fd(), Interest::READABLE, gamma.clone())
+            .unwrap();
+        assert_eq!(key.data, gamma);
+        let tc = key.token;
+        assert_ne!(ta, tc);
+
+        // Mutate through get_key_mut; the change is what select hands back.
+        sel.get_key_mut(a.as_raw_fd()).unwrap().data.buf.push(4);
+        pa.write_all(b"x").unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        let seen = loop {
+            let hits: Vec<Conn> = sel
+                .select(Some(TICK))
+                .unwrap()
+                .filter(|(_, r)| r.is_readable())
+                .map(|(k, _)| k.data.clone())
+                .collect();
+            if !hits.is_empty() {
+                break hits;
+            }
+            assert!(Instant::now() < deadline, "{backend}: never readable");
+        };
+        assert_eq!(
+            seen,
+            vec![Conn {
+                name: "alpha".into(),
+                id: 1,
+                buf: vec![1, 2, 3, 4]
+            }],
+            "{backend}"
+        );
+        assert_eq!(sel.get(tc).unwrap().data, gamma);
+        sel.get_mut(tc).unwrap().data.id = 33;
+
+        let key = sel.unregister(a.as_raw_fd()).unwrap();
+        assert_eq!(
+            key.data,
+            Conn {
+                name: "alpha".into(),
+                id: 1,
+                buf: vec![1, 2, 3, 4]
+            }
+        );
+        let rest = sel.close();
+        assert_eq!(
+            rest,
+            vec![Conn {
+                name: "gamma".into(),
+                id: 33,
+                buf: Vec::new()
+            }]
+        );
+    }
+);
 
 // ---------------------------------------------------------------------------------
 // 9. Stale events after a descriptor is reused
 // ---------------------------------------------------------------------------------
 
-pub fn stale_token_after_fd_reuse(backend: Backend) {
-    // Exclusive: the freed descriptor number must come back to us, not to another test.
-    let _g = exclusive();
-    let mut sel = open::<String>(backend);
-    let (a, mut pa) = unix_pair();
-    let old_fd = a.as_raw_fd();
-    let t1 = sel
-        .register(old_fd, Interest::READABLE, "old".into())
-        .unwrap()
-        .token;
-    pa.write_all(b"x").unwrap();
-
-    // The kernel reports t1; we hold the batch, as a reactor does while dispatching.
-    let mut batch = Vec::new();
-    let deadline = Instant::now() + DEADLINE;
-    while !batch.iter().any(|(t, _): &(Token, Readiness)| *t == t1) {
-        sel.select_into(Some(TICK), &mut batch).unwrap();
-        assert!(Instant::now() < deadline, "{backend}: never readable");
-    }
-    // A handler earlier in the batch closes the connection (unregister first)...
-    let key = sel.unregister(old_fd).unwrap();
-    assert_eq!((key.token, key.data.as_str()), (t1, "old"));
-    drop(a);
-    drop(pa);
-
-    // ...and accepts a new one that gets the same descriptor number.
-    let mut spare = Vec::new();
-    let (n, mut pn) = loop {
-        let (x, y) = unix_pair();
-        if x.as_raw_fd() == old_fd {
-            break (x, y);
-        }
-        if y.as_raw_fd() == old_fd {
-            break (y, x);
-        }
-        spare.push((x, y));
-        assert!(spare.len() < 64, "{backend}: fd {old_fd} was never reused");
-    };
-    assert_eq!(n.as_raw_fd(), old_fd);
-    let t2 = sel
-        .register(old_fd, Interest::READABLE, "new".into())
-        .unwrap()
-        .token;
-
-    // Same slot (the registry reuses it), new generation: a different token.
-    assert_ne!(t1, t2, "{backend}: a reused slot must get a new generation");
-    assert_eq!(
-        t1.0 & 0xffff_ffff,
-        t2.0 & 0xffff_ffff,
-        "the slot was reused"
-    );
-    assert!(
-        sel.get(t1).is_none(),
-        "{backend}: the old token resolves after reuse"
-    );
-    assert_eq!(sel.get(t2).unwrap().data, "new");
-    assert_eq!(sel.get_key(old_fd).unwrap().token, t2);
-
-    // The rest of the held batch: the stale event resolves to nothing.
-    for (t, _) in &batch {
-        if *t == t1 {
-            assert!(sel.get(*t).is_none());
-        }
-    }
-    assert_eq!(
-        sel.modify_token(t1, Interest::WRITABLE).unwrap_err().kind(),
-        ErrorKind::NotFound
-    );
-    assert_eq!(
-        sel.unregister_token(t1).unwrap_err().kind(),
-        ErrorKind::NotFound
-    );
-    assert_eq!(sel.get(t2).unwrap().interest, Interest::READABLE);
-
-    // The new socket has no data: nothing may be reported, least of all with the new
-    // data (the old event must not leak into the new registration).
-    let leaked: Vec<(Token, String, Readiness)> = sel
-        .select(Some(QUIET))
-        .unwrap()
-        .map(|(k, r)| (k.token, k.data.clone(), r))
-        .collect();
-    assert!(
-        leaked.is_empty(),
-        "{backend}: stale event delivered: {leaked:?}"
-    );
-    pn.write_all(b"y").unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let hits: Vec<(Token, String)> = sel
-            .select(Some(TICK))
+per_backend!(
+    fn stale_token_after_fd_reuse(backend: Backend) {
+        // Exclusive: the freed descriptor number must come back to us, not to another test.
+        let _g = exclusive();
+        let mut sel = open::<String>(backend);
+        let (a, mut pa) = unix_pair();
+        let old_fd = a.as_raw_fd();
+        let t1 = sel
+            .register(old_fd, Interest::READABLE, "old".into())
             .unwrap()
-            .map(|(k, _)| (k.token, k.data.clone()))
-            .collect();
-        assert!(hits.iter().all(|(t, _)| *t == t2), "{backend}: {hits:?}");
-        if !hits.is_empty() {
-            assert_eq!(hits[0].1, "new");
-            break;
+            .token;
+        pa.write_all(b"x").unwrap();
+
+        // The kernel reports t1; we hold the batch, as a reactor does while dispatching.
+        let mut batch = Vec::new();
+        let deadline = Instant::now() + DEADLINE;
+        while !batch.iter().any(|(t, _): &(Token, Readiness)| *t == t1) {
+            sel.select_into(Some(TICK), &mut batch).unwrap();
+            assert!(Instant::now() < deadline, "{backend}: never readable");
         }
-        assert!(
-            Instant::now() < deadline,
-            "{backend}: the new socket was never readable"
+        // A handler earlier in the batch closes the connection (unregister first)...
+        let key = sel.unregister(old_fd).unwrap();
+        assert_eq!((key.token, key.data.as_str()), (t1, "old"));
+        drop(a);
+        drop(pa);
+
+        // ...and accepts a new one that gets the same descriptor number.
+        let mut spare = Vec::new();
+        let (n, mut pn) = loop {
+            let (x, y) = unix_pair();
+            if x.as_raw_fd() == old_fd {
+                break (x, y);
+            }
+            if y.as_raw_fd() == old_fd {
+                break (y, x);
+            }
+            spare.push((x, y));
+            assert!(spare.len() < 64, "{backend}: fd {old_fd} was never reused");
+        };
+        assert_eq!(n.as_raw_fd(), old_fd);
+        let t2 = sel
+            .register(old_fd, Interest::READABLE, "new".into())
+            .unwrap()
+            .token;
+
+        // Same slot (the registry reuses it), new generation: a different token.
+        assert_ne!(t1, t2, "{backend}: a reused slot must get a new generation");
+        assert_eq!(
+            t1.0 & 0xffff_ffff,
+            t2.0 & 0xffff_ffff,
+            "the slot was reused"
         );
+        assert!(
+            sel.get(t1).is_none(),
+            "{backend}: the old token resolves after reuse"
+        );
+        assert_eq!(sel.get(t2).unwrap().data, "new");
+        assert_eq!(sel.get_key(old_fd).unwrap().token, t2);
+
+        // The rest of the held batch: the stale event resolves to nothing.
+        for (t, _) in &batch {
+            if *t == t1 {
+                assert!(sel.get(*t).is_none());
+            }
+        }
+        assert_eq!(
+            sel.modify_token(t1, Interest::WRITABLE).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            sel.unregister_token(t1).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(sel.get(t2).unwrap().interest, Interest::READABLE);
+
+        // The new socket has no data: nothing may be reported, least of all with the new
+        // data (the old event must not leak into the new registration).
+        let leaked: Vec<(Token, String, Readiness)> = sel
+            .select(Some(QUIET))
+            .unwrap()
+            .map(|(k, r)| (k.token, k.data.clone(), r))
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "{backend}: stale event delivered: {leaked:?}"
+        );
+        pn.write_all(b"y").unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let hits: Vec<(Token, String)> = sel
+                .select(Some(TICK))
+                .unwrap()
+                .map(|(k, _)| (k.token, k.data.clone()))
+                .collect();
+            assert!(hits.iter().all(|(t, _)| *t == t2), "{backend}: {hits:?}");
+            if !hits.is_empty() {
+                assert_eq!(hits[0].1, "new");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{backend}: the new socket was never readable"
+            );
+        }
+        sel.unregister(old_fd).unwrap();
     }
-    sel.unregister(old_fd).unwrap();
-}
+);
 
 // ---------------------------------------------------------------------------------
 // 10. Many descriptors, and FD_SETSIZE
@@ -1359,185 +1380,133 @@ fn exact_readiness(sel: &mut KeyedSelector<usize>, socks: &mut [UnixStream], wri
     assert!(sel.is_empty());
 }
 
-pub fn thousand_sockets(backend: Backend) {
-    let _g = exclusive();
-    raise_nofile(8192);
-    let mut sel = open::<usize>(backend);
-    let limit = sel.capabilities().max_fd.unwrap_or(usize::MAX);
-    let mut socks = Vec::new();
-    while socks.len() < 1000 {
-        let (a, b) = unix_pair();
-        assert!(
-            (b.as_raw_fd() as usize) < limit,
-            "{backend}: ran out of descriptors below {limit} after {} sockets",
-            socks.len()
-        );
-        socks.push(a);
-        socks.push(b);
-    }
-    let writes = [0, 3, 500, 777, 998, 999];
-    exact_readiness(&mut sel, &mut socks, &writes);
-}
-
-pub fn descriptors_beyond_fd_setsize(backend: Backend) {
-    let _g = exclusive();
-    raise_nofile(8192);
-    let mut sel = open::<usize>(backend);
-    match sel.capabilities().max_fd {
-        None => {
-            // 1100 pairs: well past FD_SETSIZE (1024).
-            let mut socks = Vec::new();
-            for _ in 0..1100 {
-                let (a, b) = unix_pair();
-                socks.push(a);
-                socks.push(b);
-            }
-            let n = socks.len();
-            let writes = [1, 1000, n - 200, n - 101, n - 2, n - 1];
-            for &i in &writes[2..] {
-                assert!(socks[i].as_raw_fd() > 1024, "want fds above FD_SETSIZE");
-            }
-            exact_readiness(&mut sel, &mut socks, &writes);
-        }
-        Some(max) => {
-            // One socket registered below the limit keeps working throughout.
-            let (low, mut low_peer) = unix_pair();
-            assert!((low.as_raw_fd() as usize) < max);
-            let token = sel
-                .register(low.as_raw_fd(), Interest::READABLE, 0)
-                .unwrap()
-                .token;
-            let mut hold = Vec::new();
-            let high = loop {
-                let (a, b) = unix_pair();
-                if b.as_raw_fd() as usize >= max {
-                    break b;
-                }
-                hold.push((a, b));
-                assert!(hold.len() < 4096, "never reached fd {max}");
-            };
-            let fd = high.as_raw_fd();
-            let err = sel.register(fd, Interest::READABLE, 1).unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{backend}: {err}");
-            let msg = err.to_string();
+per_backend!(
+    fn thousand_sockets(backend: Backend) {
+        let _g = exclusive();
+        raise_nofile(8192);
+        let mut sel = open::<usize>(backend);
+        let limit = sel.capabilities().max_fd.unwrap_or(usize::MAX);
+        let mut socks = Vec::new();
+        while socks.len() < 1000 {
+            let (a, b) = unix_pair();
             assert!(
-                msg.contains(&fd.to_string()) && msg.contains(&max.to_string()),
-                "{backend}: the error should name the fd and the limit: {msg}"
+                (b.as_raw_fd() as usize) < limit,
+                "{backend}: ran out of descriptors below {limit} after {} sockets",
+                socks.len()
             );
-            assert_eq!(sel.len(), 1);
-            assert!(sel.get_key(fd).is_none());
-            assert_eq!(sel.unregister(fd).unwrap_err().kind(), ErrorKind::NotFound);
+            socks.push(a);
+            socks.push(b);
+        }
+        let writes = [0, 3, 500, 777, 998, 999];
+        exact_readiness(&mut sel, &mut socks, &writes);
+    }
 
-            low_peer.write_all(b"x").unwrap();
-            wait_until(&mut sel, token, "the low fd still served", |r| {
-                r.is_readable()
-            });
-            // And the highest descriptor below the limit still works.
-            let near_fd = hold
-                .iter()
-                .flat_map(|(a, b)| [a.as_raw_fd(), b.as_raw_fd()])
-                .filter(|&fd| (fd as usize) < max)
-                .max()
-                .expect("a held socket below the limit");
-            let near_peer = hold
-                .iter_mut()
-                .find_map(|(a, b)| match near_fd {
-                    fd if fd == a.as_raw_fd() => Some(b),
-                    fd if fd == b.as_raw_fd() => Some(a),
-                    _ => None,
-                })
-                .unwrap();
-            let t = sel.register(near_fd, Interest::READABLE, 2).unwrap().token;
-            near_peer.write_all(b"y").unwrap();
-            wait_until(&mut sel, t, "the highest fd below the limit", |r| {
-                r.is_readable()
-            });
-            sel.unregister(near_fd).unwrap();
-            sel.unregister(low.as_raw_fd()).unwrap();
+    fn descriptors_beyond_fd_setsize(backend: Backend) {
+        let _g = exclusive();
+        raise_nofile(8192);
+        let mut sel = open::<usize>(backend);
+        match sel.capabilities().max_fd {
+            None => {
+                // 1100 pairs: well past FD_SETSIZE (1024).
+                let mut socks = Vec::new();
+                for _ in 0..1100 {
+                    let (a, b) = unix_pair();
+                    socks.push(a);
+                    socks.push(b);
+                }
+                let n = socks.len();
+                let writes = [1, 1000, n - 200, n - 101, n - 2, n - 1];
+                for &i in &writes[2..] {
+                    assert!(socks[i].as_raw_fd() > 1024, "want fds above FD_SETSIZE");
+                }
+                exact_readiness(&mut sel, &mut socks, &writes);
+            }
+            Some(max) => {
+                // One socket registered below the limit keeps working throughout.
+                let (low, mut low_peer) = unix_pair();
+                assert!((low.as_raw_fd() as usize) < max);
+                let token = sel
+                    .register(low.as_raw_fd(), Interest::READABLE, 0)
+                    .unwrap()
+                    .token;
+                let mut hold = Vec::new();
+                let high = loop {
+                    let (a, b) = unix_pair();
+                    if b.as_raw_fd() as usize >= max {
+                        break b;
+                    }
+                    hold.push((a, b));
+                    assert!(hold.len() < 4096, "never reached fd {max}");
+                };
+                let fd = high.as_raw_fd();
+                let err = sel.register(fd, Interest::READABLE, 1).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::InvalidInput, "{backend}: {err}");
+                let msg = err.to_string();
+                assert!(
+                    msg.contains(&fd.to_string()) && msg.contains(&max.to_string()),
+                    "{backend}: the error should name the fd and the limit: {msg}"
+                );
+                assert_eq!(sel.len(), 1);
+                assert!(sel.get_key(fd).is_none());
+                assert_eq!(sel.unregister(fd).unwrap_err().kind(), ErrorKind::NotFound);
+
+                low_peer.write_all(b"x").unwrap();
+                wait_until(&mut sel, token, "the low fd still served", |r| {
+                    r.is_readable()
+                });
+                // And the highest descriptor below the limit still works.
+                let near_fd = hold
+                    .iter()
+                    .flat_map(|(a, b)| [a.as_raw_fd(), b.as_raw_fd()])
+                    .filter(|&fd| (fd as usize) < max)
+                    .max()
+                    .expect("a held socket below the limit");
+                let near_peer = hold
+                    .iter_mut()
+                    .find_map(|(a, b)| match near_fd {
+                        fd if fd == a.as_raw_fd() => Some(b),
+                        fd if fd == b.as_raw_fd() => Some(a),
+                        _ => None,
+                    })
+                    .unwrap();
+                let t = sel.register(near_fd, Interest::READABLE, 2).unwrap().token;
+                near_peer.write_all(b"y").unwrap();
+                wait_until(&mut sel, t, "the highest fd below the limit", |r| {
+                    r.is_readable()
+                });
+                sel.unregister(near_fd).unwrap();
+                sel.unregister(low.as_raw_fd()).unwrap();
+            }
         }
     }
-}
+);
 
 // ---------------------------------------------------------------------------------
 // 11. Trigger modes a backend cannot run
 // ---------------------------------------------------------------------------------
 
-pub fn trigger_modes(backend: Backend) {
-    let _g = shared();
-    let own = KeyedSelector::<()>::with_trigger(backend, backend.trigger()).unwrap();
-    assert_eq!(own.capabilities().trigger, backend.trigger());
-    assert_eq!(own.backend(), backend);
-    for trigger in [Trigger::Level, Trigger::Edge] {
-        match KeyedSelector::<()>::with_trigger(backend, trigger) {
-            // Never silently another mode.
-            Ok(sel) => assert_eq!(sel.capabilities().trigger, trigger, "{backend}"),
-            Err(e) => {
-                assert_eq!(
-                    e.kind(),
-                    ErrorKind::Unsupported,
-                    "{backend} {trigger:?}: {e}"
-                );
-                assert_ne!(trigger, backend.trigger(), "{backend} refuses its own mode");
+per_backend!(
+    fn trigger_modes(backend: Backend) {
+        let _g = shared();
+        let own = KeyedSelector::<()>::with_trigger(backend, backend.trigger()).unwrap();
+        assert_eq!(own.capabilities().trigger, backend.trigger());
+        assert_eq!(own.backend(), backend);
+        for trigger in [Trigger::Level, Trigger::Edge] {
+            match KeyedSelector::<()>::with_trigger(backend, trigger) {
+                // Never silently another mode.
+                Ok(sel) => assert_eq!(sel.capabilities().trigger, trigger, "{backend}"),
+                Err(e) => {
+                    assert_eq!(
+                        e.kind(),
+                        ErrorKind::Unsupported,
+                        "{backend} {trigger:?}: {e}"
+                    );
+                    assert_ne!(trigger, backend.trigger(), "{backend} refuses its own mode");
+                }
             }
         }
     }
-}
-
-// ---------------------------------------------------------------------------------
-// The per-backend modules
-// ---------------------------------------------------------------------------------
-
-macro_rules! conformance {
-    ($($module:ident => $backend:expr),* $(,)?) => {$(
-        mod $module {
-            use readyloop::selector::Backend;
-            const BACKEND: Backend = $backend;
-            conformance!(@cases
-                readable_after_peer_writes_unix,
-                readable_after_peer_writes_tcp,
-                listener_readable_on_pending_connection,
-                writable_until_send_buffer_full_tcp,
-                writable_until_send_buffer_full_unix,
-                peer_close_unix,
-                peer_close_tcp,
-                peer_shutdown_write_tcp,
-                full_close_tcp_is_hangup,
-                reset_is_error,
-                trigger_mode_unix,
-                trigger_mode_tcp,
-                modify_changes_interest,
-                unregister_stops_events,
-                raw_deregister_stops_events,
-                register_errors_leave_no_key,
-                closed_descriptors,
-                timeouts,
-                waker_wakes_blocking_select,
-                waker_wakes_coalesce,
-                waker_after_close_fails,
-                user_data_round_trips,
-                stale_token_after_fd_reuse,
-                thousand_sockets,
-                descriptors_beyond_fd_setsize,
-                trigger_modes,
-            );
-        }
-    )*};
-    (@cases $($case:ident),* $(,)?) => {$(
-        #[test]
-        fn $case() {
-            super::$case(BACKEND);
-        }
-    )*};
-}
-
-conformance! {
-    select => Backend::Select,
-    poll => Backend::Poll,
-    epoll => Backend::Epoll,
-    epoll_et => Backend::EpollEt,
-    mio => Backend::Mio,
-    polling => Backend::Polling,
-}
+);
 
 // ---------------------------------------------------------------------------------
 // 11 and 12, backend-independent
@@ -1579,4 +1548,15 @@ fn backend_names_round_trip() {
         let err = bad.parse::<Backend>().unwrap_err().to_string();
         assert!(err.contains("epoll-et") && err.contains("select"), "{err}");
     }
+}
+
+/// `per_backend!` spells the backends out: a backend added to `Backend::ALL` must be
+/// added there too.
+#[test]
+fn per_backend_covers_every_backend() {
+    let all: Vec<String> = Backend::ALL
+        .iter()
+        .map(|b| b.name().replace('-', "_"))
+        .collect();
+    assert_eq!(all, per_backend!(@names));
 }

@@ -14,7 +14,7 @@
 //! child protocol plus `pool stats`), pinned like the other contenders; its reactors
 //! share that core, so wake-ups are what is compared here, not throughput scaling.
 
-use std::io::{self, BufRead, Write};
+use std::io;
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ use readyloop::reactor::pool::{Pool, StatsSnapshot};
 use readyloop::selector::Backend;
 
 use crate::cli::Options;
+use crate::common::child::{self, Served};
+use crate::common::{os, procfs};
 use crate::loadgen::{self, Bounds};
 use crate::report::{markdown, num};
 use crate::servers::{self, ServerProc};
@@ -109,9 +111,9 @@ fn parse_stats(line: &str) -> Option<Vec<StatsSnapshot>> {
 /// the other children (syscalls not counted here: `counts none`), `stop` → `stopped`.
 pub fn serve_child(name: &str, cpu: Option<usize>) -> ! {
     if let Some(c) = cpu {
-        servers::pin_to(c);
+        os::pin_to(c);
     }
-    servers::raise_nofile();
+    os::raise_nofile();
     let started = (|| -> io::Result<_> {
         let (backend, strategy, n) = parse_child_name(name)
             .ok_or_else(|| io::Error::other(format!("bad accept child name {name:?}")))?;
@@ -123,49 +125,26 @@ pub fn serve_child(name: &str, cpu: Option<usize>) -> ! {
         })?;
         Ok((l.local_addr().port(), pool))
     })();
-    let (port, pool) = match started {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("lab: cannot start {name}: {e}");
-            std::process::exit(2);
-        }
+    let (port, pool) =
+        started.unwrap_or_else(|e| child::fail(&format!("lab: cannot start {name}"), &e));
+    let stats = pool.stats_handles();
+    let extra: child::Extra = Box::new(move |line| {
+        (line == "pool stats").then(|| {
+            let now: Vec<StatsSnapshot> = stats.iter().map(|s| s.snapshot()).collect();
+            format_stats(&now)
+        })
+    });
+    let stopper: child::Stopper = Box::new(move || {
+        pool.stop();
+        pool.wait()
+    });
+    let served = Served {
+        ports: vec![port],
+        counted: false,
+        stopper,
+        extra: Some(extra),
     };
-    let mut out = io::stdout().lock();
-    let _ = writeln!(out, "ready {port}");
-    let _ = out.flush();
-    for line in io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let reply = match line.trim() {
-            "pool stats" => format_stats(&pool.stats()),
-            "stats on" => "ok".to_string(),
-            "stats off" => "counts none".to_string(),
-            "stop" => break,
-            other => format!("error unknown command {other:?}"),
-        };
-        let _ = writeln!(out, "{reply}");
-        let _ = out.flush();
-    }
-    pool.stop();
-    let code = match pool.wait() {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("lab: {name}: {e}");
-            3
-        }
-    };
-    let _ = writeln!(out, "stopped");
-    let _ = out.flush();
-    std::process::exit(code);
-}
-
-/// Timeslices run by all threads of `pid` (`/proc/PID/task/*/schedstat`, third field).
-fn timeslices(pid: u32) -> Option<u64> {
-    let mut total = 0;
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let s = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
-        total += s.split_whitespace().nth(2)?.parse::<u64>().ok()?;
-    }
-    Some(total)
+    child::serve(&format!("lab: {name}"), served)
 }
 
 fn pool_stats(srv: &mut ServerProc) -> Result<Vec<StatsSnapshot>, String> {
@@ -198,13 +177,13 @@ fn phase(
     duration: Duration,
 ) -> Result<Phase, String> {
     let s0 = pool_stats(srv)?;
-    let (cpu0, ts0) = (crate::http::cpu_ns(srv.pid()), timeslices(srv.pid()));
+    let (cpu0, ts0) = (procfs::cpu_ns(srv.pid()), procfs::timeslices(srv.pid()));
     let bounds = Bounds {
         max_ops: o.max_ops,
         duration,
     };
     let r = loadgen::churn(srv.addr, concurrency, bounds).map_err(|e| e.to_string())?;
-    let (cpu1, ts1) = (crate::http::cpu_ns(srv.pid()), timeslices(srv.pid()));
+    let (cpu1, ts1) = (procfs::cpu_ns(srv.pid()), procfs::timeslices(srv.pid()));
     let s1 = pool_stats(srv)?;
     if r.ops == 0 {
         return Err("no connection completed".into());
@@ -239,7 +218,7 @@ fn measure(
     duration: Duration,
 ) -> Result<Point, String> {
     let e = |e: io::Error| e.to_string();
-    let mut srv = ServerProc::spawn(&child_name(b, s, n), cpu).map_err(e)?;
+    let mut srv = servers::spawn(&child_name(b, s, n), cpu).map_err(e)?;
     let warm = Bounds {
         max_ops: o.max_ops,
         duration: o.warmup.min(duration),

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::builder::PossibleValuesParser;
 
+use crate::common::cli::{self, Harness, Parsed};
+
 use crate::servers::{ALL_CONTENDERS, CONTENDERS, NGINX};
 
 /// The workloads, in the order they run.
@@ -205,21 +207,8 @@ struct Args {
     /// syscalls per request with strace -c -f -p.
     #[arg(long)]
     strace: bool,
-    /// Where results.json and the plots go (default target/lab).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Run the lab's own unit checks and exit.
-    #[arg(long)]
-    self_test: bool,
-    /// Passed by `cargo bench`; ignored.
-    #[arg(long, hide = true)]
-    bench: bool,
-    /// Internal: serve one contender in this child process.
-    #[arg(long, hide = true)]
-    serve: Option<String>,
-    /// Internal: the CPU the served contender is pinned to.
-    #[arg(long, hide = true)]
-    cpu: Option<usize>,
+    #[command(flatten)]
+    harness: Harness,
     /// Internal: the document root of the served HTTP contender.
     #[arg(long, hide = true)]
     http_root: Option<PathBuf>,
@@ -235,34 +224,23 @@ fn parse_duration(v: &str) -> Result<Duration, String> {
 
 /// The lab's `--help` text.
 pub fn usage() -> String {
-    <Args as clap::CommandFactory>::command()
-        .render_help()
-        .to_string()
+    crate::common::cli::usage::<Args>()
 }
 
 /// Parses the arguments (without the program name). Cargo's own `--bench` is ignored.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
-    let args: Vec<String> = args.into_iter().collect();
     // `cargo bench` always passes `--bench`; no argument at all means `cargo test
     // --benches` (or `--all-targets`) is running this harness = false target: run the
     // checks rather than the whole lab.
-    if args.is_empty() {
-        return Ok(Mode::SelfTest);
-    }
-    let a = match <Args as clap::Parser>::try_parse_from(
-        std::iter::once("lab".to_string()).chain(args),
-    ) {
-        Ok(a) => a,
-        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => return Ok(Mode::Help),
-        Err(e) => return Err(e.to_string()),
+    let a = match cli::parse::<Args>("lab", args.into_iter().collect(), |a| a.harness.self_test)? {
+        Parsed::SelfTest => return Ok(Mode::SelfTest),
+        Parsed::Help => return Ok(Mode::Help),
+        Parsed::Args(a) => a,
     };
-    if a.self_test {
-        return Ok(Mode::SelfTest);
-    }
-    if let Some(name) = a.serve {
+    if let Some(name) = a.harness.serve {
         return Ok(Mode::Serve {
             name,
-            cpu: a.cpu,
+            cpu: a.harness.cpu,
             http_root: a.http_root,
         });
     }
@@ -318,7 +296,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
     }
     o.pin = !a.no_pin;
     o.strace = a.strace;
-    o.out_dir = a.out;
+    o.out_dir = a.harness.out;
     // Keep the documented order whatever order the flags gave.
     o.workloads
         .sort_by_key(|w| WORKLOADS.iter().position(|x| x == w));

@@ -7,15 +7,18 @@
 //! directory that both kinds of server serve.
 
 use std::fs;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use readyloop::sys::stats::Counts;
 
-use crate::nginx::Nginx;
-use crate::servers::{self, ServerProc, NGINX};
+use crate::client::{Client, Reply};
+use crate::common::procfs::{cpu_ns, CpuMark};
+use crate::common::server::Running;
+use crate::nginx;
+use crate::servers::{self, NGINX};
 use crate::wrk::{self, WrkResult};
 
 /// A sub-workload: its result name, the path requested, and the body size.
@@ -92,88 +95,6 @@ impl Drop for Site {
     }
 }
 
-// ---------------------------------------------------------------------------------
-// A minimal blocking HTTP/1.1 client: readiness checks, warm-up, self-test.
-
-/// One response as the client saw it.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub server: String,
-    pub body: Vec<u8>,
-}
-
-/// A keep-alive connection.
-pub struct Client {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    pub fn connect(addr: SocketAddr) -> io::Result<Client> {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.set_write_timeout(Some(Duration::from_secs(5)))?;
-        s.set_nodelay(true)?;
-        Ok(Client {
-            s,
-            buf: Vec::with_capacity(8192),
-        })
-    }
-
-    /// `GET path`, reading the whole response (`Content-Length` framing only).
-    pub fn get(&mut self, path: &str) -> io::Result<Reply> {
-        write!(self.s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
-        let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
-        let mut chunk = [0u8; 16 * 1024];
-        let head_end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            if self.buf.len() > 64 * 1024 {
-                return Err(bad("response head too long"));
-            }
-            let n = self.s.read(&mut chunk)?;
-            if n == 0 {
-                return Err(bad("connection closed before a response"));
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = std::str::from_utf8(&self.buf[..head_end]).map_err(|_| bad("head not UTF-8"))?;
-        let mut lines = head.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("bad status line"))?;
-        let (mut len, mut server) = (None, String::new());
-        for l in lines {
-            if let Some((k, v)) = l.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse::<usize>().ok();
-                } else if k.eq_ignore_ascii_case("server") {
-                    server = v.trim().to_string();
-                }
-            }
-        }
-        let len = len.ok_or_else(|| bad("no Content-Length"))?;
-        self.buf.drain(..head_end);
-        while self.buf.len() < len {
-            let n = self.s.read(&mut chunk)?;
-            if n == 0 {
-                return Err(bad("connection closed in a body"));
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-        let body: Vec<u8> = self.buf.drain(..len).collect();
-        Ok(Reply {
-            status,
-            server,
-            body,
-        })
-    }
-}
-
 /// Checks one response of `t` (status, size, and the content of the file ones).
 pub fn check_reply(t: &Target, r: &Reply) -> Result<(), String> {
     if r.status != 200 {
@@ -220,68 +141,36 @@ pub fn warm(addr: SocketAddr, t: &Target, max: u64, time: Duration) -> Result<u6
 // ---------------------------------------------------------------------------------
 // The contenders.
 
-/// A running HTTP contender.
-pub enum Server {
-    /// This crate's server in a lab child process (counts its syscalls).
-    Crate(ServerProc),
-    Nginx(Nginx),
+/// A running HTTP contender: this crate's server in a lab child process (counts
+/// its syscalls) or nginx.
+pub type Server = Running;
+
+/// Starts HTTP contender `name` serving `site`, pinned to `cpu` if given.
+///
+/// # Errors
+/// nginx not installed, a start that failed, or a contender that does not serve HTTP.
+pub fn start(
+    name: &str,
+    site: &Site,
+    cpu: Option<usize>,
+    nginx_bin: Option<&Path>,
+) -> Result<Server, String> {
+    if name == NGINX {
+        let bin = nginx_bin.ok_or("nginx: not installed")?;
+        Ok(Running::Outside(nginx::start(
+            bin, &site.dir, &site.root, cpu,
+        )?))
+    } else if servers::is_crate(name) {
+        let p = servers::spawn_http(name, cpu, &site.root).map_err(|e| e.to_string())?;
+        Ok(Running::Ours(p))
+    } else {
+        Err(format!("{name} does not serve HTTP"))
+    }
 }
 
-impl Server {
-    pub fn start(
-        name: &str,
-        site: &Site,
-        cpu: Option<usize>,
-        nginx_bin: Option<&Path>,
-    ) -> Result<Server, String> {
-        if name == NGINX {
-            let bin = nginx_bin.ok_or("nginx: not installed")?;
-            Ok(Server::Nginx(Nginx::start(
-                bin, &site.dir, &site.root, cpu,
-            )?))
-        } else if servers::is_crate(name) {
-            let p = ServerProc::spawn_http(name, cpu, &site.root)
-                .map_err(|e| format!("{name}: {e}"))?;
-            Ok(Server::Crate(p))
-        } else {
-            Err(format!("{name} does not serve HTTP"))
-        }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        match self {
-            Server::Crate(p) => p.addr,
-            Server::Nginx(n) => n.addr,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        match self {
-            Server::Crate(p) => p.pid(),
-            Server::Nginx(n) => n.pid(),
-        }
-    }
-
-    pub fn stats_on(&mut self) -> Result<(), String> {
-        match self {
-            Server::Crate(p) => p.stats_on().map_err(|e| e.to_string()),
-            Server::Nginx(_) => Ok(()),
-        }
-    }
-
-    pub fn stats_off(&mut self) -> Result<Option<Counts>, String> {
-        match self {
-            Server::Crate(p) => p.stats_off().map_err(|e| e.to_string()),
-            Server::Nginx(_) => Ok(None),
-        }
-    }
-
-    pub fn stop(self) -> Result<(), String> {
-        match self {
-            Server::Crate(p) => p.stop().map_err(|e| e.to_string()),
-            Server::Nginx(n) => n.stop(),
-        }
-    }
+/// An `io::Error` as the lab's `String` errors.
+pub fn text(e: io::Error) -> String {
+    e.to_string()
 }
 
 /// The settings of one measurement.
@@ -292,66 +181,6 @@ pub struct Run {
     pub conns: usize,
     pub seconds: u64,
     pub warmup: Duration,
-}
-
-/// CPU time (ns) that process `pid` has run, all its threads together
-/// (`/proc/PID/task/*/schedstat`, first field); `None` where not readable.
-pub fn cpu_ns(pid: u32) -> Option<u64> {
-    let mut total = 0;
-    for t in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let s = fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
-        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total)
-}
-
-/// CPU time (ns) of process `pid` from `/proc/PID/stat` (utime + stime, clock ticks):
-/// coarse (10 ms a tick), but it keeps the time of threads that have exited, which
-/// `/proc/PID/task` forgets (a thread-per-connection server under churn).
-pub fn stat_cpu_ns(pid: u32) -> Option<u64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = &s[s.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    let hz = readyloop::sys::process::clock_ticks_per_sec().max(1);
-    Some(ticks * 1_000_000_000 / hz)
-}
-
-/// The CPU time (ns) of each thread of a process at one moment
-/// (`/proc/PID/task/TID/schedstat`), so that the time spent between two marks can be
-/// summed over the threads alive at the second one: a thread that exits in between
-/// (thread-per-connection servers) no longer makes the difference negative.
-pub struct CpuMark(std::collections::BTreeMap<String, u64>);
-
-impl CpuMark {
-    /// The threads of `pid` now (`None` where not readable).
-    pub fn take(pid: u32) -> Option<CpuMark> {
-        let mut m = std::collections::BTreeMap::new();
-        for t in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-            let t = t.ok()?;
-            // A thread may exit between the listing and the read: skip it.
-            let Ok(s) = fs::read_to_string(t.path().join("schedstat")) else {
-                continue;
-            };
-            let ns = s.split_whitespace().next()?.parse::<u64>().ok()?;
-            m.insert(t.file_name().to_string_lossy().into_owned(), ns);
-        }
-        Some(CpuMark(m))
-    }
-
-    /// CPU ns the threads of `pid` alive now ran since this mark (a thread born since
-    /// counts whole).
-    pub fn since(&self, pid: u32) -> Option<u64> {
-        let now = CpuMark::take(pid)?;
-        Some(
-            now.0
-                .iter()
-                .map(|(tid, ns)| ns.saturating_sub(self.0.get(tid).copied().unwrap_or(0)))
-                .sum(),
-        )
-    }
 }
 
 /// What [`measure`] returns: wrk's result, the server's syscall counts and CPU ns
@@ -370,21 +199,21 @@ pub fn measure(
     run: &Run,
     fixed: Option<f64>,
 ) -> Result<Measured, String> {
-    let mut srv = Server::start(name, site, run.server_cpu, nginx_bin)?;
+    let mut srv = start(name, site, run.server_cpu, nginx_bin)?;
     let url = format!("http://{}{}", srv.addr(), t.path);
     warm(srv.addr(), t, 20_000, run.warmup)?;
-    srv.stats_on()?;
+    srv.stats_on().map_err(text)?;
     let cpu0 = cpu_ns(srv.pid());
     let r = wrk::run(run.load_cpu, run.conns, run.seconds, &url);
     let cpu = cpu_ns(srv.pid())
         .zip(cpu0)
         .map(|(b, a)| b.saturating_sub(a));
-    let counts = srv.stats_off()?;
+    let counts = srv.stats_off().map_err(text)?;
     let fixed_cpu = match fixed {
         Some(rate) => Some(fixed_load_cpu(&srv, t, run, rate)?),
         None => None,
     };
-    srv.stop()?;
+    srv.stop().map_err(text)?;
     let r = r?;
     if r.requests == 0 {
         return Err(format!("no request completed ({} errors)", r.errors()));
@@ -434,14 +263,14 @@ pub fn nginx_strace(
     nginx_bin: &Path,
     run: &Run,
 ) -> Result<(f64, Vec<(String, f64)>), String> {
-    let ng = Nginx::start(nginx_bin, &site.dir, &site.root, run.server_cpu)?;
+    let ng = nginx::start(nginx_bin, &site.dir, &site.root, run.server_cpu)?;
     let url = format!("http://{}{}", ng.addr, t.path);
     warm(ng.addr, t, 20_000, run.warmup)?;
     let out = site.dir.join(format!("strace-{}.txt", t.workload));
     let (calls, r) = crate::strace::strace_counts(ng.pid(), &out, || {
         wrk::run(run.load_cpu, run.conns, run.seconds, &url)
     })?;
-    ng.stop()?;
+    ng.stop().map_err(text)?;
     if r.requests == 0 {
         return Err("no request completed under strace".into());
     }

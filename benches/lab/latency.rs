@@ -13,10 +13,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::common::procfs;
 use crate::http::{self, Server, Site};
 use crate::loadgen::{Bounds, OpenLoop, Request};
 use crate::report::Sample;
-use crate::servers::ServerProc;
+use crate::servers;
 use crate::Results;
 
 /// What one sweep runs.
@@ -49,11 +50,11 @@ fn start(
 ) -> Result<Server, String> {
     if workload == "latency-http" {
         let site = site.ok_or("no content directory")?;
-        Server::start(name, site, cpu, nginx_bin)
+        http::start(name, site, cpu, nginx_bin)
     } else {
-        ServerProc::spawn(name, cpu)
-            .map(Server::Crate)
-            .map_err(|e| format!("{name}: {e}"))
+        servers::spawn(name, cpu)
+            .map(Server::Ours)
+            .map_err(http::text)
     }
 }
 
@@ -92,7 +93,7 @@ pub fn calibrate(
     ol.run(None, b(time / 4)).map_err(e)?;
     let r = ol.run(None, b(time)).map_err(e)?;
     drop(ol);
-    srv.stop()?;
+    srv.stop().map_err(e)?;
     if r.phase.ops == 0 {
         return Err(format!(
             "calibration: nothing completed ({} errors)",
@@ -164,8 +165,8 @@ fn point(
         )
         .map_err(e)?;
     }
-    srv.stats_on()?;
-    let cpu0 = http::CpuMark::take(srv.pid());
+    srv.stats_on().map_err(e)?;
+    let cpu0 = procfs::CpuMark::take(srv.pid());
     let r = ol
         .run(
             Some(rate as f64),
@@ -176,7 +177,7 @@ fn point(
         )
         .map_err(e)?;
     let cpu_ns = cpu0.and_then(|m| m.since(srv.pid()));
-    let counts = srv.stats_off()?;
+    let counts = srv.stats_off().map_err(e)?;
     drop(ol);
     let p = &r.phase;
     if p.ops == 0 {

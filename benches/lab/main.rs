@@ -10,18 +10,20 @@
 
 mod accept;
 mod cli;
-mod env;
+mod client;
+#[path = "../common/mod.rs"]
+mod common;
 mod http;
 mod latency;
 mod loadgen;
 mod nginx;
-mod plot;
 mod proxy;
 mod report;
 mod selftest;
 mod servers;
-mod strace;
 mod wrk;
+
+use common::{env, os, plot, procfs, strace, tools};
 
 use std::collections::BTreeMap;
 use std::io;
@@ -35,13 +37,7 @@ use report::{Cell, Outcome, Sample};
 use servers::{ServerProc, ALL_CONTENDERS, NGINX};
 
 fn main() {
-    let mode = match cli::parse(std::env::args().skip(1)) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("lab: {e}");
-            std::process::exit(2);
-        }
-    };
+    let mode = common::cli::or_exit("lab", cli::parse(std::env::args().skip(1)));
     match mode {
         Mode::Help => print!("{}", cli::usage()),
         Mode::Serve {
@@ -134,6 +130,14 @@ impl Results {
         self.cell(workload, contender, idle).outcome = Outcome::NotApplicable(why.to_string());
     }
 
+    /// A contender that needs a missing tool: a failure under `CI=true`, else n/a.
+    fn missing_tool(&mut self, workload: &str, contender: &str, tool: &str) {
+        match tools::missing(tool) {
+            Ok(why) => self.not_applicable(workload, contender, None, &why),
+            Err(e) => self.add(workload, contender, None, Err(e)),
+        }
+    }
+
     fn of(&self, workload: &str) -> Vec<&Cell> {
         self.cells
             .values()
@@ -207,7 +211,7 @@ struct Lab {
 
 impl Lab {
     fn spawn(&self, name: &str) -> io::Result<ServerProc> {
-        ServerProc::spawn(name, self.server_cpu)
+        servers::spawn(name, self.server_cpu)
     }
 
     fn bounds(&self, duration: Duration) -> Bounds {
@@ -240,16 +244,16 @@ impl Lab {
         let mut cl = EchoClient::connect(srv.addr, conns, size).map_err(e)?;
         cl.run(self.warm()).map_err(e)?;
         srv.stats_on().map_err(e)?;
-        let cpu0 = http::cpu_ns(srv.pid());
+        let cpu0 = procfs::cpu_ns(srv.pid());
         let r = cl.run(self.bounds(duration)).map_err(e)?;
-        let cpu1 = http::cpu_ns(srv.pid());
+        let cpu1 = procfs::cpu_ns(srv.pid());
         let counts = srv.stats_off().map_err(e)?;
         drop(cl);
         let fixed_cpu = match fixed {
             Some(rate) if name != "fork" => {
                 let req = loadgen::Request::Echo(loadgen::pattern(size));
                 let mut ol = loadgen::OpenLoop::connect(srv.addr, conns, req).map_err(e)?;
-                let c0 = http::CpuMark::take(srv.pid());
+                let c0 = procfs::CpuMark::take(srv.pid());
                 let f = ol.run(Some(rate), self.bounds(duration)).map_err(e)?;
                 let ns = c0.and_then(|m| m.since(srv.pid()));
                 check(&f.phase)?;
@@ -281,9 +285,9 @@ impl Lab {
         // time out of /proc/PID/task; the process's own (coarser) total keeps it.
         let cpu = |pid| {
             if name == "threads" {
-                http::stat_cpu_ns(pid)
+                procfs::stat_cpu_ns(pid)
             } else {
-                http::cpu_ns(pid)
+                procfs::cpu_ns(pid)
             }
         };
         let cpu0 = cpu(srv.pid());
@@ -372,12 +376,12 @@ fn run_lab(o: Options) -> i32 {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let server_cpu = if o.pin && cores >= 2 && servers::pin_to(1) {
+    let server_cpu = if o.pin && cores >= 2 && os::pin_to(1) {
         Some(0)
     } else {
         None
     };
-    let nofile = servers::raise_nofile();
+    let nofile = os::raise_nofile();
     println!(
         "# readyloop backend lab{}\n",
         if o.quick { " (--quick)" } else { "" }
@@ -942,12 +946,7 @@ fn latency_plans(
             (o.connections, o.echo_contenders())
         };
         if w == "latency-http" && !have_nginx && contenders.iter().any(|c| c == NGINX) {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            if ci {
-                res.add(w, NGINX, None, Err("nginx: not installed (CI=true)".into()));
-            } else {
-                res.not_applicable(w, NGINX, None, "nginx: not installed");
-            }
+            res.missing_tool(w, NGINX, "nginx");
             contenders.retain(|c| c != NGINX);
         }
         contenders.retain(|c| !beyond_select(c, conns));
@@ -1033,7 +1032,7 @@ fn strace_cross_check(lab: &Lab) {
             .map(|s| s.to_string())
             .chain([file.display().to_string()])
             .collect();
-        let mut srv = ServerProc::spawn_wrapped("epoll-et", lab.server_cpu, &wrapper).map_err(e)?;
+        let mut srv = servers::spawn_wrapped("epoll-et", lab.server_cpu, &wrapper).map_err(e)?;
         let mut cl = EchoClient::connect(srv.addr, 10, 64).map_err(e)?;
         srv.stats_on().map_err(e)?;
         if ops > 0 {
@@ -1052,16 +1051,7 @@ fn strace_cross_check(lab: &Lab) {
         srv.stop().map_err(e)?;
         let text = std::fs::read_to_string(&file).map_err(e)?;
         let _ = std::fs::remove_file(&file);
-        let mut m = BTreeMap::new();
-        for line in text.lines() {
-            let mut it = line.split_whitespace();
-            if let (Some(n), Some(name), None) = (it.next(), it.next(), it.next()) {
-                if let Ok(n) = n.parse::<u64>() {
-                    m.insert(name.to_string(), n);
-                }
-            }
-        }
-        Ok((m, counts))
+        Ok((strace::parse_strace_calls(&text), counts))
     };
     let (with, without) = match (run(k), run(0)) {
         (Ok(a), Ok(b)) => (a, b),
@@ -1117,26 +1107,11 @@ impl HttpLab {
     /// Prepares the workload; without wrk (or with nothing to run) it records why in
     /// `res` and returns `None`. Under `CI=true` a missing wrk or nginx is a failure.
     fn new(o: &Options, server_cpu: Option<usize>, res: &mut Results) -> Option<HttpLab> {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
         let contenders = o.http_contenders();
         let missing = |what: &str, who: &[String], res: &mut Results| {
             for t in &http::TARGETS {
                 for name in who {
-                    if ci {
-                        res.add(
-                            t.workload,
-                            name,
-                            None,
-                            Err(format!("{what}: not installed (CI=true)")),
-                        );
-                    } else {
-                        res.not_applicable(
-                            t.workload,
-                            name,
-                            None,
-                            &format!("{what}: not installed"),
-                        );
-                    }
+                    res.missing_tool(t.workload, name, what);
                 }
             }
         };
@@ -1146,7 +1121,7 @@ impl HttpLab {
             );
             return None;
         }
-        if !wrk::have("wrk", "-v") {
+        if !tools::runs("wrk", "-v") {
             missing("wrk", &contenders, res);
             return None;
         }
@@ -1169,7 +1144,7 @@ impl HttpLab {
         }
         let nginx_version = nginx_bin.as_deref().and_then(nginx::version);
         // wrk on the load generator's CPU (the lab itself is pinned there already).
-        let load_cpu = server_cpu.and(wrk::have("taskset", "-V").then_some(1));
+        let load_cpu = server_cpu.and(tools::runs("taskset", "-V").then_some(1));
         Some(HttpLab {
             site,
             contenders,
@@ -1236,7 +1211,7 @@ impl HttpLab {
         if !self.contenders.iter().any(|c| c == NGINX) {
             return;
         }
-        if !wrk::have("strace", "-V") {
+        if !tools::runs("strace", "-V") {
             eprintln!("lab: strace is not installed: nginx's syscalls not counted");
             return;
         }

@@ -11,28 +11,24 @@
 
 use std::fs;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::http;
+use crate::client::Client;
+use crate::common::server::Daemon;
+use crate::common::{os, tools};
 
 /// Where the nginx binary is: `$READYLOOP_LAB_NGINX` if set (missing if that is not
-/// a file), else `nginx` on `PATH`, else Debian's `/usr/sbin/nginx`.
+/// a file), else `nginx` on `PATH`, else in an `sbin` directory.
 pub fn binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("READYLOOP_LAB_NGINX") {
         let p = PathBuf::from(p);
         return p.is_file().then_some(p);
     }
-    let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
-        .map(|d| d.join("nginx"));
-    candidates.into_iter().find(|c| c.is_file())
+    tools::which("nginx")
 }
 
 /// nginx's version line (`nginx/1.22.1`), for the report.
@@ -95,139 +91,75 @@ http {{
     )
 }
 
-/// A port that was free a moment ago (bound to port 0, then released).
-pub fn free_port() -> io::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
-/// A running nginx.
-pub struct Nginx {
-    child: Child,
-    /// Where it listens.
-    pub addr: SocketAddr,
-    dir: PathBuf,
-}
-
 static STARTS: AtomicUsize = AtomicUsize::new(0);
 
-impl Nginx {
-    /// Starts nginx on a free port, serving `root`, its files under a fresh
-    /// subdirectory of `work`; pinned to `cpu` if given. Retries with another port if
-    /// the one picked was taken meanwhile. Returns once nginx answers `/plaintext`.
-    pub fn start(
-        bin: &Path,
-        work: &Path,
-        root: &Path,
-        cpu: Option<usize>,
-    ) -> Result<Nginx, String> {
-        let mut last = String::new();
-        for _ in 0..5 {
-            let n = STARTS.fetch_add(1, Ordering::Relaxed);
-            let dir = work.join(format!("nginx-{n}"));
-            match Self::try_start(bin, &dir, root, cpu) {
-                Ok(x) => return Ok(x),
-                Err(e) => {
-                    let _ = fs::remove_dir_all(&dir);
-                    let in_use = e.contains("Address already in use");
-                    last = e;
-                    if !in_use {
-                        break;
-                    }
+/// Starts nginx on a free port, serving `root`, its files under a fresh
+/// subdirectory of `work` (removed when it is dropped); pinned to `cpu` if given.
+/// Retries with another port if the one picked was taken meanwhile. Returns once
+/// nginx answers `/plaintext`.
+///
+/// # Errors
+/// nginx did not start or answer (with its logs).
+pub fn start(bin: &Path, work: &Path, root: &Path, cpu: Option<usize>) -> Result<Daemon, String> {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let n = STARTS.fetch_add(1, Ordering::Relaxed);
+        let dir = work.join(format!("nginx-{n}"));
+        match try_start(bin, &dir, root, cpu) {
+            Ok(x) => return Ok(x),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                let in_use = e.contains("Address already in use");
+                last = e;
+                if !in_use {
+                    break;
                 }
             }
         }
-        Err(last)
     }
-
-    fn try_start(bin: &Path, dir: &Path, root: &Path, cpu: Option<usize>) -> Result<Nginx, String> {
-        let e = |e: io::Error| format!("nginx: {e}");
-        fs::create_dir_all(dir).map_err(e)?;
-        let port = free_port().map_err(e)?;
-        let conf = dir.join("nginx.conf");
-        fs::write(&conf, config(dir, root, port)).map_err(e)?;
-        let errlog = dir.join("error.log");
-        let stderr = fs::File::create(dir.join("stderr.log")).map_err(e)?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("-p")
-            .arg(dir)
-            .arg("-e")
-            .arg(&errlog)
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        // nginx must not outlive the lab.
-        readyloop::sys::process::spawn_pinned_and_tied(&mut cmd, cpu);
-        let child = cmd.spawn().map_err(e)?;
-        let mut ng = Nginx {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir: dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = ng.child.try_wait() {
-                return Err(format!("nginx exited at start ({status}): {}", ng.logs()));
-            }
-            // Readiness, and proof that it is our nginx on that port.
-            match http::Client::connect(ng.addr).and_then(|mut c| c.get("/plaintext")) {
-                Ok(r) if r.status == 200 && r.server.starts_with("nginx") => return Ok(ng),
-                Ok(r) => {
-                    return Err(format!(
-                        "port {port}: status {} from server {:?}",
-                        r.status, r.server
-                    ))
-                }
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(err) => return Err(format!("nginx did not answer: {err}; {}", ng.logs())),
-            }
-        }
-    }
-
-    /// The process id (for strace).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn logs(&self) -> String {
-        let read = |f: &str| fs::read_to_string(self.dir.join(f)).unwrap_or_default();
-        format!("{} {}", read("stderr.log").trim(), read("error.log").trim())
-            .trim()
-            .to_string()
-    }
-
-    /// Stops nginx (SIGTERM: fast shutdown) and waits; SIGKILL after 10 s.
-    pub fn stop(mut self) -> Result<(), String> {
-        let _ = readyloop::sys::process::kill(self.child.id(), libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(s)) if s.success() => return Ok(()),
-                Ok(Some(s)) => return Err(format!("nginx exited with {s}: {}", self.logs())),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                Ok(None) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    return Err("nginx did not stop on SIGTERM (killed it)".into());
-                }
-                Err(e) => return Err(format!("nginx: {e}")),
-            }
-        }
-    }
+    Err(last)
 }
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+fn try_start(bin: &Path, dir: &Path, root: &Path, cpu: Option<usize>) -> Result<Daemon, String> {
+    let e = |e: io::Error| format!("nginx: {e}");
+    fs::create_dir_all(dir).map_err(e)?;
+    let port = os::free_port().map_err(e)?;
+    let conf = dir.join("nginx.conf");
+    fs::write(&conf, config(dir, root, port)).map_err(e)?;
+    let errlog = dir.join("error.log");
+    let stderr = fs::File::create(dir.join("stderr.log")).map_err(e)?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(&errlog)
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    // nginx must not outlive the lab.
+    os::tie_to_bench(&mut cmd, cpu);
+    let child = cmd.spawn().map_err(e)?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let logs = vec![dir.join("stderr.log"), errlog];
+    let mut ng = Daemon::new("nginx", child, addr, Some(dir.to_path_buf()), logs);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = ng.exited() {
+            return Err(format!("nginx exited at start ({status}): {}", ng.logs()));
         }
-        let _ = fs::remove_dir_all(&self.dir);
+        // Readiness, and proof that it is our nginx on that port.
+        match Client::connect(addr).and_then(|mut c| c.get("/plaintext")) {
+            Ok(r) if r.status == 200 && r.server.starts_with("nginx") => return Ok(ng),
+            Ok(r) => {
+                return Err(format!(
+                    "port {port}: status {} from server {:?}",
+                    r.status, r.server
+                ))
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(err) => return Err(format!("nginx did not answer: {err}; {}", ng.logs())),
+        }
     }
 }

@@ -26,6 +26,7 @@ use readyloop::reactor::{Handle, Reactor};
 use readyloop::selector::Backend;
 
 use crate::cli::Options;
+use crate::common::procfs;
 
 /// The relays compared.
 pub const CONTENDERS: [&str; 3] = ["readyloop-epoll-et", "readyloop-epoll", "tokio"];
@@ -35,16 +36,6 @@ pub const CONTENDERS: [&str; 3] = ["readyloop-epoll-et", "readyloop-epoll", "tok
 pub struct Point {
     pub mb_per_sec: f64,
     pub cpu_ms_per_mib: f64,
-}
-
-/// CPU time of the calling thread, in nanoseconds.
-fn thread_cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// A relay running on its own thread; `cpu` yields its thread CPU time once it ends.
@@ -61,7 +52,7 @@ fn spawn_readyloop(backend: Backend, to: SocketAddr, cpu: Option<usize>) -> io::
         .name(format!("relay-{backend}"))
         .spawn(move || {
             if let Some(c) = cpu {
-                crate::servers::pin_to(c);
+                crate::os::pin_to(c);
             }
             let setup = (|| {
                 let mut r = Reactor::new(backend)?;
@@ -79,9 +70,9 @@ fn spawn_readyloop(backend: Backend, to: SocketAddr, cpu: Option<usize>) -> io::
                     return;
                 }
             };
-            let c0 = thread_cpu_ns();
+            let c0 = procfs::thread_cpu_ns();
             let res = r.run();
-            let c1 = thread_cpu_ns();
+            let c1 = procfs::thread_cpu_ns();
             let _ = tx_cpu.send(res.and_then(|()| match (c0, c1) {
                 (Some(a), Some(b)) => Ok(b.saturating_sub(a)),
                 _ => Err(io::Error::other("no /proc/thread-self/schedstat")),
@@ -108,9 +99,9 @@ fn spawn_tokio(to: SocketAddr, conns: usize, cpu: Option<usize>) -> io::Result<R
         .name("relay-tokio".into())
         .spawn(move || {
             if let Some(c) = cpu {
-                crate::servers::pin_to(c);
+                crate::os::pin_to(c);
             }
-            let c0 = thread_cpu_ns();
+            let c0 = procfs::thread_cpu_ns();
             let res = (|| -> io::Result<()> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_io()
@@ -134,7 +125,7 @@ fn spawn_tokio(to: SocketAddr, conns: usize, cpu: Option<usize>) -> io::Result<R
                     Ok(())
                 })
             })();
-            let c1 = thread_cpu_ns();
+            let c1 = procfs::thread_cpu_ns();
             let _ = tx_cpu.send(res.and_then(|()| match (c0, c1) {
                 (Some(a), Some(b)) => Ok(b.saturating_sub(a)),
                 _ => Err(io::Error::other("no /proc/thread-self/schedstat")),

@@ -4,6 +4,8 @@ use serde_json::{json, Value};
 
 use readyloop::sys::stats::{Counts, Syscall};
 
+pub use crate::common::table::{markdown, num, stat, Stat};
+
 /// One measurement (one contender, one workload point, one round).
 #[derive(Clone, Debug, Default)]
 pub struct Sample {
@@ -52,34 +54,6 @@ pub struct Cell {
     /// Offered load, operations per second (open-loop latency sweeps only).
     pub offered: Option<u64>,
     pub outcome: Outcome,
-}
-
-/// Median (upper median for even counts is avoided: mean of the middle two), min, max.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Stat {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-/// Median, min and max of `xs` (`None` when empty).
-pub fn stat(xs: &[f64]) -> Option<Stat> {
-    if xs.is_empty() {
-        return None;
-    }
-    let mut v = xs.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    };
-    Some(Stat {
-        median,
-        min: v[0],
-        max: v[n - 1],
-    })
 }
 
 fn median_of(samples: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
@@ -146,24 +120,6 @@ pub fn summarise(samples: &[Sample]) -> Summary {
     }
 }
 
-/// Formats a number for a table: three significant figures, thousands as `k`/`M`.
-pub fn num(x: f64) -> String {
-    let a = x.abs();
-    if a >= 1e6 {
-        format!("{:.2}M", x / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.0}k", x / 1e3)
-    } else if a >= 1e3 {
-        format!("{:.1}k", x / 1e3)
-    } else if a >= 100.0 {
-        format!("{x:.0}")
-    } else if a >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
-    }
-}
-
 fn opt(x: Option<f64>) -> String {
     x.map(num).unwrap_or_else(|| "–".to_string())
 }
@@ -171,22 +127,6 @@ fn opt(x: Option<f64>) -> String {
 fn range(s: Option<Stat>) -> String {
     s.map(|s| format!("{}–{}", num(s.min), num(s.max)))
         .unwrap_or_else(|| "–".to_string())
-}
-
-/// Renders a markdown table.
-pub fn markdown(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut out = String::new();
-    out.push_str(&format!("| {} |\n", header.join(" | ")));
-    let seps: Vec<String> = header
-        .iter()
-        .enumerate()
-        .map(|(i, _)| if i == 0 { "---" } else { "---:" }.to_string())
-        .collect();
-    out.push_str(&format!("| {} |\n", seps.join(" | ")));
-    for r in rows {
-        out.push_str(&format!("| {} |\n", r.join(" | ")));
-    }
-    out
 }
 
 fn breakdown(s: &Summary) -> String {

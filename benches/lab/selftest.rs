@@ -9,7 +9,7 @@ use readyloop::sys::stats::Counts;
 use crate::cli::{self, Mode};
 use crate::loadgen::{self, Bounds, EchoClient};
 use crate::report::{self, Cell, Outcome, Sample};
-use crate::servers::{self, ServerProc};
+use crate::servers;
 use crate::{http, nginx, wrk};
 
 type Check = (&'static str, fn() -> Result<(), String>);
@@ -508,18 +508,17 @@ fn cli_parsing() -> Result<(), String> {
     )
 }
 
+/// The shared harness's pure parts: the control protocol, medians and tables.
 fn counts_protocol() -> Result<(), String> {
-    let c = Counts([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    let line = servers::format_counts(Some(c));
-    ensure(servers::parse_counts(&line) == Some(Some(c)), line)?;
-    ensure(servers::parse_counts("counts none") == Some(None), "none")?;
-    ensure(servers::parse_counts("counts 1 2").is_none(), "short")
+    let mut bad = crate::common::server::self_check();
+    bad.extend(crate::common::table::self_check());
+    ensure(bad.is_empty(), format!("failed: {bad:?}"))
 }
 
 fn child_process_round_trip() -> Result<(), String> {
     let e = |e: std::io::Error| e.to_string();
     for name in ["epoll-et", "threads"] {
-        let mut srv = ServerProc::spawn(name, None).map_err(e)?;
+        let mut srv = servers::spawn(name, None).map_err(e)?;
         let mut c = EchoClient::connect(srv.addr, 2, 64).map_err(e)?;
         srv.stats_on().map_err(e)?;
         let r = c
@@ -660,7 +659,7 @@ fn nginx_config_generation() -> Result<(), String> {
         conf.matches('{').count() == conf.matches('}').count(),
         "unbalanced braces",
     )?;
-    let port = nginx::free_port().map_err(|e| e.to_string())?;
+    let port = crate::common::os::free_port().map_err(|e| e.to_string())?;
     ensure(port > 0, "free port")?;
     // With nginx installed, nginx itself checks the syntax (`nginx -t`).
     if let Some(bin) = nginx::binary() {
@@ -747,9 +746,9 @@ fn http_table_rendering() -> Result<(), String> {
 /// This crate's HTTP server in a child process serves the lab's content and counts.
 fn child_process_http() -> Result<(), String> {
     let site = http::Site::create().map_err(|e| e.to_string())?;
-    let mut srv = http::Server::start("epoll-et", &site, None, None)?;
-    srv.stats_on()?;
-    let mut c = http::Client::connect(srv.addr()).map_err(|e| e.to_string())?;
+    let mut srv = http::start("epoll-et", &site, None, None)?;
+    srv.stats_on().map_err(http::text)?;
+    let mut c = crate::client::Client::connect(srv.addr()).map_err(|e| e.to_string())?;
     for t in &http::TARGETS {
         for _ in 0..3 {
             let r = c.get(t.path).map_err(|e| format!("{}: {e}", t.path))?;
@@ -760,11 +759,11 @@ fn child_process_http() -> Result<(), String> {
     let n = http::warm(srv.addr(), &http::TARGETS[0], 50, Duration::from_secs(30))?;
     ensure(n == 50, format!("warm-up made {n} requests"))?;
     drop(c);
-    let counts = srv.stats_off()?.ok_or("no counts")?;
-    srv.stop()?;
+    let counts = srv.stats_off().map_err(http::text)?.ok_or("no counts")?;
+    srv.stop().map_err(http::text)?;
     ensure(counts.syscalls() >= 59, format!("{counts:?}"))?;
     ensure(
-        http::Server::start("threads", &site, None, None).is_err(),
+        http::start("threads", &site, None, None).is_err(),
         "threads does not serve HTTP",
     )
 }

@@ -2,29 +2,26 @@
 //! with the hidden `--serve NAME` mode), pinned to its own core, so that it never shares
 //! a descriptor table, an allocator or a CPU with the load generator.
 //!
-//! Child protocol, one line each way on stdin/stdout:
-//! the child prints `ready PORT`; then `stats on` → `ok`; `stats off` → `counts N…`
-//! (nine numbers, in `Syscall::ALL` order) or `counts none`; `stop` (or EOF) → `stopped`
-//! and the child exits.
-//!
+//! The child speaks the benches' one control protocol (`benches/common/server.rs`).
 //! With `--http-root DIR` the child runs this crate's HTTP server (on backend NAME)
-//! over that directory instead of the echo server, with the same protocol.
+//! over that directory instead of the echo server.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use readyloop::net::{Listen, ListenConfig};
 use readyloop::proto::echo::{Echo, EchoOptions};
 use readyloop::proto::http::{HttpConfig, HttpServer, Router};
-use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
-use readyloop::sys::stats::{self, Counts};
+
+use crate::common::child::{self, Ending, Served, Stopper};
+use crate::common::os;
+pub use crate::common::server::ServerProc;
 
 /// Every contender, in table order.
 pub const CONTENDERS: [&str; 10] = [
@@ -43,217 +40,64 @@ pub const CONTENDERS: [&str; 10] = [
 /// The HTTP workload's outside contender (not a child of the lab: see `nginx.rs`).
 pub const NGINX: &str = "nginx";
 
-/// Every contender of any workload, in table order.
-pub const ALL_CONTENDERS: [&str; 11] = [
-    "select",
-    "poll",
-    "epoll",
-    "epoll-et",
-    "mio",
-    "polling",
-    "threads",
-    "fork",
-    "ref-mio",
-    "ref-tokio",
-    NGINX,
-];
+/// Every contender of any workload, in table order: [`CONTENDERS`], then nginx.
+pub const ALL_CONTENDERS: [&str; 11] = {
+    let mut all = [NGINX; 11];
+    let mut i = 0;
+    while i < CONTENDERS.len() {
+        all[i] = CONTENDERS[i];
+        i += 1;
+    }
+    all
+};
 
 /// Whether `name` is one of this crate's backends (and so counts its syscalls).
 pub fn is_crate(name: &str) -> bool {
     name.parse::<Backend>().is_ok()
 }
 
-/// Pins the calling thread (and the threads and processes it creates later) to `cpu`.
-pub fn pin_to(cpu: usize) -> bool {
-    readyloop::sys::process::pin_current_thread(cpu)
+/// Starts contender `name` (a lab child), pinned to `cpu` if given.
+///
+/// # Errors
+/// As [`ServerProc::start`].
+pub fn spawn(name: &str, cpu: Option<usize>) -> io::Result<ServerProc> {
+    spawn_full(name, cpu, &[], None)
 }
 
-/// Raises the soft descriptor limit as far as the hard limit allows.
-pub fn raise_nofile() -> u64 {
-    if let Ok((_, hard)) = readyloop::sys::nofile_limit() {
-        let _ = readyloop::sys::set_nofile_limit(hard);
-    }
-    readyloop::sys::nofile_limit().map(|(s, _)| s).unwrap_or(0)
+/// Starts this crate's HTTP server on backend `name`, serving `root`.
+///
+/// # Errors
+/// As [`ServerProc::start`].
+pub fn spawn_http(name: &str, cpu: Option<usize>, root: &Path) -> io::Result<ServerProc> {
+    spawn_full(name, cpu, &[], Some(root))
 }
 
-// ---------------------------------------------------------------------------------
-// Parent side.
-
-/// A running contender (a child process).
-pub struct ServerProc {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    /// Where it listens.
-    pub addr: SocketAddr,
+/// Starts contender `name` under a wrapper command (e.g. `strace -c -f -o FILE`).
+///
+/// # Errors
+/// As [`ServerProc::start`].
+pub fn spawn_wrapped(name: &str, cpu: Option<usize>, wrapper: &[String]) -> io::Result<ServerProc> {
+    spawn_full(name, cpu, wrapper, None)
 }
 
-const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
-
-impl ServerProc {
-    /// Starts contender `name`, pinned to `cpu` if given.
-    pub fn spawn(name: &str, cpu: Option<usize>) -> io::Result<ServerProc> {
-        Self::spawn_wrapped(name, cpu, &[])
+fn spawn_full(
+    name: &str,
+    cpu: Option<usize>,
+    wrapper: &[String],
+    http_root: Option<&Path>,
+) -> io::Result<ServerProc> {
+    let mut args: Vec<OsString> = vec![name.into()];
+    if let Some(c) = cpu {
+        args.extend(["--cpu".into(), c.to_string().into()]);
     }
-
-    /// Starts this crate's HTTP server on backend `name`, serving `root`.
-    pub fn spawn_http(name: &str, cpu: Option<usize>, root: &Path) -> io::Result<ServerProc> {
-        Self::spawn_full(name, cpu, &[], Some(root))
+    if let Some(root) = http_root {
+        args.extend(["--http-root".into(), root.into()]);
     }
-
-    /// Starts contender `name` under a wrapper command (e.g. `strace -c -f -o FILE`).
-    pub fn spawn_wrapped(
-        name: &str,
-        cpu: Option<usize>,
-        wrapper: &[String],
-    ) -> io::Result<ServerProc> {
-        Self::spawn_full(name, cpu, wrapper, None)
-    }
-
-    fn spawn_full(
-        name: &str,
-        cpu: Option<usize>,
-        wrapper: &[String],
-        http_root: Option<&Path>,
-    ) -> io::Result<ServerProc> {
-        let exe = std::env::current_exe()?;
-        let mut cmd = match wrapper.split_first() {
-            Some((prog, args)) => {
-                let mut c = Command::new(prog);
-                c.args(args).arg(exe);
-                c
-            }
-            None => Command::new(exe),
-        };
-        cmd.arg("--serve").arg(name);
-        if let Some(c) = cpu {
-            cmd.arg("--cpu").arg(c.to_string());
-        }
-        if let Some(root) = http_root {
-            cmd.arg("--http-root").arg(root);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut p = ServerProc {
-            child,
-            stdin,
-            lines: rx,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let ready = p.reply()?;
-        let port: u16 = ready
-            .strip_prefix("ready ")
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| io::Error::other(format!("{name}: unexpected start line {ready:?}")))?;
-        p.addr.set_port(port);
-        Ok(p)
-    }
-
-    fn reply(&mut self) -> io::Result<String> {
-        match self.lines.recv_timeout(REPLY_TIMEOUT) {
-            Ok(l) => Ok(l),
-            Err(_) => {
-                let _ = self.child.kill();
-                Err(io::Error::other("server did not answer (killed it)"))
-            }
-        }
-    }
-
-    /// Sends one command line and returns the reply line.
-    pub fn command(&mut self, cmd: &str) -> io::Result<String> {
-        writeln!(self.stdin, "{cmd}")?;
-        self.stdin.flush()?;
-        self.reply()
-    }
-
-    /// Starts counting syscalls (for the crate's contenders).
-    pub fn stats_on(&mut self) -> io::Result<()> {
-        let r = self.command("stats on")?;
-        if r == "ok" {
-            Ok(())
-        } else {
-            Err(io::Error::other(format!("stats on: {r:?}")))
-        }
-    }
-
-    /// Stops counting and returns the counts since `stats_on` (`None`: not counted).
-    pub fn stats_off(&mut self) -> io::Result<Option<Counts>> {
-        let r = self.command("stats off")?;
-        parse_counts(&r).ok_or_else(|| io::Error::other(format!("stats off: {r:?}")))
-    }
-
-    /// The child's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Stops the server and waits for the process to exit.
-    pub fn stop(mut self) -> io::Result<()> {
-        let r = self.command("stop");
-        let status = self.child.wait()?;
-        match r {
-            Ok(l) if l == "stopped" && status.success() => Ok(()),
-            Ok(l) => Err(io::Error::other(format!("stop: {l:?}, exit {status}"))),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Formats counts for the child protocol.
-pub fn format_counts(c: Option<Counts>) -> String {
-    match c {
-        None => "counts none".to_string(),
-        Some(c) => {
-            let nums: Vec<String> = c.0.iter().map(u64::to_string).collect();
-            format!("counts {}", nums.join(" "))
-        }
-    }
-}
-
-/// Parses a `counts …` line: `Some(None)` for `counts none`, `None` if malformed.
-pub fn parse_counts(line: &str) -> Option<Option<Counts>> {
-    let rest = line.strip_prefix("counts ")?;
-    if rest.trim() == "none" {
-        return Some(None);
-    }
-    let nums: Vec<u64> = rest
-        .split_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let arr: [u64; 9] = nums.try_into().ok()?;
-    Some(Some(Counts(arr)))
+    ServerProc::start(name, wrapper, &args, &[])
 }
 
 // ---------------------------------------------------------------------------------
 // Child side.
-
-/// How the child stops its server: the crate's reactors stop through their handle;
-/// the others end with the process.
-type Stopper = Box<dyn FnOnce() -> io::Result<()>>;
 
 /// The hidden `--serve NAME` mode. Never returns.
 pub fn serve_child(name: &str, cpu: Option<usize>, http_root: Option<PathBuf>) -> ! {
@@ -261,10 +105,9 @@ pub fn serve_child(name: &str, cpu: Option<usize>, http_root: Option<PathBuf>) -
         crate::accept::serve_child(name, cpu);
     }
     if let Some(c) = cpu {
-        pin_to(c);
+        os::pin_to(c);
     }
-    raise_nofile();
-    let counted = is_crate(name);
+    os::raise_nofile();
     let started = match (name, http_root) {
         (other, Some(root)) => match other.parse::<Backend>() {
             Ok(b) => start_http(b, root),
@@ -281,59 +124,22 @@ pub fn serve_child(name: &str, cpu: Option<usize>, http_root: Option<PathBuf>) -
             },
         },
     };
-    let (port, stopper) = match started {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("lab: cannot start {name}: {e}");
-            std::process::exit(2);
-        }
+    let (ports, stopper) =
+        started.unwrap_or_else(|e| child::fail(&format!("lab: cannot start {name}"), &e));
+    let served = Served {
+        ports,
+        counted: is_crate(name),
+        stopper,
+        extra: None,
     };
-    let mut out = io::stdout().lock();
-    let _ = writeln!(out, "ready {port}");
-    let _ = out.flush();
-    let mut base = Counts::default();
-    let mut stopper = Some(stopper);
-    let mut code = 0;
-    for line in io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let reply = match line.trim() {
-            "stats on" => {
-                if counted {
-                    base = stats::snapshot();
-                    stats::enable(true);
-                }
-                "ok".to_string()
-            }
-            "stats off" => {
-                if counted {
-                    stats::enable(false);
-                    format_counts(Some(stats::snapshot().since(&base)))
-                } else {
-                    format_counts(None)
-                }
-            }
-            "stop" => break,
-            other => format!("error unknown command {other:?}"),
-        };
-        let _ = writeln!(out, "{reply}");
-        let _ = out.flush();
-    }
-    if let Some(s) = stopper.take() {
-        if let Err(e) = s() {
-            eprintln!("lab: {name} did not stop cleanly: {e}");
-            code = 3;
-        }
-    }
-    let _ = writeln!(out, "stopped");
-    let _ = out.flush();
-    std::process::exit(code);
+    child::serve(&format!("lab: {name}"), served)
 }
 
 /// This crate's echo server as a user would run it for speed: the client speaks
 /// first, so the listener has `TCP_DEFER_ACCEPT` (connections arrive with their
 /// first bytes, read at once).
-fn start_crate(backend: Backend) -> io::Result<(u16, Stopper)> {
-    start_reactor(backend, move |r| {
+fn start_crate(backend: Backend) -> io::Result<(Vec<u16>, Stopper)> {
+    child::start_reactor(backend, Ending::Stop, move |r| {
         let cfg = ListenConfig {
             defer_accept: Some(Duration::from_secs(1)),
             // A knob for comparing accept loops (issue 14): READYLOOP_LAB_ACCEPT_PER_READY=N
@@ -346,14 +152,14 @@ fn start_crate(backend: Backend) -> io::Result<(u16, Stopper)> {
         };
         let (_, addr) =
             r.listen_tcp_with("127.0.0.1:0", Echo::factory(EchoOptions::default()), cfg)?;
-        Ok(addr)
+        Ok(vec![addr])
     })
 }
 
 /// This crate's HTTP server as a user would run it for speed: the built-in routes
 /// (`/plaintext`), files under `root`, default limits and cache, no access log.
-fn start_http(backend: Backend, root: PathBuf) -> io::Result<(u16, Stopper)> {
-    start_reactor(backend, move |r| {
+fn start_http(backend: Backend, root: PathBuf) -> io::Result<(Vec<u16>, Stopper)> {
+    child::start_reactor(backend, Ending::Stop, move |r| {
         let cfg = HttpConfig {
             root: Some(root),
             access_log: false,
@@ -361,44 +167,8 @@ fn start_http(backend: Backend, root: PathBuf) -> io::Result<(u16, Stopper)> {
         };
         let server = HttpServer::new(cfg, Router::with_builtins())?;
         let (_, addr) = server.listen(r, "127.0.0.1:0")?;
-        Ok(addr)
+        Ok(vec![addr])
     })
-}
-
-/// Runs a reactor on its own thread with what `setup` registers on it.
-fn start_reactor(
-    backend: Backend,
-    setup: impl FnOnce(&mut Reactor) -> io::Result<SocketAddr> + Send + 'static,
-) -> io::Result<(u16, Stopper)> {
-    let (tx, rx) = mpsc::channel();
-    let t = thread::Builder::new()
-        .name(format!("reactor-{backend}"))
-        .spawn(move || -> io::Result<()> {
-            let setup = (|| {
-                let mut r = Reactor::new(backend)?;
-                let addr = setup(&mut r)?;
-                Ok::<_, io::Error>((r, addr))
-            })();
-            match setup {
-                Ok((mut r, addr)) => {
-                    let _ = tx.send(Ok((addr.port(), r.handle())));
-                    r.run()
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    Ok(())
-                }
-            }
-        })?;
-    let (port, handle) = rx
-        .recv()
-        .map_err(|_| io::Error::other("reactor thread died"))??;
-    let stop: Stopper = Box::new(move || {
-        handle.stop()?;
-        t.join()
-            .map_err(|_| io::Error::other("reactor thread panicked"))?
-    });
-    Ok((port, stop))
 }
 
 fn listen_std() -> io::Result<(TcpListener, u16)> {
@@ -422,7 +192,7 @@ fn echo_blocking(mut s: TcpStream) {
 }
 
 /// Thread per connection, blocking I/O (the classroom's first server).
-fn start_threads() -> io::Result<(u16, Stopper)> {
+fn start_threads() -> io::Result<(Vec<u16>, Stopper)> {
     let (l, port) = listen_std()?;
     thread::spawn(move || {
         for s in l.incoming() {
@@ -436,13 +206,13 @@ fn start_threads() -> io::Result<(u16, Stopper)> {
             }
         }
     });
-    Ok((port, Box::new(|| Ok(()))))
+    Ok((vec![port], Box::new(|| Ok(()))))
 }
 
 /// Process per connection: `fork(2)` after `accept` (the classroom's second server).
-fn start_fork() -> io::Result<(u16, Stopper)> {
+fn start_fork() -> io::Result<(Vec<u16>, Stopper)> {
     let (l, port) = listen_std()?;
-    readyloop::sys::process::ignore_sigchld();
+    os::ignore_sigchld();
     thread::spawn(move || {
         let lfd = l.as_raw_fd();
         for s in l.incoming() {
@@ -472,7 +242,7 @@ fn start_fork() -> io::Result<(u16, Stopper)> {
             }
         }
     });
-    Ok((port, Box::new(|| Ok(()))))
+    Ok((vec![port], Box::new(|| Ok(()))))
 }
 
 /// The forked child's echo loop, raw syscalls only.
@@ -505,7 +275,7 @@ unsafe fn fork_child_echo(fd: i32) {
 
 /// An echo server written directly on mio, the way its examples do it: read until
 /// `WouldBlock`, write what was read, buffer the rest and wait for writability.
-fn start_ref_mio() -> io::Result<(u16, Stopper)> {
+fn start_ref_mio() -> io::Result<(Vec<u16>, Stopper)> {
     use mio::net::TcpListener as MioListener;
     use mio::{Events, Interest, Poll, Token};
     let (l, port) = listen_std()?;
@@ -627,12 +397,12 @@ fn start_ref_mio() -> io::Result<(u16, Stopper)> {
             }
         }
     });
-    Ok((port, Box::new(|| Ok(()))))
+    Ok((vec![port], Box::new(|| Ok(()))))
 }
 
 /// An echo server on tokio's current-thread runtime: a task per connection with
 /// `read` and `write_all`.
-fn start_ref_tokio() -> io::Result<(u16, Stopper)> {
+fn start_ref_tokio() -> io::Result<(Vec<u16>, Stopper)> {
     let (l, port) = listen_std()?;
     l.set_nonblocking(true)?;
     thread::spawn(move || -> io::Result<()> {
@@ -663,5 +433,5 @@ fn start_ref_tokio() -> io::Result<(u16, Stopper)> {
             }
         })
     });
-    Ok((port, Box::new(|| Ok(()))))
+    Ok((vec![port], Box::new(|| Ok(()))))
 }

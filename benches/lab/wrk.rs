@@ -158,16 +158,6 @@ pub fn parse(out: &str) -> Result<WrkResult, String> {
     Ok(r)
 }
 
-/// Whether `prog -V`/`--version` runs.
-pub fn have(prog: &str, arg: &str) -> bool {
-    Command::new(prog)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 /// The wrk command line for `url`.
 pub fn command_line(cpu: Option<usize>, conns: usize, seconds: u64, url: &str) -> Vec<String> {
     let mut v = Vec::new();
@@ -189,7 +179,7 @@ pub fn command_line(cpu: Option<usize>, conns: usize, seconds: u64, url: &str) -
 
 /// CPU time (user + system, seconds) of the children this process has waited for.
 fn children_cpu() -> Option<f64> {
-    readyloop::sys::process::children_cpu_time().map(|d| d.as_secs_f64())
+    crate::common::os::children_cpu().map(|d| d.as_secs_f64())
 }
 
 /// Runs wrk (pinned to `cpu` with taskset when given) and parses its output. wrk

@@ -53,12 +53,86 @@ use crate::selector::Interest;
 
 /// Opening listeners, outgoing connections and sockets on a [`Reactor`] or from
 /// inside a handler ([`Ctx`]; a protocol reaches it through [`Conn::reactor`]).
+///
+/// # Examples
+///
+/// A TCP echo server and a UDP socket on one reactor, opened before it runs; a
+/// protocol opens more from its callbacks through `conn.reactor()` the same way.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use readyloop::net::{Datagrams, DatagramProtocol, Listen};
+/// use readyloop::proto::echo::{Echo, EchoOptions};
+/// use readyloop::reactor::Reactor;
+/// use readyloop::selector::Backend;
+///
+/// struct Ignore;
+/// impl DatagramProtocol for Ignore {
+///     fn datagram_received(&mut self, _: &mut Datagrams<'_, '_>, _: &[u8], _: SocketAddr) {}
+/// }
+///
+/// let mut reactor = Reactor::new(Backend::EpollEt)?;
+/// let (_, tcp) = reactor.listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))?;
+/// let (_, udp) = reactor.bind_udp("127.0.0.1:0", Ignore)?;
+/// assert!(tcp.port() != 0 && udp.port() != 0);
+/// assert_eq!(reactor.handler_count(), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait Listen {
     /// Runs `f` with a reactor context.
     fn with_net<R>(&mut self, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R;
 
     /// Listens on TCP `addr` (port 0 picks a free port) with default settings.
     /// Returns the handler id and the bound address.
+    ///
+    /// # Errors
+    ///
+    /// `addr` does not resolve (or resolves to nothing: `InvalidInput`), `bind`
+    /// fails for every address it resolves to (`AddrInUse`, `PermissionDenied` for a
+    /// privileged port, ...; the message names the addresses), `listen` fails, or
+    /// the backend refuses the descriptor (`select`: descriptor at or above
+    /// `FD_SETSIZE`).
+    ///
+    /// # Examples
+    ///
+    /// An echo server on a free port, one client, then the loop runs until the
+    /// client has its answer.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    /// use readyloop::net::{Conn, Listen, Protocol};
+    /// use readyloop::reactor::Reactor;
+    /// use readyloop::selector::Backend;
+    ///
+    /// struct Echo;
+    /// impl Protocol for Echo {
+    ///     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+    ///         conn.write(data);
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new(Backend::Epoll)?;
+    /// let (_, addr) = reactor.listen_tcp("127.0.0.1:0", |_| Some(Box::new(Echo)))?;
+    /// let mut client = std::net::TcpStream::connect(addr)?;
+    /// client.write_all(b"ping")?;
+    /// client.set_nonblocking(true)?;
+    /// let mut got = Vec::new();
+    /// for _ in 0..100 {
+    ///     reactor.run_once(Some(Duration::from_millis(50)))?;
+    ///     let mut buf = [0; 16];
+    ///     match client.read(&mut buf) {
+    ///         Ok(n) => got.extend_from_slice(&buf[..n]),
+    ///         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+    ///         Err(e) => return Err(e),
+    ///     }
+    ///     if got.len() >= 4 {
+    ///         break;
+    ///     }
+    /// }
+    /// assert_eq!(got, b"ping");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     fn listen_tcp(
         &mut self,
         addr: impl ToSocketAddrs,
@@ -68,6 +142,11 @@ pub trait Listen {
     }
 
     /// Listens on TCP `addr` with `cfg`.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen_tcp`](Self::listen_tcp). `cfg.defer_accept` and `cfg.stream.nodelay`
+    /// are best effort: a socket that refuses them is logged, not an error.
     fn listen_tcp_with(
         &mut self,
         addr: impl ToSocketAddrs,
@@ -90,6 +169,15 @@ pub trait Listen {
     /// accepts, or its queue is full) is an `AddrInUse` error; any other failure of
     /// the probe (permission denied, say) is returned: the file is never removed
     /// unless it is provably stale. The file is removed when the listener closes.
+    ///
+    /// # Errors
+    ///
+    /// * `InvalidInput`: `path` is empty.
+    /// * `AlreadyExists`: something that is not a socket exists at `path`.
+    /// * `AddrInUse`: a live server listens at `path`.
+    /// * the probe of an existing socket failed otherwise, or removing a stale one,
+    ///   `bind` (missing directory, permissions, a path longer than `sun_path`) or
+    ///   `listen` failed, or the backend refuses the descriptor.
     fn listen_unix(
         &mut self,
         path: impl AsRef<Path>,
@@ -302,7 +390,15 @@ pub trait Listen {
         self.with_net(|ctx| stream.register(ctx))
     }
 
-    /// Binds a UDP socket at `addr` for `proto`. Returns the handler id and address.
+    /// Binds a UDP socket at `addr` for `proto` (port 0 picks a free port), then
+    /// calls [`DatagramProtocol::started`]. Returns the handler id and address.
+    ///
+    /// # Errors
+    ///
+    /// `addr` does not resolve (or resolves to nothing: `InvalidInput`), `bind`
+    /// fails for every address (`AddrInUse`, `PermissionDenied`, ...; the message
+    /// names the addresses), or the backend refuses the descriptor. `proto` is
+    /// dropped without a callback then.
     fn bind_udp(
         &mut self,
         addr: impl ToSocketAddrs,
@@ -319,6 +415,11 @@ pub trait Listen {
 
     /// Binds a UDP socket at `addr` set up per `cfg` (broadcast, shared address) for
     /// `proto`. Returns the handler id and address.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind_udp`](Self::bind_udp); also a socket option of `cfg` the socket
+    /// refuses. When no address binds, the first address's error is returned.
     fn bind_udp_with(
         &mut self,
         addr: impl ToSocketAddrs,

@@ -127,6 +127,8 @@ impl FromStr for AcceptStrategy {
 /// [`attach`](Self::attach) it in the pool's setup, once per reactor, with that
 /// reactor's factory.
 ///
+/// # Examples
+///
 /// ```
 /// use readyloop::net::{AcceptStrategy, ListenConfig, PoolListener};
 /// use readyloop::proto::echo::{Echo, EchoOptions};
@@ -186,6 +188,13 @@ impl PoolListener {
     /// Binds `addr` for a pool of `reactors` reactors. With `reuseport` it binds
     /// `reactors` sockets: the first on `addr` (port 0 picks a free port), the rest on
     /// the port the first got.
+    ///
+    /// # Errors
+    ///
+    /// `addr` does not resolve (`InvalidInput` when it resolves to nothing), `bind`
+    /// fails for every address (`AddrInUse`, ...; the message names the addresses
+    /// and the strategy), a further `reuseport` socket cannot bind the port the first
+    /// got (another process holds it without `SO_REUSEPORT`), or `listen` fails.
     pub fn bind(
         addr: impl ToSocketAddrs,
         strategy: AcceptStrategy,
@@ -247,6 +256,15 @@ impl PoolListener {
     /// Adds this address to `reactor` (pool member `member`), serving with `factory`
     /// (built on the reactor's thread). Call once per reactor, from the pool's setup.
     /// Returns the listener's handler id on this reactor.
+    ///
+    /// # Errors
+    ///
+    /// * `InvalidInput`: `member`'s index is beyond the `reactors` the listener was
+    ///   bound for, or this reactor's `reuseport` socket was already attached.
+    /// * duplicating the shared socket failed (`shared`, `handoff`: out of
+    ///   descriptors), `listen` failed, or the backend refuses the descriptor.
+    /// * `Other`: the lock over the sockets is poisoned (another reactor's setup
+    ///   panicked while holding it).
     pub fn attach(
         &self,
         reactor: &mut Reactor,

@@ -21,6 +21,21 @@ use crate::sys::stats::{self, Syscall};
 
 /// How a UDP socket is set up before it is bound ([`udp_socket`],
 /// [`Listen::bind_udp_with`](super::Listen::bind_udp_with)).
+///
+/// # Examples
+///
+/// Two sockets sharing one port (`reuse_addr`), allowed to send broadcasts:
+///
+/// ```
+/// use readyloop::net::{udp_socket, UdpConfig};
+///
+/// let cfg = UdpConfig { broadcast: true, reuse_addr: true };
+/// let a = udp_socket("127.0.0.1:0".parse().unwrap(), cfg)?;
+/// let b = udp_socket(a.local_addr()?, cfg)?; // same port: SO_REUSEADDR on both
+/// assert_eq!(a.local_addr()?, b.local_addr()?);
+/// assert!(a.broadcast()?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UdpConfig {
     /// `SO_BROADCAST`: may send to broadcast addresses (`255.255.255.255`, a subnet's
@@ -35,6 +50,12 @@ pub struct UdpConfig {
 /// A bound, non-blocking UDP socket set up per `cfg`. To receive broadcasts, bind the
 /// wildcard address (`0.0.0.0:PORT`): a socket bound to a unicast address does not
 /// see datagrams sent to the broadcast address.
+///
+/// # Errors
+///
+/// The socket cannot be made (out of descriptors), a socket option of `cfg` is
+/// refused, or `bind` fails (`AddrInUse` without `reuse_addr` on both sockets,
+/// `AddrNotAvailable`, `PermissionDenied`).
 pub fn udp_socket(addr: SocketAddr, cfg: UdpConfig) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -50,6 +71,42 @@ pub fn udp_socket(addr: SocketAddr, cfg: UdpConfig) -> io::Result<UdpSocket> {
 }
 
 /// A protocol over datagrams. All methods but `datagram_received` have defaults.
+///
+/// # Examples
+///
+/// A UDP echo server; the loop runs until a client got its answer back.
+///
+/// ```
+/// use std::net::{SocketAddr, UdpSocket};
+/// use std::time::Duration;
+/// use readyloop::net::{Datagrams, DatagramProtocol, Listen};
+/// use readyloop::reactor::Reactor;
+/// use readyloop::selector::Backend;
+///
+/// struct UdpEcho;
+/// impl DatagramProtocol for UdpEcho {
+///     fn datagram_received(&mut self, dg: &mut Datagrams<'_, '_>, data: &[u8], from: SocketAddr) {
+///         dg.send_to(data, from);
+///     }
+/// }
+///
+/// let mut reactor = Reactor::new(Backend::Poll)?;
+/// let (_, addr) = reactor.bind_udp("127.0.0.1:0", UdpEcho)?;
+/// let client = UdpSocket::bind("127.0.0.1:0")?;
+/// client.send_to(b"ping", addr)?;
+/// client.set_nonblocking(true)?;
+/// let mut buf = [0; 16];
+/// let mut got = None;
+/// for _ in 0..100 {
+///     reactor.run_once(Some(Duration::from_millis(50)))?;
+///     if let Ok((n, _)) = client.recv_from(&mut buf) {
+///         got = Some(buf[..n].to_vec());
+///         break;
+///     }
+/// }
+/// assert_eq!(got.as_deref(), Some(&b"ping"[..]));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait DatagramProtocol {
     /// The socket is registered.
     fn started(&mut self, _dg: &mut Datagrams<'_, '_>) {}
@@ -150,6 +207,11 @@ impl<'a, 'b> Datagrams<'a, 'b> {
     }
 
     /// The socket's local address.
+    ///
+    /// # Errors
+    ///
+    /// `getsockname` failed (the kernel reports no error for a bound socket in
+    /// practice).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.core.sock.local_addr()
     }
@@ -203,6 +265,10 @@ pub fn notify(ctx: &mut Ctx<'_>, id: HandlerId, event: Box<dyn Any>) -> bool {
 
 impl DatagramSocket {
     /// Wraps a bound socket (made non-blocking here).
+    ///
+    /// # Errors
+    ///
+    /// Making the socket non-blocking failed (`fcntl`).
     pub fn new(sock: UdpSocket, proto: Box<dyn DatagramProtocol>) -> io::Result<DatagramSocket> {
         sock.set_nonblocking(true)?;
         Ok(DatagramSocket {
@@ -217,6 +283,11 @@ impl DatagramSocket {
     }
 
     /// Registers the socket and calls [`DatagramProtocol::started`].
+    ///
+    /// # Errors
+    ///
+    /// The backend refuses the descriptor (`select`: at or above `FD_SETSIZE`; an
+    /// `epoll_ctl` error). The handler is dropped without a callback then.
     pub fn register(self, ctx: &mut Ctx<'_>) -> io::Result<HandlerId> {
         let interest = if ctx.is_edge() {
             Interest::BOTH

@@ -105,6 +105,16 @@ pub fn answer(nonce: &str, name: &str, offers: &[String]) -> Vec<u8> {
 }
 
 /// Parses an answer datagram (pure: never panics on any input).
+///
+/// # Errors
+///
+/// The [`AnswerError`] for the first fault found: [`TooLong`](AnswerError::TooLong)
+/// over [`MAX_DATAGRAM`] bytes; [`NotAnAnswer`](AnswerError::NotAnAnswer) when the
+/// first line is not an answer with a valid nonce (or there is none);
+/// [`BadLine`](AnswerError::BadLine) for bytes that are not UTF-8, a line with
+/// control characters or an unknown line; [`BadName`](AnswerError::BadName) for no
+/// `name` line or two; [`TooManyOffers`](AnswerError::TooManyOffers) past
+/// [`MAX_OFFERS`].
 pub fn parse_answer(b: &[u8]) -> Result<Answer, AnswerError> {
     if b.len() > MAX_DATAGRAM {
         return Err(AnswerError::TooLong);

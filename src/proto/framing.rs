@@ -328,6 +328,28 @@ impl std::error::Error for FrameError {}
 /// what it has between reads and hands out whole frames only; it takes bytes off the
 /// front of the caller's input just as far as the frame goes, so whatever follows a
 /// frame (the raw body of a mini-protocol `put`, say) stays with the caller.
+///
+/// # Examples
+///
+/// Two frames arriving in pieces that do not match the frame boundaries:
+///
+/// ```
+/// use readyloop::proto::framing::{FrameError, LengthPrefixed};
+///
+/// let mut wire = Vec::new();
+/// LengthPrefixed::encode(b"hello", &mut wire)?;
+/// LengthPrefixed::encode(b"world!", &mut wire)?;
+/// let mut dec = LengthPrefixed::new(1024);
+/// let mut frames = Vec::new();
+/// for mut piece in wire.chunks(3) {
+///     while let Some(frame) = dec.decode(&mut piece)? {
+///         frames.push(frame);
+///     }
+/// }
+/// assert_eq!(frames, [b"hello".to_vec(), b"world!".to_vec()]);
+/// assert!(dec.is_idle());
+/// # Ok::<(), FrameError>(())
+/// ```
 #[derive(Debug)]
 pub struct LengthPrefixed {
     len_buf: [u8; 4],
@@ -358,6 +380,12 @@ impl LengthPrefixed {
     /// with its payload (the rest of `input` untouched), or `Ok(None)` with all of
     /// `input` consumed and kept. A negative or oversize length is an error (nothing
     /// of it is buffered).
+    ///
+    /// # Errors
+    ///
+    /// [`FrameError::Negative`] for a negative length prefix, [`FrameError::TooLong`]
+    /// for one over `max_len`. The decoder cannot resynchronize after either: close
+    /// the stream.
     pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Vec<u8>>, FrameError> {
         let want = match self.want {
             Some(w) => w,
@@ -389,7 +417,12 @@ impl LengthPrefixed {
         Ok(Some(std::mem::take(&mut self.buf)))
     }
 
-    /// Appends a frame for `payload` to `out`. Fails if it does not fit an `i32`.
+    /// Appends a frame for `payload` to `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`FrameError::TooLong`] if `payload` is longer than `i32::MAX` bytes (the
+    /// prefix cannot say it); `out` is left untouched then.
     pub fn encode(payload: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
         let len = i32::try_from(payload.len()).map_err(|_| FrameError::TooLong(payload.len()))?;
         out.extend_from_slice(&len.to_le_bytes());

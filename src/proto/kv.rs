@@ -18,7 +18,13 @@
 //!
 //! # Examples
 //!
+//! A server on a free port; a client on another thread sets and reads a key, quits,
+//! and stops the reactor. The store outlives the connections.
+//!
 //! ```
+//! use std::io::{self, Read, Write};
+//! use std::net::{SocketAddr, TcpStream};
+//! use std::time::Duration;
 //! use readyloop::net::Listen;
 //! use readyloop::proto::kv::{Kv, KvOptions, Store};
 //! use readyloop::reactor::Reactor;
@@ -28,7 +34,25 @@
 //! let store = Store::shared(10_000);                  // Rc<RefCell<Store>>
 //! let opts = KvOptions::default();
 //! let (_, addr) = reactor.listen_tcp("127.0.0.1:0", Kv::factory(store.clone(), opts))?;
-//! # let _ = addr;
+//!
+//! fn talk(addr: SocketAddr) -> io::Result<String> {
+//!     let mut c = TcpStream::connect(addr)?;
+//!     c.set_read_timeout(Some(Duration::from_secs(5)))?;
+//!     c.write_all(b"SET greeting hello world\r\nGET greeting\r\nQUIT\r\n")?;
+//!     let mut replies = String::new();
+//!     c.read_to_string(&mut replies)?; // the server closes after BYE
+//!     Ok(replies)
+//! }
+//! let handle = reactor.handle();
+//! let client = std::thread::spawn(move || {
+//!     let replies = talk(addr);
+//!     let _ = handle.stop(); // whatever happened: the loop below must end
+//!     replies
+//! });
+//! reactor.run()?;
+//! let replies = client.join().expect("client thread")?;
+//! assert_eq!(replies, "OK\r\nVALUE hello world\r\nBYE\r\n");
+//! assert_eq!(store.borrow().get(b"greeting"), Some(&b"hello world"[..]));
 //! # Ok::<(), std::io::Error>(())
 //! ```
 

@@ -16,19 +16,42 @@
 //!
 //! # Examples
 //!
-//! ```no_run
+//! A relay in front of an echo server, both on one reactor; a client on another
+//! thread talks to the echo server through the relay, half-closes, reads the echo
+//! to the end, and stops the reactor.
+//!
+//! ```
+//! use std::io::{self, Read, Write};
+//! use std::net::{Shutdown, SocketAddr, TcpStream};
 //! use std::time::Duration;
 //! use readyloop::net::{Listen, StreamConfig};
+//! use readyloop::proto::echo::{Echo, EchoOptions};
 //! use readyloop::proto::relay::Relay;
 //! use readyloop::reactor::Reactor;
 //! use readyloop::selector::Backend;
 //!
 //! let mut reactor = Reactor::new(Backend::EpollEt)?;
-//! reactor.handle_signals()?;
-//! let to = "127.0.0.1:7007".parse().unwrap();
-//! let factory = Relay::factory(to, Duration::from_secs(5), StreamConfig::default());
-//! reactor.listen_tcp("127.0.0.1:7008", factory)?;
+//! let (_, backend) = reactor.listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))?;
+//! let factory = Relay::factory(backend, Duration::from_secs(5), StreamConfig::default());
+//! let (_, relay) = reactor.listen_tcp("127.0.0.1:0", factory)?;
+//!
+//! fn talk(relay: SocketAddr) -> io::Result<Vec<u8>> {
+//!     let mut c = TcpStream::connect(relay)?;
+//!     c.set_read_timeout(Some(Duration::from_secs(5)))?;
+//!     c.write_all(b"through the relay\n")?;
+//!     c.shutdown(Shutdown::Write)?; // forwarded to the backend as a half-close
+//!     let mut echoed = Vec::new();
+//!     c.read_to_end(&mut echoed)?;
+//!     Ok(echoed)
+//! }
+//! let handle = reactor.handle();
+//! let client = std::thread::spawn(move || {
+//!     let echoed = talk(relay);
+//!     let _ = handle.stop(); // whatever happened: the loop below must end
+//!     echoed
+//! });
 //! reactor.run()?;
+//! assert_eq!(client.join().expect("client thread")?, b"through the relay\n");
 //! # Ok::<(), std::io::Error>(())
 //! ```
 

@@ -57,77 +57,28 @@
 //! gone; state tracked *only* inside the dropped handler goes with it. Output queued
 //! on the panicking connection is discarded. Nothing is retried.
 
+mod ctx;
+mod dispatch;
+mod handle;
+mod handler;
 pub mod pool;
+mod signals;
 mod timers;
 
+pub use ctx::{Ctx, SCRATCH_SIZE};
+pub use dispatch::{panics_contained_total, Core};
+pub use handle::Handle;
+pub use handler::{Handler, HandlerId};
 pub use timers::{TimerId, Timers};
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::selector::{
-    Backend, Capabilities, Interest, KeyedSelector, Readiness, Token, Trigger, Waker,
-};
-use crate::slab::{Slab, SlabId};
-
-/// Identifies a handler registered with the reactor.
-pub type HandlerId = SlabId;
-
-/// Something the reactor dispatches readiness to. Implemented by the `net` layer.
-pub trait Handler: Any {
-    /// The descriptor to watch. Must stay open while the handler is registered.
-    fn fd(&self) -> RawFd;
-
-    /// The descriptor is ready (or a requeued event is redelivered).
-    fn ready(&mut self, ctx: &mut Ctx<'_>, readiness: Readiness);
-
-    /// A timer set for this handler fired.
-    fn timer(&mut self, _ctx: &mut Ctx<'_>, _id: TimerId) {}
-
-    /// Deferred work requested with [`Ctx::defer`], run once after the event batch.
-    fn deferred(&mut self, _ctx: &mut Ctx<'_>) {}
-
-    /// The reactor is shutting down gracefully: stop taking new work and finish (a
-    /// listener closes; a connection flushes and closes). The default removes the
-    /// handler at once.
-    fn shutdown(&mut self, ctx: &mut Ctx<'_>) {
-        let id = ctx.id();
-        ctx.remove(id);
-    }
-
-    /// The handler has been deregistered and is about to be dropped (closing its
-    /// descriptor). Last chance to tell a protocol the connection is gone.
-    fn removed(&mut self, _ctx: &mut Ctx<'_>) {}
-
-    /// Whether the reactor should wait for this handler during a graceful shutdown
-    /// (connections with output to flush say yes; listeners no).
-    fn keeps_alive(&self) -> bool {
-        false
-    }
-
-    /// Whether the handler owns its descriptor exclusively (never duplicated) and
-    /// closes it when dropped. Then the reactor may skip the explicit deregistration
-    /// on backends whose kernel forgets closed descriptors by itself (epoll).
-    fn owns_fd(&self) -> bool {
-        false
-    }
-
-    /// What the handler serves, for log lines about it (a connection's peer
-    /// address, a listener's local address); `None` if nothing useful.
-    fn describe(&self) -> Option<String> {
-        None
-    }
-
-    /// For downcasting to the concrete handler type (`Ctx::handler_mut`).
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-}
+use crate::selector::{Backend, Interest, KeyedSelector, Readiness, Token, Trigger};
+use crate::slab::Slab;
+use ctx::NO_HANDLER;
 
 /// What the loop does with a panic in a handler, timer closure or remote call (see
 /// the [module docs](self#panics-in-handlers)).
@@ -140,26 +91,6 @@ pub enum PanicPolicy {
     /// Let it unwind out of [`Reactor::run`] (after dropping the handler that
     /// panicked): for tests, and for servers that prefer to crash.
     Propagate,
-}
-
-/// Panics contained by every reactor of this process so far.
-static PANICS_CONTAINED: AtomicU64 = AtomicU64::new(0);
-
-/// How many panics the reactors of this process have contained so far (the sum of
-/// every reactor's [`Reactor::panics_contained`]).
-pub fn panics_contained_total() -> u64 {
-    PANICS_CONTAINED.load(Ordering::Relaxed)
-}
-
-/// The message of a panic payload (`panic!` with a literal or a format string).
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "(non-string panic payload)"
-    }
 }
 
 /// Reactor settings.
@@ -184,792 +115,6 @@ impl Default for Config {
             event_budget: 16,
             panic_policy: PanicPolicy::Contain,
         }
-    }
-}
-
-enum TimerOwner {
-    Handler(HandlerId),
-    Call(Box<dyn FnOnce(&mut Ctx<'_>)>),
-    ShutdownDeadline,
-}
-
-type RemoteCall = Box<dyn FnOnce(&mut Ctx<'_>) + Send>;
-
-struct Entry {
-    /// Set while `removed()` runs: no new registration may outlive the entry.
-    removing: bool,
-    /// Being removed because one of its callbacks panicked (contained).
-    panicked: bool,
-    handler: Option<Box<dyn Handler>>,
-    fd: RawFd,
-    token: Option<Token>,
-    /// Registered with [`Ctx::insert_exclusive`]: re-registrations stay exclusive.
-    exclusive: bool,
-    /// Its pending timers ([`Ctx::set_timer`]), cancelled when it goes: a protocol
-    /// that forgets to cancel must not leave them in the heap until they fire.
-    timers: Vec<TimerId>,
-}
-
-/// The reactor state handlers reach through [`Ctx`].
-pub struct Core {
-    sel: KeyedSelector<HandlerId>,
-    handlers: Slab<Entry>,
-    timers: Timers<TimerOwner>,
-    deferred: Vec<HandlerId>,
-    to_remove: Vec<HandlerId>,
-    requeued: Vec<(HandlerId, Readiness)>,
-    stop: bool,
-    shutting_down: bool,
-    config: Config,
-    now: Instant,
-    remote: Arc<Mutex<Vec<RemoteCall>>>,
-    scratch: Vec<u8>,
-    /// Cached from the backend's capabilities: asked on every read and write.
-    edge: bool,
-    /// Panics contained so far.
-    panics: u64,
-    /// Messages for handlers that were busy (out of their slot further up the call
-    /// stack) when another handler tried to reach them ([`Ctx::post`]), oldest first.
-    mail: Vec<(HandlerId, Box<dyn Any>)>,
-}
-
-/// Size of the reactor's shared read buffer (see [`Ctx::take_scratch`]).
-pub const SCRATCH_SIZE: usize = 64 * 1024;
-
-/// What a handler (or a timer callback) can do to the reactor while it runs.
-pub struct Ctx<'a> {
-    core: &'a mut Core,
-    me: HandlerId,
-}
-
-/// `now + delay`, saturating instead of panicking for huge delays (`Duration::MAX` as
-/// "never"): the loop then wakes at most every `i32::MAX` ms and recomputes.
-fn deadline(delay: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(delay)
-        .or_else(|| now.checked_add(Duration::from_secs(u32::MAX as u64)))
-        .unwrap_or(now)
-}
-
-/// The id used for callbacks that belong to no handler (timer closures, remote calls).
-const NO_HANDLER: HandlerId = SlabId(u64::MAX);
-
-impl<'a> Ctx<'a> {
-    /// The handler being called (a dead id for closures).
-    pub fn id(&self) -> HandlerId {
-        self.me
-    }
-
-    /// Registers a new handler. `interest: None` keeps it parked (not watched) until
-    /// [`set_interest`](Self::set_interest) gives it one.
-    pub fn insert(
-        &mut self,
-        handler: Box<dyn Handler>,
-        interest: Option<Interest>,
-    ) -> io::Result<HandlerId> {
-        self.core.insert(handler, interest, false)
-    }
-
-    /// Registers a handler whose descriptor (a listening socket) other reactors watch
-    /// too, asking the backend to wake only one of them per event
-    /// ([`KeyedSelector::register_exclusive`]: `EPOLLEXCLUSIVE` on the epoll backends;
-    /// the others wake every reactor). Returns the id and whether the backend honoured
-    /// it. Parking and resuming it ([`set_interest`](Self::set_interest)) keeps it
-    /// exclusive.
-    pub fn insert_exclusive(
-        &mut self,
-        handler: Box<dyn Handler>,
-        interest: Interest,
-    ) -> io::Result<(HandlerId, bool)> {
-        let id = self.core.insert(handler, Some(interest), true)?;
-        let exclusive = self
-            .core
-            .handlers
-            .get(id)
-            .and_then(|e| e.token)
-            .and_then(|t| self.core.sel.get(t))
-            .is_some_and(|k| k.exclusive);
-        Ok((id, exclusive))
-    }
-
-    /// Changes what the kernel watches for `id`; `None` parks it (deregisters the
-    /// descriptor but keeps the handler). Returns `Ok(false)` for an unknown `id`.
-    pub fn set_interest(&mut self, id: HandlerId, interest: Option<Interest>) -> io::Result<bool> {
-        self.core.set_interest(id, interest)
-    }
-
-    /// The interest `id` is registered with (`None`: parked or unknown).
-    pub fn interest(&self, id: HandlerId) -> Option<Interest> {
-        let e = self.core.handlers.get(id)?;
-        self.core.sel.get(e.token?).map(|k| k.interest)
-    }
-
-    /// Removes `id` after the current callback: deregister, `removed()`, drop.
-    pub fn remove(&mut self, id: HandlerId) {
-        if self.core.handlers.get(id).is_some() && !self.core.to_remove.contains(&id) {
-            self.core.to_remove.push(id);
-        }
-    }
-
-    /// Asks for `id`'s [`Handler::deferred`] to run once after the current batch.
-    pub fn defer(&mut self, id: HandlerId) {
-        self.core.deferred.push(id);
-    }
-
-    /// Redelivers `readiness` to `id` on the next loop iteration (which then does not
-    /// block). Used by edge-triggered handlers that stop before `WouldBlock`.
-    pub fn requeue(&mut self, id: HandlerId, readiness: Readiness) {
-        self.core.requeued.push((id, readiness));
-    }
-
-    /// Access to another live handler of type `H` (not the one being called).
-    pub fn handler_mut<H: Handler>(&mut self, id: HandlerId) -> Option<&mut H> {
-        self.core
-            .handlers
-            .get_mut(id)?
-            .handler
-            .as_mut()?
-            .as_any_mut()
-            .downcast_mut::<H>()
-    }
-
-    /// Calls `f` with another live handler of type `H` and a context in which that
-    /// handler is the current one (so it can defer work or set timers for itself).
-    /// Returns `None` if `id` is gone, is the caller, or is not an `H`, or if `f`
-    /// panicked under [`PanicPolicy::Contain`] (then `id` is removed after the
-    /// current callback, as if one of its own callbacks had panicked).
-    pub fn with_handler<H: Handler, R>(
-        &mut self,
-        id: HandlerId,
-        f: impl FnOnce(&mut H, &mut Ctx<'_>) -> R,
-    ) -> Option<R> {
-        let mut h = self.core.handlers.get_mut(id)?.handler.take()?;
-        let Some(typed) = h.as_any_mut().downcast_mut::<H>() else {
-            if let Some(e) = self.core.handlers.get_mut(id) {
-                e.handler = Some(h);
-            }
-            return None;
-        };
-        let res = panic::catch_unwind(AssertUnwindSafe(|| {
-            f(
-                typed,
-                &mut Ctx {
-                    core: self.core,
-                    me: id,
-                },
-            )
-        }));
-        match res {
-            Ok(out) => {
-                if let Some(e) = self.core.handlers.get_mut(id) {
-                    e.handler = Some(h);
-                }
-                Some(out)
-            }
-            Err(payload) => {
-                if self.core.config.panic_policy == PanicPolicy::Propagate {
-                    // Dropped on the way out, like the caller (see `Core::call`).
-                    drop(h);
-                    panic::resume_unwind(payload);
-                }
-                // Contained here: the caller goes on as if `id` were gone; `id`
-                // is removed after the current callback, like any removal.
-                self.core.contained(&*payload, || {
-                    format!(
-                        "handler {id:?} (fd {}{}), called from handler {:?},",
-                        h.fd(),
-                        h.describe().map(|d| format!(", {d}")).unwrap_or_default(),
-                        self.me
-                    )
-                });
-                if let Some(e) = self.core.handlers.get_mut(id) {
-                    e.handler = Some(h);
-                    e.panicked = true;
-                    if !self.core.to_remove.contains(&id) {
-                        self.core.to_remove.push(id);
-                    }
-                }
-                None
-            }
-        }
-    }
-
-    /// Whether `id` is registered but busy: taken out of its slot because one of its
-    /// callbacks is running further up the call stack (it called, directly or not,
-    /// the handler that asks). [`with_handler`](Self::with_handler) cannot reach it
-    /// then; [`post`](Self::post) a message for it instead.
-    pub fn is_busy(&self, id: HandlerId) -> bool {
-        self.core
-            .handlers
-            .get(id)
-            .is_some_and(|e| e.handler.is_none() && !e.removing)
-    }
-
-    /// Leaves `msg` for handler `id` to collect with [`take_mail`](Self::take_mail)
-    /// (the `net` layer's connections collect theirs as soon as their running
-    /// callback returns). Returns `false` if `id` is gone or being removed. Mail
-    /// left for a handler is dropped with it.
-    pub fn post(&mut self, id: HandlerId, msg: Box<dyn Any>) -> bool {
-        match self.core.handlers.get(id) {
-            Some(e) if !e.removing => {
-                self.core.mail.push((id, msg));
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// The oldest message [`post`](Self::post)ed for `id` that `pick` accepts
-    /// (cheap when there is no mail at all).
-    pub fn take_mail(
-        &mut self,
-        id: HandlerId,
-        pick: impl Fn(&dyn Any) -> bool,
-    ) -> Option<Box<dyn Any>> {
-        if self.core.mail.is_empty() {
-            return None;
-        }
-        let i = self
-            .core
-            .mail
-            .iter()
-            .position(|(to, m)| *to == id && pick(m.as_ref()))?;
-        Some(self.core.mail.remove(i).1)
-    }
-
-    /// Sets a timer for the current handler; its [`Handler::timer`] runs after `delay`.
-    /// Pending timers are cancelled when the handler is removed. Outside a handler (a
-    /// timer closure, a remote call) there is nothing to call back: use
-    /// [`call_later`](Self::call_later).
-    pub fn set_timer(&mut self, delay: Duration) -> TimerId {
-        let at = deadline(delay);
-        let id = self.core.timers.insert(at, TimerOwner::Handler(self.me));
-        match self.core.handlers.get_mut(self.me) {
-            Some(e) => e.timers.push(id),
-            // A timer closure or remote call has no handler to call back.
-            None => log::warn!("set_timer outside a handler never fires; use call_later"),
-        }
-        id
-    }
-
-    /// Runs `f` after `delay`.
-    pub fn call_later(
-        &mut self,
-        delay: Duration,
-        f: impl FnOnce(&mut Ctx<'_>) + 'static,
-    ) -> TimerId {
-        let at = deadline(delay);
-        self.core.timers.insert(at, TimerOwner::Call(Box::new(f)))
-    }
-
-    /// Cancels a pending timer. Returns whether it was pending.
-    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
-        match self.core.timers.cancel(id) {
-            Some(TimerOwner::Handler(h)) => {
-                self.core.forget_timer(h, id);
-                true
-            }
-            Some(_) => true,
-            None => false,
-        }
-    }
-
-    /// Stops the loop after the current iteration, without flushing anything.
-    pub fn stop(&mut self) {
-        self.core.stop = true;
-    }
-
-    /// Starts a graceful shutdown (as SIGINT/SIGTERM do): every handler gets
-    /// [`Handler::shutdown`]; the loop ends when the handlers that keep it alive are
-    /// gone, or after [`Config::shutdown_timeout`]. A second call stops at once.
-    pub fn shutdown(&mut self) {
-        self.core.begin_shutdown();
-    }
-
-    /// Whether the current handler is being removed because one of its callbacks
-    /// panicked (asked in [`Handler::removed`]; see [`PanicPolicy::Contain`]).
-    pub fn removed_after_panic(&self) -> bool {
-        self.core
-            .handlers
-            .get(self.me)
-            .is_some_and(|e| e.removing && e.panicked)
-    }
-
-    /// How many panics this reactor has contained so far ([`PanicPolicy::Contain`]).
-    pub fn panics_contained(&self) -> u64 {
-        self.core.panics
-    }
-
-    /// Logs and counts a panic a handler contained itself, at a finer grain than the
-    /// handler (a datagram socket drops the one datagram whose protocol callback
-    /// panicked and serves the next): as the reactor does for its own ([`PanicPolicy`];
-    /// call it only under [`PanicPolicy::Contain`]). `what` names what was lost.
-    pub fn contained_panic(&mut self, payload: &(dyn Any + Send), what: &str) {
-        let me = self.me;
-        self.core
-            .contained(payload, || format!("handler {me:?}: {what}"));
-    }
-
-    /// Whether a graceful shutdown is under way.
-    pub fn is_shutting_down(&self) -> bool {
-        self.core.shutting_down
-    }
-
-    /// The backend's capabilities (trigger mode, limits).
-    pub fn capabilities(&self) -> Capabilities {
-        self.core.sel.capabilities()
-    }
-
-    /// Whether the backend is edge-triggered.
-    pub fn is_edge(&self) -> bool {
-        self.core.edge
-    }
-
-    /// The backend's name.
-    pub fn backend(&self) -> Backend {
-        self.core.sel.backend()
-    }
-
-    /// The loop's clock, read once per iteration (cheap; use `Instant::now()` for
-    /// precision).
-    pub fn now(&self) -> Instant {
-        self.core.now
-    }
-
-    /// The reactor's settings.
-    pub fn config(&self) -> &Config {
-        &self.core.config
-    }
-
-    /// How many handlers are registered (listeners and connections).
-    pub fn handler_count(&self) -> usize {
-        self.core.handlers.len()
-    }
-
-    /// How many timers are pending (handler timers and `call_later` closures).
-    pub fn pending_timers(&self) -> usize {
-        self.core.timers.len()
-    }
-
-    /// Borrows the reactor's shared read buffer ([`SCRATCH_SIZE`] bytes): one buffer
-    /// for every connection, so ten thousand idle connections cost no read buffers.
-    /// Give it back with [`give_scratch`](Self::give_scratch). A nested taker gets a
-    /// fresh buffer.
-    pub fn take_scratch(&mut self) -> Vec<u8> {
-        let mut buf = std::mem::take(&mut self.core.scratch);
-        if buf.len() < SCRATCH_SIZE {
-            buf.resize(SCRATCH_SIZE, 0);
-        }
-        buf
-    }
-
-    /// Returns the buffer taken with [`take_scratch`](Self::take_scratch).
-    pub fn give_scratch(&mut self, buf: Vec<u8>) {
-        if self.core.scratch.capacity() < buf.capacity() {
-            self.core.scratch = buf;
-        }
-    }
-}
-
-impl Core {
-    fn insert(
-        &mut self,
-        handler: Box<dyn Handler>,
-        interest: Option<Interest>,
-        exclusive: bool,
-    ) -> io::Result<HandlerId> {
-        let fd = handler.fd();
-        let id = self.handlers.next_id();
-        let token = match interest {
-            Some(i) if exclusive => Some(self.sel.register_exclusive(fd, i, id)?.token),
-            Some(i) => Some(self.sel.register(fd, i, id)?.token),
-            None => None,
-        };
-        let got = self.handlers.insert(Entry {
-            removing: false,
-            panicked: false,
-            handler: Some(handler),
-            fd,
-            token,
-            exclusive,
-            timers: Vec::new(),
-        });
-        debug_assert_eq!(got, id);
-        Ok(id)
-    }
-
-    fn set_interest(&mut self, id: HandlerId, interest: Option<Interest>) -> io::Result<bool> {
-        let Some(e) = self.handlers.get_mut(id) else {
-            return Ok(false);
-        };
-        if e.removing {
-            return Ok(false);
-        }
-        match (e.token, interest) {
-            (Some(t), Some(i)) => {
-                self.sel.modify_token(t, i)?;
-            }
-            (Some(t), None) => {
-                self.sel.unregister_token(t)?;
-                e.token = None;
-            }
-            (None, Some(i)) if e.exclusive => {
-                e.token = Some(self.sel.register_exclusive(e.fd, i, id)?.token);
-            }
-            (None, Some(i)) => {
-                e.token = Some(self.sel.register(e.fd, i, id)?.token);
-            }
-            (None, None) => {}
-        }
-        Ok(true)
-    }
-
-    fn begin_shutdown(&mut self) {
-        if self.shutting_down {
-            log::info!("second shutdown request: stopping now");
-            self.stop = true;
-            return;
-        }
-        log::info!(
-            "graceful shutdown: no new work, flushing (at most {:?})",
-            self.config.shutdown_timeout
-        );
-        self.shutting_down = true;
-        let at = deadline(self.config.shutdown_timeout);
-        self.timers.insert(at, TimerOwner::ShutdownDeadline);
-        for id in self.handlers.ids() {
-            self.call(id, |h, ctx| h.shutdown(ctx));
-        }
-    }
-
-    /// Calls `f` on handler `id` with the handler taken out of its slot (so the
-    /// context can reach every other handler), then puts it back if still registered.
-    fn call(&mut self, id: HandlerId, f: impl FnOnce(&mut dyn Handler, &mut Ctx<'_>)) {
-        let Some(entry) = self.handlers.get_mut(id) else {
-            return;
-        };
-        let Some(mut h) = entry.handler.take() else {
-            return;
-        };
-        let res = panic::catch_unwind(AssertUnwindSafe(|| {
-            f(h.as_mut(), &mut Ctx { core: self, me: id })
-        }));
-        if let Err(payload) = res {
-            if self.config.panic_policy == PanicPolicy::Propagate {
-                // The handler's descriptor is still open (we hold it): deregister it
-                // properly, then drop the handler (closing it) and any other handler
-                // the unwinding took out of its slot, and let the panic go on.
-                if let Some(t) = self.handlers.get_mut(id).and_then(|e| e.token.take()) {
-                    if let Err(e) = self.sel.unregister_token(t) {
-                        log::warn!("unregister fd {}: {e}", h.fd());
-                    }
-                }
-                self.forget_orphans();
-                drop(h);
-                panic::resume_unwind(payload);
-            }
-            self.contained(&*payload, || {
-                format!(
-                    "handler {id:?} (fd {}{})",
-                    h.fd(),
-                    h.describe().map(|d| format!(", {d}")).unwrap_or_default()
-                )
-            });
-            if let Some(e) = self.handlers.get_mut(id) {
-                e.panicked = true;
-                if !self.to_remove.contains(&id) {
-                    self.to_remove.push(id);
-                }
-            }
-        }
-        if let Some(e) = self.handlers.get_mut(id) {
-            e.handler = Some(h);
-        }
-        self.process_removals();
-    }
-
-    /// Counts and logs a contained panic; `what` names the code that panicked.
-    fn contained(&mut self, payload: &(dyn Any + Send), what: impl FnOnce() -> String) {
-        self.panics += 1;
-        PANICS_CONTAINED.fetch_add(1, Ordering::Relaxed);
-        log::error!(
-            "{} panicked: {}; dropped it and went on ({} panic(s) contained so far)",
-            what(),
-            panic_message(payload),
-            self.panics
-        );
-    }
-
-    /// Runs user code that belongs to no handler (a timer closure, a remote call)
-    /// under the same panic guard as [`call`](Self::call).
-    fn call_closure(&mut self, what: &str, f: impl FnOnce(&mut Ctx<'_>)) {
-        let res = panic::catch_unwind(AssertUnwindSafe(|| {
-            f(&mut Ctx {
-                core: self,
-                me: NO_HANDLER,
-            })
-        }));
-        if let Err(payload) = res {
-            if self.config.panic_policy == PanicPolicy::Propagate {
-                self.forget_orphans();
-                panic::resume_unwind(payload);
-            }
-            self.contained(&*payload, || what.to_string());
-        }
-        self.process_removals();
-    }
-
-    /// After a panic in user code: every handler that is out of its slot was being
-    /// called further up the unwinding stack and has been (or is about to be)
-    /// dropped. Remove their entries and keys, so the loop neither dispatches to a
-    /// slot with no handler (a spin on level-triggered backends) nor refuses a new
-    /// descriptor that reuses the number.
-    fn forget_orphans(&mut self) {
-        let orphans: Vec<HandlerId> = self
-            .handlers
-            .iter()
-            .filter(|(_, e)| e.handler.is_none())
-            .map(|(id, _)| id)
-            .collect();
-        for id in orphans {
-            let Some(entry) = self.remove_entry(id) else {
-                continue;
-            };
-            log::error!(
-                "handler for fd {} panicked (or was in use when a panic unwound); removed it",
-                entry.fd
-            );
-            if let Some(t) = entry.token {
-                // Its descriptor is closed already: no `epoll_ctl` on a stale number.
-                if let Err(e) = self.sel.unregister_before_close(t) {
-                    log::warn!("unregister fd {}: {e}", entry.fd);
-                }
-            }
-        }
-    }
-
-    /// Drops `tid` from handler `h`'s pending timers (it fired or was cancelled).
-    fn forget_timer(&mut self, h: HandlerId, tid: TimerId) {
-        if let Some(e) = self.handlers.get_mut(h) {
-            if let Some(i) = e.timers.iter().position(|&t| t == tid) {
-                e.timers.swap_remove(i);
-            }
-        }
-    }
-
-    /// Removes handler `id`'s entry and cancels its pending timers.
-    fn remove_entry(&mut self, id: HandlerId) -> Option<Entry> {
-        let entry = self.handlers.remove(id)?;
-        if !self.mail.is_empty() {
-            self.mail.retain(|(to, _)| *to != id);
-        }
-        for &t in &entry.timers {
-            self.timers.cancel(t);
-        }
-        Some(entry)
-    }
-
-    fn process_removals(&mut self) {
-        let mut busy = Vec::new();
-        while let Some(id) = self.to_remove.pop() {
-            let Some(entry) = self.handlers.get_mut(id) else {
-                continue;
-            };
-            // The handler may be out of its slot if it is running further up the stack
-            // (a nested call during its own callback); `call` puts it back and the
-            // removal pass after that callback finishes the job.
-            let Some(mut h) = entry.handler.take() else {
-                busy.push(id);
-                continue;
-            };
-            if let Some(t) = entry.token.take() {
-                let res = if h.owns_fd() {
-                    self.sel.unregister_before_close(t)
-                } else {
-                    self.sel.unregister_token(t)
-                };
-                if let Err(e) = res {
-                    log::warn!("unregister fd {}: {e}", entry.fd);
-                }
-            }
-            entry.removing = true;
-            let res = panic::catch_unwind(AssertUnwindSafe(|| {
-                h.removed(&mut Ctx { core: self, me: id })
-            }));
-            self.remove_entry(id);
-            if let Err(payload) = res {
-                if self.config.panic_policy == PanicPolicy::Propagate {
-                    drop(h);
-                    self.to_remove.append(&mut busy);
-                    panic::resume_unwind(payload);
-                }
-                self.contained(&*payload, || {
-                    format!(
-                        "handler {id:?} (fd {}{}) in removed()",
-                        h.fd(),
-                        h.describe().map(|d| format!(", {d}")).unwrap_or_default()
-                    )
-                });
-            }
-            drop(h);
-        }
-        self.to_remove = busy;
-    }
-
-    fn run_timers(&mut self) {
-        let now = Instant::now();
-        self.now = now;
-        while let Some((tid, owner)) = self.timers.pop_due(now) {
-            match owner {
-                TimerOwner::Handler(id) => {
-                    self.forget_timer(id, tid);
-                    self.call(id, |h, ctx| h.timer(ctx, tid));
-                }
-                TimerOwner::Call(f) => self.call_closure("timer closure", f),
-                TimerOwner::ShutdownDeadline => {
-                    if self.shutting_down {
-                        log::warn!(
-                            "shutdown deadline passed with {} handler(s) still open; closing them",
-                            self.handlers.len()
-                        );
-                        self.stop = true;
-                    }
-                }
-            }
-        }
-    }
-
-    fn run_remote(&mut self) {
-        let calls: Vec<RemoteCall> = match self.remote.lock() {
-            Ok(mut q) => std::mem::take(&mut *q),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        };
-        for f in calls {
-            self.call_closure("remote call", f);
-        }
-    }
-
-    fn run_deferred(&mut self) {
-        // Deferred work can defer more (a flush that frees room resumes a reader);
-        // bound the rounds so a handler that defers itself forever cannot hang the loop.
-        for _ in 0..4 {
-            if self.deferred.is_empty() {
-                return;
-            }
-            let mut batch = std::mem::take(&mut self.deferred);
-            batch.sort_unstable();
-            batch.dedup();
-            for &id in &batch {
-                self.call(id, |h, ctx| h.deferred(ctx));
-            }
-            batch.clear();
-            if self.deferred.is_empty() {
-                self.deferred = batch;
-            }
-        }
-    }
-
-    fn alive_for_shutdown(&self) -> bool {
-        self.handlers
-            .iter()
-            .any(|(_, e)| e.handler.as_ref().is_some_and(|h| h.keeps_alive()))
-    }
-}
-
-/// A cross-thread handle to a running reactor: wake it, run a closure on its thread,
-/// stop it, or shut it down gracefully.
-#[derive(Clone)]
-pub struct Handle {
-    waker: Waker,
-    /// Weak: the reactor owns the queue, so a handle cannot keep a dropped reactor's
-    /// queue alive and calls into it fail instead of vanishing.
-    remote: Weak<Mutex<Vec<RemoteCall>>>,
-}
-
-impl Handle {
-    /// Runs `f` on the reactor's thread during its next iteration (or its next run,
-    /// if the loop is not running now). Fails with `NotConnected` once the reactor
-    /// has been dropped; a call that races the drop is dropped unrun.
-    pub fn call(&self, f: impl FnOnce(&mut Ctx<'_>) + Send + 'static) -> io::Result<()> {
-        let remote = self.remote.upgrade().ok_or_else(gone)?;
-        match remote.lock() {
-            Ok(mut q) => q.push(Box::new(f)),
-            Err(poisoned) => poisoned.into_inner().push(Box::new(f)),
-        }
-        self.waker.wake()
-    }
-
-    /// Wakes the reactor's `select` without queueing anything. Fails with
-    /// `NotConnected` once the reactor has been dropped.
-    pub fn wake(&self) -> io::Result<()> {
-        if self.remote.strong_count() == 0 {
-            return Err(gone());
-        }
-        self.waker.wake()
-    }
-
-    /// Stops the loop at once.
-    pub fn stop(&self) -> io::Result<()> {
-        self.call(|ctx| ctx.stop())
-    }
-
-    /// Starts a graceful shutdown (like SIGTERM).
-    pub fn shutdown(&self) -> io::Result<()> {
-        self.call(|ctx| ctx.shutdown())
-    }
-}
-
-/// The error of a [`Handle`] whose reactor has been dropped.
-fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "the reactor has been dropped")
-}
-
-impl std::fmt::Debug for Handle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle").finish_non_exhaustive()
-    }
-}
-
-/// The handler for the signal pipe: a byte arrives per SIGINT/SIGTERM.
-struct SignalHandler {
-    rx: UnixStream,
-    ids: Vec<signal_hook::SigId>,
-}
-
-impl Handler for SignalHandler {
-    fn fd(&self) -> RawFd {
-        self.rx.as_raw_fd()
-    }
-
-    fn ready(&mut self, ctx: &mut Ctx<'_>, _r: Readiness) {
-        let mut buf = [0u8; 64];
-        let mut got = false;
-        loop {
-            match crate::sys::read(std::os::fd::AsFd::as_fd(&self.rx), &mut buf) {
-                Ok(0) => break,
-                Ok(_) => got = true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
-        }
-        if got {
-            log::info!("received SIGINT/SIGTERM");
-            ctx.shutdown();
-        }
-    }
-
-    fn shutdown(&mut self, _ctx: &mut Ctx<'_>) {
-        // Stay registered: a second signal during the graceful phase stops at once.
-    }
-
-    fn removed(&mut self, _ctx: &mut Ctx<'_>) {
-        for id in self.ids.drain(..) {
-            signal_hook::low_level::unregister(id);
-        }
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }
 
@@ -1007,16 +152,32 @@ pub struct Reactor {
 
 impl Reactor {
     /// A reactor on `backend` with default settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`with_config`](Self::with_config).
     pub fn new(backend: Backend) -> io::Result<Reactor> {
         Self::with_config(backend, Config::default())
     }
 
     /// A reactor on `backend` with `config`.
+    ///
+    /// # Errors
+    ///
+    /// The backend cannot be opened (`epoll_create1`, or the `mio`/`polling`
+    /// poller: out of descriptors or memory), or the waker cannot be made (its
+    /// eventfd) or registered.
     pub fn with_config(backend: Backend, config: Config) -> io::Result<Reactor> {
         Self::with_selector(KeyedSelector::new(backend)?, config)
     }
 
     /// A reactor on an already opened selector (e.g. a backend in a non-default mode).
+    ///
+    /// # Errors
+    ///
+    /// `sel` has no waker yet and one cannot be made (its eventfd: out of
+    /// descriptors) or registered with it (`select`: a descriptor at or above
+    /// `FD_SETSIZE`).
     pub fn with_selector(
         mut sel: KeyedSelector<HandlerId>,
         mut config: Config,
@@ -1079,6 +240,65 @@ impl Reactor {
     }
 
     /// Registers a handler (see [`Ctx::insert`]).
+    ///
+    /// # Errors
+    ///
+    /// The backend refuses the descriptor: `AlreadyExists` if another handler has it
+    /// registered, `InvalidInput` if it is negative, the selector's own waker or (on
+    /// `select`) at or above `FD_SETSIZE`, or the kernel's error (`epoll_ctl`:
+    /// `EBADF` for a closed descriptor, `EPERM` for a regular file). Nothing is
+    /// registered then and `handler` is dropped (closing its descriptor) without a
+    /// callback. With `interest: None` nothing is registered, so nothing can fail.
+    ///
+    /// # Examples
+    ///
+    /// A hand-written [`Handler`] (what `net` builds its listeners and connections
+    /// on): it owns a socket, reads what arrives, and stops the loop.
+    ///
+    /// ```
+    /// use std::any::Any;
+    /// use std::cell::RefCell;
+    /// use std::io::{Read, Write};
+    /// use std::os::fd::{AsRawFd, RawFd};
+    /// use std::os::unix::net::UnixStream;
+    /// use std::rc::Rc;
+    /// use readyloop::reactor::{Ctx, Handler, Reactor};
+    /// use readyloop::selector::{Backend, Interest, Readiness};
+    ///
+    /// struct Reader {
+    ///     sock: UnixStream,
+    ///     got: Rc<RefCell<Vec<u8>>>,
+    /// }
+    ///
+    /// impl Handler for Reader {
+    ///     fn fd(&self) -> RawFd {
+    ///         self.sock.as_raw_fd() // open as long as the handler lives
+    ///     }
+    ///     fn ready(&mut self, ctx: &mut Ctx<'_>, readiness: Readiness) {
+    ///         let mut buf = [0; 64];
+    ///         if readiness.is_readable() {
+    ///             if let Ok(n) = self.sock.read(&mut buf) {
+    ///                 self.got.borrow_mut().extend_from_slice(&buf[..n]);
+    ///             }
+    ///         }
+    ///         ctx.stop();
+    ///     }
+    ///     fn as_any_mut(&mut self) -> &mut dyn Any {
+    ///         self
+    ///     }
+    /// }
+    ///
+    /// let (sock, mut peer) = UnixStream::pair()?;
+    /// sock.set_nonblocking(true)?;
+    /// let got = Rc::new(RefCell::new(Vec::new()));
+    /// let mut reactor = Reactor::new(Backend::Epoll)?;
+    /// let reader = Reader { sock, got: got.clone() };
+    /// reactor.insert(Box::new(reader), Some(Interest::READABLE))?;
+    /// peer.write_all(b"ping")?;
+    /// reactor.run()?; // and on return every handler is removed (the socket closed)
+    /// assert_eq!(*got.borrow(), b"ping");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn insert(
         &mut self,
         handler: Box<dyn Handler>,
@@ -1087,32 +307,42 @@ impl Reactor {
         self.core.insert(handler, interest, false)
     }
 
-    /// Runs `f` after `delay` on the loop.
+    /// Runs `f` after `delay` on the loop. Returns an id for
+    /// [`Ctx::cancel_timer`]. A `delay` too large for the clock (`Duration::MAX` as
+    /// "never") saturates; it never panics.
+    ///
+    /// # Examples
+    ///
+    /// A timer that fires and stops the loop, and one cancelled before it fires:
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use std::time::{Duration, Instant};
+    /// use readyloop::reactor::Reactor;
+    /// use readyloop::selector::Backend;
+    ///
+    /// let mut reactor = Reactor::new(Backend::Poll)?;
+    /// let fired = Rc::new(Cell::new(false));
+    /// let f = fired.clone();
+    /// reactor.call_later(Duration::from_millis(10), move |ctx| {
+    ///     f.set(true);
+    ///     ctx.stop();
+    /// });
+    /// let never = reactor.call_later(Duration::from_secs(3600), |_| unreachable!());
+    /// assert!(reactor.with_ctx(|ctx| ctx.cancel_timer(never)));
+    /// let start = Instant::now();
+    /// reactor.run()?;
+    /// assert!(fired.get() && start.elapsed() >= Duration::from_millis(10));
+    /// assert_eq!(reactor.pending_timers(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn call_later(
         &mut self,
         delay: Duration,
         f: impl FnOnce(&mut Ctx<'_>) + 'static,
     ) -> TimerId {
         self.with_ctx(|ctx| ctx.call_later(delay, f))
-    }
-
-    /// Installs SIGINT and SIGTERM handlers that start a graceful shutdown (a second
-    /// signal stops at once). Process-wide: call it from a server's `main`, not a library.
-    pub fn handle_signals(&mut self) -> io::Result<()> {
-        let (rx, tx) = UnixStream::pair()?;
-        rx.set_nonblocking(true)?;
-        tx.set_nonblocking(true)?;
-        let tx: OwnedFd = tx.into();
-        let tx2 = tx.try_clone()?;
-        let ids = vec![
-            signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, tx)?,
-            signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, tx2)?,
-        ];
-        self.insert(
-            Box::new(SignalHandler { rx, ids }),
-            Some(Interest::READABLE),
-        )?;
-        Ok(())
     }
 
     /// How many handlers are registered.
@@ -1144,6 +374,41 @@ impl Reactor {
     /// [`Ctx::stop`] asked for before `run` (from [`with_ctx`](Self::with_ctx)) is
     /// forgotten; stop a loop that has not started with [`Handle::stop`], which runs
     /// on its first iteration.
+    ///
+    /// # Errors
+    ///
+    /// The wait failed: the backend's `select`/`poll`/`epoll_wait` (or the `mio` or
+    /// `polling` poller) returned an error other than `EINTR` (which is no events),
+    /// or draining the waker failed. The loop stops at the first; the handlers stay
+    /// registered (run again, or drop the reactor to close them).
+    ///
+    /// # Panics
+    ///
+    /// Only under [`PanicPolicy::Propagate`]: a panic in a handler, timer closure or
+    /// remote call unwinds out of `run` (see [`Reactor`]'s `# Panics`). Under the
+    /// default [`PanicPolicy::Contain`] nothing a handler does makes `run` panic.
+    ///
+    /// # Examples
+    ///
+    /// A server stopped gracefully from another thread (as SIGTERM would, with
+    /// [`handle_signals`](Self::handle_signals)): the listener closes, connections
+    /// flush, then `run` returns with every handler gone.
+    ///
+    /// ```
+    /// use readyloop::net::Listen;
+    /// use readyloop::proto::echo::{Echo, EchoOptions};
+    /// use readyloop::reactor::Reactor;
+    /// use readyloop::selector::Backend;
+    ///
+    /// let mut reactor = Reactor::new(Backend::EpollEt)?;
+    /// reactor.listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))?;
+    /// let handle = reactor.handle();
+    /// let stopper = std::thread::spawn(move || handle.shutdown());
+    /// reactor.run()?;
+    /// stopper.join().expect("stopper thread")?;
+    /// assert_eq!(reactor.handler_count(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn run(&mut self) -> io::Result<()> {
         self.core.stop = false;
         // A finished graceful shutdown must not end the next run at once (its
@@ -1160,6 +425,14 @@ impl Reactor {
     /// the next timer), dispatch, deferred work. Once the loop is stopped (by
     /// [`Ctx::stop`], a [`Handle`], or a finished graceful shutdown) it returns at once
     /// without waiting: a caller looping on it checks [`Reactor::is_stopped`].
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Self::run); the handlers stay registered.
+    ///
+    /// # Panics
+    ///
+    /// As [`run`](Self::run): only under [`PanicPolicy::Propagate`].
     pub fn run_once(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
         let core = &mut self.core;
         core.run_timers();

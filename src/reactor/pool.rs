@@ -248,6 +248,19 @@ impl Pool {
     /// Creates the reactors on their threads, runs `setup` on each, and starts them
     /// once every setup has succeeded. If a reactor cannot be created or its setup
     /// fails, nothing starts serving and the first error is returned.
+    ///
+    /// # Errors
+    ///
+    /// Nothing is left running when this fails (every thread started is joined):
+    ///
+    /// * a thread cannot be spawned (the OS error);
+    /// * a reactor cannot be created (its selector or its waker: out of
+    ///   descriptors; "reactor N: ..." with the kind of the underlying error);
+    /// * `setup` returned an error on a reactor ("setup of reactor N: ...", the same
+    ///   kind as `setup`'s error), or panicked (`Other`, "a reactor thread died in
+    ///   setup");
+    /// * with [`handle_signals`](Self::handle_signals), the SIGINT/SIGTERM handlers
+    ///   cannot be installed.
     pub fn start<F>(self, setup: F) -> io::Result<RunningPool>
     where
         F: Fn(&mut Reactor, &Member) -> io::Result<()> + Send + Sync + 'static,
@@ -405,6 +418,10 @@ impl Pool {
     }
 
     /// [`start`](Self::start), then [`RunningPool::wait`].
+    ///
+    /// # Errors
+    ///
+    /// What [`start`](Self::start) returns, else what [`RunningPool::wait`] returns.
     pub fn run<F>(self, setup: F) -> io::Result<()>
     where
         F: Fn(&mut Reactor, &Member) -> io::Result<()> + Send + Sync + 'static,
@@ -526,6 +543,12 @@ impl RunningPool {
     /// Waits until every reactor has finished. When the first one ends, the others
     /// are shut down gracefully. Returns an error naming every reactor whose loop
     /// failed or panicked.
+    ///
+    /// # Errors
+    ///
+    /// `Other`, once every reactor has ended, if any reactor's loop returned an error
+    /// or panicked (under [`PanicPolicy::Propagate`](super::PanicPolicy), or outside
+    /// a handler): the message lists each of them ("reactor N: ...").
     pub fn wait(mut self) -> io::Result<()> {
         let n = self.handles.len();
         let mut failures = Vec::new();

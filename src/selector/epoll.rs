@@ -132,10 +132,8 @@ impl Selector for EpollSelector {
 
     fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
-        match self.ep.wait(&mut self.buf, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
+        if crate::sys::empty_on_eintr(self.ep.wait(&mut self.buf, timeout))?.is_none() {
+            return Ok(());
         }
         for ev in &self.buf {
             let bits = ev.events as i32;

@@ -88,24 +88,10 @@ impl Selector for MioSelector {
 
     fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
-        count(Syscall::Wait);
-        // Injected faults: EINTR (what the real wait's EINTR does); no spurious
-        // readiness (the crate owns the event list).
-        #[cfg(feature = "fault-injection")]
-        if let crate::sys::fault::Action::Fail(e) =
-            crate::sys::fault::before(crate::sys::fault::Op::Wait, 0)
-        {
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(e)
-            };
-        }
         // mio rounds sub-millisecond timeouts up itself.
-        match self.poll.poll(&mut self.buf, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
+        let (poll, buf) = (&mut self.poll, &mut self.buf);
+        if crate::sys::crate_wait(|| poll.poll(buf, timeout))?.is_none() {
+            return Ok(());
         }
         for ev in self.buf.iter() {
             let (token, interest) = unpack(ev.token().0 as u64);

@@ -127,10 +127,8 @@ impl Selector for PollSelector {
 
     fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
-        let n = match sys_poll::poll(&mut self.fds, timeout) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(n) = crate::sys::empty_on_eintr(sys_poll::poll(&mut self.fds, timeout))? else {
+            return Ok(());
         };
         let mut left = n;
         for (pfd, &(token, interest)) in self.fds.iter().zip(&self.tokens) {

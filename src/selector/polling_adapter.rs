@@ -102,23 +102,9 @@ impl Selector for PollingSelector {
     fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
         self.buf.clear();
-        count(Syscall::Wait);
-        // Injected faults: EINTR (what the real wait's EINTR does); no spurious
-        // readiness (the crate owns the event list).
-        #[cfg(feature = "fault-injection")]
-        if let crate::sys::fault::Action::Fail(e) =
-            crate::sys::fault::before(crate::sys::fault::Op::Wait, 0)
-        {
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(e)
-            };
-        }
-        match self.poller.wait(&mut self.buf, timeout) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
+        let (poller, buf) = (&self.poller, &mut self.buf);
+        if crate::sys::crate_wait(|| poller.wait(buf, timeout))?.is_none() {
+            return Ok(());
         }
         for ev in self.buf.iter() {
             let (token, interest) = unpack(ev.key as u64);

@@ -173,9 +173,10 @@ impl Selector for SelectSelector {
         let mut read = self.read;
         let mut write = self.write;
         let nfds = self.max_fd.map_or(0, |m| m as usize + 1);
-        let n = match fdset::select(nfds, &mut read, &mut write, timeout) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+        let res = fdset::select(nfds, &mut read, &mut write, timeout);
+        let n = match crate::sys::empty_on_eintr(res) {
+            Ok(Some(n)) => n,
+            Ok(None) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBADF) => {
                 return self.report_closed(events, e)
             }

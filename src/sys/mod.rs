@@ -89,6 +89,42 @@ pub fn timeout_ms(timeout: Option<Duration>) -> i32 {
     }
 }
 
+/// The one place where a readiness wait's `EINTR` becomes "no events" (the
+/// [`Selector`](crate::selector::Selector) contract): `Ok(None)` if a signal
+/// interrupted the wait, the result itself otherwise. The caller returns an empty
+/// event list and its loop waits again with a freshly computed timeout, so a signal
+/// neither fails the loop nor delays a timer.
+///
+/// # Errors
+///
+/// `res`'s error, unless it is `EINTR`.
+pub fn empty_on_eintr<T>(res: std::io::Result<T>) -> std::io::Result<Option<T>> {
+    match res {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs the wait of a backend crate (`mio`, `polling`) the way the hand-written
+/// waits run: counted as one [`Syscall::Wait`](stats::Syscall::Wait), seen by the
+/// fault injector (which can only fail it here: the crate owns the event list, so
+/// no spurious readiness), and `EINTR` turned into `Ok(None)` by [`empty_on_eintr`].
+///
+/// # Errors
+///
+/// The wait's error (or an injected one), unless it is `EINTR`.
+pub(crate) fn crate_wait<T>(
+    wait: impl FnOnce() -> std::io::Result<T>,
+) -> std::io::Result<Option<T>> {
+    stats::count(stats::Syscall::Wait);
+    #[cfg(feature = "fault-injection")]
+    if let fault::Action::Fail(e) = fault::before(fault::Op::Wait, 0) {
+        return empty_on_eintr(Err(e));
+    }
+    empty_on_eintr(wait())
+}
+
 /// Wraps a freshly returned descriptor.
 ///
 /// Only call with a descriptor that the kernel just returned to us and that nobody

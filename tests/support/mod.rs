@@ -11,6 +11,9 @@
 //! Every wait is bounded: sockets get read and write timeouts, loops get deadlines.
 #![allow(dead_code)]
 
+#[macro_use]
+mod per_backend;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -27,30 +30,6 @@ use readyloop::selector::Backend;
 pub const DEADLINE: Duration = Duration::from_secs(10);
 /// Read and write timeout of every client socket.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Instantiates `fn case(backend: Backend)` functions once per backend, one module per
-/// backend, so a failure reads as `epoll_et::case`.
-macro_rules! per_backend {
-    ($($case:ident),* $(,)?) => {
-        per_backend!(@module select, Select; $($case),*);
-        per_backend!(@module poll, Poll; $($case),*);
-        per_backend!(@module epoll, Epoll; $($case),*);
-        per_backend!(@module epoll_et, EpollEt; $($case),*);
-        per_backend!(@module mio, Mio; $($case),*);
-        per_backend!(@module polling, Polling; $($case),*);
-    };
-    (@module $module:ident, $backend:ident; $($case:ident),*) => {
-        mod $module {
-            const BACKEND: readyloop::selector::Backend = readyloop::selector::Backend::$backend;
-            $(
-                #[test]
-                fn $case() {
-                    super::$case(BACKEND);
-                }
-            )*
-        }
-    };
-}
 
 /// Logs of the in-process reactor go to the test's captured output (`RUST_LOG`).
 pub fn init_logging() {
@@ -181,11 +160,28 @@ pub fn round_trip(s: &mut (impl Read + Write), msg: &[u8]) -> Vec<u8> {
     back
 }
 
+/// One attempt at an echo from a new client: connect (1 s), write `msg`, read as many
+/// bytes back (500 ms). `None` on any failure, for [`eventually`] loops that wait for a
+/// server to take clients again.
+pub fn try_echo(addr: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
+    let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    c.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    c.write_all(msg).ok()?;
+    let mut buf = vec![0u8; msg.len()];
+    c.read_exact(&mut buf).ok()?;
+    Some(buf)
+}
+
 /// Reads until EOF (bounded by the socket's read timeout).
 pub fn read_to_eof(r: &mut impl Read) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     r.read_to_end(&mut out)?;
     Ok(out)
+}
+
+/// Bytes as text, invalid UTF-8 replaced (for messages and `contains` checks).
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Whether an error is what a blocking socket with a timeout returns on timeout.
@@ -558,11 +554,17 @@ impl ServerProcess {
 
     /// Waits for the TCP ready line and returns the address.
     pub fn tcp_addr(&mut self) -> SocketAddr {
+        self.ready_addr("tcp")
+    }
+
+    /// Waits for the next ready line, which must be `SCHEME://ADDR`, and returns `ADDR`.
+    pub fn ready_addr(&mut self, scheme: &str) -> SocketAddr {
         let url = self.ready_url();
-        url.strip_prefix("tcp://")
-            .unwrap_or_else(|| panic!("expected tcp:// first, got {url}"))
+        url.strip_prefix(scheme)
+            .and_then(|r| r.strip_prefix("://"))
+            .unwrap_or_else(|| panic!("expected {scheme}:// next, got {url}"))
             .parse()
-            .unwrap()
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
     }
 
     /// A field of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
@@ -648,8 +650,8 @@ fn clock_ticks() -> u64 {
     })
 }
 
-/// Whether `tool` is on the PATH. Missing: a skip note, or a failure under `CI=true`
-/// (`package` is what `scripts/setup` installs for it).
+/// Whether `tool` is on the PATH; if not, [`require`] says so (`package` is what
+/// `scripts/setup` installs for it).
 pub fn have_tool(tool: &str, package: &str) -> bool {
     let ok = Command::new("sh")
         .arg("-c")
@@ -657,13 +659,51 @@ pub fn have_tool(tool: &str, package: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
+    require(
+        ok,
+        tool,
+        &format!("apt-get install -y {package}; see scripts/setup"),
+    )
+}
+
+/// The one way a case gates on something outside the crate (a client tool, a Python
+/// package, network namespaces): returns `ok`. When it is `false`, the case is skipped
+/// with a note on stderr, except under `CI=true`, where it fails naming `what` and how
+/// to get it (`install`): CI must not pass by skipping.
+pub fn require(ok: bool, what: &str, install: &str) -> bool {
     if !ok {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{tool} is required under CI=true (apt-get install -y {package}; see scripts/setup)");
+            panic!("{what} is required under CI=true ({install})");
         }
-        eprintln!("note: {tool} not found (package {package}); skipping this case");
+        eprintln!("note: {what} not available ({install}); skipping this case");
     }
     ok
+}
+
+/// The first of `n` consecutive TCP ports on 127.0.0.1 that were all free a moment
+/// ago, for a server that takes a port range (FTP passive ports). Tried from a
+/// pseudo-random start in 20000..30000, below the kernel's ephemeral range, so test
+/// runs in parallel (and other worktrees) rarely meet; the range can still be taken
+/// between this check and its use.
+pub fn free_port_range(n: u16) -> u16 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let call = NEXT.fetch_add(1, Ordering::Relaxed) as u64;
+    let mut x = (nanos ^ (u64::from(std::process::id()) << 20) ^ (call << 40)) | 1;
+    for _ in 0..200 {
+        // xorshift64: the next candidate start.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let lo = 20_000 + (x % 10_000) as u16;
+        let free = (lo..lo + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return lo;
+        }
+    }
+    panic!("no {n} consecutive free ports in 20000..30000 after 200 tries");
 }
 
 /// Runs a command with a deadline, killing it after (the panic names the command and

@@ -52,18 +52,43 @@
 //!
 //! # Examples
 //!
-//! ```no_run
+//! The three front ends on free ports of one reactor; an IRC client on another
+//! thread registers, quits, and stops the reactor.
+//!
+//! ```
+//! use std::io::{self, Read, Write};
+//! use std::net::{SocketAddr, TcpStream};
+//! use std::time::Duration;
 //! use readyloop::proto::chat::{ChatConfig, ChatServer};
 //! use readyloop::reactor::Reactor;
 //! use readyloop::selector::Backend;
 //!
 //! let mut reactor = Reactor::new(Backend::EpollEt)?;
 //! let chat = ChatServer::new(ChatConfig::default());
-//! let (_, lines) = chat.listen_lines(&mut reactor, "127.0.0.1:7070")?;
-//! let (_, irc) = chat.listen_irc(&mut reactor, "127.0.0.1:6667")?;
-//! let (_, udp) = chat.bind_udp(&mut reactor, "127.0.0.1:6666")?;
+//! let (_, lines) = chat.listen_lines(&mut reactor, "127.0.0.1:0")?;
+//! let (_, irc) = chat.listen_irc(&mut reactor, "127.0.0.1:0")?;
+//! let (_, udp) = chat.bind_udp(&mut reactor, "127.0.0.1:0")?;
 //! println!("nc {} {}; irc://{irc}; udp://{udp}", lines.ip(), lines.port());
+//!
+//! fn irc_session(addr: SocketAddr) -> io::Result<String> {
+//!     let mut c = TcpStream::connect(addr)?;
+//!     c.set_read_timeout(Some(Duration::from_secs(5)))?;
+//!     c.write_all(b"NICK alice\r\nUSER alice 0 * :Alice\r\nQUIT :bye\r\n")?;
+//!     let mut replies = String::new();
+//!     c.read_to_string(&mut replies)?; // the server closes after QUIT
+//!     Ok(replies)
+//! }
+//! let handle = reactor.handle();
+//! let client = std::thread::spawn(move || {
+//!     let replies = irc_session(irc);
+//!     let _ = handle.stop(); // whatever happened: the loop below must end
+//!     replies
+//! });
 //! reactor.run()?;
+//! let replies = client.join().expect("client thread")?;
+//! assert!(replies.contains(" 001 alice "), "{replies}"); // RPL_WELCOME
+//! assert!(replies.contains("ERROR :"), "{replies}"); // the goodbye before the close
+//! assert_eq!(chat.members(), 0);
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
@@ -167,7 +192,11 @@ pub struct OperAccount {
 }
 
 impl OperAccount {
-    /// An account from a name and a hash; `Err` if the hash is not a PHC string.
+    /// An account from a name and a hash.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the operator if `hash` is not a PHC string.
     pub fn from_hash(name: &str, hash: &str) -> Result<OperAccount, String> {
         argon2::PasswordHash::new(hash).map_err(|e| format!("operator {name}: bad hash: {e}"))?;
         Ok(OperAccount {
@@ -178,6 +207,11 @@ impl OperAccount {
 
     /// An account from a plain password, hashed here (Argon2id, a random salt from
     /// the system).
+    ///
+    /// # Errors
+    ///
+    /// `/dev/urandom` cannot be read, or hashing fails (`Other`; not expected with
+    /// the default Argon2 parameters).
     pub fn from_password(name: &str, password: &str) -> io::Result<OperAccount> {
         use argon2::password_hash::{PasswordHasher, SaltString};
         let mut salt = [0u8; 16];
@@ -625,7 +659,13 @@ impl ChatServer {
         udp::UdpChat::new(self.hub.clone())
     }
 
-    /// Listens for line-protocol clients on TCP `addr`.
+    /// Listens for line-protocol clients on TCP `addr`, with the listener settings
+    /// of the server's [`ChatConfig`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Listen::listen_tcp`]: `addr` does not resolve, cannot be bound or
+    /// listened on, or the backend refuses the descriptor.
     pub fn listen_lines(
         &self,
         net: &mut impl Listen,
@@ -635,7 +675,12 @@ impl ChatServer {
         net.listen_tcp_with(addr, self.line_factory(), cfg)
     }
 
-    /// Listens for IRC clients on TCP `addr`.
+    /// Listens for IRC clients on TCP `addr`, with the listener settings of the
+    /// server's [`ChatConfig`].
+    ///
+    /// # Errors
+    ///
+    /// As [`listen_lines`](Self::listen_lines).
     pub fn listen_irc(
         &self,
         net: &mut impl Listen,
@@ -646,6 +691,11 @@ impl ChatServer {
     }
 
     /// Serves the classroom UDP chat on `addr`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Listen::bind_udp`]: `addr` does not resolve or cannot be bound, or the
+    /// backend refuses the descriptor.
     pub fn bind_udp(
         &self,
         net: &mut impl Listen,

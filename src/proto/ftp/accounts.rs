@@ -37,7 +37,14 @@ pub struct Users {
 }
 
 impl Users {
-    /// Parses a users file's text. Errors name the line.
+    /// Parses a users file's text: one `name:hash:perm:root` line per account
+    /// (`perm` is `r` or `rw`, `hash` a PHC string), blank lines and `#` comments
+    /// skipped.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` naming the first bad line: fewer than four fields, an empty
+    /// name, a hash that is not a PHC string, a permission other than `r`/`rw`.
     pub fn parse(text: &str) -> io::Result<Users> {
         let mut accounts = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -77,6 +84,11 @@ impl Users {
     }
 
     /// Reads and parses a users file.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read or is not UTF-8 (the error names the path, with the
+    /// kind of the underlying error), or [`parse`](Self::parse) refuses it.
     pub fn load(path: &Path) -> io::Result<Users> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
@@ -122,6 +134,11 @@ impl Default for HashCost {
 }
 
 /// A salted Argon2id hash of `password` (16 random bytes of salt from `/dev/urandom`).
+///
+/// # Errors
+///
+/// `/dev/urandom` cannot be read, or Argon2 refuses `cost` (`Other`: memory below
+/// 8 KiB, zero passes).
 pub fn hash_password(password: &[u8], cost: HashCost) -> io::Result<String> {
     let mut salt = [0u8; 16];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
@@ -135,6 +152,11 @@ pub fn hash_password(password: &[u8], cost: HashCost) -> io::Result<String> {
 }
 
 /// The users-file line for a new account.
+///
+/// # Errors
+///
+/// `InvalidInput` if `name` is empty or holds `:` or white space, or `root` is not
+/// UTF-8 or holds a line break (either would break the file's format).
 pub fn user_line(name: &str, hash: &str, write: bool, root: &Path) -> io::Result<String> {
     if name.is_empty() || name.contains([':', '\n', '\r']) || name.contains(char::is_whitespace) {
         return Err(io::Error::new(

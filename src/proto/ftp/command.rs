@@ -164,7 +164,24 @@ pub fn strip_telnet(line: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Parses one command line (without its CRLF).
+/// Parses one command line (without its CRLF). Telnet commands are removed
+/// first ([`strip_telnet`]); a verb the server does not know is
+/// [`Verb::Unknown`], not an error.
+///
+/// # Errors
+///
+/// [`CommandError::Empty`] if nothing but spaces and telnet bytes is left;
+/// [`CommandError::BadVerb`] if the verb is not 3 or 4 ASCII letters.
+///
+/// # Examples
+///
+/// ```
+/// use readyloop::proto::ftp::command::{parse_command, CommandError, Verb};
+///
+/// let c = parse_command(b"retr notes.txt").unwrap();
+/// assert_eq!((c.verb, c.arg.as_slice()), (Verb::Retr, &b"notes.txt"[..]));
+/// assert_eq!(parse_command(b"XYZZY").unwrap_err(), CommandError::BadVerb);
+/// ```
 pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
     let line = strip_telnet(line);
     let start = line

@@ -25,6 +25,20 @@ pub enum PathError {
 
 /// Resolves `arg` against the virtual directory `cwd` (both bytes); returns the
 /// absolute virtual path (`/` or `/a/b`), without `.`, `..` or empty segments.
+/// A `..` at `/` stays at `/`.
+///
+/// # Errors
+///
+/// [`PathError::BadBytes`] if `arg` holds a control byte (below 0x20, or DEL).
+///
+/// # Examples
+///
+/// ```
+/// use readyloop::proto::ftp::jail::{normalize, PathError};
+///
+/// assert_eq!(normalize(b"/pub", b"../../etc/./passwd").unwrap(), b"/etc/passwd");
+/// assert_eq!(normalize(b"/pub", b"a\r\nDELE x"), Err(PathError::BadBytes));
+/// ```
 pub fn normalize(cwd: &[u8], arg: &[u8]) -> Result<Vec<u8>, PathError> {
     if arg.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return Err(PathError::BadBytes);
@@ -75,6 +89,11 @@ pub struct Jail {
 
 impl Jail {
     /// A jail at `root` (canonicalized; must be a directory).
+    ///
+    /// # Errors
+    ///
+    /// `root` cannot be resolved (missing: `NotFound`, permissions) or is not a
+    /// directory (`InvalidInput`).
     pub fn new(root: &Path) -> io::Result<Jail> {
         let root = crate::sys::file::canonicalize(root)?;
         if !root.is_dir() {
@@ -103,6 +122,14 @@ impl Jail {
 
     /// Whether a real path, once its symlinks are resolved, is inside the root.
     /// A path that does not exist is judged by its parent (it may be created there).
+    /// Returns the resolved path.
+    ///
+    /// # Errors
+    ///
+    /// [`PathError::Outside`] if the path (or, for a missing one, its parent)
+    /// resolves outside the root, or it is a dangling symlink (never followed: a
+    /// later create would write wherever it points). A path whose parent is missing
+    /// too is returned as it is (an operation on it fails with `NotFound`).
     pub fn contains(&self, real: &Path) -> Result<PathBuf, PathError> {
         match crate::sys::file::canonicalize(real) {
             Ok(c) if c.starts_with(&self.root) => Ok(c),
@@ -130,6 +157,11 @@ impl Jail {
     }
 
     /// The checked real path of a normalized virtual path.
+    ///
+    /// # Errors
+    ///
+    /// As [`contains`](Self::contains): [`PathError::Outside`] if a symlink leads
+    /// out of the root.
     pub fn real(&self, vpath: &[u8]) -> Result<PathBuf, PathError> {
         self.contains(&self.lexical(vpath))
     }

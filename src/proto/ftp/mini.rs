@@ -72,6 +72,12 @@ pub struct Header {
 }
 
 /// Parses a header's bytes (a JSON object). Pure; a fuzzing entry point.
+///
+/// # Errors
+///
+/// A message for the reply: the bytes are not JSON, not an object, have no string
+/// `"cmd"`, a `"filename"` that is neither a string nor null, or a `"filesize"`
+/// that is not a non-negative integer.
 pub fn parse_header(bytes: &[u8]) -> Result<Header, String> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("bad JSON: {e}"))?;
     let Value::Object(m) = v else {

@@ -34,17 +34,47 @@
 //!
 //! # Examples
 //!
-//! ```no_run
+//! An anonymous, read-only server on a free port; a client on another thread logs
+//! in, asks for the size of a file, quits, and stops the reactor.
+//!
+//! ```
+//! use std::io::{self, Read, Write};
+//! use std::net::{SocketAddr, TcpStream};
+//! use std::time::Duration;
 //! use readyloop::proto::ftp::{FtpConfig, FtpServer};
 //! use readyloop::reactor::Reactor;
 //! use readyloop::selector::Backend;
 //!
-//! let cfg = FtpConfig { anonymous: true, ..FtpConfig::new("/srv/ftp".into()) };
+//! let root = std::env::temp_dir().join(format!("readyloop-doc-ftp-{}", std::process::id()));
+//! std::fs::create_dir_all(&root)?;
+//! std::fs::write(root.join("hello.txt"), "hello\n")?;
+//!
+//! let cfg = FtpConfig { anonymous: true, ..FtpConfig::new(root.clone()) };
 //! let server = FtpServer::new(cfg)?;
 //! let mut reactor = Reactor::new(Backend::EpollEt)?;
-//! let (_, addr) = server.listen(&mut reactor, "127.0.0.1:2121")?;
-//! println!("ftp://{addr}/");
+//! let (_, addr) = server.listen(&mut reactor, "127.0.0.1:0")?;
+//!
+//! fn session(addr: SocketAddr) -> io::Result<String> {
+//!     let mut c = TcpStream::connect(addr)?;
+//!     c.set_read_timeout(Some(Duration::from_secs(5)))?;
+//!     c.write_all(b"USER anonymous\r\nPASS guest\r\nSIZE hello.txt\r\nQUIT\r\n")?;
+//!     let mut replies = String::new();
+//!     c.read_to_string(&mut replies)?; // the server closes after QUIT
+//!     Ok(replies)
+//! }
+//! let handle = reactor.handle();
+//! let client = std::thread::spawn(move || {
+//!     let replies = session(addr);
+//!     let _ = handle.stop(); // whatever happened: the loop below must end
+//!     replies
+//! });
 //! reactor.run()?;
+//! let replies = client.join().expect("client thread")?;
+//! std::fs::remove_dir_all(&root)?;
+//! assert!(replies.starts_with("220 "), "{replies}");
+//! assert!(replies.contains("\r\n230 "), "{replies}"); // logged in
+//! assert!(replies.contains("\r\n213 6\r\n"), "{replies}"); // SIZE
+//! assert!(replies.contains("\r\n221 "), "{replies}"); // goodbye
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
@@ -224,14 +254,23 @@ impl std::fmt::Debug for FtpServer {
 }
 
 impl FtpServer {
-    /// A server with `cfg`. Fails if the root is not a directory, or if the passive
-    /// port range is empty.
+    /// A server with `cfg`.
+    ///
+    /// # Errors
+    ///
+    /// As [`with_counts`](Self::with_counts).
     pub fn new(cfg: FtpConfig) -> io::Result<FtpServer> {
         Self::with_counts(cfg, SessionCounts::default())
     }
 
     /// A server with `cfg` whose session limits and passive ports are shared with
     /// every other server built with a clone of `counts` (one per reactor of a pool).
+    ///
+    /// # Errors
+    ///
+    /// * `cfg.root` cannot be resolved (missing: `NotFound`, permissions) or is not a
+    ///   directory (`InvalidInput`); the message names the root.
+    /// * `InvalidInput`: `cfg.passive_ports` is `(A, B)` with `A > B` or `A == 0`.
     pub fn with_counts(cfg: FtpConfig, counts: SessionCounts) -> io::Result<FtpServer> {
         let anon_jail = Jail::new(&cfg.root)
             .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", cfg.root.display())))?;
@@ -269,6 +308,11 @@ impl FtpServer {
     /// (the 220 greeting), so `TCP_DEFER_ACCEPT` is never used here, whatever
     /// [`ListenConfig::defer_accept`] says: the client would wait for the greeting and
     /// the kernel for the client.
+    ///
+    /// # Errors
+    ///
+    /// As [`Listen::listen_tcp`]: `addr` does not resolve, cannot be bound or
+    /// listened on, or the backend refuses the descriptor.
     pub fn listen(
         &self,
         net: &mut impl Listen,
@@ -283,6 +327,10 @@ impl FtpServer {
 
     /// Listens for the mini protocol on TCP `addr` (same root and jail as anonymous
     /// FTP sessions).
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](Self::listen).
     pub fn listen_mini(
         &self,
         net: &mut impl Listen,

@@ -64,6 +64,14 @@ pub fn is_temp_name(name: &[u8]) -> bool {
 impl Upload {
     /// Starts an upload to `dest`. For `Append`/`Resume` the kept bytes of the old
     /// file are copied into the temporary file first.
+    ///
+    /// # Errors
+    ///
+    /// The temporary file cannot be created next to `dest` (missing directory,
+    /// permissions, `ENOSPC`), the old file cannot be read or copied
+    /// (`Append`/`Resume`), or `InvalidInput` for a `Resume` point beyond the old
+    /// file's end. A missing old file counts as empty for `Append` and `Resume(0)`,
+    /// and is an error (`NotFound`) for a `Resume` point above zero.
     pub fn create(dest: &Path, mode: UploadMode) -> io::Result<Upload> {
         let tmp = tmp_path(dest);
         let mut file = OpenOptions::new()
@@ -111,6 +119,11 @@ impl Upload {
     }
 
     /// Appends `data`.
+    ///
+    /// # Errors
+    ///
+    /// The write failed (`ENOSPC`/`EDQUOT`, an I/O error); how much of `data` was
+    /// written is unknown then: drop the upload (the temporary file is removed).
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.file.write_all(data)?;
         self.written += data.len() as u64;
@@ -119,6 +132,12 @@ impl Upload {
 
     /// Makes the upload visible under its name (for `Unique`, the first free name
     /// `name`, `name.1`, `name.2`, ...). Returns the final path.
+    ///
+    /// # Errors
+    ///
+    /// The rename (or, for `Unique`, the link) failed: permissions, the target is a
+    /// directory; for `Unique`, `AlreadyExists` when `name` to `name.999` are all
+    /// taken. The temporary file is removed then and any old file is left intact.
     pub fn commit(mut self) -> io::Result<PathBuf> {
         self.file.flush()?;
         if !self.unique {
@@ -317,6 +336,11 @@ pub struct Entry {
 
 /// The entries of `dir` that may be shown: at most `max`, sorted by name, without
 /// upload temporaries and without symlinks that lead outside `jail`.
+///
+/// # Errors
+///
+/// `dir` cannot be opened (missing, not a directory, permissions). Entries that
+/// vanish or cannot be examined while it is read are skipped, not errors.
 pub fn read_dir(dir: &Path, jail: &super::jail::Jail, max: usize) -> io::Result<Vec<Entry>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir)? {

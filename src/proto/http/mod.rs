@@ -35,19 +35,51 @@
 //!
 //! # Examples
 //!
-//! ```no_run
+//! A server with a route of its own and a directory of files, on a free port; a
+//! client on another thread asks for both on one keep-alive connection, then stops
+//! the reactor.
+//!
+//! ```
+//! use std::io::{self, Read, Write};
+//! use std::net::{SocketAddr, TcpStream};
+//! use std::time::Duration;
 //! use readyloop::proto::http::{HttpConfig, HttpServer, Response, Router};
 //! use readyloop::reactor::Reactor;
 //! use readyloop::selector::Backend;
 //!
+//! let site = std::env::temp_dir().join(format!("readyloop-doc-http-{}", std::process::id()));
+//! std::fs::create_dir_all(&site)?;
+//! std::fs::write(site.join("index.html"), "<p>home</p>\n")?;
+//!
 //! let mut router = Router::with_builtins();
 //! router.get("/hello", |_| Response::text(200, "hi\n"));
-//! let cfg = HttpConfig { root: Some("./site".into()), ..HttpConfig::default() };
+//! let cfg = HttpConfig { root: Some(site.clone()), ..HttpConfig::default() };
 //! let server = HttpServer::new(cfg, router)?;
 //! let mut reactor = Reactor::new(Backend::EpollEt)?;
-//! let (_, addr) = server.listen(&mut reactor, "127.0.0.1:8080")?;
-//! println!("http://{addr}/");
+//! let (_, addr) = server.listen(&mut reactor, "127.0.0.1:0")?;
+//!
+//! fn get_both(addr: SocketAddr) -> io::Result<String> {
+//!     let mut c = TcpStream::connect(addr)?;
+//!     c.set_read_timeout(Some(Duration::from_secs(5)))?;
+//!     c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")?;
+//!     c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+//!     let mut answers = String::new();
+//!     c.read_to_string(&mut answers)?; // the server closes after the second
+//!     Ok(answers)
+//! }
+//! let handle = reactor.handle();
+//! let client = std::thread::spawn(move || {
+//!     let answers = get_both(addr);
+//!     let _ = handle.stop(); // whatever happened: the loop below must end
+//!     answers
+//! });
 //! reactor.run()?;
+//! let answers = client.join().expect("client thread")?;
+//! std::fs::remove_dir_all(&site)?;
+//! assert!(answers.starts_with("HTTP/1.1 200 OK\r\n"), "{answers}");
+//! assert!(answers.contains("\r\n\r\nhi\n"), "{answers}"); // the route
+//! assert!(answers.ends_with("\r\n\r\n<p>home</p>\n"), "{answers}"); // the index file
+//! assert_eq!(server.stats().requests.get(), 2);
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
@@ -147,7 +179,11 @@ impl std::fmt::Debug for HttpServer {
 }
 
 impl HttpServer {
-    /// A server with `cfg` and `router`. Fails if the root is not a directory.
+    /// A server with `cfg` and `router`.
+    ///
+    /// # Errors
+    /// When `cfg.root` is set and cannot be resolved or is not a directory (the error
+    /// names the root).
     pub fn new(cfg: HttpConfig, router: Router) -> io::Result<HttpServer> {
         let files = match &cfg.root {
             Some(root) => Some(FileService::new(root, cfg.files.clone()).map_err(|e| {
@@ -173,6 +209,10 @@ impl HttpServer {
     }
 
     /// Listens on TCP `addr` with the configured listener settings.
+    ///
+    /// # Errors
+    /// When `addr` does not resolve, or the socket cannot be created, bound or put
+    /// to listen, or registered with the reactor.
     pub fn listen(
         &self,
         net: &mut impl Listen,

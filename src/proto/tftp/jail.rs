@@ -60,6 +60,11 @@ pub struct Jail {
 
 impl Jail {
     /// The jail at `root`, which must be an existing directory.
+    ///
+    /// # Errors
+    ///
+    /// `root` cannot be resolved (missing: `NotFound`, permissions) or is not a
+    /// directory (`InvalidInput`).
     pub fn new(root: &Path) -> io::Result<Jail> {
         let root = root.canonicalize()?;
         if !root.is_dir() {
@@ -77,6 +82,13 @@ impl Jail {
     }
 
     /// The real path of an existing file `name` for reading.
+    ///
+    /// # Errors
+    ///
+    /// [`JailError::Escape`] for an empty name, a NUL byte, an absolute name, a `..`
+    /// component, or a real path (symlinks resolved) outside the root;
+    /// [`JailError::NotFound`] if it does not exist; [`JailError::Io`] for another
+    /// error while resolving it (permissions).
     pub fn existing(&self, name: &[u8]) -> Result<PathBuf, JailError> {
         let rel = relative(name)?;
         let real = self.root.join(rel).canonicalize()?;
@@ -89,6 +101,12 @@ impl Jail {
     /// Where a new file `name` goes: `(real directory, file name)`. The directory must
     /// exist inside the root; the final component is not resolved (the caller creates
     /// it without following links).
+    ///
+    /// # Errors
+    ///
+    /// [`JailError::Escape`] for a name refused as by [`existing`](Self::existing)
+    /// or whose directory resolves outside the root; [`JailError::NotFound`] if the
+    /// directory does not exist; [`JailError::Io`] for another error resolving it.
     pub fn new_file(&self, name: &[u8]) -> Result<(PathBuf, PathBuf), JailError> {
         let rel = relative(name)?;
         let file = PathBuf::from(rel.file_name().ok_or(JailError::Escape)?);

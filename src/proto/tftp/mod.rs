@@ -7,16 +7,48 @@
 //! transfer runs there (see `transfer` for the state machines), driven by datagrams
 //! and the reactor's timers: no thread per transfer.
 //!
-//! ```no_run
+//! # Examples
+//!
+//! A server on a free port; a client on another thread reads one short file (one
+//! DATA block, answered by one ACK) and stops the reactor.
+//!
+//! ```
+//! use std::io;
+//! use std::net::{SocketAddr, UdpSocket};
+//! use std::time::Duration;
 //! use readyloop::net::Listen;
 //! use readyloop::proto::tftp::{TftpConfig, TftpServer};
 //! use readyloop::reactor::Reactor;
 //! use readyloop::selector::Backend;
 //!
+//! let root = std::env::temp_dir().join(format!("readyloop-doc-tftp-{}", std::process::id()));
+//! std::fs::create_dir_all(&root)?;
+//! std::fs::write(root.join("hello.txt"), "hello\n")?;
+//!
 //! let mut reactor = Reactor::new(Backend::Epoll)?;
-//! let server = TftpServer::new(TftpConfig::new("/srv/tftp"))?;
-//! let (_, addr) = reactor.bind_udp("127.0.0.1:6969", server)?;
+//! let server = TftpServer::new(TftpConfig::new(&root))?;
+//! let (_, addr) = reactor.bind_udp("127.0.0.1:0", server)?;
+//!
+//! fn read_file(server: SocketAddr) -> io::Result<Vec<u8>> {
+//!     let sock = UdpSocket::bind("127.0.0.1:0")?;
+//!     sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+//!     sock.send_to(b"\x00\x01hello.txt\x00octet\x00", server)?; // RRQ
+//!     let mut buf = [0; 516];
+//!     let (n, transfer) = sock.recv_from(&mut buf)?; // DATA 1, from the transfer's port
+//!     assert_eq!(&buf[..4], b"\x00\x03\x00\x01");
+//!     sock.send_to(b"\x00\x04\x00\x01", transfer)?; // ACK 1: a short block ends it
+//!     Ok(buf[4..n].to_vec())
+//! }
+//! let handle = reactor.handle();
+//! let client = std::thread::spawn(move || {
+//!     let got = read_file(addr);
+//!     let _ = handle.stop(); // whatever happened: the loop below must end
+//!     got
+//! });
 //! reactor.run()?;
+//! let got = client.join().expect("client thread")?;
+//! std::fs::remove_dir_all(&root)?;
+//! assert_eq!(got, b"hello\n");
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
@@ -198,7 +230,13 @@ fn display_name(name: &[u8]) -> String {
 }
 
 impl TftpServer {
-    /// A server for `cfg` (its root must be an existing directory).
+    /// A server for `cfg` (its root must be an existing directory). Bind it with
+    /// [`Listen::bind_udp`](crate::net::Listen::bind_udp).
+    ///
+    /// # Errors
+    ///
+    /// `cfg.root` cannot be resolved (missing: `NotFound`, permissions) or is not a
+    /// directory (`InvalidInput`); the message names the root.
     pub fn new(cfg: TftpConfig) -> io::Result<TftpServer> {
         let jail = Jail::new(&cfg.root).map_err(|e| {
             io::Error::new(e.kind(), format!("tftp root {}: {e}", cfg.root.display()))

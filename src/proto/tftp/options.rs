@@ -77,6 +77,15 @@ fn refuse(name: &str, value: &[u8]) -> Refusal {
 
 /// Negotiates `options` for a read (`file_size`: the size to announce for `tsize`,
 /// `None` when unknown, as in netascii) or a write (`file_size` unused).
+/// Unknown options are ignored, and a repeated option counts once (the first);
+/// accepted ones are clamped to `limits` and listed for the OACK.
+///
+/// # Errors
+///
+/// The [`Refusal`] to send as an ERROR packet: `OptionRefused` (8) for a value that
+/// is not a decimal number, a `blksize` below 8, a `timeout` outside 1..=255 or a
+/// `windowsize` outside 1..=65535; `DiskFull` (3) for a write whose `tsize` is over
+/// `limits.max_file_size`.
 pub fn negotiate(
     options: &[(&[u8], &[u8])],
     read: bool,

@@ -218,7 +218,31 @@ fn u16_at(b: &[u8], i: usize) -> Result<u16, ParseError> {
     }
 }
 
-/// Parses one datagram.
+/// Parses one datagram (pure: never panics on any input).
+///
+/// # Errors
+///
+/// The [`ParseError`] for the first fault: [`Truncated`](ParseError::Truncated)
+/// (no opcode, or no block or error code where the opcode needs one),
+/// [`UnknownOpcode`](ParseError::UnknownOpcode), and for RRQ/WRQ/OACK an
+/// unterminated string, an empty file name, a mode other than `octet`/`netascii`,
+/// a bad option or more than [`MAX_OPTIONS`] options. Each is answered with
+/// [`ParseError::code`].
+///
+/// # Examples
+///
+/// ```
+/// use readyloop::proto::tftp::packet::{parse, Mode, Packet, ParseError};
+///
+/// match parse(b"\x00\x01boot.img\x00octet\x00blksize\x001428\x00") {
+///     Ok(Packet::Rrq(r)) => {
+///         assert_eq!((r.filename, r.mode), (&b"boot.img"[..], Mode::Octet));
+///         assert_eq!(r.options, [(&b"blksize"[..], &b"1428"[..])]);
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(parse(b"\x00\x04\x00").unwrap_err(), ParseError::Truncated);
+/// ```
 pub fn parse(b: &[u8]) -> Result<Packet<'_>, ParseError> {
     let op = u16_at(b, 0)?;
     let body = &b[2..];

@@ -1,5 +1,4 @@
-//! `strace -c -f -p PID` around a measurement: shared by the lab (benches/lab) and the
-//! chat bench (benches/chat.rs, which includes this file by path).
+//! `strace -c -f -p PID` around a measurement (the lab's `--strace`, the chat bench's).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -48,7 +47,7 @@ pub fn strace_counts<T>(
     }
     let r = during();
     // SIGINT makes strace detach and report.
-    let _ = readyloop::sys::process::kill(st.id(), libc::SIGINT);
+    let _ = super::os::kill(st.id(), libc::SIGINT);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match st.try_wait() {

@@ -89,7 +89,7 @@ where
             _ => String::new(),
         })
         .y_desc(y_label)
-        .y_label_formatter(&|y| crate::report::num(*y))
+        .y_label_formatter(&|y| super::table::num(*y))
         .draw()?;
     chart.draw_series(bars.iter().enumerate().map(|(i, b)| {
         let c = PALETTE[i % PALETTE.len()];
@@ -156,7 +156,7 @@ pub fn line_chart(
         })
         .x_desc(x_desc)
         .y_desc(y_desc)
-        .y_label_formatter(&|y| crate::report::num(*y))
+        .y_label_formatter(&|y| super::table::num(*y))
         .draw()?;
     for (k, (name, ys)) in series.iter().enumerate() {
         let c = PALETTE[k % PALETTE.len()];

@@ -1,5 +1,4 @@
-//! The machine and the output folder: shared by the lab and the chat bench
-//! (benches/chat.rs includes this file by path).
+//! The machine and the output folder, for every bench's report.
 
 use std::path::PathBuf;
 

@@ -1,0 +1,288 @@
+//! [`Conn`]: what a protocol sees of its connection (and, through it, of the
+//! reactor).
+
+use std::any::Any;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::handler::Stream;
+use super::mail::{notify, reach, write_to, Mail};
+use super::state::{Idle, StreamCore};
+
+#[cfg(doc)]
+use super::{Protocol, StreamConfig};
+use crate::reactor::{Ctx, HandlerId, TimerId};
+use crate::sys::socket::{self, PeerAddr};
+
+/// What a protocol sees of its connection (and, through it, of the reactor).
+pub struct Conn<'a, 'b> {
+    pub(super) st: &'a mut StreamCore,
+    pub(super) ctx: &'a mut Ctx<'b>,
+}
+
+impl<'a, 'b> Conn<'a, 'b> {
+    /// This connection's id (to address it from other handlers).
+    pub fn id(&self) -> HandlerId {
+        self.ctx.id()
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> &PeerAddr {
+        &self.st.peer
+    }
+
+    /// The local address of the connection (`getsockname`; `PeerAddr::Unix` for a
+    /// Unix socket): the address a client was connected from, or which of a server's
+    /// addresses a client reached.
+    ///
+    /// # Errors
+    ///
+    /// `getsockname` failed (the socket is gone).
+    pub fn local_addr(&self) -> io::Result<PeerAddr> {
+        socket::local_addr(self.st.fd.as_fd())
+    }
+
+    /// Whether `TCP_NODELAY` is set on the socket ([`StreamConfig::nodelay`]).
+    ///
+    /// # Errors
+    ///
+    /// `getsockopt` failed (not a TCP socket).
+    pub fn nodelay(&self) -> io::Result<bool> {
+        socket::nodelay(self.st.fd.as_fd())
+    }
+
+    /// Keeps TCP urgent data in the normal byte stream (`SO_OOBINLINE`).
+    ///
+    /// # Errors
+    ///
+    /// `setsockopt(SO_OOBINLINE)` failed (not expected on an open socket).
+    pub fn set_oob_inline(&mut self, on: bool) -> io::Result<()> {
+        socket::set_oob_inline(self.st.fd.as_fd(), on)
+    }
+
+    /// Queues `data` for sending; it is flushed after the current event batch.
+    /// Returns `false` (and drops the data) if the connection is closing or gone.
+    pub fn write(&mut self, data: &[u8]) -> bool {
+        self.st.queue_write(self.ctx, data)
+    }
+
+    /// Queues `data` on another connection. Returns `false` if it is gone or
+    /// closing. A connection busy further up the call stack (the one whose callback
+    /// led to this one's) gets the bytes as soon as its callback returns: see
+    /// [`write_to`](fn@write_to).
+    pub fn write_to(&mut self, id: HandlerId, data: &[u8]) -> bool {
+        if id == self.id() {
+            return self.write(data);
+        }
+        write_to(self.ctx, id, data)
+    }
+
+    /// Queues `len` bytes of `file` from `offset`, behind everything written so far;
+    /// later writes go out after it. The flush sends the region with `sendfile(2)`
+    /// (the bytes never enter memory) under the same backpressure as written bytes.
+    /// The protocol never sees a descriptor; the connection holds `file` open until
+    /// the region is sent. If the file turns out shorter than promised, the connection
+    /// is dropped (its framing could not be kept). Returns `false` if the connection is
+    /// closing or gone.
+    pub fn send_file(&mut self, file: Rc<File>, offset: u64, len: u64) -> bool {
+        self.st.queue_file(self.ctx, file, offset, len)
+    }
+
+    /// Bytes handed to the kernel so far on this connection (written bytes and file
+    /// regions alike). Queued bytes a peer never took because it went away are not
+    /// counted: `bytes_sent() + output_len()` is everything queued.
+    pub fn bytes_sent(&self) -> u64 {
+        self.st.sent
+    }
+
+    /// Asks for one [`Protocol::output_drained`] call once everything queued so far
+    /// has been handed to the kernel (at once, at the end of the batch, if the socket
+    /// takes it all). Not called if the connection goes first:
+    /// [`Protocol::connection_lost`] is.
+    pub fn notify_drained(&mut self) {
+        self.st.flags.drain_notify = true;
+        if !self.st.flags.flush_queued {
+            self.st.flags.flush_queued = true;
+            self.ctx.defer(self.ctx.id());
+        }
+    }
+
+    /// Bytes queued and not yet sent (file regions included).
+    pub fn output_len(&self) -> usize {
+        self.st.pending()
+    }
+
+    /// Whether pending output passed the high watermark (and has not yet fallen to
+    /// the low one): reading is paused then, unless
+    /// [`StreamConfig::pause_reading_on_backpressure`] is off or producers are paced
+    /// instead ([`produce_into`](Self::produce_into)). A producer (e.g. pipelined
+    /// requests answered from one read) should stop producing;
+    /// [`Protocol::output_drained`] says when to go on.
+    pub fn is_backpressured(&self) -> bool {
+        self.st.flags.bp_paused
+    }
+
+    /// Stops reading, flushes what is queued, then closes. Writes after it are
+    /// refused (they return `false`).
+    pub fn close(&mut self) {
+        self.st.close(self.ctx);
+    }
+
+    /// Closes now, discarding queued output.
+    pub fn abort(&mut self) {
+        self.st.abort(self.ctx);
+    }
+
+    /// Shuts our write side (sends FIN) once queued output is flushed; reading goes on.
+    pub fn shutdown_write(&mut self) {
+        self.st.flags.shutdown_after_flush = true;
+        if !self.st.flags.flush_queued {
+            self.st.flags.flush_queued = true;
+            self.ctx.defer(self.ctx.id());
+        }
+    }
+
+    /// Stops reading until [`resume_reading`](Self::resume_reading).
+    pub fn pause_reading(&mut self) {
+        self.st.set_user_paused(self.ctx, true);
+    }
+
+    /// Resumes reading after [`pause_reading`](Self::pause_reading).
+    pub fn resume_reading(&mut self) {
+        self.st.set_user_paused(self.ctx, false);
+    }
+
+    /// Whether our write side is shut ([`shutdown_write`](Self::shutdown_write) was
+    /// called: the FIN is sent, or goes once queued output is flushed). Writes are
+    /// refused from then on.
+    pub fn is_write_shut(&self) -> bool {
+        self.st.flags.write_shut || self.st.flags.shutdown_after_flush
+    }
+
+    /// Pending output of another connection (as [`output_len`](Self::output_len)),
+    /// or `None` if it is gone, busy further up the call stack, or not a stream
+    /// connection.
+    pub fn output_len_of(&mut self, id: HandlerId) -> Option<usize> {
+        if id == self.id() {
+            return Some(self.output_len());
+        }
+        self.ctx
+            .with_handler::<Stream, _>(id, |s, _| s.core.pending())
+    }
+
+    /// Registers this connection as a producer for `consumer`, as Twisted's
+    /// `registerProducer`: while `consumer`'s pending output is above its high
+    /// watermark, this connection stops reading; when it falls to the low watermark,
+    /// reading resumes. A relay calls it both ways (A produces into B, B into A): the
+    /// slowest reader then paces the whole chain and memory stays bounded. While it
+    /// has a producer, `consumer` no longer pauses its own reading for its own
+    /// output (that output is the producer's doing). Returns `false` if `consumer`
+    /// is gone (or is this connection). The registration ends with either
+    /// connection; a consumer that goes resumes the producers it had paused.
+    pub fn produce_into(&mut self, consumer: HandlerId) -> bool {
+        let me = self.id();
+        if consumer == me {
+            return false;
+        }
+        reach(
+            self.ctx,
+            consumer,
+            |s, ctx| {
+                s.core.add_producer(ctx, me);
+                !s.core.flags.dead
+            },
+            || Mail::Producer(me),
+        )
+    }
+
+    /// Pauses the reading of another connection (as its own
+    /// [`pause_reading`](Self::pause_reading) would). Returns `false` if it is gone.
+    pub fn pause_reading_of(&mut self, id: HandlerId) -> bool {
+        self.set_reading_of(id, true)
+    }
+
+    /// Resumes the reading of another connection paused with
+    /// [`pause_reading_of`](Self::pause_reading_of) (or by its own protocol).
+    /// Returns `false` if it is gone.
+    pub fn resume_reading_of(&mut self, id: HandlerId) -> bool {
+        self.set_reading_of(id, false)
+    }
+
+    fn set_reading_of(&mut self, id: HandlerId, pause: bool) -> bool {
+        if id == self.id() {
+            self.st.set_user_paused(self.ctx, pause);
+            return true;
+        }
+        reach(
+            self.ctx,
+            id,
+            |s, ctx| {
+                s.core.set_user_paused(ctx, pause);
+                !s.core.flags.dead
+            },
+            || Mail::UserPause(pause),
+        )
+    }
+
+    /// Whether the connection is closing or gone (further writes are dropped).
+    pub fn is_closing(&self) -> bool {
+        self.st.flags.closing || self.st.flags.dead
+    }
+
+    /// Sets a timer; [`Protocol::timer`] runs after `delay`. Timers still pending
+    /// when the connection goes are cancelled with it.
+    pub fn set_timer(&mut self, delay: Duration) -> TimerId {
+        self.ctx.set_timer(delay)
+    }
+
+    /// Cancels a timer.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        self.ctx.cancel_timer(id)
+    }
+
+    /// Arms (or with `None` disarms) an idle timeout, as Twisted's
+    /// `TimeoutMixin.setTimeout`: if no input arrives for `timeout`,
+    /// [`Protocol::idle_timeout`] runs (the default closes the connection). Every
+    /// read resets it; [`reset_idle_timeout`](Self::reset_idle_timeout) counts
+    /// other activity. Setting it again replaces the previous one.
+    pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        if let Some(old) = self.st.idle.take() {
+            self.ctx.cancel_timer(old.timer);
+        }
+        if let Some(timeout) = timeout {
+            self.st.idle = Some(Idle {
+                timeout,
+                timer: self.ctx.set_timer(timeout),
+                last: self.ctx.now(),
+            });
+        }
+    }
+
+    /// Restarts the idle timeout's count from now (no effect if none is armed).
+    pub fn reset_idle_timeout(&mut self) {
+        let now = self.ctx.now();
+        if let Some(idle) = &mut self.st.idle {
+            idle.last = now;
+        }
+    }
+
+    /// The loop's clock (read once per iteration; as [`Ctx::now`]), without a
+    /// mutable borrow.
+    pub fn now(&self) -> Instant {
+        self.ctx.now()
+    }
+
+    /// Delivers `event` to another connection's [`Protocol::event`] now. Returns
+    /// `false` if `id` is gone or is not a stream connection.
+    pub fn notify(&mut self, id: HandlerId, event: Box<dyn Any>) -> bool {
+        notify(self.ctx, id, event)
+    }
+
+    /// The reactor context (timers, other handlers, stop, backend).
+    pub fn reactor(&mut self) -> &mut Ctx<'b> {
+        self.ctx
+    }
+}

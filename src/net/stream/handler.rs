@@ -1,0 +1,507 @@
+//! [`Stream`]: the reactor handler for one stream socket (construction,
+//! registration, connect completion, reading, and its [`Handler`] callbacks).
+
+use std::any::Any;
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::mail::Mail;
+use super::state::{Flags, Idle, StreamCore};
+use super::{Conn, Protocol, StreamConfig};
+use crate::net::buffer::OutBuf;
+use crate::net::ratelimit::WarnLimit;
+use crate::reactor::{Ctx, Handler, HandlerId, TimerId};
+use crate::selector::{Interest, Readiness};
+use crate::sys::socket::{self, PeerAddr};
+
+thread_local! {
+    /// Warnings a peer causes at will (stop reading, open many connections): rate
+    /// limited per reactor thread, so one client cannot fill the log.
+    static CLOSE_TIMEOUT_WARN: WarnLimit = const { WarnLimit::new(Duration::from_secs(1)) };
+}
+
+/// A buffered connection: the reactor handler for one stream socket.
+pub struct Stream {
+    pub(super) core: StreamCore,
+    pub(super) proto: Box<dyn Protocol>,
+}
+
+impl Stream {
+    /// Wraps a connected socket (made non-blocking here, if it is not already).
+    /// Register it with [`Stream::register`].
+    ///
+    /// # Errors
+    ///
+    /// Making `fd` non-blocking failed (`fcntl`: not an open descriptor). `fd` is
+    /// closed and `proto` dropped then.
+    pub fn new(
+        fd: OwnedFd,
+        peer: PeerAddr,
+        proto: Box<dyn Protocol>,
+        cfg: Rc<StreamConfig>,
+    ) -> io::Result<Stream> {
+        crate::sys::set_nonblocking(fd.as_fd(), true)?;
+        Ok(Self::accepted(fd, peer, proto, cfg))
+    }
+
+    /// Wraps a socket that `accept4(SOCK_NONBLOCK)` returned.
+    pub(crate) fn accepted(
+        fd: OwnedFd,
+        peer: PeerAddr,
+        proto: Box<dyn Protocol>,
+        cfg: Rc<StreamConfig>,
+    ) -> Stream {
+        Stream {
+            core: StreamCore {
+                fd,
+                peer: peer.clone(),
+                out: OutBuf::default(),
+                files: VecDeque::new(),
+                file_pending: 0,
+                sent: 0,
+                flags: Flags::default(),
+                registered: None,
+                close_timer: None,
+                connect_timer: None,
+                idle: None,
+                error: None,
+                no_shortcut: !matches!(peer, PeerAddr::Inet(_)),
+                cfg,
+                producers: Vec::new(),
+                open: None,
+                guard: None,
+                exclusive: false,
+            },
+            proto,
+        }
+    }
+
+    /// Keeps `guard` until the connection is dropped (its `Drop` uncounts it from
+    /// counters shared across reactors).
+    pub(crate) fn guarded(mut self, guard: Box<dyn Any>) -> Stream {
+        self.core.guard = Some(guard);
+        self
+    }
+
+    /// Counts this connection in `open` while it lives (a listener's limit).
+    pub(crate) fn counted(mut self, open: Rc<Cell<usize>>) -> Stream {
+        open.set(open.get() + 1);
+        self.core.open = Some(open);
+        self.core.exclusive = true;
+        self
+    }
+
+    /// Registers the connection and calls [`Protocol::connection_made`].
+    ///
+    /// # Errors
+    ///
+    /// The backend refuses the descriptor (as [`Ctx::insert`]: `select` and a
+    /// descriptor at or above `FD_SETSIZE`, say). The connection is closed and its
+    /// protocol dropped without a callback then.
+    pub fn register(self, ctx: &mut Ctx<'_>) -> io::Result<HandlerId> {
+        let interest = if ctx.is_edge() {
+            Interest::BOTH
+        } else {
+            Interest::READABLE
+        };
+        let id = ctx.insert(Box::new(self), Some(interest))?;
+        ctx.with_handler::<Stream, _>(id, |s, ctx| {
+            s.core.registered = Some(interest);
+            s.proto.connection_made(&mut Conn {
+                st: &mut s.core,
+                ctx,
+            });
+            s.drain_mail(ctx);
+        });
+        Ok(id)
+    }
+
+    /// Registers a socket whose non-blocking connect is in progress: it is watched
+    /// for writability, and [`Protocol::connection_made`] runs once the connect
+    /// completes ([`Protocol::connection_failed`] if it fails or `timeout` passes).
+    pub(crate) fn register_connecting(
+        mut self,
+        ctx: &mut Ctx<'_>,
+        timeout: Duration,
+    ) -> io::Result<HandlerId> {
+        self.core.flags.connecting = true;
+        let interest = if ctx.is_edge() {
+            Interest::BOTH
+        } else {
+            Interest::WRITABLE
+        };
+        let id = ctx.insert(Box::new(self), Some(interest))?;
+        ctx.with_handler::<Stream, _>(id, |s, ctx| {
+            s.core.registered = Some(interest);
+            s.core.connect_timer = Some(ctx.set_timer(timeout));
+        });
+        Ok(id)
+    }
+
+    /// A readiness report while connecting: finish the connect (success or failure).
+    /// Returns whether the connection is now up.
+    fn connect_ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) -> bool {
+        let failed = r.is_error() || r.is_hangup();
+        if !r.is_writable() && !failed {
+            return false;
+        }
+        let err = match socket::take_error(self.core.fd.as_fd()) {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) if failed => Some(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the socket hung up while connecting",
+            )),
+            Ok(None) => None,
+        };
+        if let Some(e) = err {
+            let e = io::Error::new(e.kind(), format!("connect to {}: {e}", self.core.peer));
+            self.core.fail(ctx, e);
+            return false;
+        }
+        self.core.flags.connecting = false;
+        if let Some(t) = self.core.connect_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        log::debug!("connected to {}", self.core.peer);
+        let (proto, mut conn) = self.conn(ctx);
+        proto.connection_made(&mut conn);
+        if self.core.flags.dead {
+            return false;
+        }
+        // Reading starts now; output queued before the connect goes out (and a
+        // `shutdown_write` or `notify_drained` asked for meanwhile takes effect).
+        self.core.update_interest(ctx);
+        if !self.core.flags.flush_queued {
+            self.core.flags.flush_queued = true;
+            ctx.defer(ctx.id());
+        }
+        true
+    }
+
+    /// Applies what other connections left for this one while it was busy.
+    pub(super) fn drain_mail(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some(m) = ctx.take_mail(ctx.id(), |_| true) {
+            let Ok(m) = m.downcast::<Mail>() else {
+                continue;
+            };
+            match *m {
+                Mail::Write(data) => {
+                    self.core.queue_write_now(ctx, &data);
+                }
+                Mail::Event(e) => {
+                    if !self.core.flags.dead {
+                        let (proto, mut conn) = self.conn(ctx);
+                        proto.event(&mut conn, e);
+                    }
+                }
+                Mail::ConsumerPause(p) => self.core.consumer_pause(ctx, p),
+                Mail::UserPause(p) => self.core.set_user_paused(ctx, p),
+                Mail::Producer(p) => self.core.add_producer(ctx, p),
+            }
+        }
+    }
+
+    pub(super) fn conn<'a, 'b>(
+        &'a mut self,
+        ctx: &'a mut Ctx<'b>,
+    ) -> (&'a mut dyn Protocol, Conn<'a, 'b>) {
+        (
+            self.proto.as_mut(),
+            Conn {
+                st: &mut self.core,
+                ctx,
+            },
+        )
+    }
+
+    fn read(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
+        let budget = ctx.config().event_budget;
+        let mut buf = ctx.take_scratch();
+        let mut reads = 0;
+        // A short read proves the socket drained at that moment, so the read that
+        // would only return EAGAIN is skipped: the next arrival raises a new edge.
+        // Not when the peer has closed: its FIN raised no separate edge (or one we
+        // consumed while paused), so read on until EOF. Backends that cannot report
+        // read-closed never take the shortcut.
+        let shortcut = !self.core.flags.peer_closed
+            && !self.core.no_shortcut
+            && (!ctx.is_edge() || ctx.capabilities().reports_read_closed);
+        loop {
+            let f = &self.core.flags;
+            if f.eof || f.dead || (!f.lingering && (self.core.read_paused() || f.closing)) {
+                break;
+            }
+            if reads == budget {
+                if ctx.is_edge() {
+                    ctx.requeue(ctx.id(), r);
+                }
+                break;
+            }
+            match socket::recv(self.core.fd.as_fd(), &mut buf) {
+                Ok(0) if self.core.flags.lingering => {
+                    self.core.flags.eof = true;
+                    self.core.abort(ctx);
+                    break;
+                }
+                Ok(n) if self.core.flags.lingering => {
+                    log::trace!("{}: discarding {n} bytes while closing", self.core.peer);
+                    reads += 1;
+                }
+                Ok(0) => {
+                    self.core.flags.eof = true;
+                    let (proto, mut conn) = self.conn(ctx);
+                    let keep = proto.eof_received(&mut conn);
+                    // Our write side already shut: both directions are done.
+                    if keep && !self.core.flags.write_shut {
+                        self.core.update_interest(ctx);
+                    } else {
+                        self.core.close(ctx);
+                    }
+                    break;
+                }
+                Ok(n) => {
+                    reads += 1;
+                    if let Some(idle) = &mut self.core.idle {
+                        idle.last = ctx.now();
+                    }
+                    let (proto, mut conn) = self.conn(ctx);
+                    proto.data_received(&mut conn, &buf[..n]);
+                    // A consumer this read fed may have paused us meanwhile.
+                    self.drain_mail(ctx);
+                    if n < buf.len() && shortcut {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.core.fail(ctx, e);
+                    break;
+                }
+            }
+        }
+        ctx.give_scratch(buf);
+        if self.core.read_paused() {
+            self.core.update_interest(ctx);
+        }
+    }
+
+    fn flush_and_resume(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.core.flush(ctx) || self.core.flags.dead {
+            return;
+        }
+        let resumed =
+            self.core.flags.bp_paused && self.core.pending() <= self.core.cfg.low_watermark;
+        let drained = self.core.flags.drain_notify && !self.core.has_pending();
+        if resumed || drained {
+            let was_paused = self.core.read_paused();
+            self.core.flags.bp_paused &= !resumed;
+            self.core.flags.drain_notify &= !drained;
+            if resumed {
+                self.core.pace_producers(ctx, false);
+            }
+            let (proto, mut conn) = self.conn(ctx);
+            proto.output_drained(&mut conn);
+            if was_paused && !self.core.read_paused() {
+                self.core.requeue_read(ctx);
+            }
+        }
+        self.core.update_interest(ctx);
+    }
+}
+
+impl Stream {
+    fn on_ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
+        if self.core.flags.connecting && !self.connect_ready(ctx, r) {
+            return;
+        }
+        if r.is_read_closed() || r.is_hangup() || r.is_error() {
+            self.core.flags.peer_closed = true;
+        }
+        if r.is_priority() {
+            // TCP urgent data: recv stops at the mark with bytes still queued.
+            self.core.no_shortcut = true;
+        }
+        if r.is_readable() {
+            self.read(ctx, r);
+        }
+        if r.is_writable() && self.core.has_pending() && !self.core.flags.dead {
+            self.flush_and_resume(ctx);
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
+        if self.core.idle.as_ref().is_some_and(|i| i.timer == id) {
+            let Some(idle) = self.core.idle.take() else {
+                return;
+            };
+            let quiet = Instant::now().saturating_duration_since(idle.last);
+            if quiet < idle.timeout {
+                self.core.idle = Some(Idle {
+                    timer: ctx.set_timer(idle.timeout - quiet),
+                    ..idle
+                });
+            } else if !self.core.flags.dead {
+                log::debug!("{}: idle for {quiet:?}", self.core.peer);
+                let (proto, mut conn) = self.conn(ctx);
+                proto.idle_timeout(&mut conn);
+            }
+            return;
+        }
+        if self.core.connect_timer == Some(id) {
+            self.core.connect_timer = None;
+            let e = io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect to {} timed out", self.core.peer),
+            );
+            self.core.fail(ctx, e);
+            return;
+        }
+        if self.core.close_timer == Some(id) {
+            CLOSE_TIMEOUT_WARN.with(|w| {
+                w.warn(
+                    module_path!(),
+                    format_args!(
+                        "{}: close timed out with {} bytes unsent; dropping",
+                        self.core.peer,
+                        self.core.pending()
+                    ),
+                )
+            });
+            self.core.close_timer = None;
+            let unsent = self.core.pending();
+            if unsent == 0 {
+                // Lingering: everything was sent; the peer just never closed.
+                self.core.abort(ctx);
+            } else {
+                self.core.fail(
+                    ctx,
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("close timed out with {unsent} bytes unsent"),
+                    ),
+                );
+            }
+            return;
+        }
+        if !self.core.flags.dead {
+            let (proto, mut conn) = self.conn(ctx);
+            proto.timer(&mut conn, id);
+        }
+    }
+
+    fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        if self.core.flags.connecting {
+            let e = io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!(
+                    "connect to {} abandoned: the reactor is shutting down",
+                    self.core.peer
+                ),
+            );
+            self.core.fail(ctx, e);
+            return;
+        }
+        if !self.core.flags.dead {
+            let (proto, mut conn) = self.conn(ctx);
+            proto.shutdown(&mut conn);
+        }
+    }
+}
+
+impl Handler for Stream {
+    fn fd(&self) -> RawFd {
+        self.core.fd.as_raw_fd()
+    }
+
+    fn ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
+        self.on_ready(ctx, r);
+        self.drain_mail(ctx);
+    }
+
+    fn deferred(&mut self, ctx: &mut Ctx<'_>) {
+        self.core.flags.flush_queued = false;
+        if !self.core.flags.dead {
+            self.flush_and_resume(ctx);
+        }
+        self.drain_mail(ctx);
+    }
+
+    fn timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
+        self.on_timer(ctx, id);
+        self.drain_mail(ctx);
+    }
+
+    fn shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        self.on_shutdown(ctx);
+        self.drain_mail(ctx);
+    }
+
+    fn removed(&mut self, ctx: &mut Ctx<'_>) {
+        // A callback panicked (the reactor contained it): the protocol still hears
+        // `connection_lost`, with an error, so it can drop the connection from any
+        // shared state; whatever it had queued is discarded.
+        if ctx.removed_after_panic() {
+            self.core.error = Some(io::Error::other(
+                "the connection's protocol panicked; connection dropped",
+            ));
+        }
+        // Producers paused on our account go on reading (to see their own EOF, say).
+        if self.core.flags.bp_paused {
+            self.core.pace_producers(ctx, false);
+        }
+        self.core.producers.clear();
+        // Not asked for by the connection (the loop stopped, or a graceful shutdown
+        // ran out of time) and output left behind: not a clean close.
+        if !self.core.flags.dead && self.core.error.is_none() && self.core.has_pending() {
+            self.core.error = Some(io::Error::other(format!(
+                "closed by the reactor with {} bytes unsent",
+                self.core.pending()
+            )));
+        }
+        self.core.flags.dead = true;
+        if let Some(t) = self.core.close_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        if let Some(t) = self.core.connect_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        let err = self.core.error.take();
+        if self.core.flags.connecting {
+            let err = err.unwrap_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    format!(
+                        "connect to {} abandoned: the reactor closed it",
+                        self.core.peer
+                    ),
+                )
+            });
+            let (proto, mut conn) = self.conn(ctx);
+            proto.connection_failed(&mut conn, &err);
+            return;
+        }
+        let (proto, mut conn) = self.conn(ctx);
+        proto.connection_lost(&mut conn, err.as_ref());
+    }
+
+    fn owns_fd(&self) -> bool {
+        self.core.exclusive
+    }
+
+    fn describe(&self) -> Option<String> {
+        Some(format!("peer {}", self.core.peer))
+    }
+
+    fn keeps_alive(&self) -> bool {
+        !self.core.flags.dead
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

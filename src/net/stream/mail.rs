@@ -1,0 +1,90 @@
+//! Calls between connections ([`write_to`](fn@write_to), [`notify`](fn@notify)) and
+//! the mail that keeps them for a connection busy further up the call stack.
+
+use std::any::Any;
+
+use super::handler::Stream;
+#[cfg(doc)]
+use super::Protocol;
+use crate::reactor::{Ctx, HandlerId};
+
+/// What a connection that was busy when another reached for it finds left for it
+/// ([`Ctx::post`]); collected when its running callback returns.
+pub(super) enum Mail {
+    Write(Vec<u8>),
+    Event(Box<dyn Any>),
+    /// A consumer paused (`true`) or resumed our reading.
+    ConsumerPause(bool),
+    /// Another connection paused or resumed our reading ([`Conn::pause_reading_of`]).
+    UserPause(bool),
+    /// Register this producer ([`Conn::produce_into`]).
+    Producer(HandlerId),
+}
+
+/// Runs `f` on the stream connection `id` if it can be reached now; if it is busy
+/// (its callback is running further up the stack: it called us, directly or not),
+/// leaves `mail` for it, applied as soon as that callback returns. Returns `f`'s
+/// answer, `true` for mail left, `false` if `id` is gone or not a connection.
+pub(super) fn reach(
+    ctx: &mut Ctx<'_>,
+    id: HandlerId,
+    f: impl FnOnce(&mut Stream, &mut Ctx<'_>) -> bool,
+    mail: impl FnOnce() -> Mail,
+) -> bool {
+    match ctx.with_handler::<Stream, _>(id, f) {
+        Some(r) => r,
+        None if ctx.is_busy(id) => ctx.post(id, Box::new(mail())),
+        None => false,
+    }
+}
+
+/// Pauses or resumes the reading of `producer` on behalf of a consumer.
+pub(super) fn pace(ctx: &mut Ctx<'_>, producer: HandlerId, pause: bool) {
+    reach(
+        ctx,
+        producer,
+        |s, ctx| {
+            s.core.consumer_pause(ctx, pause);
+            true
+        },
+        || Mail::ConsumerPause(pause),
+    );
+}
+
+/// Queues `data` on the stream connection `id` from any context. Returns `false` if
+/// `id` is gone, closing, or not a stream connection.
+///
+/// If `id` is busy (its callback is running further up the call stack: it called,
+/// directly or not, the handler that writes), the bytes are kept and queued as soon
+/// as that callback returns (or as soon as it writes itself, ahead of its own bytes),
+/// and this returns `true`; should `id` close meanwhile they are dropped as any
+/// write after a close is.
+pub fn write_to(ctx: &mut Ctx<'_>, id: HandlerId, data: &[u8]) -> bool {
+    reach(
+        ctx,
+        id,
+        |s, ctx| s.core.queue_write(ctx, data),
+        || Mail::Write(data.to_vec()),
+    )
+}
+
+/// Delivers `event` to the stream connection `id`'s protocol ([`Protocol::event`]):
+/// now, or, if `id` is busy (as for [`write_to`]), as soon as its running callback
+/// returns. Returns `false` if `id` is gone or not a stream connection.
+pub fn notify(ctx: &mut Ctx<'_>, id: HandlerId, event: Box<dyn Any>) -> bool {
+    let mut event = Some(event);
+    let delivered = ctx.with_handler::<Stream, _>(id, |s, ctx| {
+        if let Some(e) = event.take() {
+            if !s.core.flags.dead {
+                let (proto, mut conn) = s.conn(ctx);
+                proto.event(&mut conn, e);
+            }
+        }
+        s.drain_mail(ctx);
+    });
+    match (delivered, event) {
+        (Some(()), _) => true,
+        (None, Some(e)) if ctx.is_busy(id) => ctx.post(id, Box::new(Mail::Event(e))),
+        _ => false,
+    }
+}
