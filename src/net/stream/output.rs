@@ -1,8 +1,9 @@
-//! The output side of a stream connection: queueing bytes and file regions,
-//! backpressure, and the flush (`send`, `sendfile`).
+//! The output side of a stream connection: queueing bytes (copied or shared) and file
+//! regions, backpressure, and the flush (one gathered `sendmsg` of the pending chunks,
+//! `sendfile`).
 
 use std::fs::File;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::rc::Rc;
@@ -10,11 +11,12 @@ use std::time::Duration;
 
 use super::mail::Mail;
 use super::state::StreamCore;
-use crate::net::buffer::OutBuf;
+use crate::net::buffer::{OutBuf, MAX_IOV};
 use crate::net::ratelimit::WarnLimit;
 use crate::reactor::Ctx;
 use crate::sys::file;
 use crate::sys::socket;
+use bytes::Bytes;
 
 thread_local! {
     /// Warnings a peer causes at will (stop reading, open many connections): rate
@@ -31,8 +33,27 @@ pub(super) struct FileSegment {
     pub(super) after: OutBuf,
 }
 
+/// Bytes to queue: a slice to copy, or a shared chunk to queue by reference.
+pub(super) enum Data<'d> {
+    Copy(&'d [u8]),
+    Shared(Bytes),
+}
+
+impl Data<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Data::Copy(d) => d.len(),
+            Data::Shared(b) => b.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl StreamCore {
-    pub(super) fn queue_write(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> bool {
+    pub(super) fn queue_write(&mut self, ctx: &mut Ctx<'_>, data: Data<'_>) -> bool {
         // Writes other connections left for us while we were busy go first: they
         // were asked for earlier.
         while let Some(m) = ctx.take_mail(ctx.id(), |m| {
@@ -40,14 +61,14 @@ impl StreamCore {
         }) {
             if let Ok(m) = m.downcast::<Mail>() {
                 if let Mail::Write(early) = *m {
-                    self.queue_write_now(ctx, &early);
+                    self.queue_write_now(ctx, Data::Shared(early));
                 }
             }
         }
         self.queue_write_now(ctx, data)
     }
 
-    pub(super) fn queue_write_now(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> bool {
+    pub(super) fn queue_write_now(&mut self, ctx: &mut Ctx<'_>, data: Data<'_>) -> bool {
         if self.refuses_output() {
             log::debug!(
                 "{}: write of {} bytes after close ignored",
@@ -59,9 +80,15 @@ impl StreamCore {
         if data.is_empty() {
             return true;
         }
-        match self.files.back_mut() {
-            Some(seg) => seg.after.extend(data),
-            None => self.out.extend(data),
+        let buf = match self.files.back_mut() {
+            Some(seg) => &mut seg.after,
+            None => &mut self.out,
+        };
+        match data {
+            Data::Copy(d) => buf.extend(d),
+            // Counted at its full length here, whoever else holds it: the limit below
+            // is exact per connection.
+            Data::Shared(b) => buf.push_shared(b),
         }
         if let Some(max) = self.cfg.max_output {
             // Over the limit before the end-of-batch flush: offer the backlog to the
@@ -164,22 +191,21 @@ impl StreamCore {
                     }
                 }
             }
-            let pending = self.out.len();
             // Bytes right before a file region (an HTTP head before its body): let
             // them leave with the region's first bytes, not in a small segment alone.
             // The region is non-empty, so its `sendfile` (no `MSG_MORE`) follows and
             // pushes; were the socket full, the ACKs that free it send the rest.
             let more = self.files.front().is_some_and(|s| s.remaining > 0);
-            let sent = if more {
-                socket::send_more(self.fd.as_fd(), self.out.as_slice())
-            } else {
-                socket::send(self.fd.as_fd(), self.out.as_slice())
-            };
+            // The backlog, up to MAX_IOV chunks, in one gathered send.
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let k = self.out.io_slices(&mut iov);
+            let offered: usize = iov[..k].iter().map(|s| s.len()).sum();
+            let sent = socket::send_vectored(self.fd.as_fd(), &iov[..k], more);
             match sent {
                 Ok(n) => {
                     self.sent += n as u64;
                     self.out.consume(n);
-                    if n < pending {
+                    if n < offered {
                         // Short write: the send buffer is full; wait for writability.
                         break;
                     }
