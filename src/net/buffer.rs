@@ -11,19 +11,24 @@
 //! before it (the tail becomes a chunk of its own, without a copy) and owned bytes
 //! after it start a new tail.
 //!
-//! [`OutBuf::io_slices`] lists the pending bytes as at most `n` slices for one
-//! `sendmsg`; [`OutBuf::consume`] advances through the chunks after a partial write.
+//! [`OutBuf::write_with`] hands the pending chunks (up to [`MAX_IOV`]) as slices to one
+//! gathered send (`sendmsg`, i.e. `writev` with `MSG_NOSIGNAL`) and
+//! [`OutBuf::consume`]s what it took: a partial write may end inside any chunk.
 //! [`OutBuf::len`] counts every pending byte, shared chunks at their full length per
 //! connection, so a per-connection limit on it is exact.
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
+use std::io::{self, IoSlice};
 
 use bytes::{Buf, Bytes, BytesMut};
 
-/// How many slices one gathered send may take (well under Linux's `IOV_MAX`, 1024):
-/// a bigger backlog goes out in several sends of this many chunks each.
-pub const MAX_IOV: usize = 64;
+/// How many slices one gathered send takes at most (Linux's `IOV_MAX`): a bigger
+/// backlog goes out in several sends of this many chunks each.
+pub const MAX_IOV: usize = 1024;
+
+/// Up to this many slices are gathered on the stack; more (a backlog of small chunks
+/// a slow reader let grow) in one short-lived allocation.
+const STACK_IOV: usize = 64;
 
 /// Bytes waiting to be written: chunks (frozen owned bytes and shared ones) followed
 /// by an owned tail.
@@ -98,6 +103,33 @@ impl OutBuf {
         n
     }
 
+    /// Offers the first pending bytes (at most [`MAX_IOV`] chunks) to `send` as
+    /// slices, in order, and consumes what it took. Returns `(taken, offered)`:
+    /// `taken < offered` is a short write (the socket is full).
+    ///
+    /// # Errors
+    ///
+    /// `send`'s error; nothing is consumed then.
+    pub fn write_with(
+        &mut self,
+        send: impl FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> io::Result<(usize, usize)> {
+        let count = self.chunk_count().min(MAX_IOV);
+        let (taken, offered) = if count <= STACK_IOV {
+            let mut iov = [IoSlice::new(&[]); STACK_IOV];
+            let k = self.io_slices(&mut iov);
+            let offered = iov[..k].iter().map(|s| s.len()).sum();
+            (send(&iov[..k])?, offered)
+        } else {
+            let mut iov = vec![IoSlice::new(&[]); count];
+            let k = self.io_slices(&mut iov);
+            let offered = iov[..k].iter().map(|s| s.len()).sum();
+            (send(&iov[..k])?, offered)
+        };
+        self.consume(taken);
+        Ok((taken, offered))
+    }
+
     /// The first pending slice (empty if nothing is pending).
     pub fn first_slice(&self) -> &[u8] {
         match self.chunks.front() {
@@ -144,7 +176,7 @@ impl OutBuf {
             if self.tail.capacity() > keep {
                 self.tail = BytesMut::with_capacity(keep.min(4096));
             }
-            if self.chunks.capacity() > MAX_IOV {
+            if self.chunks.capacity() > STACK_IOV {
                 self.chunks = VecDeque::new();
             }
         }

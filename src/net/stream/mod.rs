@@ -5,7 +5,7 @@
 //! * Output: [`Conn::write`] copies into the connection's [`OutBuf`],
 //!   [`Conn::write_shared`] queues a shared [`Bytes`](bytes::Bytes) chunk by reference
 //!   (render once, queue on many connections); either asks for one flush after the
-//!   event batch, which hands the whole backlog (up to 64 chunks at a time) to one
+//!   event batch, which hands the whole backlog (up to `IOV_MAX`, 1024 chunks) to one
 //!   gathered `sendmsg`, so many writes in one batch cost one syscall.
 //! * Write interest follows the output buffer (level-triggered backends): added when
 //!   a flush leaves bytes behind, dropped when it drains. Edge-triggered backends

@@ -3,7 +3,7 @@
 //! `sendfile`).
 
 use std::fs::File;
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::rc::Rc;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::mail::Mail;
 use super::state::StreamCore;
-use crate::net::buffer::{OutBuf, MAX_IOV};
+use crate::net::buffer::OutBuf;
 use crate::net::ratelimit::WarnLimit;
 use crate::reactor::Ctx;
 use crate::sys::file;
@@ -196,15 +196,14 @@ impl StreamCore {
             // The region is non-empty, so its `sendfile` (no `MSG_MORE`) follows and
             // pushes; were the socket full, the ACKs that free it send the rest.
             let more = self.files.front().is_some_and(|s| s.remaining > 0);
-            // The backlog, up to MAX_IOV chunks, in one gathered send.
-            let mut iov = [IoSlice::new(&[]); MAX_IOV];
-            let k = self.out.io_slices(&mut iov);
-            let offered: usize = iov[..k].iter().map(|s| s.len()).sum();
-            let sent = socket::send_vectored(self.fd.as_fd(), &iov[..k], more);
-            match sent {
-                Ok(n) => {
+            // The backlog (up to IOV_MAX chunks) in one gathered send.
+            let fd = self.fd.as_fd();
+            match self
+                .out
+                .write_with(|iov| socket::send_vectored(fd, iov, more))
+            {
+                Ok((n, offered)) => {
                     self.sent += n as u64;
-                    self.out.consume(n);
                     if n < offered {
                         // Short write: the send buffer is full; wait for writability.
                         break;
