@@ -1,13 +1,15 @@
 //! The reactor: a loop over a [`KeyedSelector`] that dispatches readiness to handlers.
 //!
-//! Loop order, fixed (Redis `ae.c` style):
+//! Loop order, fixed (Redis `ae.c` style: timers after I/O):
 //!
-//! 1. run due timers;
-//! 2. compute the wait timeout from the earliest timer (zero if events were requeued or
+//! 1. compute the wait timeout from the earliest timer (zero if events were requeued or
 //!    deferred work is left over);
-//! 3. `select`;
-//! 4. dispatch each event to its handler, then run the handlers' deferred work
-//!    (a buffered connection flushes its output once per batch, not once per write).
+//! 2. `select`; run the remote calls of a [`Handle`] if it woke the loop;
+//! 3. dispatch each event to its handler;
+//! 4. run the timers that are due (those that came due during the wait included);
+//! 5. run the handlers' deferred work (a buffered connection flushes its output once
+//!    per batch, not once per write): what step 3 *and* step 4 wrote leaves now, so a
+//!    timer-driven write costs one wait, not a second zero-timeout one.
 //!
 //! Handlers ([`Handler`]) own their descriptors. They are kept in a generational slab:
 //! a [`HandlerId`] that outlives its handler never reaches the handler that reuses the
@@ -66,7 +68,7 @@ mod signals;
 mod timers;
 
 pub use ctx::{Ctx, SCRATCH_SIZE};
-pub use dispatch::{panics_contained_total, Core};
+pub use dispatch::{panics_contained_total, LoopState};
 pub use handle::Handle;
 pub use handler::{Handler, HandlerId};
 pub use timers::{TimerId, Timers};
@@ -144,7 +146,7 @@ impl Default for Config {
 /// that catches the panic may run it again. The [module docs](self#panics-in-handlers)
 /// say what is cleaned up.
 pub struct Reactor {
-    core: Core,
+    core: LoopState,
     ready: Vec<(Token, Readiness)>,
     events: VecDeque<(HandlerId, Readiness)>,
     handle: Handle,
@@ -192,7 +194,7 @@ impl Reactor {
         log::debug!("reactor on backend {}", sel.backend());
         let edge = sel.capabilities().trigger == Trigger::Edge;
         Ok(Reactor {
-            core: Core {
+            core: LoopState {
                 sel,
                 handlers: Slab::default(),
                 timers: Timers::default(),
@@ -421,10 +423,12 @@ impl Reactor {
         Ok(())
     }
 
-    /// One loop iteration: due timers, a wait of at most `max_wait` (and no longer than
-    /// the next timer), dispatch, deferred work. Once the loop is stopped (by
-    /// [`Ctx::stop`], a [`Handle`], or a finished graceful shutdown) it returns at once
-    /// without waiting: a caller looping on it checks [`Reactor::is_stopped`].
+    /// One loop iteration: a wait of at most `max_wait` (and no longer than the next
+    /// timer), dispatch, due timers (one that came due during the wait runs in this
+    /// iteration), deferred work. Once the loop is stopped (by [`Ctx::stop`], a
+    /// [`Handle`], or a finished graceful shutdown) it returns at once without
+    /// waiting or running timers: a caller looping on it checks
+    /// [`Reactor::is_stopped`].
     ///
     /// # Errors
     ///
@@ -435,7 +439,6 @@ impl Reactor {
     /// As [`run`](Self::run): only under [`PanicPolicy::Propagate`].
     pub fn run_once(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
         let core = &mut self.core;
-        core.run_timers();
         if core.stop {
             return Ok(());
         }
@@ -474,6 +477,10 @@ impl Reactor {
         for (id, r) in self.events.drain(..) {
             core.call(id, |h, ctx| h.ready(ctx, r));
         }
+        // After I/O, as Redis `ae.c` does: a timer that came due during the wait runs
+        // in this iteration, and what it writes leaves in the deferred pass below
+        // (no second, zero-timeout wait for it).
+        core.run_timers();
         core.run_deferred();
         Ok(())
     }

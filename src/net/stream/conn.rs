@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::handler::Stream;
 use super::mail::{notify, reach, write_shared_to, write_to, Mail};
 use super::output::Data;
-use super::state::{Idle, StreamCore};
+use super::state::{Idle, StreamTransport};
 
 #[cfg(doc)]
 use super::{Protocol, StreamConfig};
@@ -22,7 +22,7 @@ use crate::sys::socket::{self, PeerAddr};
 
 /// What a protocol sees of its connection (and, through it, of the reactor).
 pub struct Conn<'a, 'b> {
-    pub(super) st: &'a mut StreamCore,
+    pub(super) st: &'a mut StreamTransport,
     pub(super) ctx: &'a mut Ctx<'b>,
 }
 
@@ -146,9 +146,9 @@ impl<'a, 'b> Conn<'a, 'b> {
     /// takes it all). Not called if the connection goes first:
     /// [`Protocol::connection_lost`] is.
     pub fn notify_drained(&mut self) {
-        self.st.flags.drain_notify = true;
-        if !self.st.flags.flush_queued {
-            self.st.flags.flush_queued = true;
+        self.st.state.drain_notify = true;
+        if !self.st.state.flush_queued {
+            self.st.state.flush_queued = true;
             self.ctx.defer(self.ctx.id());
         }
     }
@@ -165,7 +165,7 @@ impl<'a, 'b> Conn<'a, 'b> {
     /// requests answered from one read) should stop producing;
     /// [`Protocol::output_drained`] says when to go on.
     pub fn is_backpressured(&self) -> bool {
-        self.st.flags.bp_paused
+        self.st.state.bp_paused
     }
 
     /// Stops reading, flushes what is queued, then closes. Writes after it are
@@ -181,9 +181,9 @@ impl<'a, 'b> Conn<'a, 'b> {
 
     /// Shuts our write side (sends FIN) once queued output is flushed; reading goes on.
     pub fn shutdown_write(&mut self) {
-        self.st.flags.shutdown_after_flush = true;
-        if !self.st.flags.flush_queued {
-            self.st.flags.flush_queued = true;
+        self.st.state.shut_write_after_flush();
+        if !self.st.state.flush_queued {
+            self.st.state.flush_queued = true;
             self.ctx.defer(self.ctx.id());
         }
     }
@@ -202,7 +202,7 @@ impl<'a, 'b> Conn<'a, 'b> {
     /// called: the FIN is sent, or goes once queued output is flushed). Writes are
     /// refused from then on.
     pub fn is_write_shut(&self) -> bool {
-        self.st.flags.write_shut || self.st.flags.shutdown_after_flush
+        self.st.state.is_write_shut()
     }
 
     /// Pending output of another connection (as [`output_len`](Self::output_len)),
@@ -235,7 +235,7 @@ impl<'a, 'b> Conn<'a, 'b> {
             consumer,
             |s, ctx| {
                 s.core.add_producer(ctx, me);
-                !s.core.flags.dead
+                !s.core.state.is_closed()
             },
             || Mail::Producer(me),
         )
@@ -264,7 +264,7 @@ impl<'a, 'b> Conn<'a, 'b> {
             id,
             |s, ctx| {
                 s.core.set_user_paused(ctx, pause);
-                !s.core.flags.dead
+                !s.core.state.is_closed()
             },
             || Mail::UserPause(pause),
         )
@@ -272,11 +272,57 @@ impl<'a, 'b> Conn<'a, 'b> {
 
     /// Whether the connection is closing or gone (further writes are dropped).
     pub fn is_closing(&self) -> bool {
-        self.st.flags.closing || self.st.flags.dead
+        self.st.state.is_closing() || self.st.state.is_closed()
     }
 
     /// Sets a timer; [`Protocol::timer`] runs after `delay`. Timers still pending
     /// when the connection goes are cancelled with it.
+    ///
+    /// # Examples
+    ///
+    /// A server that answers nothing at first: a timer set when the connection is
+    /// made writes a line and closes.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// use readyloop::net::{Conn, Listen, Protocol};
+    /// use readyloop::reactor::{Reactor, TimerId};
+    /// use readyloop::selector::Backend;
+    ///
+    /// struct Later(Option<TimerId>);
+    /// impl Protocol for Later {
+    ///     fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+    ///         self.0 = Some(conn.set_timer(Duration::from_millis(20)));
+    ///     }
+    ///     fn data_received(&mut self, _: &mut Conn<'_, '_>, _: &[u8]) {}
+    ///     fn timer(&mut self, conn: &mut Conn<'_, '_>, id: TimerId) {
+    ///         if self.0 == Some(id) {
+    ///             conn.write(b"later\n");
+    ///             conn.close(); // after the line is sent
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new(Backend::EpollEt)?;
+    /// let (_, addr) = reactor.listen_tcp("127.0.0.1:0", |_| Some(Box::new(Later(None))))?;
+    /// let handle = reactor.handle();
+    /// let client = std::thread::spawn(move || -> std::io::Result<String> {
+    ///     let read = || {
+    ///         let mut c = std::net::TcpStream::connect(addr)?;
+    ///         c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    ///         let mut got = String::new();
+    ///         c.read_to_string(&mut got)?;
+    ///         Ok(got)
+    ///     };
+    ///     let got = read();
+    ///     handle.stop()?; // whatever happened: `run` below must return
+    ///     got
+    /// });
+    /// reactor.run()?;
+    /// assert_eq!(client.join().expect("client thread")?, "later\n");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_timer(&mut self, delay: Duration) -> TimerId {
         self.ctx.set_timer(delay)
     }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::mail::Mail;
 use super::output::Data;
-use super::state::{Flags, Idle, StreamCore};
+use super::phase::{Phase, State, WriteSide};
+use super::state::{Idle, StreamTransport};
 use super::{Conn, Protocol, StreamConfig};
 use crate::net::buffer::OutBuf;
 use crate::net::ratelimit::WarnLimit;
@@ -27,7 +28,7 @@ thread_local! {
 
 /// A buffered connection: the reactor handler for one stream socket.
 pub struct Stream {
-    pub(super) core: StreamCore,
+    pub(super) core: StreamTransport,
     pub(super) proto: Box<dyn Protocol>,
 }
 
@@ -57,14 +58,14 @@ impl Stream {
         cfg: Rc<StreamConfig>,
     ) -> Stream {
         Stream {
-            core: StreamCore {
+            core: StreamTransport {
                 fd,
                 peer: peer.clone(),
                 out: OutBuf::default(),
                 files: VecDeque::new(),
                 file_pending: 0,
                 sent: 0,
-                flags: Flags::default(),
+                state: State::new(Phase::Open),
                 registered: None,
                 close_timer: None,
                 connect_timer: None,
@@ -129,7 +130,7 @@ impl Stream {
         ctx: &mut Ctx<'_>,
         timeout: Duration,
     ) -> io::Result<HandlerId> {
-        self.core.flags.connecting = true;
+        self.core.state.phase = Phase::Connecting;
         let interest = if ctx.is_edge() {
             Interest::BOTH
         } else {
@@ -163,21 +164,21 @@ impl Stream {
             self.core.fail(ctx, e);
             return false;
         }
-        self.core.flags.connecting = false;
+        self.core.state.phase = Phase::Open;
         if let Some(t) = self.core.connect_timer.take() {
             ctx.cancel_timer(t);
         }
         log::debug!("connected to {}", self.core.peer);
         let (proto, mut conn) = self.conn(ctx);
         proto.connection_made(&mut conn);
-        if self.core.flags.dead {
+        if self.core.state.is_closed() {
             return false;
         }
         // Reading starts now; output queued before the connect goes out (and a
         // `shutdown_write` or `notify_drained` asked for meanwhile takes effect).
         self.core.update_interest(ctx);
-        if !self.core.flags.flush_queued {
-            self.core.flags.flush_queued = true;
+        if !self.core.state.flush_queued {
+            self.core.state.flush_queued = true;
             ctx.defer(ctx.id());
         }
         true
@@ -194,7 +195,7 @@ impl Stream {
                     self.core.queue_write_now(ctx, Data::Shared(data));
                 }
                 Mail::Event(e) => {
-                    if !self.core.flags.dead {
+                    if !self.core.state.is_closed() {
                         let (proto, mut conn) = self.conn(ctx);
                         proto.event(&mut conn, e);
                     }
@@ -228,12 +229,11 @@ impl Stream {
         // Not when the peer has closed: its FIN raised no separate edge (or one we
         // consumed while paused), so read on until EOF. Backends that cannot report
         // read-closed never take the shortcut.
-        let shortcut = !self.core.flags.peer_closed
+        let shortcut = !self.core.state.peer_closed
             && !self.core.no_shortcut
             && (!ctx.is_edge() || ctx.capabilities().reports_read_closed);
         loop {
-            let f = &self.core.flags;
-            if f.eof || f.dead || (!f.lingering && (self.core.read_paused() || f.closing)) {
+            if !self.core.reads() {
                 break;
             }
             if reads == budget {
@@ -243,21 +243,21 @@ impl Stream {
                 break;
             }
             match socket::recv(self.core.fd.as_fd(), &mut buf) {
-                Ok(0) if self.core.flags.lingering => {
-                    self.core.flags.eof = true;
+                Ok(0) if self.core.state.is_lingering() => {
+                    self.core.state.eof = true;
                     self.core.abort(ctx);
                     break;
                 }
-                Ok(n) if self.core.flags.lingering => {
+                Ok(n) if self.core.state.is_lingering() => {
                     log::trace!("{}: discarding {n} bytes while closing", self.core.peer);
                     reads += 1;
                 }
                 Ok(0) => {
-                    self.core.flags.eof = true;
+                    self.core.state.eof = true;
                     let (proto, mut conn) = self.conn(ctx);
                     let keep = proto.eof_received(&mut conn);
                     // Our write side already shut: both directions are done.
-                    if keep && !self.core.flags.write_shut {
+                    if keep && self.core.state.write != WriteSide::Shut {
                         self.core.update_interest(ctx);
                     } else {
                         self.core.close(ctx);
@@ -292,16 +292,16 @@ impl Stream {
     }
 
     fn flush_and_resume(&mut self, ctx: &mut Ctx<'_>) {
-        if !self.core.flush(ctx) || self.core.flags.dead {
+        if !self.core.flush(ctx) || self.core.state.is_closed() {
             return;
         }
         let resumed =
-            self.core.flags.bp_paused && self.core.pending() <= self.core.cfg.low_watermark;
-        let drained = self.core.flags.drain_notify && !self.core.has_pending();
+            self.core.state.bp_paused && self.core.pending() <= self.core.cfg.low_watermark;
+        let drained = self.core.state.drain_notify && !self.core.has_pending();
         if resumed || drained {
             let was_paused = self.core.read_paused();
-            self.core.flags.bp_paused &= !resumed;
-            self.core.flags.drain_notify &= !drained;
+            self.core.state.bp_paused &= !resumed;
+            self.core.state.drain_notify &= !drained;
             if resumed {
                 self.core.pace_producers(ctx, false);
             }
@@ -317,11 +317,11 @@ impl Stream {
 
 impl Stream {
     fn on_ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
-        if self.core.flags.connecting && !self.connect_ready(ctx, r) {
+        if self.core.state.is_connecting() && !self.connect_ready(ctx, r) {
             return;
         }
         if r.is_read_closed() || r.is_hangup() || r.is_error() {
-            self.core.flags.peer_closed = true;
+            self.core.state.peer_closed = true;
         }
         if r.is_priority() {
             // TCP urgent data: recv stops at the mark with bytes still queued.
@@ -330,7 +330,7 @@ impl Stream {
         if r.is_readable() {
             self.read(ctx, r);
         }
-        if r.is_writable() && self.core.has_pending() && !self.core.flags.dead {
+        if r.is_writable() && self.core.has_pending() && !self.core.state.is_closed() {
             self.flush_and_resume(ctx);
         }
     }
@@ -346,7 +346,7 @@ impl Stream {
                     timer: ctx.set_timer(idle.timeout - quiet),
                     ..idle
                 });
-            } else if !self.core.flags.dead {
+            } else if !self.core.state.is_closed() {
                 log::debug!("{}: idle for {quiet:?}", self.core.peer);
                 let (proto, mut conn) = self.conn(ctx);
                 proto.idle_timeout(&mut conn);
@@ -389,14 +389,14 @@ impl Stream {
             }
             return;
         }
-        if !self.core.flags.dead {
+        if !self.core.state.is_closed() {
             let (proto, mut conn) = self.conn(ctx);
             proto.timer(&mut conn, id);
         }
     }
 
     fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
-        if self.core.flags.connecting {
+        if self.core.state.is_connecting() {
             let e = io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 format!(
@@ -407,7 +407,7 @@ impl Stream {
             self.core.fail(ctx, e);
             return;
         }
-        if !self.core.flags.dead {
+        if !self.core.state.is_closed() {
             let (proto, mut conn) = self.conn(ctx);
             proto.shutdown(&mut conn);
         }
@@ -425,8 +425,8 @@ impl Handler for Stream {
     }
 
     fn deferred(&mut self, ctx: &mut Ctx<'_>) {
-        self.core.flags.flush_queued = false;
-        if !self.core.flags.dead {
+        self.core.state.flush_queued = false;
+        if !self.core.state.is_closed() {
             self.flush_and_resume(ctx);
         }
         self.drain_mail(ctx);
@@ -452,19 +452,19 @@ impl Handler for Stream {
             ));
         }
         // Producers paused on our account go on reading (to see their own EOF, say).
-        if self.core.flags.bp_paused {
+        if self.core.state.bp_paused {
             self.core.pace_producers(ctx, false);
         }
         self.core.producers.clear();
         // Not asked for by the connection (the loop stopped, or a graceful shutdown
         // ran out of time) and output left behind: not a clean close.
-        if !self.core.flags.dead && self.core.error.is_none() && self.core.has_pending() {
+        if !self.core.state.is_closed() && self.core.error.is_none() && self.core.has_pending() {
             self.core.error = Some(io::Error::other(format!(
                 "closed by the reactor with {} bytes unsent",
                 self.core.pending()
             )));
         }
-        self.core.flags.dead = true;
+        self.core.state.set_closed();
         if let Some(t) = self.core.close_timer.take() {
             ctx.cancel_timer(t);
         }
@@ -472,7 +472,7 @@ impl Handler for Stream {
             ctx.cancel_timer(t);
         }
         let err = self.core.error.take();
-        if self.core.flags.connecting {
+        if self.core.state.phase == (Phase::Closed { connected: false }) {
             let err = err.unwrap_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::ConnectionAborted,
@@ -499,7 +499,7 @@ impl Handler for Stream {
     }
 
     fn keeps_alive(&self) -> bool {
-        !self.core.flags.dead
+        !self.core.state.is_closed()
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {

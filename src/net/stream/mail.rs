@@ -117,7 +117,7 @@ pub fn notify(ctx: &mut Ctx<'_>, id: HandlerId, event: Box<dyn Any>) -> bool {
     let mut event = Some(event);
     let delivered = ctx.with_handler::<Stream, _>(id, |s, ctx| {
         if let Some(e) = event.take() {
-            if !s.core.flags.dead {
+            if !s.core.state.is_closed() {
                 let (proto, mut conn) = s.conn(ctx);
                 proto.event(&mut conn, e);
             }

@@ -40,6 +40,7 @@ mod conn;
 mod handler;
 mod mail;
 mod output;
+mod phase;
 mod protocol;
 mod state;
 

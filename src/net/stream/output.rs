@@ -10,7 +10,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::mail::Mail;
-use super::state::StreamCore;
+use super::phase::WriteSide;
+use super::state::StreamTransport;
 use crate::net::buffer::OutBuf;
 use crate::net::ratelimit::WarnLimit;
 use crate::reactor::Ctx;
@@ -52,7 +53,7 @@ impl Data<'_> {
     }
 }
 
-impl StreamCore {
+impl StreamTransport {
     pub(super) fn queue_write(&mut self, ctx: &mut Ctx<'_>, data: Data<'_>) -> bool {
         // Writes other connections left for us while we were busy go first: they
         // were asked for earlier.
@@ -98,7 +99,7 @@ impl StreamCore {
                 if !self.flush(ctx) {
                     return false;
                 }
-                if self.flags.dead {
+                if self.state.is_closed() {
                     // Sent, and the closing connection finished.
                     return true;
                 }
@@ -155,17 +156,17 @@ impl StreamCore {
 
     /// After output was queued: backpressure and the end-of-batch flush.
     fn queued(&mut self, ctx: &mut Ctx<'_>) {
-        if !self.flags.bp_paused && self.pending() > self.cfg.high_watermark {
+        if !self.state.bp_paused && self.pending() > self.cfg.high_watermark {
             log::trace!(
                 "{}: output {} > high watermark, pausing reads",
                 self.peer,
                 self.pending()
             );
-            self.flags.bp_paused = true;
+            self.state.bp_paused = true;
             self.pace_producers(ctx, true);
         }
-        if !self.flags.flush_queued {
-            self.flags.flush_queued = true;
+        if !self.state.flush_queued {
+            self.state.flush_queued = true;
             ctx.defer(ctx.id());
         }
     }
@@ -173,11 +174,11 @@ impl StreamCore {
     /// Writes as much pending output as the socket takes. Returns `false` if the
     /// connection failed.
     pub(super) fn flush(&mut self, ctx: &mut Ctx<'_>) -> bool {
-        if self.flags.connecting {
+        if self.state.is_connecting() {
             // Output queued before the connect completed waits for it.
             return true;
         }
-        while !self.flags.dead {
+        while !self.state.is_closed() {
             if self.out.is_empty() {
                 if self.files.is_empty() {
                     break;
@@ -222,16 +223,16 @@ impl StreamCore {
             if let Some(t) = self.close_timer.take() {
                 ctx.cancel_timer(t);
             }
-            if self.flags.closing {
+            if self.state.is_closing() {
                 self.finish_close(ctx);
                 return true;
             }
-            if self.flags.shutdown_after_flush && !self.flags.write_shut {
-                self.flags.write_shut = true;
+            if self.state.write == WriteSide::ShutAfterFlush {
+                self.state.write = WriteSide::Shut;
                 if let Err(e) = socket::shutdown(self.fd.as_fd(), Shutdown::Write) {
                     log::debug!("{}: shutdown(write): {e}", self.peer);
                 }
-                if self.flags.eof {
+                if self.state.eof {
                     // Both directions are done.
                     self.abort(ctx);
                     return true;
@@ -242,7 +243,7 @@ impl StreamCore {
     }
 }
 
-impl StreamCore {
+impl StreamTransport {
     /// One `sendfile` of the first file segment (`out` is empty). `Ok(true)`: go on
     /// flushing; `Ok(false)`: the socket is full.
     fn send_file_segment(&mut self) -> io::Result<bool> {

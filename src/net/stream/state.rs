@@ -1,5 +1,5 @@
 //! The stream state machine: a connection's state other than its protocol
-//! ([`StreamCore`]: flags, timers, producers), its read interest, pausing, and
+//! ([`StreamTransport`]: its [`State`], timers, producers), its read interest, pausing, and
 //! closing (graceful close, lingering, abort).
 
 use std::any::Any;
@@ -13,50 +13,17 @@ use std::time::{Duration, Instant};
 
 use super::mail::pace;
 use super::output::FileSegment;
+use super::phase::{Phase, State, WriteSide};
 use super::StreamConfig;
 use crate::net::buffer::OutBuf;
 use crate::reactor::{Ctx, HandlerId, TimerId};
 use crate::selector::{Interest, Readiness};
 use crate::sys::socket::{self, PeerAddr};
 
-/// The state bits of a connection.
-#[derive(Debug, Default)]
-pub(super) struct Flags {
-    /// Pending output passed the high watermark and has not yet fallen to the low
-    /// one (reading is paused then, unless the connection opted out or has producers).
-    pub(super) bp_paused: bool,
-    /// How many consumers ([`Conn::produce_into`]) have paused our reading.
-    pub(super) consumer_pauses: u32,
-    /// Reading paused by the protocol.
-    pub(super) user_paused: bool,
-    /// Read returned 0.
-    pub(super) eof: bool,
-    /// Graceful close in progress: flush, then close.
-    pub(super) closing: bool,
-    /// Call `output_drained` once everything queued is sent (`Conn::notify_drained`).
-    pub(super) drain_notify: bool,
-    /// Graceful close, output done: our FIN is sent and we read and discard until
-    /// the peer's FIN (or the close timeout), so closing with unread input does not
-    /// make the kernel send RST and destroy output the peer has not read yet.
-    pub(super) lingering: bool,
-    /// Shut our write side once the output drains.
-    pub(super) shutdown_after_flush: bool,
-    /// Our write side is shut.
-    pub(super) write_shut: bool,
-    /// A flush is queued for the end of the batch.
-    pub(super) flush_queued: bool,
-    /// Removal requested; writes are ignored.
-    pub(super) dead: bool,
-    /// An outgoing connect is in progress (watching for writability).
-    pub(super) connecting: bool,
-    /// The backend has reported the peer's FIN (read-closed, hang-up or error) at
-    /// some point. Sticky: an edge seen while reading was paused is not seen again.
-    pub(super) peer_closed: bool,
-}
-
-/// The state of a connection other than its protocol (split so the protocol can be
-/// called with a [`Conn`] that borrows the rest).
-pub struct StreamCore {
+/// A connection without its protocol, what Twisted calls the transport: the socket,
+/// the output buffer, the state and the timers (split from the protocol so the
+/// protocol can be called with a [`Conn`] that borrows the rest).
+pub struct StreamTransport {
     pub(super) fd: OwnedFd,
     pub(super) peer: PeerAddr,
     pub(super) out: OutBuf,
@@ -66,7 +33,7 @@ pub struct StreamCore {
     pub(super) file_pending: u64,
     /// Bytes handed to the kernel so far (`send` and `sendfile`).
     pub(super) sent: u64,
-    pub(super) flags: Flags,
+    pub(super) state: State,
     pub(super) registered: Option<Interest>,
     pub(super) close_timer: Option<TimerId>,
     /// The connect timeout of an outgoing connection still connecting.
@@ -92,7 +59,7 @@ pub struct StreamCore {
     pub(super) no_shortcut: bool,
 }
 
-impl Drop for StreamCore {
+impl Drop for StreamTransport {
     /// Uncounts the connection from its listener's total, whether it was registered
     /// and removed or refused at registration (select's `FD_SETSIZE`, say).
     fn drop(&mut self) {
@@ -112,7 +79,7 @@ pub(super) struct Idle {
     pub(super) last: Instant,
 }
 
-impl StreamCore {
+impl StreamTransport {
     /// Whether anything (bytes or file regions) waits to be sent.
     pub(super) fn has_pending(&self) -> bool {
         !self.out.is_empty() || !self.files.is_empty()
@@ -130,12 +97,11 @@ impl StreamCore {
     }
 
     fn want(&self) -> Option<Interest> {
-        let f = &self.flags;
-        if f.connecting {
-            return (!f.dead).then_some(Interest::WRITABLE);
+        if self.state.is_connecting() {
+            return Some(Interest::WRITABLE);
         }
-        let read = !f.eof && !f.dead && (f.lingering || (!self.read_paused() && !f.closing));
-        let write = self.has_pending() && !f.write_shut;
+        let read = self.reads();
+        let write = self.has_pending() && self.state.write != WriteSide::Shut;
         match (read, write) {
             (true, true) => Some(Interest::BOTH),
             (true, false) => Some(Interest::READABLE),
@@ -144,11 +110,23 @@ impl StreamCore {
         }
     }
 
+    /// Whether the connection reads now: not at EOF nor closed, and lingering
+    /// (reading to discard) or up and not paused.
+    pub(super) fn reads(&self) -> bool {
+        let s = &self.state;
+        !s.eof
+            && match s.phase {
+                Phase::Lingering => true,
+                Phase::Connecting | Phase::Open => !self.read_paused(),
+                Phase::Closing | Phase::Closed { .. } => false,
+            }
+    }
+
     /// Whether reading is paused: by the protocol, by a consumer, or by our own
     /// output above the high watermark (unless opted out, or producers are paced
     /// instead).
     pub(super) fn read_paused(&self) -> bool {
-        let f = &self.flags;
+        let f = &self.state;
         f.user_paused
             || f.consumer_pauses > 0
             || (f.bp_paused && self.cfg.pause_reading_on_backpressure && self.producers.is_empty())
@@ -157,21 +135,18 @@ impl StreamCore {
     /// Edge-triggered: edges that arrived while reading was paused were consumed
     /// unread; redeliver one.
     pub(super) fn requeue_read(&self, ctx: &mut Ctx<'_>) {
-        if ctx.is_edge() && !self.flags.dead {
-            ctx.requeue(
-                ctx.id(),
-                Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
-            );
+        if ctx.is_edge() && !self.state.is_closed() {
+            ctx.requeue(ctx.id(), Readiness::READABLE);
         }
     }
 
     /// Pauses or resumes reading at the protocol's request (this connection's or,
     /// through [`Conn::pause_reading_of`], another's).
     pub(super) fn set_user_paused(&mut self, ctx: &mut Ctx<'_>, pause: bool) {
-        if self.flags.user_paused == pause {
+        if self.state.user_paused == pause {
             return;
         }
-        self.flags.user_paused = pause;
+        self.state.user_paused = pause;
         self.update_interest(ctx);
         if !pause {
             self.requeue_read(ctx);
@@ -181,10 +156,10 @@ impl StreamCore {
     /// A consumer we produce into crossed its high watermark (`pause`) or drained.
     pub(super) fn consumer_pause(&mut self, ctx: &mut Ctx<'_>, pause: bool) {
         if pause {
-            self.flags.consumer_pauses += 1;
-        } else if self.flags.consumer_pauses > 0 {
-            self.flags.consumer_pauses -= 1;
-            if self.flags.consumer_pauses == 0 {
+            self.state.consumer_pauses += 1;
+        } else if self.state.consumer_pauses > 0 {
+            self.state.consumer_pauses -= 1;
+            if self.state.consumer_pauses == 0 {
                 self.update_interest(ctx);
                 self.requeue_read(ctx);
             }
@@ -195,12 +170,12 @@ impl StreamCore {
 
     /// Registers `producer` (its reading is paced by our output level).
     pub(super) fn add_producer(&mut self, ctx: &mut Ctx<'_>, producer: HandlerId) {
-        if self.flags.dead || self.producers.contains(&producer) {
+        if self.state.is_closed() || self.producers.contains(&producer) {
             return;
         }
         let was_paused = self.read_paused();
         self.producers.push(producer);
-        if self.flags.bp_paused {
+        if self.state.bp_paused {
             pace(ctx, producer, true);
         }
         if was_paused && !self.read_paused() {
@@ -220,7 +195,7 @@ impl StreamCore {
     /// Level-triggered: make the kernel interest match the state. Edge-triggered:
     /// registered for both once, nothing to do.
     pub(super) fn update_interest(&mut self, ctx: &mut Ctx<'_>) {
-        if ctx.is_edge() || self.flags.dead {
+        if ctx.is_edge() || self.state.is_closed() {
             return;
         }
         let want = self.want();
@@ -236,12 +211,12 @@ impl StreamCore {
     /// (`close` sends what was queued before it, nothing after) or its write side is
     /// shut or about to be.
     pub(super) fn refuses_output(&self) -> bool {
-        let f = &self.flags;
-        f.dead || f.closing || f.write_shut || f.shutdown_after_flush
+        let s = &self.state;
+        s.is_closed() || s.is_closing() || s.is_write_shut()
     }
 
     pub(super) fn fail(&mut self, ctx: &mut Ctx<'_>, e: io::Error) {
-        if self.flags.dead {
+        if self.state.is_closed() {
             return;
         }
         log::debug!("{}: connection error: {e}", self.peer);
@@ -250,15 +225,15 @@ impl StreamCore {
     }
 
     pub(super) fn abort(&mut self, ctx: &mut Ctx<'_>) {
-        self.flags.dead = true;
+        self.state.set_closed();
         ctx.remove(ctx.id());
     }
 
     pub(super) fn close(&mut self, ctx: &mut Ctx<'_>) {
-        if self.flags.dead || self.flags.closing {
+        if self.state.is_closed() || self.state.is_closing() {
             return;
         }
-        if self.flags.connecting {
+        if self.state.is_connecting() {
             self.fail(
                 ctx,
                 io::Error::new(
@@ -268,7 +243,7 @@ impl StreamCore {
             );
             return;
         }
-        self.flags.closing = true;
+        self.state.phase = Phase::Closing;
         if !self.has_pending() {
             self.finish_close(ctx);
         } else {
@@ -280,7 +255,7 @@ impl StreamCore {
     /// The output of a closing connection is all sent: close now if the peer has
     /// closed too, else linger (FIN, then discard input until EOF or the timeout).
     pub(super) fn finish_close(&mut self, ctx: &mut Ctx<'_>) {
-        if self.flags.eof || self.flags.lingering {
+        if self.state.eof || self.state.is_lingering() {
             self.abort(ctx);
             return;
         }
@@ -294,9 +269,9 @@ impl StreamCore {
                 return;
             }
         }
-        self.flags.lingering = true;
-        if !self.flags.write_shut {
-            self.flags.write_shut = true;
+        self.state.phase = Phase::Lingering;
+        if self.state.write != WriteSide::Shut {
+            self.state.write = WriteSide::Shut;
             if let Err(e) = socket::shutdown(self.fd.as_fd(), Shutdown::Write) {
                 log::debug!("{}: shutdown(write): {e}", self.peer);
                 self.abort(ctx);
@@ -309,10 +284,7 @@ impl StreamCore {
         self.update_interest(ctx);
         if ctx.is_edge() {
             // Input that arrived while we were closing raised edges we did not read.
-            ctx.requeue(
-                ctx.id(),
-                Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
-            );
+            ctx.requeue(ctx.id(), Readiness::READABLE);
         }
     }
 }
