@@ -114,7 +114,7 @@ fn main() {
     common::init_logging();
     let args = Args::parse();
     let mut cfg = ChatConfig::default();
-    cfg.core.history = args.history;
+    cfg.limits.history = args.history;
     cfg.flood_burst = args.flood_burst;
     cfg.flood_rate = args.flood_rate;
     cfg.listen.stream.max_output = Some(args.max_output);

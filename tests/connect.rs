@@ -104,7 +104,11 @@ per_backend!(
         wait_log(&log, "connection_lost on EOF", |l| {
             l.iter().any(|e| e.starts_with("lost"))
         });
-        assert!(lt.call(move |ctx| ctx.handler_mut::<readyloop::net::Stream>(id).is_none()));
+        let gone = move |ctx: &mut readyloop::reactor::Ctx<'_>| {
+            ctx.with_handler::<readyloop::net::Stream, _>(id, |_, _| ())
+                .is_none()
+        };
+        assert!(lt.call(gone));
         lt.stop().unwrap();
     }
 

@@ -1,5 +1,5 @@
-//! `DefaultSelector` / `KeyedSelector::best()` is level-triggered, as Python's
-//! `selectors.DefaultSelector`: a faithful port of a Python loop that reads a part
+//! `KeyedSelector::best()` is level-triggered, as Python's
+//! `selectors.DefaultSelector()`: a faithful port of a Python loop that reads a part
 //! of what is ready per wake-up gets everything. Edge-triggered stays available by
 //! name (`best_edge`), and reports a partly read descriptor only once.
 
@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use readyloop::selector::{Backend, DefaultSelector, Interest, KeyedSelector, Trigger};
+use readyloop::selector::{Backend, Interest, KeyedSelector, Trigger};
 
 /// Writes 3000 bytes, then reads at most 1000 per `select`, as Python's example
 /// (`conn.recv(1000)`) does. Returns the bytes read within 10 wake-ups.
@@ -40,7 +40,7 @@ fn read_in_parts(sel: &mut KeyedSelector<&'static str>) -> usize {
 
 #[test]
 fn default_selector_is_level_triggered() {
-    let mut sel: DefaultSelector<&'static str> = KeyedSelector::best().unwrap();
+    let mut sel: KeyedSelector<&'static str> = KeyedSelector::best().unwrap();
     assert_eq!(sel.capabilities().trigger, Trigger::Level);
     assert_eq!(sel.backend(), Backend::best_level());
     assert_eq!(read_in_parts(&mut sel), 3000);

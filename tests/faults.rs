@@ -110,7 +110,8 @@ impl Drop for SeedNote {
     fn drop(&mut self) {
         if thread::panicking() {
             eprintln!(
-                "FAILED on {} with seed {}: replay with FAULT_SEED={} cargo test --features fault-injection --test faults {}::",
+                "FAILED on {} with seed {}: replay with FAULT_SEED={} cargo test --features \
+                 fault-injection --test faults -- --exact servers_survive_faults::{}",
                 self.0,
                 self.1,
                 self.1,
@@ -156,12 +157,10 @@ fn clean(e: &io::Error) -> bool {
     )
 }
 
+/// Clients here give up sooner than support's [`support::connect`]: a fault that hangs
+/// a connection shows within [`CLIENT_TIMEOUT`].
 fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, CLIENT_TIMEOUT).expect("connect");
-    s.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
+    connect_within(addr, CLIENT_TIMEOUT)
 }
 
 // ---------------------------------------------------------------------------------
@@ -424,13 +423,15 @@ fn retry(what: &str, mut session: impl FnMut(usize) -> bool) {
 // The case
 // ---------------------------------------------------------------------------------
 
-fn servers_survive_faults(backend: Backend) {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    for seed in seeds() {
-        let _note = SeedNote(backend, seed);
-        one_seed(backend, seed);
+per_backend!(
+    fn servers_survive_faults(backend: Backend) {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        for seed in seeds() {
+            let _note = SeedNote(backend, seed);
+            one_seed(backend, seed);
+        }
     }
-}
+);
 
 fn one_seed(backend: Backend, seed: u64) {
     let fds_before = open_fds();
@@ -521,24 +522,20 @@ fn one_seed(backend: Backend, seed: u64) {
     });
 }
 
-/// Regression (CI: "chat 100: got \"<t100> msg-1\", expected message 10" on poll):
-/// a member's connection that fails after a short write leaves the client the
-/// first bytes of a line, then EOF. The server does what TCP allows; the client
-/// took the fragment `"<t0> msg-1"` of `"<t0> msg-10\n"` for a whole line, a
-/// duplicate of message 1. Deterministic: the plan (installed once both members are
-/// in and the first ten messages are through) cuts the next write, the listener's
-/// copy of `msg-10`, after 10 of its 12 bytes (seed 1's short length), and resets
-/// the write that would send the rest. Level-triggered backends only: on the others
-/// a made-up short write is not realistic (see `src/sys/fault.rs`).
-#[test]
-fn chat_client_takes_a_cut_line_for_the_end() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let level: Vec<Backend> = Backend::ALL
-        .into_iter()
-        .filter(|b| b.trigger() == Trigger::Level)
-        .collect();
-    assert!(level.len() >= 3, "{level:?}");
-    for backend in level {
+per_backend!(
+    #[backends(select, poll, epoll, polling)]
+    /// Regression (CI: "chat 100: got \"<t100> msg-1\", expected message 10" on poll):
+    /// a member's connection that fails after a short write leaves the client the
+    /// first bytes of a line, then EOF. The server does what TCP allows; the client
+    /// took the fragment `"<t0> msg-1"` of `"<t0> msg-10\n"` for a whole line, a
+    /// duplicate of message 1. Deterministic: the plan (installed once both members are
+    /// in and the first ten messages are through) cuts the next write, the listener's
+    /// copy of `msg-10`, after 10 of its 12 bytes (seed 1's short length), and resets
+    /// the write that would send the rest. Level-triggered backends only: on the others
+    /// a made-up short write is not realistic (see `src/sys/fault.rs`).
+    fn chat_client_takes_a_cut_line_for_the_end(backend: Backend) {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        assert_eq!(backend.trigger(), Trigger::Level, "{backend}");
         let (lt, addr) = spawn_loop(backend, Config::default(), |r| {
             let chat = ChatServer::new(ChatConfig::default());
             let addr = chat.listen_lines(r, "127.0.0.1:0").unwrap().1;
@@ -585,7 +582,7 @@ fn chat_client_takes_a_cut_line_for_the_end() {
         );
         lt.stop().unwrap();
     }
-}
+);
 
 /// The HTTP client reads a response cut anywhere as a clean end, never as a bad
 /// status line or header (same cause as above).
@@ -608,8 +605,4 @@ fn http_client_takes_a_cut_response_for_the_end() {
 
 thread_local! {
     static CHAT: std::cell::RefCell<Option<ChatServer>> = const { std::cell::RefCell::new(None) };
-}
-
-per_backend! {
-    servers_survive_faults,
 }

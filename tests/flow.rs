@@ -124,6 +124,18 @@ struct Half {
     max_other_output: Rc<Cell<usize>>,
 }
 
+impl Half {
+    /// The client side of a relay to `backend`, recording the largest output it saw
+    /// buffered on the other side in `max`.
+    fn client(backend: SocketAddr, max: Rc<Cell<usize>>) -> Box<dyn Protocol> {
+        Box::new(Half {
+            other: None,
+            backend: Some(backend),
+            max_other_output: max,
+        })
+    }
+}
+
 impl Protocol for Half {
     fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
         if let Some(addr) = self.backend {
@@ -189,11 +201,7 @@ per_backend!(
         let (lt, addr) = spawn_loop(backend, Config::default(), move |r| {
             let max = Rc::new(Cell::new(0usize));
             r.listen_tcp("127.0.0.1:0", move |_: &_| {
-                Some(Box::new(Half {
-                    other: None,
-                    backend: Some(backend_addr),
-                    max_other_output: max.clone(),
-                }) as Box<dyn Protocol>)
+                Some(Half::client(backend_addr, max.clone()))
             })
             .unwrap()
             .1
@@ -234,11 +242,7 @@ per_backend!(
             let s2 = seen.clone();
             let addr = r
                 .listen_tcp("127.0.0.1:0", move |_: &_| {
-                    Some(Box::new(Half {
-                        other: None,
-                        backend: Some(backend_addr),
-                        max_other_output: s2.clone(),
-                    }) as Box<dyn Protocol>)
+                    Some(Half::client(backend_addr, s2.clone()))
                 })
                 .unwrap()
                 .1;
@@ -317,6 +321,17 @@ impl Protocol for HalfClose {
     }
 }
 
+/// Waits until the connection is gone (its `lost` entry is in the log).
+fn wait_lost(log: &Log) {
+    eventually(DEADLINE, "server closed after both FINs", || {
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.starts_with("lost"))
+            .then_some(())
+    });
+}
+
 per_backend!(
     fn half_close_either_order(backend: Backend) {
         let log = Log::default();
@@ -333,13 +348,7 @@ per_backend!(
         c.write_all(b"bye").unwrap();
         assert_eq!(read_to_eof(&mut c).unwrap(), b"ok");
         c.shutdown(Shutdown::Write).unwrap();
-        eventually(DEADLINE, "server closed after both FINs", || {
-            log.lock()
-                .unwrap()
-                .iter()
-                .any(|e| e.starts_with("lost"))
-                .then_some(())
-        });
+        wait_lost(&log);
         assert_eq!(
             log.lock().unwrap().clone(),
             ["eof write_shut=true", "lost None"]
@@ -351,13 +360,7 @@ per_backend!(
         let mut c = connect(addr);
         c.shutdown(Shutdown::Write).unwrap();
         assert_eq!(read_to_eof(&mut c).unwrap(), b"eof");
-        eventually(DEADLINE, "server closed after both FINs", || {
-            log.lock()
-                .unwrap()
-                .iter()
-                .any(|e| e.starts_with("lost"))
-                .then_some(())
-        });
+        wait_lost(&log);
         assert_eq!(
             log.lock().unwrap().clone(),
             ["eof write_shut=false", "lost None"]

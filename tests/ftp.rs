@@ -28,7 +28,7 @@ use readyloop::proto::ftp::accounts::{hash_password, user_line, HashCost};
 use readyloop::proto::ftp::{FtpConfig, FtpServer, Users};
 use readyloop::reactor::Config;
 use readyloop::selector::Backend;
-use support::{have_tool, run_with_deadline, spawn_loop, text, LoopThread, IO_TIMEOUT};
+use support::{curl, have_tool, run_with_deadline, spawn_loop, text, LoopThread, IO_TIMEOUT};
 
 const HELLO: &[u8] = b"Hello, FTP!\n";
 const BIG: usize = 1 << 20;
@@ -142,22 +142,6 @@ fn start(backend: Backend, tweak: impl FnOnce(&mut FtpConfig) + Send + 'static) 
 // External tools
 // ---------------------------------------------------------------------------------
 
-fn curl(args: &[&str]) -> Vec<u8> {
-    let out = run_with_deadline(
-        Command::new("curl")
-            .args(["-sS", "--max-time", "20"])
-            .args(args),
-        None,
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "curl {args:?} failed: {}",
-        text(&out.stderr)
-    );
-    out.stdout
-}
-
 fn python_case(s: &Server, case: &str) {
     if !have_tool(PYTHON, "python3") {
         return;
@@ -191,9 +175,7 @@ struct Ctl {
 
 impl Ctl {
     fn connect(addr: SocketAddr) -> Ctl {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        let s = support::connect(addr);
         let mut c = Ctl {
             r: BufReader::new(s),
         };
@@ -256,13 +238,6 @@ impl Ctl {
     }
 }
 
-fn data_connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    s
-}
-
 // ---------------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------------
@@ -274,12 +249,12 @@ per_backend!(
         }
         let s = start(backend, |_| {});
         let base = format!("ftp://{}", s.addr);
-        let list = text(&curl(&[&format!("{base}/")]));
+        let list = text(&curl(&[&format!("{base}/")], None).stdout);
         assert!(list.contains("hello.txt") && list.contains("sub"), "{list}");
         assert!(!list.contains("escape"), "listing shows links out: {list}");
-        let names = text(&curl(&["--list-only", &format!("{base}/sub/")]));
+        let names = text(&curl(&["--list-only", &format!("{base}/sub/")], None).stdout);
         assert_eq!(names.trim(), "inner.txt");
-        assert_eq!(curl(&[&format!("{base}/hello.txt")]), HELLO);
+        assert_eq!(curl(&[&format!("{base}/hello.txt")], None).stdout, HELLO);
         let big = std::fs::read(s.root().join("big.bin")).unwrap();
         for mode in [
             &["--ftp-pasv"][..],
@@ -289,7 +264,7 @@ per_backend!(
             let mut args = mode.to_vec();
             let url = format!("{base}/big.bin");
             args.push(&url);
-            assert!(curl(&args) == big, "download with {mode:?}");
+            assert!(curl(&args, None).stdout == big, "download with {mode:?}");
         }
         // upload with -T as alice, then resume a partial download with -C -
         let local = s.dir.join("local.bin");
@@ -300,7 +275,7 @@ per_backend!(
             let mut args = mode.to_vec();
             let url = format!("{base}/up.bin");
             args.extend(["-u", user, "-T", l, &url]);
-            curl(&args);
+            curl(&args, None);
             assert_eq!(
                 std::fs::read(s.root().join("alice/up.bin")).unwrap(),
                 &big[..300_000]
@@ -310,7 +285,10 @@ per_backend!(
         // curl -C - -T: resume an upload (SIZE, then APPE)
         std::fs::write(s.root().join("alice/part.bin"), &big[..1000]).unwrap();
         std::fs::write(&local, &big[..5000]).unwrap();
-        curl(&["-u", user, "-C", "-", "-T", l, &format!("{base}/part.bin")]);
+        curl(
+            &["-u", user, "-C", "-", "-T", l, &format!("{base}/part.bin")],
+            None,
+        );
         assert_eq!(
             std::fs::read(s.root().join("alice/part.bin")).unwrap(),
             &big[..5000]
@@ -318,13 +296,16 @@ per_backend!(
         // resume a download
         let out = s.dir.join("partial.bin");
         std::fs::write(&out, &big[..12_345]).unwrap();
-        curl(&[
-            "-C",
-            "-",
-            "-o",
-            out.to_str().unwrap(),
-            &format!("{base}/big.bin"),
-        ]);
+        curl(
+            &[
+                "-C",
+                "-",
+                "-o",
+                out.to_str().unwrap(),
+                &format!("{base}/big.bin"),
+            ],
+            None,
+        );
         assert!(std::fs::read(&out).unwrap() == big, "resumed download");
         // anonymous uploads are refused
         let out = run_with_deadline(
@@ -454,7 +435,7 @@ per_backend!(
         });
         let mut c = Ctl::login(s.addr);
         assert!(c.cmd("TYPE I").starts_with("200"));
-        let data = data_connect(c.epsv(s.addr));
+        let data = support::connect(c.epsv(s.addr));
         assert!(c.cmd("RETR huge.bin").starts_with("150"));
         // Meanwhile other sessions are served, many transfers at once.
         let addr = s.addr;
@@ -462,7 +443,7 @@ per_backend!(
             .map(|_| {
                 thread::spawn(move || {
                     let mut o = Ctl::login(addr);
-                    let d = data_connect(o.epsv(addr));
+                    let d = support::connect(o.epsv(addr));
                     assert!(o.cmd("RETR big.bin").starts_with("150"));
                     let mut got = Vec::new();
                     (&d).read_to_end(&mut got).unwrap();
@@ -488,7 +469,7 @@ per_backend!(
         let mut c = Ctl::connect(s.addr);
         c.cmd("USER alice");
         assert!(c.cmd("PASS secret").starts_with("230"));
-        let data = data_connect(c.epsv(s.addr));
+        let data = support::connect(c.epsv(s.addr));
         assert!(c.cmd("STOR keep.txt").starts_with("150"));
         (&data).write_all(&[b'x'; 100_000]).unwrap();
         readyloop::sys::socket::set_linger_zero(data.as_fd()).unwrap();
@@ -505,7 +486,7 @@ per_backend!(
             .collect();
         assert_eq!(names.len(), 1, "temporary file left: {names:?}");
         // ABOR of an upload: same.
-        let data = data_connect(c.epsv(s.addr));
+        let data = support::connect(c.epsv(s.addr));
         assert!(c.cmd("STOR keep.txt").starts_with("150"));
         (&data).write_all(b"partial").unwrap();
         let r = c.cmd("ABOR");
@@ -535,7 +516,7 @@ per_backend!(
         assert_eq!(s.handlers(), base + 2, "session + one passive listener");
         assert!(s.lt.call(|ctx| ctx.pending_timers()) <= timers + 3);
         // and it still transfers
-        let d = data_connect(c.epsv(s.addr));
+        let d = support::connect(c.epsv(s.addr));
         assert!((lo..=lo + 19).contains(&d.peer_addr().unwrap().port()));
         assert!(c.cmd("RETR hello.txt").starts_with("150"));
         let mut got = Vec::new();
@@ -633,7 +614,7 @@ per_backend!(
             serde_json::from_slice(&h).unwrap()
         };
         // Sticky packets: two puts and a list in one write, then one put byte by byte.
-        let mut c = data_connect(s.mini);
+        let mut c = support::connect(s.mini);
         let mut all = frame(r#"{"cmd":"put","filename":"s1.txt","filesize":3}"#);
         all.extend_from_slice(b"one");
         all.extend(frame(
@@ -684,7 +665,7 @@ per_backend!(
         assert!(!s.root().join("big.txt").exists());
         // Negative and huge header lengths: closed.
         for len in [-1i32, i32::MAX, 1 << 20] {
-            let mut c = data_connect(s.mini);
+            let mut c = support::connect(s.mini);
             c.write_all(&len.to_le_bytes()).unwrap();
             let mut rest = Vec::new();
             // Closed: EOF (or a reset), with nothing sent; a timeout means it was not.
@@ -699,7 +680,7 @@ per_backend!(
         }
         // A connection lost mid-put keeps the old file, leaves no temporary.
         std::fs::write(s.root().join("s1.txt"), "kept").unwrap();
-        let mut c = data_connect(s.mini);
+        let mut c = support::connect(s.mini);
         c.write_all(&frame(
             r#"{"cmd":"put","filename":"s1.txt","filesize":100}"#,
         ))
@@ -784,7 +765,7 @@ per_backend!(
             let mut c = Ctl::connect(addr);
             c.cmd("USER bob");
             assert!(c.cmd("PASS pw123").starts_with("230"));
-            let d = data_connect(c.epsv(addr));
+            let d = support::connect(c.epsv(addr));
             assert!(c.cmd("RETR f.txt").starts_with("150"));
             let mut got = String::new();
             (&d).read_to_string(&mut got).unwrap();

@@ -15,17 +15,20 @@ mod support;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex, OnceLock};
-use std::thread::{self, JoinHandle};
+use std::sync::{Mutex, OnceLock};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use readyloop::proto::http::{HttpConfig, HttpServer, Response, Router};
-use readyloop::reactor::{Handle, Reactor};
+use readyloop::reactor::Config;
 use readyloop::selector::Backend;
+use support::{
+    connect, curl, eventually, expect_closed, have_tool, run_with_deadline, spawn_loop, text,
+    LoopThread, ServerProcess, IO_TIMEOUT,
+};
 
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const BIG: usize = 3 << 20;
 const INDEX: &str = "<!DOCTYPE html><html><body><h1>test index</h1></body></html>\n";
 const HELLO: &str = "Hello, file!\n0123456789\n";
@@ -41,9 +44,8 @@ fn big_byte(i: usize) -> u8 {
 
 struct Server {
     addr: SocketAddr,
-    handle: Handle,
-    done: mpsc::Receiver<()>,
-    thread: Option<JoinHandle<()>>,
+    /// The loop; taken (stopped) before the directory goes.
+    lt: Option<LoopThread>,
     dir: PathBuf,
 }
 
@@ -149,41 +151,28 @@ fn start(backend: Backend, tweak: impl FnOnce(&mut HttpConfig) + Send + 'static)
     let _ = std::fs::remove_dir_all(&dir);
     make_site(&dir);
     let root = dir.join("root");
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (done_tx, done) = mpsc::channel();
-    let thread = thread::Builder::new()
-        .name(format!("http-{backend}"))
-        .spawn(move || {
-            let mut reactor = Reactor::new(backend).expect("reactor");
-            let mut cfg = HttpConfig {
-                root: Some(root),
-                ..HttpConfig::default()
-            };
-            tweak(&mut cfg);
-            let mut router = Router::with_builtins();
-            router.get("/custom", |req| {
-                Response::text(200, format!("custom {}", req.query().unwrap_or("")))
-            });
-            router.get("/files/*", |req| {
-                Response::text(200, format!("files route {}", req.path()))
-            });
-            router.get("/panic", |_| -> Response {
-                panic!("route handler bug (expected by the test)")
-            });
-            let server = HttpServer::new(cfg, router).expect("server");
-            let (_, addr) = server.listen(&mut reactor, "127.0.0.1:0").expect("listen");
-            let _ = ready_tx.send((reactor.handle(), addr));
-            reactor.run().expect("run");
-            drop(reactor);
-            let _ = done_tx.send(());
-        })
-        .unwrap();
-    let (handle, addr) = ready_rx.recv_timeout(IO_TIMEOUT).expect("server started");
+    let (lt, addr) = spawn_loop(backend, Config::default(), move |reactor| {
+        let mut cfg = HttpConfig {
+            root: Some(root),
+            ..HttpConfig::default()
+        };
+        tweak(&mut cfg);
+        let mut router = Router::with_builtins();
+        router.get("/custom", |req| {
+            Response::text(200, format!("custom {}", req.query().unwrap_or("")))
+        });
+        router.get("/files/*", |req| {
+            Response::text(200, format!("files route {}", req.path()))
+        });
+        router.get("/panic", |_| -> Response {
+            panic!("route handler bug (expected by the test)")
+        });
+        let server = HttpServer::new(cfg, router).expect("server");
+        server.listen(reactor, "127.0.0.1:0").expect("listen").1
+    });
     Server {
         addr,
-        handle,
-        done,
-        thread: Some(thread),
+        lt: Some(lt),
         dir,
     }
 }
@@ -196,12 +185,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.handle.stop();
-        if self.done.recv_timeout(IO_TIMEOUT).is_ok() {
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
-            }
-        }
+        drop(self.lt.take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -209,14 +193,6 @@ impl Drop for Server {
 // ---------------------------------------------------------------------------------
 // Raw clients
 // ---------------------------------------------------------------------------------
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
-}
 
 #[derive(Debug)]
 struct Resp {
@@ -286,20 +262,6 @@ fn exchange(addr: SocketAddr, raw: &[u8]) -> (Resp, BufReader<TcpStream>) {
     (resp, r)
 }
 
-/// Expects the server to close the connection (EOF, or a reset after it answered).
-fn expect_closed(r: &mut BufReader<TcpStream>) {
-    let mut rest = Vec::new();
-    match r.read_to_end(&mut rest) {
-        Ok(_) => assert!(
-            rest.is_empty(),
-            "unexpected bytes {:?}",
-            String::from_utf8_lossy(&rest)
-        ),
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("expected EOF, got {e}"),
-    }
-}
-
 fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes()
 }
@@ -308,44 +270,13 @@ fn get(path: &str) -> Vec<u8> {
 // External tools
 // ---------------------------------------------------------------------------------
 
-/// Whether `tool` runs. Missing: a skip note, or a failure under `CI=true`.
-fn have(tool: &str) -> bool {
-    support::have_tool(tool, tool)
-}
-
-/// Runs a command with a deadline, killing it after. Output is read as it comes
-/// (a child writing more than a pipe holds must not block).
-fn run(cmd: &mut Command, stdin: Option<&[u8]>, deadline: Duration) -> Output {
-    support::run_with_deadline(cmd, stdin, deadline)
-}
-
-fn curl(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let out = run(
-        Command::new("curl")
-            .args(["-sS", "--max-time", "10"])
-            .args(args),
-        stdin,
-        Duration::from_secs(20),
-    );
-    assert!(
-        out.status.success(),
-        "curl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 // ---------------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------------
 
 per_backend!(
     fn curl_get_and_head(backend: Backend) {
-        if !have("curl") {
+        if !have_tool("curl", "curl") {
             return;
         }
         let s = start(backend, |_| {});
@@ -384,7 +315,7 @@ per_backend!(
     }
 
     fn curl_keepalive_reuse(backend: Backend) {
-        if !have("curl") {
+        if !have_tool("curl", "curl") {
             return;
         }
         let s = start(backend, |_| {});
@@ -421,7 +352,7 @@ per_backend!(
     }
 
     fn curl_ranges_and_conditionals(backend: Backend) {
-        if !have("curl") {
+        if !have_tool("curl", "curl") {
             return;
         }
         let s = start(backend, |_| {});
@@ -531,7 +462,7 @@ per_backend!(
     }
 
     fn curl_chunked_upload(backend: Backend) {
-        if !have("curl") {
+        if !have_tool("curl", "curl") {
             return;
         }
         let s = start(backend, |_| {});
@@ -579,7 +510,7 @@ per_backend!(
         // Over the body limit: 413.
         let s = start(backend, |c| c.limits.max_body = 1000);
         let big = vec![b'x'; 5000];
-        let out = run(
+        let out = run_with_deadline(
             Command::new("curl").args([
                 "-sS",
                 "--max-time",
@@ -636,7 +567,7 @@ per_backend!(
         let g = read_response(&mut r, false).unwrap();
         assert_eq!(g.header("connection"), Some("close"));
         assert_eq!(text(&g.body), HELLO);
-        expect_closed(&mut r);
+        expect_closed(&mut r, backend.name());
     }
 
     fn pipelining_under_backpressure(backend: Backend) {
@@ -668,7 +599,7 @@ per_backend!(
         }
         writer.join().unwrap();
         r.get_mut().shutdown(Shutdown::Write).unwrap();
-        expect_closed(&mut r);
+        expect_closed(&mut r, backend.name());
     }
 
     fn malformed_requests(backend: Backend) {
@@ -709,7 +640,7 @@ per_backend!(
             assert_eq!(resp.status, want, "{:?}", text(&raw));
             if want != 501 || raw.starts_with(b"POST") {
                 assert_eq!(resp.header("connection"), Some("close"), "{:?}", text(&raw));
-                expect_closed(&mut r);
+                expect_closed(&mut r, backend.name());
             }
         }
         // A refused request after a good one on the same connection: the good answer,
@@ -719,7 +650,7 @@ per_backend!(
         let (a, mut r) = exchange(s.addr, &raw);
         assert_eq!(a.status, 200);
         assert_eq!(read_response(&mut r, false).unwrap().status, 400);
-        expect_closed(&mut r);
+        expect_closed(&mut r, backend.name());
         // Random garbage never kills the server.
         let mut x: u32 = 0x1234_5678;
         for _ in 0..50 {
@@ -870,7 +801,7 @@ per_backend!(
         let (r, mut rd) = exchange(s.addr, b"GET /hello.txt HTTP/1.0\r\n\r\n");
         assert_eq!((r.status, text(&r.body)), (200, HELLO.to_string()));
         assert_eq!(r.header("connection"), Some("close"));
-        expect_closed(&mut rd);
+        expect_closed(&mut rd, backend.name());
         // 1.0 with keep-alive: stays open.
         let (r, mut rd) = exchange(
             s.addr,
@@ -890,7 +821,7 @@ per_backend!(
             b"GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
         );
         assert_eq!(r.header("connection"), Some("close"));
-        expect_closed(&mut rd);
+        expect_closed(&mut rd, backend.name());
         // 1.1 default keep-alive: no Connection header, several requests in turn.
         let mut c = BufReader::new(connect(s.addr));
         for _ in 0..5 {
@@ -959,7 +890,7 @@ per_backend!(
         let (ok, mut r) = exchange(s.addr, &get("/plaintext"));
         assert_eq!(ok.status, 200);
         let t0 = Instant::now();
-        expect_closed(&mut r);
+        expect_closed(&mut r, backend.name());
         assert!(t0.elapsed() < Duration::from_secs(3));
         // A connection that never sends anything is closed after the header timeout.
         let mut c = connect(s.addr);
@@ -1012,12 +943,12 @@ per_backend!(
     }
 
     fn wrk_load(backend: Backend) {
-        if !have("wrk") {
+        if !have_tool("wrk", "wrk") {
             return;
         }
         let s = start(backend, |c| c.access_log = false);
         for path in ["/plaintext", "/hello.txt"] {
-            let out = run(
+            let out = run_with_deadline(
                 Command::new("wrk").args(["-t1", "-c10", "-d1s", "--timeout", "5s", &s.url(path)]),
                 None,
                 Duration::from_secs(20),
@@ -1042,68 +973,11 @@ per_backend!(
     }
 );
 
-/// The path of the `http_server` example, built once per test binary.
-fn example_binary() -> PathBuf {
-    static BUILT: OnceLock<Mutex<Option<PathBuf>>> = OnceLock::new();
-    let m = BUILT.get_or_init(|| Mutex::new(None));
-    let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(p) = m.as_ref() {
-        return p.clone();
-    }
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let path = profile_dir.join("examples").join("http_server");
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-    cmd.args(["build", "--quiet", "--example", "http_server"])
-        .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap())
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if release {
-        cmd.arg("--release");
-    }
-    let out = run(&mut cmd, None, Duration::from_secs(600));
-    assert!(
-        out.status.success() || path.exists(),
-        "cargo build --example http_server: {}",
-        text(&out.stderr)
-    );
-    *m = Some(path.clone());
-    path
-}
-
 per_backend!(
     fn example_server_process(backend: Backend) {
-        let bin = example_binary();
-        let mut child = Command::new(&bin)
-            .args(["--backend", backend.name(), "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn http_server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(IO_TIMEOUT).unwrap_or_default();
-        let want = format!("(backend {backend})");
-        if !(line.starts_with("listening on tcp://127.0.0.1:") && line.contains(&want)) {
-            let _ = child.kill();
-            let _ = child.wait();
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("{} printed {line:?}; stderr: {err}", bin.display());
-        }
-        let addr: SocketAddr = line["listening on tcp://".len()..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let mut srv = ServerProcess::example("http_server", backend, &["--listen", "127.0.0.1:0"]);
+        let addr = srv.ready_addr("tcp");
+        assert!(addr.ip().is_loopback(), "{addr}");
         // The bundled site.
         let (r, _) = exchange(addr, &get("/"));
         assert_eq!(r.status, 200);
@@ -1122,31 +996,17 @@ per_backend!(
             r.status
         );
         assert!(
-            child.try_wait().unwrap().is_none(),
+            srv.wait_exit(Duration::ZERO).is_none(),
             "{backend}: http_server exited"
         );
         let (r, _) = exchange(addr, &get("/hello.txt"));
         assert_eq!(r.status, 200, "{backend}: served after the Range request");
         // SIGTERM: graceful, exit 0.
-        // SAFETY-free: `kill` the child by its id through the kill(1) command.
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let t0 = Instant::now();
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if t0.elapsed() > IO_TIMEOUT {
-                let _ = child.kill();
-                panic!("http_server did not exit after SIGTERM");
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        let mut err = String::new();
-        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        srv.terminate();
+        let status = srv
+            .wait_exit(IO_TIMEOUT)
+            .expect("http_server did not exit after SIGTERM");
+        let err = srv.stderr_to_end();
         assert!(status.success(), "exit {status:?}: {err}");
         assert!(
             err.contains("\"GET /hello.txt HTTP/1.1\" 200 "),
@@ -1345,7 +1205,7 @@ per_backend!(
         let mut bad = connect(s.addr);
         bad.write_all(&get("/panic")).unwrap();
         let mut r = BufReader::new(bad);
-        expect_closed(&mut r);
+        expect_closed(&mut r, backend.name());
 
         keep.get_mut().write_all(&get("/plaintext")).unwrap();
         let resp = read_response(&mut keep, false).expect("keep-alive client still served");
@@ -1545,8 +1405,7 @@ per_backend!(
         c.read_exact(&mut some).unwrap();
         drop(c); // unread data: a reset
         let request = format!("GET /{name} HTTP/1.1");
-        let logged =
-            support::eventually(IO_TIMEOUT, "the access-log line", || logged_bytes(&request));
+        let logged = eventually(IO_TIMEOUT, "the access-log line", || logged_bytes(&request));
         assert!(logged < size, "logged {logged} of {size} bytes");
         let sent = stats_bytes_sent(s.addr) - before;
         assert!(sent < size, "stats count {sent} bytes sent of {size}");
@@ -1556,8 +1415,7 @@ per_backend!(
         c.get_mut().write_all(&get(&q)).unwrap();
         assert_eq!(read_response(&mut c, false).unwrap().status, 200);
         let request = format!("GET {q} HTTP/1.1");
-        let logged =
-            support::eventually(IO_TIMEOUT, "the access-log line", || logged_bytes(&request));
+        let logged = eventually(IO_TIMEOUT, "the access-log line", || logged_bytes(&request));
         assert_eq!(logged, HELLO.len() as u64);
     }
 );

@@ -7,25 +7,29 @@
 //! * `echo_server --threads 3` flushes every connection's output on SIGTERM and exits
 //!   0; `http_server --threads 2` serves.
 //!
+//! Each case is written inside `per_backend!` (from `tests/support`): one test per
+//! backend, and per strategy where the case takes one (`spread::epoll_et::shared`).
+//!
 //! The heavy cases take a process-wide lock, so the 2-core machine runs one at a time.
 
-#[allow(unused_macros)]
+#[macro_use]
 mod support;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use readyloop::net::AcceptStrategy::{Handoff, ReusePort, Shared};
 use readyloop::net::{AcceptStrategy, Conn, ListenConfig, PoolListener, Protocol};
 use readyloop::reactor::pool::{Pool, RunningPool};
 use readyloop::reactor::{Config, PanicPolicy};
 use readyloop::selector::Backend;
 use support::{
-    check_pattern_until_eof, connect, eventually, example, round_trip, send_until_blocked,
-    ServerProcess, DEADLINE,
+    check_pattern_until_eof, connect, curl, eventually, have_tool, round_trip, send_until_blocked,
+    served_after_flood, ServerProcess, DEADLINE,
 };
 
 /// One heavy case at a time.
@@ -94,397 +98,339 @@ fn tagged_rounds(addr: SocketAddr, rounds: usize) -> Vec<String> {
         .collect()
 }
 
-/// 400 connections (8 clients at a time, 3 messages each) over 4 reactors: every
-/// connection is answered by a single reactor, and every reactor serves some.
-fn spread(backend: Backend, strategy: AcceptStrategy) {
-    let _g = serial();
-    let (pool, l) = tag_pool(backend, strategy, 4, ListenConfig::default());
-    let addr = l.local_addr();
-    let per_client = 50;
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
-            thread::spawn(move || {
-                (0..per_client)
-                    .map(|_| {
-                        let tags = tagged_rounds(addr, 3);
-                        assert!(
-                            tags.iter().all(|t| *t == tags[0]),
-                            "one connection answered by several reactors: {tags:?}"
-                        );
-                        tags[0][1..].parse::<usize>().unwrap()
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut per_reactor = [0usize; 4];
-    for c in clients {
-        for r in c.join().expect("client") {
-            per_reactor[r] += 1;
-        }
-    }
-    let stats = pool.stats();
-    finish(pool, "spread");
-    assert_eq!(per_reactor.iter().sum::<usize>(), 400);
-    let served: Vec<u64> = stats.iter().map(|s| s.served).collect();
-    assert_eq!(
-        served.iter().map(|&n| n as usize).collect::<Vec<_>>(),
-        per_reactor,
-        "the counters agree with what clients saw"
-    );
-    assert!(
-        per_reactor.iter().all(|&n| n >= 10),
-        "{backend} {strategy}: a reactor starved: {per_reactor:?}"
-    );
-    let accepted: u64 = stats.iter().map(|s| s.accepted).sum();
-    assert_eq!(accepted, 400, "{stats:?}");
-    if strategy == AcceptStrategy::Handoff {
-        assert_eq!(stats[0].accepted, 400, "reactor 0 accepts everything");
-        assert_eq!(per_reactor, [100; 4], "round-robin");
-    }
-}
-
-/// `max_connections` 10 over 4 reactors: 10 connections are served in all, not 40.
-fn global_limit(backend: Backend, strategy: AcceptStrategy) {
-    let _g = serial();
-    let cfg = ListenConfig {
-        max_connections: 10,
-        ..ListenConfig::default()
-    };
-    let (pool, l) = tag_pool(backend, strategy, 4, cfg);
-    let addr = l.local_addr();
-    let mut conns: Vec<TcpStream> = (0..30).map(|_| connect(addr)).collect();
-    let mut served = 0;
-    for c in &mut conns {
-        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        // A refused connection is closed at once: the write may fail or the read
-        // sees EOF (or a reset).
-        if c.write_all(b"x\n").is_err() {
-            continue;
-        }
-        let mut buf = [0u8; 8];
-        match c.read(&mut buf) {
-            Ok(n) if n > 0 => served += 1,
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
-                panic!("{backend} {strategy}: a connection neither served nor refused")
-            }
-            Err(_) => {}
-        }
-    }
-    assert_eq!(
-        served, 10,
-        "{backend} {strategy}: served {served} of 30 with limit 10"
-    );
-    assert_eq!(l.open_connections(), 10);
-    // Closing served connections makes room again, on whichever reactor.
-    drop(conns);
-    support::eventually(DEADLINE, "connections uncounted", || {
-        (l.open_connections() == 0).then_some(())
-    });
-    let tags = tagged_rounds(addr, 1);
-    assert_eq!(tags.len(), 1);
-    finish(pool, "global_limit");
-}
-
-/// `echo_server --threads 3`: clients with output pending (they stopped reading),
-/// SIGTERM: every connection gets its echoed bytes (a checked prefix of what it
-/// sent, at least what was buffered), then EOF; the process exits 0.
-fn graceful_shutdown_flushes(backend: Backend, strategy: AcceptStrategy) {
-    let _g = serial();
+/// `echo_server --threads 3 --accept STRATEGY` on `backend` (under `ulimit -n N`
+/// with `nofile`), and its address.
+fn echo_pool(
+    backend: Backend,
+    strategy: AcceptStrategy,
+    nofile: Option<u32>,
+) -> (ServerProcess, SocketAddr) {
+    let args = ["--listen", "127.0.0.1:0", "--threads", "3"];
     let mut srv = ServerProcess::echo_server(
         backend,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--threads",
-            "3",
-            "--accept",
-            strategy.name(),
-        ],
-        None,
+        &[&args[..], &["--accept", strategy.name()]].concat(),
+        nofile,
     );
     let addr = srv.tcp_addr();
-    let mut clients: Vec<(TcpStream, u64)> = (0..6)
-        .map(|_| {
-            let mut c = connect(addr);
-            let (sent, stalled) = send_until_blocked(&mut c, Duration::from_millis(150), 4 << 20);
-            assert!(stalled || sent == 4 << 20);
-            (c, sent)
-        })
-        .collect();
+    (srv, addr)
+}
+
+/// A fresh directory in the temp dir holding `files`, to serve from.
+fn temp_root(tag: &str, backend: Backend, files: &[(&str, &[u8])]) -> PathBuf {
+    let root = std::env::temp_dir().join(format!(
+        "readyloop-multi-{tag}-{}-{}",
+        std::process::id(),
+        backend.name()
+    ));
+    std::fs::create_dir_all(&root).unwrap();
+    for (name, data) in files {
+        std::fs::write(root.join(name), data).unwrap();
+    }
+    root
+}
+
+/// The example `name` on `backend`, listening on port 0 and serving `root`, with
+/// `extra` arguments; and the address of its `scheme://` ready line.
+fn pool_server(
+    name: &str,
+    scheme: &str,
+    backend: Backend,
+    root: &Path,
+    extra: &[&str],
+) -> (ServerProcess, SocketAddr) {
+    let root = root.to_str().expect("a UTF-8 temp dir");
+    let mut args = vec!["--listen", "127.0.0.1:0", "--root", root];
+    args.extend_from_slice(extra);
+    let mut srv = ServerProcess::example(name, backend, &args);
+    let addr = srv.ready_addr(scheme);
+    (srv, addr)
+}
+
+/// SIGTERM, then the exit status (within the deadline).
+fn stop_server(srv: &mut ServerProcess, backend: Backend) -> std::process::ExitStatus {
     srv.terminate();
-    for (c, sent) in &mut clients {
-        let (got, end) = check_pattern_until_eof(c);
-        end.unwrap_or_else(|e| panic!("{backend} {strategy}: after {got} bytes: {e}"));
-        assert!(
-            got > 0 && got <= *sent,
-            "{backend} {strategy}: {got} of {sent}"
-        );
-    }
-    let st = srv
-        .wait_exit(DEADLINE)
-        .unwrap_or_else(|| panic!("{backend} {strategy}: still running after SIGTERM"));
-    let log = srv.stderr_to_end();
-    assert!(
-        st.success(),
-        "{backend} {strategy}: exit {st}; stderr:\n{log}"
-    );
-    assert!(log.contains("graceful shutdown"), "stderr:\n{log}");
-    assert_eq!(
-        log.matches("served").count(),
-        3,
-        "a counter line per reactor; stderr:\n{log}"
-    );
-}
-
-/// `echo_server --threads 3` under `ulimit -n 64`, flooded with more connections than
-/// it has descriptors: every reactor sheds or pauses instead of spinning, and once
-/// the flood leaves, new clients are served again.
-fn fd_exhaustion(backend: Backend, strategy: AcceptStrategy) {
-    let _g = serial();
-    let mut srv = ServerProcess::echo_server(
-        backend,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--threads",
-            "3",
-            "--accept",
-            strategy.name(),
-        ],
-        Some(64),
-    );
-    let addr = srv.tcp_addr();
-    let mut first = connect(addr);
-    assert_eq!(round_trip(&mut first, b"first"), b"first");
-    let cpu_before = srv.cpu_time();
-    let flood_start = Instant::now();
-    let flood: Vec<TcpStream> = (0..120)
-        .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok())
-        .collect();
-    assert!(flood.len() >= 80, "only {} connects", flood.len());
-    eventually(
-        Duration::from_secs(5),
-        "a warning about descriptors",
-        || {
+    srv.wait_exit(DEADLINE).unwrap_or_else(|| {
+        panic!(
+            "{backend}: still running after SIGTERM; stderr:\n{}",
             srv.stderr()
-                .lines()
-                .any(|l| l.contains("WARN") && l.contains("file descriptors"))
-                .then_some(())
-        },
-    );
-    thread::sleep(Duration::from_millis(1500).saturating_sub(flood_start.elapsed()));
-    let cpu = srv.cpu_time() - cpu_before;
-    assert!(
-        cpu < Duration::from_millis(600),
-        "{backend} {strategy}: {cpu:?} of CPU while out of descriptors"
-    );
-    assert_eq!(round_trip(&mut first, b"still"), b"still");
-    drop(flood);
-    let echoed = eventually(DEADLINE, "served after the flood", || {
-        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-        c.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
-        c.write_all(b"again").ok()?;
-        let mut buf = [0u8; 5];
-        c.read_exact(&mut buf).ok()?;
-        Some(buf)
-    });
-    assert_eq!(&echoed, b"again");
+        )
+    })
 }
 
-/// `http_server --threads 2` answers on every backend (default strategy).
-fn http_two_threads(backend: Backend) {
-    let _g = serial();
-    let bin = example("http_server");
-    let mut child = Command::new(&bin)
-        .args(["--backend", backend.name(), "--listen", "127.0.0.1:0"])
-        .args(["--threads", "2", "--no-access-log"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn http_server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on tcp://")
-        .and_then(|r| r.split(' ').next())
-        .unwrap_or_else(|| panic!("ready line {line:?}"))
-        .parse()
-        .unwrap();
-    for _ in 0..20 {
-        let mut c = connect(addr);
-        c.write_all(b"GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut resp = Vec::new();
-        c.read_to_end(&mut resp).unwrap();
-        assert!(resp.starts_with(b"HTTP/1.1 200"), "{backend}: {resp:?}");
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let t = Instant::now();
-    let st = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
+per_backend!(
+    #[each(reuseport = ReusePort, shared = Shared, handoff = Handoff)]
+    /// 400 connections (8 clients at a time, 3 messages each) over 4 reactors: every
+    /// connection is answered by a single reactor, and every reactor serves some.
+    fn spread(backend: Backend, strategy: AcceptStrategy) {
+        let _g = serial();
+        let (pool, l) = tag_pool(backend, strategy, 4, ListenConfig::default());
+        let addr = l.local_addr();
+        let per_client = 50;
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                thread::spawn(move || {
+                    (0..per_client)
+                        .map(|_| {
+                            let tags = tagged_rounds(addr, 3);
+                            assert!(
+                                tags.iter().all(|t| *t == tags[0]),
+                                "one connection answered by several reactors: {tags:?}"
+                            );
+                            tags[0][1..].parse::<usize>().unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut per_reactor = [0usize; 4];
+        for c in clients {
+            for r in c.join().expect("client") {
+                per_reactor[r] += 1;
+            }
         }
-        assert!(
-            t.elapsed() < DEADLINE,
-            "{backend}: http_server still running"
+        let stats = pool.stats();
+        finish(pool, "spread");
+        assert_eq!(per_reactor.iter().sum::<usize>(), 400);
+        let served: Vec<u64> = stats.iter().map(|s| s.served).collect();
+        assert_eq!(
+            served.iter().map(|&n| n as usize).collect::<Vec<_>>(),
+            per_reactor,
+            "the counters agree with what clients saw"
         );
-        thread::sleep(Duration::from_millis(10));
-    };
-    assert!(st.success(), "{backend}: exit {st}");
-}
+        assert!(
+            per_reactor.iter().all(|&n| n >= 10),
+            "{backend} {strategy}: a reactor starved: {per_reactor:?}"
+        );
+        let accepted: u64 = stats.iter().map(|s| s.accepted).sum();
+        assert_eq!(accepted, 400, "{stats:?}");
+        if strategy == AcceptStrategy::Handoff {
+            assert_eq!(stats[0].accepted, 400, "reactor 0 accepts everything");
+            assert_eq!(per_reactor, [100; 4], "round-robin");
+        }
+    }
 
-/// `ftp_server --threads 3`: curl fetches a file and a listing (passive data
-/// connections stay on the session's reactor), and `--max-connections 2` holds across
-/// the reactors: a third control connection gets 421. SIGTERM: exit 0.
-fn ftp_three_threads(backend: Backend) {
-    let _g = serial();
-    let root = std::env::temp_dir().join(format!(
-        "readyloop-multi-ftp-{}-{}",
-        std::process::id(),
-        backend.name()
-    ));
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("hello.txt"), b"hello from a pool\n").unwrap();
-    let mut child = Command::new(example("ftp_server"))
-        .args(["--backend", backend.name(), "--listen", "127.0.0.1:0"])
-        .args(["--threads", "3", "--max-connections", "2"])
-        .arg("--root")
-        .arg(&root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ftp_server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on ftp://")
-        .and_then(|r| r.split(' ').next())
-        .unwrap_or_else(|| panic!("ready line {line:?}"))
-        .parse()
-        .unwrap();
-    for path in ["hello.txt", "hello.txt", ""] {
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "10"])
-            .arg(format!("ftp://{addr}/{path}"))
-            .output()
-            .expect("run curl (scripts/setup installs it)");
-        assert!(out.status.success(), "{backend}: curl {path:?}: {out:?}");
-        let body = String::from_utf8_lossy(&out.stdout);
-        assert!(body.contains("hello"), "{backend}: {path:?}: {body:?}");
-    }
-    let greet = |c: &TcpStream| {
-        let mut l = String::new();
-        BufReader::new(c.try_clone().unwrap())
-            .read_line(&mut l)
-            .unwrap();
-        l
-    };
-    // Sessions of finished curl runs may still be closing: wait until two fit.
-    let (a, b) = eventually(DEADLINE, "two sessions admitted", || {
-        let a = connect(addr);
-        let b = connect(addr);
-        (greet(&a).starts_with("220") && greet(&b).starts_with("220")).then_some((a, b))
-    });
-    let c = connect(addr);
-    let third = greet(&c);
-    assert!(
-        third.starts_with("421"),
-        "{backend}: third session got {third:?}"
-    );
-    drop((a, b, c));
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let t = Instant::now();
-    let st = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
+    /// `max_connections` 10 over 4 reactors: 10 connections are served in all, not 40.
+    fn global_limit(backend: Backend, strategy: AcceptStrategy) {
+        let _g = serial();
+        let cfg = ListenConfig {
+            max_connections: 10,
+            ..ListenConfig::default()
+        };
+        let (pool, l) = tag_pool(backend, strategy, 4, cfg);
+        let addr = l.local_addr();
+        let mut conns: Vec<TcpStream> = (0..30).map(|_| connect(addr)).collect();
+        let mut served = 0;
+        for c in &mut conns {
+            c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            // A refused connection is closed at once: the write may fail or the read
+            // sees EOF (or a reset).
+            if c.write_all(b"x\n").is_err() {
+                continue;
+            }
+            let mut buf = [0u8; 8];
+            match c.read(&mut buf) {
+                Ok(n) if n > 0 => served += 1,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+                    panic!("{backend} {strategy}: a connection neither served nor refused")
+                }
+                Err(_) => {}
+            }
         }
-        assert!(
-            t.elapsed() < DEADLINE,
-            "{backend}: ftp_server still running"
+        assert_eq!(
+            served, 10,
+            "{backend} {strategy}: served {served} of 30 with limit 10"
         );
-        thread::sleep(Duration::from_millis(10));
-    };
-    let _ = std::fs::remove_dir_all(&root);
-    assert!(st.success(), "{backend}: exit {st}");
-}
+        assert_eq!(l.open_connections(), 10);
+        // Closing served connections makes room again, on whichever reactor.
+        drop(conns);
+        support::eventually(DEADLINE, "connections uncounted", || {
+            (l.open_connections() == 0).then_some(())
+        });
+        let tags = tagged_rounds(addr, 1);
+        assert_eq!(tags.len(), 1);
+        finish(pool, "global_limit");
+    }
 
-/// `tftp_server --threads 3` (a `SO_REUSEPORT` UDP socket per reactor): curl gets a
-/// file six times (six client ports, hashed over the reactors); SIGTERM: exit 0.
-fn tftp_three_threads(backend: Backend) {
-    let _g = serial();
-    let root = std::env::temp_dir().join(format!(
-        "readyloop-multi-tftp-{}-{}",
-        std::process::id(),
-        backend.name()
-    ));
-    std::fs::create_dir_all(&root).unwrap();
-    let body: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
-    std::fs::write(root.join("f.bin"), &body).unwrap();
-    let mut child = Command::new(example("tftp_server"))
-        .args(["--backend", backend.name(), "--listen", "127.0.0.1:0"])
-        .args(["--threads", "3"])
-        .arg("--root")
-        .arg(&root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tftp_server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on tftp://")
-        .and_then(|r| r.split(' ').next())
-        .unwrap_or_else(|| panic!("ready line {line:?}"))
-        .parse()
-        .unwrap();
-    for _ in 0..6 {
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "10"])
-            .arg(format!("tftp://{addr}/f.bin"))
-            .output()
-            .expect("run curl (scripts/setup installs it)");
-        assert!(out.status.success(), "{backend}: curl: {out:?}");
+    /// `echo_server --threads 3`: clients with output pending (they stopped reading),
+    /// SIGTERM: every connection gets its echoed bytes (a checked prefix of what it
+    /// sent, at least what was buffered), then EOF; the process exits 0.
+    fn graceful_shutdown_flushes(backend: Backend, strategy: AcceptStrategy) {
+        let _g = serial();
+        let (mut srv, addr) = echo_pool(backend, strategy, None);
+        let mut clients: Vec<(TcpStream, u64)> = (0..6)
+            .map(|_| {
+                let mut c = connect(addr);
+                let (sent, stalled) =
+                    send_until_blocked(&mut c, Duration::from_millis(150), 4 << 20);
+                assert!(stalled || sent == 4 << 20);
+                (c, sent)
+            })
+            .collect();
+        srv.terminate();
+        for (c, sent) in &mut clients {
+            let (got, end) = check_pattern_until_eof(c);
+            end.unwrap_or_else(|e| panic!("{backend} {strategy}: after {got} bytes: {e}"));
+            assert!(
+                got > 0 && got <= *sent,
+                "{backend} {strategy}: {got} of {sent}"
+            );
+        }
+        let st = srv
+            .wait_exit(DEADLINE)
+            .unwrap_or_else(|| panic!("{backend} {strategy}: still running after SIGTERM"));
+        let log = srv.stderr_to_end();
         assert!(
-            out.stdout == body,
-            "{backend}: {} bytes back",
-            out.stdout.len()
+            st.success(),
+            "{backend} {strategy}: exit {st}; stderr:\n{log}"
+        );
+        assert!(log.contains("graceful shutdown"), "stderr:\n{log}");
+        assert_eq!(
+            log.matches("served").count(),
+            3,
+            "a counter line per reactor; stderr:\n{log}"
         );
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let t = Instant::now();
-    let st = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            t.elapsed() < DEADLINE,
-            "{backend}: tftp_server still running"
+);
+
+per_backend!(
+    #[backends(poll, epoll_et)]
+    #[each(reuseport = ReusePort, shared = Shared, handoff = Handoff)]
+    /// `echo_server --threads 3` under `ulimit -n 64`, flooded with more connections than
+    /// it has descriptors: every reactor sheds or pauses instead of spinning, and once
+    /// the flood leaves, new clients are served again. On a level-triggered and an
+    /// edge-triggered backend, every strategy (each case holds 120 connections for 1.5 s).
+    fn fd_exhaustion(backend: Backend, strategy: AcceptStrategy) {
+        let _g = serial();
+        let (srv, addr) = echo_pool(backend, strategy, Some(64));
+        let mut first = connect(addr);
+        assert_eq!(round_trip(&mut first, b"first"), b"first");
+        let cpu_before = srv.cpu_time();
+        let flood_start = Instant::now();
+        let flood: Vec<TcpStream> = (0..120)
+            .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok())
+            .collect();
+        assert!(flood.len() >= 80, "only {} connects", flood.len());
+        eventually(
+            Duration::from_secs(5),
+            "a warning about descriptors",
+            || {
+                srv.stderr()
+                    .lines()
+                    .any(|l| l.contains("WARN") && l.contains("file descriptors"))
+                    .then_some(())
+            },
         );
-        thread::sleep(Duration::from_millis(10));
-    };
-    let _ = std::fs::remove_dir_all(&root);
-    assert!(st.success(), "{backend}: exit {st}");
-}
+        thread::sleep(Duration::from_millis(1500).saturating_sub(flood_start.elapsed()));
+        let cpu = srv.cpu_time() - cpu_before;
+        assert!(
+            cpu < Duration::from_millis(600),
+            "{backend} {strategy}: {cpu:?} of CPU while out of descriptors"
+        );
+        served_after_flood(&mut first, flood, addr, &format!("{backend} {strategy}"));
+    }
+);
+
+per_backend!(
+    /// `http_server --threads 2` answers on every backend (default strategy).
+    fn http_two_threads(backend: Backend) {
+        let _g = serial();
+        let mut srv = ServerProcess::example(
+            "http_server",
+            backend,
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--threads",
+                "2",
+                "--no-access-log",
+            ],
+        );
+        let addr = srv.ready_addr("tcp");
+        for _ in 0..20 {
+            let mut c = connect(addr);
+            c.write_all(b"GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut resp = Vec::new();
+            c.read_to_end(&mut resp).unwrap();
+            assert!(resp.starts_with(b"HTTP/1.1 200"), "{backend}: {resp:?}");
+        }
+        let st = stop_server(&mut srv, backend);
+        assert!(st.success(), "{backend}: exit {st}");
+    }
+
+    /// `ftp_server --threads 3`: curl fetches a file and a listing (passive data
+    /// connections stay on the session's reactor), and `--max-connections 2` holds across
+    /// the reactors: a third control connection gets 421. SIGTERM: exit 0.
+    fn ftp_three_threads(backend: Backend) {
+        let _g = serial();
+        if !have_tool("curl", "curl") {
+            return;
+        }
+        let root = temp_root("ftp", backend, &[("hello.txt", b"hello from a pool\n")]);
+        let (mut srv, addr) = pool_server(
+            "ftp_server",
+            "ftp",
+            backend,
+            &root,
+            &["--threads", "3", "--max-connections", "2"],
+        );
+        for path in ["hello.txt", "hello.txt", ""] {
+            let out = curl(&[&format!("ftp://{addr}/{path}")], None);
+            assert!(out.status.success(), "{backend}: curl {path:?}: {out:?}");
+            let body = String::from_utf8_lossy(&out.stdout);
+            assert!(body.contains("hello"), "{backend}: {path:?}: {body:?}");
+        }
+        let greet = |c: &TcpStream| {
+            let mut l = String::new();
+            BufReader::new(c.try_clone().unwrap())
+                .read_line(&mut l)
+                .unwrap();
+            l
+        };
+        // Sessions of finished curl runs may still be closing: wait until two fit.
+        let (a, b) = eventually(DEADLINE, "two sessions admitted", || {
+            let a = connect(addr);
+            let b = connect(addr);
+            (greet(&a).starts_with("220") && greet(&b).starts_with("220")).then_some((a, b))
+        });
+        let c = connect(addr);
+        let third = greet(&c);
+        assert!(
+            third.starts_with("421"),
+            "{backend}: third session got {third:?}"
+        );
+        drop((a, b, c));
+        let st = stop_server(&mut srv, backend);
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(st.success(), "{backend}: exit {st}");
+    }
+
+    /// `tftp_server --threads 3` (a `SO_REUSEPORT` UDP socket per reactor): curl gets a
+    /// file six times (six client ports, hashed over the reactors); SIGTERM: exit 0.
+    fn tftp_three_threads(backend: Backend) {
+        let _g = serial();
+        if !have_tool("curl", "curl") {
+            return;
+        }
+        let body: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let root = temp_root("tftp", backend, &[("f.bin", &body)]);
+        let (mut srv, addr) =
+            pool_server("tftp_server", "tftp", backend, &root, &["--threads", "3"]);
+        for _ in 0..6 {
+            let out = curl(&[&format!("tftp://{addr}/f.bin")], None);
+            assert!(out.status.success(), "{backend}: curl: {out:?}");
+            assert!(
+                out.stdout == body,
+                "{backend}: {} bytes back",
+                out.stdout.len()
+            );
+        }
+        let st = stop_server(&mut srv, backend);
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(st.success(), "{backend}: exit {st}");
+    }
+);
 
 /// Under `PanicPolicy::Propagate` a panic ends its reactor's thread: the pool shuts
 /// the others down and reports the failure instead of hanging.
@@ -560,14 +506,13 @@ fn a_contained_panic_keeps_the_pool() {
     finish(pool, "contained panic");
 }
 
-/// `EPOLLEXCLUSIVE` is a registration option of the selector layer: honoured by the
-/// epoll backends (the key says so), refused by none (the others register normally);
-/// an exclusive key can be modified (re-registered) and still reports readiness.
-#[test]
-fn exclusive_registration_per_backend() {
-    use readyloop::selector::{Interest, KeyedSelector};
-    use std::os::fd::AsRawFd;
-    for backend in Backend::ALL {
+per_backend!(
+    /// `EPOLLEXCLUSIVE` is a registration option of the selector layer: honoured by the
+    /// epoll backends (the key says so), refused by none (the others register normally);
+    /// an exclusive key can be modified (re-registered) and still reports readiness.
+    fn exclusive_registration(backend: Backend) {
+        use readyloop::selector::{Interest, KeyedSelector};
+        use std::os::fd::AsRawFd;
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.set_nonblocking(true).unwrap();
         let mut sel = KeyedSelector::new(backend).unwrap();
@@ -594,7 +539,7 @@ fn exclusive_registration_per_backend() {
         assert!(readable, "{backend}: a pending connection is reported");
         sel.unregister(l.as_raw_fd()).unwrap();
     }
-}
+);
 
 /// `handoff-least`: a new connection goes to the reactor with the fewest open
 /// connections (ties round-robin).
@@ -668,94 +613,4 @@ fn reuseport_port_zero() {
         Ok(AcceptStrategy::Handoff)
     );
     assert!("herd".parse::<AcceptStrategy>().is_err());
-}
-
-macro_rules! strategies {
-    ($backend:ident) => {
-        mod reuseport {
-            const S: readyloop::net::AcceptStrategy = readyloop::net::AcceptStrategy::ReusePort;
-            strategies!(@cases S, super::BACKEND);
-        }
-        mod shared {
-            const S: readyloop::net::AcceptStrategy = readyloop::net::AcceptStrategy::Shared;
-            strategies!(@cases S, super::BACKEND);
-        }
-        mod handoff {
-            const S: readyloop::net::AcceptStrategy = readyloop::net::AcceptStrategy::Handoff;
-            strategies!(@cases S, super::BACKEND);
-        }
-        #[test]
-        fn http_two_threads() {
-            super::http_two_threads(BACKEND);
-        }
-        #[test]
-        fn ftp_three_threads() {
-            super::ftp_three_threads(BACKEND);
-        }
-        #[test]
-        fn tftp_three_threads() {
-            super::tftp_three_threads(BACKEND);
-        }
-    };
-    (@emfile $($module:ident => $backend:ident),*) => {
-        $(
-            mod $module {
-                use readyloop::net::AcceptStrategy::*;
-                use readyloop::selector::Backend::$backend as B;
-                #[test]
-                fn reuseport() {
-                    super::super::fd_exhaustion(B, ReusePort);
-                }
-                #[test]
-                fn shared() {
-                    super::super::fd_exhaustion(B, Shared);
-                }
-                #[test]
-                fn handoff() {
-                    super::super::fd_exhaustion(B, Handoff);
-                }
-            }
-        )*
-    };
-    (@cases $s:ident, $b:path) => {
-        #[test]
-        fn spread() {
-            super::super::spread($b, $s);
-        }
-        #[test]
-        fn global_limit() {
-            super::super::global_limit($b, $s);
-        }
-        #[test]
-        fn graceful_shutdown_flushes() {
-            super::super::graceful_shutdown_flushes($b, $s);
-        }
-    };
-}
-
-macro_rules! per_backend_strategy {
-    ($($module:ident => $backend:ident),* $(,)?) => {
-        $(
-            mod $module {
-                const BACKEND: readyloop::selector::Backend =
-                    readyloop::selector::Backend::$backend;
-                strategies!($backend);
-            }
-        )*
-    };
-}
-
-per_backend_strategy! {
-    select => Select,
-    poll => Poll,
-    epoll => Epoll,
-    epoll_et => EpollEt,
-    mio => Mio,
-    polling => Polling,
-}
-
-/// Descriptor exhaustion across reactors: a level-triggered and an edge-triggered
-/// backend, every strategy (each case holds 120 connections for 1.5 s).
-mod fd_exhaustion {
-    strategies!(@emfile poll => Poll, epoll_et => EpollEt);
 }

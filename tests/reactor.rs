@@ -1061,19 +1061,9 @@ per_backend!(
             cpu < Duration::from_millis(500),
             "{backend}: the server used {cpu:?} of CPU while out of descriptors; log:\n{log}"
         );
-        // Connections accepted before the limit are still served.
-        assert_eq!(round_trip(&mut first, b"still"), b"still", "{backend}");
-        // Once the flood leaves, new clients are served again.
-        drop(flood);
-        let echoed = eventually(DEADLINE, "served after the flood", || {
-            let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-            c.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
-            c.write_all(b"again").ok()?;
-            let mut buf = [0u8; 5];
-            c.read_exact(&mut buf).ok()?;
-            Some(buf)
-        });
-        assert_eq!(&echoed, b"again");
+        // Connections accepted before the limit are still served, and once the flood
+        // leaves, new clients are served again.
+        served_after_flood(&mut first, flood, addr, backend.name());
     }
 );
 
@@ -1270,7 +1260,7 @@ per_backend!(
             "{backend}: the panicking connection is still registered"
         );
         // Its socket was closed (EOF or reset; a timeout is a failure).
-        expect_dropped(&mut c1, &format!("{backend}: the panicking connection"));
+        expect_closed(&mut c1, &format!("{backend}: the panicking connection"));
         // A new connection (likely on the same descriptor number) is served.
         let mut c2 = connect(addr);
         c2.write_all(b"ping").unwrap();
@@ -1371,18 +1361,6 @@ fn panics(lt: &LoopThread) -> u64 {
     lt.call(|ctx| ctx.panics_contained())
 }
 
-/// The read side of a connection the server dropped: EOF or a reset, never data
-/// and never a timeout.
-fn expect_dropped(c: &mut TcpStream, what: &str) {
-    match read_to_eof(c) {
-        Ok(rest) => assert!(rest.is_empty(), "{what}: unexpected bytes {rest:?}"),
-        Err(e) => assert!(
-            e.kind() == ErrorKind::ConnectionReset,
-            "{what}: not dropped: {e}"
-        ),
-    }
-}
-
 per_backend!(
     /// Under the default `PanicPolicy::Contain` a panicking protocol costs its own
     /// connection and nothing else: it is closed, its protocol hears `connection_lost`
@@ -1410,7 +1388,7 @@ per_backend!(
             assert_eq!(round_trip(&mut bad, b"hi"), b"hi", "{what}");
             assert_eq!(handlers(&lt), 3, "{what}");
             bad.write_all(b"boom").unwrap();
-            expect_dropped(&mut bad, &what);
+            expect_closed(&mut bad, &what);
             let want = if panic_again { 2 } else { 1 };
             eventually(DEADLINE, "panic counted", || {
                 (panics(&lt) == want).then_some(())
@@ -1463,7 +1441,7 @@ per_backend!(
             !delivered,
             "{backend}: a panicking notify reported delivered"
         );
-        expect_dropped(&mut b, &format!("{backend}: notified connection"));
+        expect_closed(&mut b, &format!("{backend}: notified connection"));
         assert_eq!(panics(&lt), 1, "{backend}");
         assert_eq!(
             *lost.lock().unwrap(),

@@ -1,5 +1,10 @@
 //! Regression tests for bugs found in review: each failed before its fix. Each is
-//! named for the property it checks (the bug's absence), not for the bug.
+//! named for the property it checks (the bug's absence), not for the bug. The cases
+//! that run on several backends are written inside `per_backend!` (`tests/support`).
+
+#[macro_use]
+mod support;
+
 use std::cell::Cell;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -10,6 +15,7 @@ use std::time::{Duration, Instant};
 use readyloop::net::{Conn, PeerAddr, Protocol, Stream, StreamConfig};
 use readyloop::reactor::Reactor;
 use readyloop::selector::Backend;
+use support::read_until_quiet;
 
 #[test]
 fn huge_timer_delay_does_not_panic() {
@@ -113,10 +119,17 @@ fn server_rx_queue(local_port: u16, remote_port: u16) -> Option<u64> {
     })
 }
 
+/// Runs the loop (20 ms waits) for `span`.
+fn run_for(r: &mut Reactor, span: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < span {
+        r.run_once(Some(Duration::from_millis(20))).unwrap();
+    }
+}
+
 fn oob_echo(backend: Backend) -> Vec<u8> {
     use readyloop::net::Listen;
     use readyloop::proto::echo::{Echo, EchoOptions};
-    use std::io::Read;
     let mut r = Reactor::new(backend).unwrap();
     let (_, addr) = r
         .listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))
@@ -148,26 +161,15 @@ fn oob_echo(backend: Backend) -> Vec<u8> {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_millis(300) {
-        r.run_once(Some(Duration::from_millis(20))).unwrap();
-    }
+    run_for(&mut r, Duration::from_millis(300));
     c.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 64];
-    while let Ok(n) = c.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
-    got
+    read_until_quiet(&mut c)
 }
 
-#[test]
-fn urgent_data_does_not_stall_edge_triggered_short_read_shortcut() {
-    for b in [Backend::Epoll, Backend::EpollEt, Backend::Mio] {
+per_backend!(
+    #[backends(epoll, epoll_et, mio)]
+    fn urgent_data_does_not_stall_edge_triggered_short_read_shortcut(b: Backend) {
         let got = oob_echo(b);
         // The urgent byte is out of band (not inline): the stream is "helloworld".
         assert_eq!(
@@ -176,14 +178,13 @@ fn urgent_data_does_not_stall_edge_triggered_short_read_shortcut() {
             "{b}: data after the urgent mark was not read"
         );
     }
-}
+);
 
-#[test]
-fn scm_rights_does_not_stall_edge_triggered_unix_echo() {
-    use readyloop::net::{Listen, ListenConfig};
-    use readyloop::proto::echo::{Echo, EchoOptions};
-    use std::io::Read;
-    for b in [Backend::Epoll, Backend::EpollEt] {
+per_backend!(
+    #[backends(epoll, epoll_et)]
+    fn scm_rights_does_not_stall_edge_triggered_unix_echo(b: Backend) {
+        use readyloop::net::{Listen, ListenConfig};
+        use readyloop::proto::echo::{Echo, EchoOptions};
         let path = std::env::temp_dir().join(format!("rv-scm-{}-{b}", std::process::id()));
         let mut r = Reactor::new(b).unwrap();
         r.listen_unix(
@@ -200,20 +201,10 @@ fn scm_rights_does_not_stall_edge_triggered_unix_echo() {
         let sent = readyloop::sys::socket::send_with_fd(c.as_fd(), b"A", stdin.as_fd()).unwrap();
         assert_eq!(sent, 1);
         c.write_all(b"BBBB").unwrap();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_millis(200) {
-            r.run_once(Some(Duration::from_millis(20))).unwrap();
-        }
+        run_for(&mut r, Duration::from_millis(200));
         c.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 64];
-        while let Ok(n) = c.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-        }
+        let got = read_until_quiet(&mut c);
         // The descriptor message ends a recv early; the rest must still be read.
         assert_eq!(
             String::from_utf8_lossy(&got),
@@ -221,7 +212,7 @@ fn scm_rights_does_not_stall_edge_triggered_unix_echo() {
             "{b}: data after the SCM_RIGHTS message was not read"
         );
     }
-}
+);
 
 #[test]
 fn zero_event_budget_does_not_spin() {

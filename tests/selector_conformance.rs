@@ -927,7 +927,7 @@ per_backend!(
         assert!(!err.to_string().contains("FD_SETSIZE"), "{backend}: {err}");
         assert_eq!(sel.len(), 1);
         assert!(sel.get_key(-1).is_none());
-        assert_eq!(sel.get_map().count(), 1);
+        assert_eq!(sel.registrations().count(), 1);
 
         // A regular file: epoll refuses it (EPERM), poll and select accept it. Whatever
         // the backend says, the registry agrees with it.

@@ -142,11 +142,6 @@ impl Fixture {
 // External clients
 // ---------------------------------------------------------------------------------
 
-/// Whether `tool` is installed. Missing: a skip note, or a failure under `CI=true`.
-fn have(tool: &str, package: &str) -> bool {
-    support::have_tool(tool, package)
-}
-
 /// Runs `tool args` in `dir` under `timeout 60`; returns its output.
 fn run_in(dir: &Path, tool: &str, args: &[&str]) -> Output {
     Command::new("timeout")
@@ -196,7 +191,7 @@ const TEXT: &[u8] = b"first line\nsecond line\nbare\rcarriage return\n\n\ttab li
 
 per_backend!(
     fn tftp_hpa_get_put(backend: Backend) {
-        if !have("tftp", "tftp-hpa") {
+        if !have_tool("tftp", "tftp-hpa") {
             return;
         }
         let f = serve(backend, "hpa", |_| {});
@@ -252,7 +247,7 @@ per_backend!(
     /// The download and upload take about 4 s per backend in a debug build, so they run
     /// on two: select (level-triggered, the oldest) and epoll-et (edge-triggered).
     fn big_file_block_wrap(backend: Backend) {
-        if !have("tftp", "tftp-hpa") {
+        if !have_tool("tftp", "tftp-hpa") {
             return;
         }
         let f = serve(backend, "big", |_| {});
@@ -277,7 +272,7 @@ per_backend!(
 
 per_backend!(
     fn atftp_options(backend: Backend) {
-        if !have("atftp", "atftp") {
+        if !have_tool("atftp", "atftp") {
             return;
         }
         let f = serve(backend, "atftp", |_| {});
@@ -320,7 +315,7 @@ per_backend!(
     }
 
     fn curl_download(backend: Backend) {
-        if !have("curl", "curl") {
+        if !have_tool("curl", "curl") {
             return;
         }
         let f = serve(backend, "curl", |_| {});
@@ -889,7 +884,7 @@ per_backend!(
 
     /// The example binary: ready line, a real download, SIGTERM.
     fn example_server(backend: Backend) {
-        if !have("tftp", "tftp-hpa") {
+        if !have_tool("tftp", "tftp-hpa") {
             return;
         }
         let root = TempDir::new("example");

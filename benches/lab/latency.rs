@@ -17,8 +17,8 @@ use crate::common::procfs;
 use crate::http::{self, Server, Site};
 use crate::loadgen::{Bounds, OpenLoop, Request};
 use crate::report::Sample;
+use crate::results::Results;
 use crate::servers;
-use crate::Results;
 
 /// What one sweep runs.
 #[derive(Clone, Debug)]

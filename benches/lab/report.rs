@@ -124,6 +124,11 @@ fn opt(x: Option<f64>) -> String {
     x.map(num).unwrap_or_else(|| "–".to_string())
 }
 
+/// Two decimals, or `–`.
+fn two(x: Option<f64>) -> String {
+    x.map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into())
+}
+
 fn range(s: Option<Stat>) -> String {
     s.map(|s| format!("{}–{}", num(s.min), num(s.max)))
         .unwrap_or_else(|| "–".to_string())
@@ -267,16 +272,8 @@ pub fn throughput_table(
         row.push(opt(s.p50_us));
         row.push(opt(s.p99_us));
         row.push(opt(s.p999_us));
-        row.push(
-            s.cpu_us_per_op
-                .map(|x| format!("{x:.2}"))
-                .unwrap_or("–".into()),
-        );
-        row.push(
-            s.syscalls_per_op
-                .map(|x| format!("{x:.2}"))
-                .unwrap_or("–".into()),
-        );
+        row.push(two(s.cpu_us_per_op));
+        row.push(two(s.syscalls_per_op));
         row.push(breakdown(&s));
         row.push(s.errors.to_string());
         rows.push(row);
@@ -350,11 +347,7 @@ pub fn http_table(
         }
         row.push(opt(s.p50_us));
         row.push(opt(s.p99_us));
-        row.push(
-            s.cpu_us_per_op
-                .map(|x| format!("{x:.2}"))
-                .unwrap_or("–".into()),
-        );
+        row.push(two(s.cpu_us_per_op));
         row.push(
             s.load_cpu
                 .map(|x| format!("{:.0}%", x * 100.0))
@@ -423,7 +416,7 @@ pub fn idle_table(cells: &[&Cell], contenders: &[String], idles: &[u64]) -> Stri
             (Some(a), Some(b)) if a > 0.0 => format!("{:.2}x", b / a),
             _ => "–".into(),
         });
-        row.push(last_sys.map(|x| format!("{x:.2}")).unwrap_or("–".into()));
+        row.push(two(last_sys));
         rows.push(row);
     }
     let h: Vec<&str> = header.iter().map(String::as_str).collect();
@@ -549,12 +542,7 @@ pub fn latency_tables(cells: &[&Cell], contenders: &[String], rates: &[u64]) -> 
                     } else {
                         String::new()
                     };
-                    b.push(format!(
-                        "{}{done}{err}",
-                        s.cpu_us_per_op
-                            .map(|x| format!("{x:.2}"))
-                            .unwrap_or("–".into())
-                    ));
+                    b.push(format!("{}{done}{err}", two(s.cpu_us_per_op)));
                 }
                 Some(o) => {
                     let t = status_cell(o).unwrap_or_default();

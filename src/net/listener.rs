@@ -245,11 +245,7 @@ impl Listener {
             // TCP_DEFER_ACCEPT: the request is already there; read it now rather than
             // after another wait.
             Ok(id) if self.deferred => ctx
-                .with_handler::<Stream, _>(id, |s, ctx| {
-                    let r =
-                        Readiness::from_parts(Interest::READABLE, true, false, false, false, false);
-                    Handler::ready(s, ctx, r)
-                })
+                .with_handler::<Stream, _>(id, |s, ctx| Handler::ready(s, ctx, Readiness::READABLE))
                 .unwrap_or_default(),
             Ok(_) => {}
             // E.g. the select backend refusing fd >= FD_SETSIZE: one line a second at
@@ -379,10 +375,7 @@ impl Handler for Listener {
         }
         log::info!("{}: accepting again", self.name);
         if ctx.is_edge() {
-            ctx.requeue(
-                ctx.id(),
-                Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
-            );
+            ctx.requeue(ctx.id(), Readiness::READABLE);
         }
     }
 

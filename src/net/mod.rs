@@ -35,10 +35,7 @@ pub use listener::{Factory, ListenConfig, Listener};
 pub use multi::{AcceptStrategy, PoolListener, UnknownStrategy};
 pub use ratelimit::WarnLimit;
 pub use stream::{notify, write_to, Conn, Protocol, Stream, StreamConfig};
-pub use udp::{
-    notify as notify_datagram, send_via, udp_socket, DatagramProtocol, DatagramSocket, Datagrams,
-    UdpConfig,
-};
+pub use udp::{send_via, udp_socket, DatagramProtocol, DatagramSocket, Datagrams, UdpConfig};
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
@@ -179,6 +176,45 @@ pub trait Listen {
     /// * the probe of an existing socket failed otherwise, or removing a stale one,
     ///   `bind` (missing directory, permissions, a path longer than `sun_path`) or
     ///   `listen` failed, or the backend refuses the descriptor.
+    ///
+    /// # Examples
+    ///
+    /// An echo server on a Unix socket and a client connected to it from the same
+    /// reactor ([`connect_unix`](Self::connect_unix)); the socket file goes when the
+    /// listener closes.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use std::time::Duration;
+    /// use readyloop::net::{Conn, Listen, ListenConfig, Protocol, StreamConfig};
+    /// use readyloop::proto::echo::{Echo, EchoOptions};
+    /// use readyloop::reactor::Reactor;
+    /// use readyloop::selector::Backend;
+    ///
+    /// struct Hello(Rc<RefCell<Vec<u8>>>);
+    /// impl Protocol for Hello {
+    ///     fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+    ///         conn.write(b"hello\n");
+    ///     }
+    ///     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
+    ///         self.0.borrow_mut().extend_from_slice(data);
+    ///         conn.stop_reactor();
+    ///     }
+    /// }
+    ///
+    /// let path = std::env::temp_dir().join(format!("readyloop-doc-{}.sock", std::process::id()));
+    /// let mut reactor = Reactor::new(Backend::Poll)?;
+    /// let echo = Echo::factory(EchoOptions::default());
+    /// reactor.listen_unix(&path, echo, ListenConfig::default())?;
+    /// let got = Rc::new(RefCell::new(Vec::new()));
+    /// reactor.connect_unix(&path, Hello(got.clone()), StreamConfig::default())?;
+    /// reactor.call_later(Duration::from_secs(5), |ctx| ctx.stop()); // in case
+    /// reactor.run()?; // stopped by `Hello`; then every handler is removed
+    /// assert_eq!(*got.borrow(), b"hello\n");
+    /// assert!(!path.exists());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     fn listen_unix(
         &mut self,
         path: impl AsRef<Path>,
@@ -314,6 +350,7 @@ pub trait Listen {
     /// let mut reactor = Reactor::new(Backend::Poll)?;
     /// let (_, addr) = reactor.listen_tcp("127.0.0.1:0", Echo::factory(EchoOptions::default()))?;
     /// reactor.connect_tcp(addr, Duration::from_secs(5), Hello)?;
+    /// reactor.call_later(Duration::from_secs(10), |ctx| ctx.stop()); // in case
     /// reactor.run()?;
     /// # Ok::<(), std::io::Error>(())
     /// ```

@@ -194,7 +194,8 @@ impl PoolListener {
     /// `addr` does not resolve (`InvalidInput` when it resolves to nothing), `bind`
     /// fails for every address (`AddrInUse`, ...; the message names the addresses
     /// and the strategy), a further `reuseport` socket cannot bind the port the first
-    /// got (another process holds it without `SO_REUSEPORT`), or `listen` fails.
+    /// got (`AddrInUse` if a socket without `SO_REUSEPORT` took it meanwhile), or
+    /// `listen` fails.
     pub fn bind(
         addr: impl ToSocketAddrs,
         strategy: AcceptStrategy,

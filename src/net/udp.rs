@@ -114,8 +114,6 @@ pub trait DatagramProtocol {
     fn datagram_received(&mut self, dg: &mut Datagrams<'_, '_>, data: &[u8], from: SocketAddr);
     /// A timer set with [`Datagrams::set_timer`] fired.
     fn timer(&mut self, _dg: &mut Datagrams<'_, '_>, _id: TimerId) {}
-    /// A message from another handler ([`notify`]).
-    fn event(&mut self, _dg: &mut Datagrams<'_, '_>, _event: Box<dyn Any>) {}
     /// The socket is closing (reactor shutdown or stop).
     fn stopped(&mut self, _dg: &mut Datagrams<'_, '_>) {}
 }
@@ -124,8 +122,9 @@ pub trait DatagramProtocol {
 /// dropped (UDP promises no delivery; memory stays bounded).
 const MAX_QUEUED: usize = 1024;
 
-/// Socket state other than the protocol.
-pub struct DatagramCore {
+/// A UDP socket without its protocol (Twisted's transport): the socket and the
+/// queue of datagrams waiting for room in the send buffer.
+pub struct DatagramTransport {
     sock: UdpSocket,
     queue: VecDeque<(SocketAddr, Vec<u8>)>,
     registered: Interest,
@@ -134,17 +133,17 @@ pub struct DatagramCore {
 
 /// The handler for one UDP socket.
 pub struct DatagramSocket {
-    core: DatagramCore,
+    core: DatagramTransport,
     proto: Box<dyn DatagramProtocol>,
 }
 
 /// What a datagram protocol sees of its socket and the reactor.
 pub struct Datagrams<'a, 'b> {
-    core: &'a mut DatagramCore,
+    core: &'a mut DatagramTransport,
     ctx: &'a mut Ctx<'b>,
 }
 
-impl DatagramCore {
+impl DatagramTransport {
     fn send_to(&mut self, ctx: &mut Ctx<'_>, data: &[u8], to: SocketAddr) -> bool {
         if self.queue.is_empty() {
             stats::count(Syscall::Write);
@@ -249,20 +248,6 @@ pub fn send_via(ctx: &mut Ctx<'_>, id: HandlerId, data: &[u8], to: SocketAddr) -
         .unwrap_or(false)
 }
 
-/// Delivers `event` to the UDP handler `id`'s protocol.
-pub fn notify(ctx: &mut Ctx<'_>, id: HandlerId, event: Box<dyn Any>) -> bool {
-    ctx.with_handler::<DatagramSocket, _>(id, |s, ctx| {
-        s.proto.event(
-            &mut Datagrams {
-                core: &mut s.core,
-                ctx,
-            },
-            event,
-        )
-    })
-    .is_some()
-}
-
 impl DatagramSocket {
     /// Wraps a bound socket (made non-blocking here).
     ///
@@ -272,7 +257,7 @@ impl DatagramSocket {
     pub fn new(sock: UdpSocket, proto: Box<dyn DatagramProtocol>) -> io::Result<DatagramSocket> {
         sock.set_nonblocking(true)?;
         Ok(DatagramSocket {
-            core: DatagramCore {
+            core: DatagramTransport {
                 sock,
                 queue: VecDeque::new(),
                 registered: Interest::READABLE,

@@ -7,6 +7,7 @@ pub mod echo;
 pub mod framing;
 pub mod ftp;
 pub mod http;
+pub mod jail;
 pub mod kv;
 pub mod relay;
 pub mod tftp;

@@ -6,7 +6,7 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use super::dispatch::{Core, TimerOwner};
+use super::dispatch::{LoopState, TimerOwner};
 use super::{Config, Handler, HandlerId, PanicPolicy, TimerId};
 #[cfg(doc)]
 use crate::selector::KeyedSelector;
@@ -18,7 +18,7 @@ pub const SCRATCH_SIZE: usize = 64 * 1024;
 
 /// What a handler (or a timer callback) can do to the reactor while it runs.
 pub struct Ctx<'a> {
-    pub(super) core: &'a mut Core,
+    pub(super) core: &'a mut LoopState,
     pub(super) me: HandlerId,
 }
 
@@ -123,17 +123,6 @@ impl<'a> Ctx<'a> {
         self.core.requeued.push((id, readiness));
     }
 
-    /// Access to another live handler of type `H` (not the one being called).
-    pub fn handler_mut<H: Handler>(&mut self, id: HandlerId) -> Option<&mut H> {
-        self.core
-            .handlers
-            .get_mut(id)?
-            .handler
-            .as_mut()?
-            .as_any_mut()
-            .downcast_mut::<H>()
-    }
-
     /// Calls `f` with another live handler of type `H` and a context in which that
     /// handler is the current one (so it can defer work or set timers for itself).
     /// Returns `None` if `id` is gone, is the caller, or is not an `H`, or if `f`
@@ -175,7 +164,7 @@ impl<'a> Ctx<'a> {
             }
             Err(payload) => {
                 if self.core.config.panic_policy == PanicPolicy::Propagate {
-                    // Dropped on the way out, like the caller (see `Core::call`).
+                    // Dropped on the way out, like the caller (see `LoopState::call`).
                     drop(h);
                     panic::resume_unwind(payload);
                 }

@@ -1,4 +1,4 @@
-//! The reactor's state ([`Core`]) and dispatch: the handler slab, timers, removal
+//! The reactor's state ([`LoopState`]) and dispatch: the handler slab, timers, removal
 //! after the callback that asked for it, deferred work, and panic containment.
 
 use std::any::Any;
@@ -58,8 +58,9 @@ pub(super) struct Entry {
     pub(super) timers: Vec<TimerId>,
 }
 
-/// The reactor state handlers reach through [`Ctx`].
-pub struct Core {
+/// The loop's state, which handlers reach through [`Ctx`]: the selector, the
+/// handler slab, timers, deferred work and removals, mail, the configuration.
+pub struct LoopState {
     pub(super) sel: KeyedSelector<HandlerId>,
     pub(super) handlers: Slab<Entry>,
     pub(super) timers: Timers<TimerOwner>,
@@ -81,7 +82,7 @@ pub struct Core {
     pub(super) mail: Vec<(HandlerId, Box<dyn Any>)>,
 }
 
-impl Core {
+impl LoopState {
     pub(super) fn insert(
         &mut self,
         handler: Box<dyn Handler>,

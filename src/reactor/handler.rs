@@ -56,6 +56,6 @@ pub trait Handler: Any {
         None
     }
 
-    /// For downcasting to the concrete handler type (`Ctx::handler_mut`).
+    /// For downcasting to the concrete handler type (`Ctx::with_handler`).
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }

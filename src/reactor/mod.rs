@@ -68,7 +68,7 @@ mod signals;
 mod timers;
 
 pub use ctx::{Ctx, SCRATCH_SIZE};
-pub use dispatch::{panics_contained_total, Core};
+pub use dispatch::{panics_contained_total, LoopState};
 pub use handle::Handle;
 pub use handler::{Handler, HandlerId};
 pub use timers::{TimerId, Timers};
@@ -146,7 +146,7 @@ impl Default for Config {
 /// that catches the panic may run it again. The [module docs](self#panics-in-handlers)
 /// say what is cleaned up.
 pub struct Reactor {
-    core: Core,
+    core: LoopState,
     ready: Vec<(Token, Readiness)>,
     events: VecDeque<(HandlerId, Readiness)>,
     handle: Handle,
@@ -194,7 +194,7 @@ impl Reactor {
         log::debug!("reactor on backend {}", sel.backend());
         let edge = sel.capabilities().trigger == Trigger::Edge;
         Ok(Reactor {
-            core: Core {
+            core: LoopState {
                 sel,
                 handlers: Slab::default(),
                 timers: Timers::default(),

@@ -1,8 +1,10 @@
 //! Timers: a binary heap of deadlines with lazy cancellation and compaction.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::time::Instant;
+
+use rustc_hash::FxHashMap;
 
 /// Identifies a timer; returned by `set_timer`, passed back when it fires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -10,10 +12,13 @@ pub struct TimerId(pub u64);
 
 /// A heap of `(deadline, id)` with the owners of live timers in a map. Cancelling
 /// removes the owner only; the heap entry is skipped when it surfaces, and the heap is
-/// rebuilt when dead entries outnumber live ones.
+/// rebuilt when dead entries outnumber live ones. The map hashes with FxHash: its
+/// keys are ids this module hands out, not input, and the loop looks one up on every
+/// iteration ([`next_deadline`](Self::next_deadline)), where SipHash cost more than
+/// the rest of that call.
 pub struct Timers<O> {
     heap: BinaryHeap<Reverse<(Instant, TimerId)>>,
-    live: HashMap<TimerId, O>,
+    live: FxHashMap<TimerId, O>,
     next: u64,
 }
 
@@ -21,7 +26,7 @@ impl<O> Default for Timers<O> {
     fn default() -> Self {
         Timers {
             heap: BinaryHeap::new(),
-            live: HashMap::new(),
+            live: FxHashMap::default(),
             next: 0,
         }
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::{
     check_fd, check_token, pack, unpack, Backend, Capabilities, Events, Interest, Readiness,
-    Selector, Token, Trigger,
+    Reported, Selector, Token, Trigger,
 };
 use crate::sys::epoll::{
     empty_event, Epoll, EpollEvent, EPOLLERR, EPOLLET, EPOLLEXCLUSIVE, EPOLLHUP, EPOLLIN, EPOLLOUT,
@@ -34,6 +34,10 @@ pub struct EpollSelector {
 
 impl EpollSelector {
     /// Creates an epoll instance in `trigger` mode.
+    ///
+    /// # Errors
+    ///
+    /// epoll_create1 failed (out of descriptors or memory).
     pub fn new(trigger: Trigger) -> io::Result<EpollSelector> {
         let mut buf = Vec::with_capacity(EVENTS_CAPACITY);
         buf.resize(EVENTS_CAPACITY, empty_event());
@@ -139,18 +143,15 @@ impl Selector for EpollSelector {
             let bits = ev.events as i32;
             let data = ev.u64;
             let (token, interest) = unpack(data);
-            events.push(
-                token,
-                Readiness::from_parts(
-                    interest,
-                    bits & (EPOLLIN | EPOLLPRI) != 0,
-                    bits & EPOLLOUT != 0,
-                    bits & EPOLLERR != 0,
-                    bits & EPOLLHUP != 0,
-                    bits & EPOLLRDHUP != 0,
-                )
-                .with_priority(bits & EPOLLPRI != 0),
-            );
+            let seen = Reported {
+                readable: bits & (EPOLLIN | EPOLLPRI) != 0,
+                writable: bits & EPOLLOUT != 0,
+                error: bits & EPOLLERR != 0,
+                hangup: bits & EPOLLHUP != 0,
+                read_closed: bits & EPOLLRDHUP != 0,
+                priority: bits & EPOLLPRI != 0,
+            };
+            events.push(token, Readiness::translate(interest, seen));
         }
         Ok(())
     }

@@ -48,6 +48,11 @@ pub struct Waker {
 impl Waker {
     /// Makes the selector's current or next `select` return. Fails with
     /// `NotConnected` once the selector has been closed or dropped.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` once the selector is closed or dropped; the write to its
+    /// eventfd or pipe failed otherwise.
     pub fn wake(&self) -> io::Result<()> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(io::Error::new(
@@ -111,15 +116,21 @@ pub struct KeyedSelector<T> {
     woken: bool,
 }
 
-/// Python's `DefaultSelector`: open it with [`KeyedSelector::best`], which picks the
-/// platform's best *level-triggered* backend (`epoll` on Linux), as Python does: a
-/// key stays ready until its condition is consumed, so a callback that reads only
-/// part of what is there is called again. Edge-triggered is an explicit choice
-/// ([`KeyedSelector::best_edge`], `Backend::EpollEt`).
+/// The old name of [`KeyedSelector`]: it was a bare alias, not a "default" or
+/// "best" choice of anything. Python's `DefaultSelector()` is
+/// [`KeyedSelector::best`] (level-triggered `epoll` on Linux).
+#[deprecated(
+    since = "0.1.0",
+    note = "a bare alias of KeyedSelector; open Python's DefaultSelector() with KeyedSelector::best()"
+)]
 pub type DefaultSelector<T> = KeyedSelector<T>;
 
 impl<T> KeyedSelector<T> {
     /// Opens `backend` in its own trigger mode.
+    ///
+    /// # Errors
+    ///
+    /// The kernel refused the selector (out of descriptors).
     pub fn new(backend: Backend) -> io::Result<Self> {
         Ok(Self::with_selector(backend.open()?))
     }
@@ -148,6 +159,10 @@ impl<T> KeyedSelector<T> {
     }
 
     /// Opens `backend` in `trigger` mode (`Unsupported` if it cannot run it).
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` if `backend` cannot run `trigger`; otherwise as [`new`](Self::new).
     pub fn with_trigger(backend: Backend, trigger: Trigger) -> io::Result<Self> {
         Ok(Self::with_selector(backend.open_with(trigger)?))
     }
@@ -177,6 +192,11 @@ impl<T> KeyedSelector<T> {
     /// Registers `fd` for `interest` with `data`. Fails with `AlreadyExists` if `fd`
     /// is registered, or with the backend's error (e.g. select's `FD_SETSIZE` limit);
     /// on failure nothing is recorded.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists` if `fd` is registered, `InvalidInput` for the selector's own
+    /// waker descriptor, or the backend's error ([`Selector::register`]).
     pub fn register(
         &mut self,
         fd: RawFd,
@@ -190,6 +210,10 @@ impl<T> KeyedSelector<T> {
     /// also watch) so that a new connection wakes one of them only, where the
     /// backend can ([`Selector::register_exclusive`]; the key's `exclusive` says
     /// whether it did). Modifying the key later re-registers it exclusively.
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Self::register).
     pub fn register_exclusive(
         &mut self,
         fd: RawFd,
@@ -257,12 +281,22 @@ impl<T> KeyedSelector<T> {
     }
 
     /// Changes the interest of a registered `fd`.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `fd` is not registered; the backend's error (the key keeps its
+    /// old interest).
     pub fn modify(&mut self, fd: RawFd, interest: Interest) -> io::Result<&mut SelectorKey<T>> {
         let token = self.token_of(fd)?;
         self.modify_token(token, interest)
     }
 
     /// Changes the interest of the key behind `token`. A no-op when it is unchanged.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `token` is stale or unknown; the backend's error (the key keeps
+    /// its old interest).
     pub fn modify_token(
         &mut self,
         token: Token,
@@ -291,6 +325,11 @@ impl<T> KeyedSelector<T> {
     }
 
     /// Unregisters `fd` and returns its key (with the data).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `fd` is not registered. A kernel refusal is logged, not
+    /// returned: the key is removed anyway.
     pub fn unregister(&mut self, fd: RawFd) -> io::Result<SelectorKey<T>> {
         let token = self.token_of(fd)?;
         self.unregister_token(token)
@@ -300,6 +339,10 @@ impl<T> KeyedSelector<T> {
     ///
     /// If the kernel refuses (the descriptor was already closed, a caller bug), the key
     /// is still removed: the kernel forgets closed descriptors on its own.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `token` is stale or unknown.
     pub fn unregister_token(&mut self, token: Token) -> io::Result<SelectorKey<T>> {
         self.remove_key(token, false)
     }
@@ -308,6 +351,10 @@ impl<T> KeyedSelector<T> {
     /// after and never duplicated. Saves the `epoll_ctl(DEL)` on epoll (a close
     /// removes the descriptor from the interest list), which is one syscall per
     /// connection in a connect-request-close workload.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `token` is stale or unknown.
     pub fn unregister_before_close(&mut self, token: Token) -> io::Result<SelectorKey<T>> {
         self.remove_key(token, true)
     }
@@ -351,8 +398,10 @@ impl<T> KeyedSelector<T> {
         self.get_mut(t)
     }
 
-    /// A read-only view of every key, as Python's `get_map`.
-    pub fn get_map(&self) -> impl Iterator<Item = &SelectorKey<T>> + '_ {
+    /// Every registered key, read-only, in no particular order: what Python's
+    /// `get_map()` offers as a mapping from file object to key (look one key up by
+    /// descriptor with [`get_key`](Self::get_key)).
+    pub fn registrations(&self) -> impl Iterator<Item = &SelectorKey<T>> + '_ {
         self.keys.iter().map(|(_, k)| k)
     }
 
@@ -374,6 +423,10 @@ impl<T> KeyedSelector<T> {
 
     /// A waker for this selector, created (and registered under [`Token::WAKER`]) on
     /// first use.
+    ///
+    /// # Errors
+    ///
+    /// Creating the eventfd (or pipe) or registering it failed (out of descriptors).
     pub fn waker(&mut self) -> io::Result<Waker> {
         if let Some(w) = &self.waker {
             return Ok(w.clone());
@@ -400,6 +453,11 @@ impl<T> KeyedSelector<T> {
     /// Waits up to `timeout` (`None`: until something is ready or the waker fires)
     /// and returns the ready keys with their readiness. Events for keys unregistered
     /// since the kernel queued them are dropped; the waker's own event is consumed.
+    ///
+    /// # Errors
+    ///
+    /// The wait failed ([`Selector::select`]; `EINTR` returns no events instead), or
+    /// draining the waker failed.
     pub fn select(&mut self, timeout: Option<Duration>) -> io::Result<Ready<'_, T>> {
         self.poll_events(timeout)?;
         Ok(Ready { sel: self, pos: 0 })
@@ -428,7 +486,7 @@ impl<T> KeyedSelector<T> {
     /// use std::os::unix::net::UnixStream;
     /// use std::time::Duration;
     ///
-    /// let mut sel = KeyedSelector::best()?; // level-triggered, as Python's DefaultSelector
+    /// let mut sel = KeyedSelector::best()?; // level-triggered, as Python's DefaultSelector()
     /// let (mut a, mut b) = UnixStream::pair()?;
     /// let (c, mut d) = UnixStream::pair()?;
     /// sel.register(a.as_raw_fd(), Interest::READABLE, "a")?;
@@ -490,7 +548,7 @@ impl<T> KeyedSelector<T> {
     /// Unregisters every key and closes the kernel side, as Python's `close`.
     /// Returns the keys' data.
     pub fn close(mut self) -> Vec<T> {
-        let tokens: Vec<Token> = self.get_map().map(|k| k.token).collect();
+        let tokens: Vec<Token> = self.registrations().map(|k| k.token).collect();
         tokens
             .into_iter()
             .filter_map(|t| self.unregister_token(t).ok())

@@ -14,7 +14,7 @@ use mio::unix::SourceFd;
 
 use super::{
     check_fd, check_token, pack, unpack, unsupported, Backend, Capabilities, Events, Interest,
-    Readiness, Selector, Token, Trigger,
+    Readiness, Reported, Selector, Token, Trigger,
 };
 use crate::sys::stats::{count, Syscall};
 
@@ -34,6 +34,11 @@ fn to_mio(interest: Interest) -> mio::Interest {
 
 impl MioSelector {
     /// Creates a `mio::Poll`; only `Trigger::Edge` is supported.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` unless `trigger` is `Edge`; `mio::Poll::new` failed (out of
+    /// descriptors).
     pub fn new(trigger: Trigger) -> io::Result<MioSelector> {
         if trigger != Trigger::Edge {
             return Err(unsupported("mio", trigger));
@@ -95,18 +100,15 @@ impl Selector for MioSelector {
         }
         for ev in self.buf.iter() {
             let (token, interest) = unpack(ev.token().0 as u64);
-            events.push(
-                token,
-                Readiness::from_parts(
-                    interest,
-                    ev.is_readable(),
-                    ev.is_writable(),
-                    ev.is_error(),
-                    ev.is_read_closed() && ev.is_write_closed(),
-                    ev.is_read_closed(),
-                )
-                .with_priority(ev.is_priority()),
-            );
+            let seen = Reported {
+                readable: ev.is_readable(),
+                writable: ev.is_writable(),
+                error: ev.is_error(),
+                hangup: ev.is_read_closed() && ev.is_write_closed(),
+                read_closed: ev.is_read_closed(),
+                priority: ev.is_priority(),
+            };
+            events.push(token, Readiness::translate(interest, seen));
         }
         Ok(())
     }

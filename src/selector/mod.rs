@@ -9,14 +9,15 @@
 //! * [`KeyedSelector`] is the shared registry on top: it owns the keys
 //!   ([`SelectorKey`]: descriptor, interest, user data), hands out generation-stamped
 //!   tokens, keeps the fd -> key map, and offers Python's `register` / `modify` /
-//!   `unregister` / `select` / `get_key` / `get_map` shape, typed.
+//!   `unregister` / `select` / `get_key` shape, typed (Python's `get_map()` mapping
+//!   is [`KeyedSelector::registrations`], an iterator over the keys).
 //!
 //! # Choosing a backend
 //!
 //! Backends are chosen at run time by name ([`Backend`]): `select`, `poll`, `epoll`,
 //! `epoll-et`, `mio`, `polling`. [`Backend::best`] is the platform's best (epoll-et
 //! on Linux), the reactor's default, whose handlers read until `WouldBlock`.
-//! [`DefaultSelector`] ([`KeyedSelector::best`]) is level-triggered, as Python's:
+//! Python's `DefaultSelector()` is [`KeyedSelector::best`], level-triggered as Python's:
 //! [`Backend::best_level`] (epoll on Linux); edge-triggered selectors are opened by
 //! name or with [`KeyedSelector::best_edge`].
 //!
@@ -54,7 +55,9 @@ mod polling_adapter;
 mod select;
 
 pub use epoll::EpollSelector;
-pub use keyed::{DefaultSelector, KeyedSelector, Ready, SelectorKey, Waker};
+#[allow(deprecated)]
+pub use keyed::DefaultSelector;
+pub use keyed::{KeyedSelector, Ready, SelectorKey, Waker};
 pub use mio_adapter::MioSelector;
 pub use poll::PollSelector;
 pub use polling_adapter::PollingSelector;
@@ -136,43 +139,75 @@ impl fmt::Debug for Interest {
     }
 }
 
+/// What a backend saw for one descriptor, in the kernel's terms, before
+/// [`Readiness::translate`] applies the translation table and the interest mask.
+/// Named fields, so a backend spells out which condition is which:
+///
+/// ```
+/// use readyloop::selector::{Interest, Readiness, Reported};
+///
+/// let r = Readiness::translate(
+///     Interest::BOTH,
+///     Reported { hangup: true, ..Reported::default() },
+/// );
+/// assert!(r.is_readable() && r.is_writable() && r.is_hangup() && r.is_read_closed());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Reported {
+    /// Data, EOF or a pending connection (IN, or PRI).
+    pub readable: bool,
+    /// Room in the send buffer (OUT).
+    pub writable: bool,
+    /// A pending error (ERR).
+    pub error: bool,
+    /// Both directions closed (HUP).
+    pub hangup: bool,
+    /// The peer shut its write side (RDHUP).
+    pub read_closed: bool,
+    /// Urgent data pending (PRI).
+    pub priority: bool,
+}
+
 /// What the kernel reported for one key. See the module docs for the table.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Readiness(u8);
 
 impl Readiness {
-    const READABLE: u8 = 1;
-    const WRITABLE: u8 = 2;
-    const ERROR: u8 = 4;
-    const HANGUP: u8 = 8;
-    const READ_CLOSED: u8 = 16;
-    const PRIORITY: u8 = 32;
+    const READ_BIT: u8 = 1;
+    const WRITE_BIT: u8 = 2;
+    const ERROR_BIT: u8 = 4;
+    const HANGUP_BIT: u8 = 8;
+    const READ_CLOSED_BIT: u8 = 16;
+    const PRIORITY_BIT: u8 = 32;
 
-    /// Builds a readiness from what a backend saw, applying the translation table and
-    /// the interest mask. `readable`/`writable` are the plain IN/OUT bits.
-    pub fn from_parts(
-        interest: Interest,
-        readable: bool,
-        writable: bool,
-        error: bool,
-        hangup: bool,
-        read_closed: bool,
-    ) -> Readiness {
+    /// Readable and nothing else: what a handler is told when it is asked to read
+    /// before any wait said so (a deferred accept's first bytes, a paused stream
+    /// resumed).
+    pub const READABLE: Readiness = Readiness(Self::READ_BIT);
+
+    /// Translates what a backend saw with the table of the module docs, then masks
+    /// `readable` and `writable` with the registered `interest`.
+    pub const fn translate(interest: Interest, seen: Reported) -> Readiness {
         let mut bits = 0;
-        if interest.is_readable() && (readable || error || hangup || read_closed) {
-            bits |= Self::READABLE;
+        if interest.is_readable()
+            && (seen.readable || seen.error || seen.hangup || seen.read_closed)
+        {
+            bits |= Self::READ_BIT;
         }
-        if interest.is_writable() && (writable || error || hangup) {
-            bits |= Self::WRITABLE;
+        if interest.is_writable() && (seen.writable || seen.error || seen.hangup) {
+            bits |= Self::WRITE_BIT;
         }
-        if error {
-            bits |= Self::ERROR;
+        if seen.error {
+            bits |= Self::ERROR_BIT;
         }
-        if hangup {
-            bits |= Self::HANGUP | Self::READ_CLOSED;
+        if seen.hangup {
+            bits |= Self::HANGUP_BIT | Self::READ_CLOSED_BIT;
         }
-        if read_closed {
-            bits |= Self::READ_CLOSED;
+        if seen.read_closed {
+            bits |= Self::READ_CLOSED_BIT;
+        }
+        if seen.priority {
+            bits |= Self::PRIORITY_BIT;
         }
         Readiness(bits)
     }
@@ -182,38 +217,29 @@ impl Readiness {
 
     /// Readable: a read, accept or recv will not block (it may return EOF or an error).
     pub const fn is_readable(self) -> bool {
-        self.0 & Self::READABLE != 0
+        self.0 & Self::READ_BIT != 0
     }
     /// Writable: a write will not block (it may fail with an error).
     pub const fn is_writable(self) -> bool {
-        self.0 & Self::WRITABLE != 0
+        self.0 & Self::WRITE_BIT != 0
     }
     /// The socket has a pending error (EPOLLERR / POLLERR).
     pub const fn is_error(self) -> bool {
-        self.0 & Self::ERROR != 0
+        self.0 & Self::ERROR_BIT != 0
     }
     /// Both directions are closed (EPOLLHUP / POLLHUP).
     pub const fn is_hangup(self) -> bool {
-        self.0 & Self::HANGUP != 0
+        self.0 & Self::HANGUP_BIT != 0
     }
     /// The peer will send no more data (EPOLLRDHUP / POLLRDHUP, or a full hang-up).
     /// A hint: data sent before the shutdown may still be waiting to be read.
     pub const fn is_read_closed(self) -> bool {
-        self.0 & Self::READ_CLOSED != 0
+        self.0 & Self::READ_CLOSED_BIT != 0
     }
     /// Urgent (out-of-band) data is pending (EPOLLPRI / POLLPRI). A read stops at the
     /// urgent mark, so a short read does not mean the socket drained.
     pub const fn is_priority(self) -> bool {
-        self.0 & Self::PRIORITY != 0
-    }
-    /// `self` with the priority bit set if `pri`.
-    #[must_use]
-    pub const fn with_priority(self, pri: bool) -> Readiness {
-        if pri {
-            Readiness(self.0 | Self::PRIORITY)
-        } else {
-            self
-        }
+        self.0 & Self::PRIORITY_BIT != 0
     }
     /// Whether nothing at all is set.
     pub const fn is_empty(self) -> bool {
@@ -330,6 +356,12 @@ pub trait Selector: Send {
     /// What it can do.
     fn capabilities(&self) -> Capabilities;
     /// Starts watching `fd` for `interest`, reporting it as `token`.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists` if `fd` is registered; `InvalidInput` for a negative `fd` or a
+    /// token past 62 bits (and, on `select`, for `fd >= FD_SETSIZE`); the kernel's error
+    /// (`EBADF` for a closed descriptor, `EPERM` for a regular file on epoll).
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
     /// Starts watching `fd` (a listening socket shared with other selectors) so that
     /// a readiness change wakes only one of the selectors waiting on it, not all
@@ -338,6 +370,10 @@ pub trait Selector: Send {
     /// waiter wakes, the thundering herd). An exclusive registration reports
     /// readability and writability only (no read-closed or priority bits), and
     /// cannot be modified in place: change it by deregistering and registering again.
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Self::register).
     fn register_exclusive(
         &mut self,
         fd: RawFd,
@@ -348,16 +384,35 @@ pub trait Selector: Send {
         Ok(false)
     }
     /// Changes the interest or token of a watched `fd`.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `fd` is not registered (`ENOENT` from epoll); otherwise as
+    /// [`register`](Self::register). On error the registration is unchanged.
     fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
     /// Stops watching `fd`.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `fd` is not registered; the kernel's error (`EBADF` if it was
+    /// closed first, against the contract).
     fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
     /// Stops watching `fd`, which the caller is about to close and has never
     /// duplicated. Backends whose kernel forgets a descriptor when its last reference
     /// closes (epoll) skip the syscall; the rest deregister as usual.
+    ///
+    /// # Errors
+    ///
+    /// As [`deregister`](Self::deregister), on backends that make the call.
     fn deregister_before_close(&mut self, fd: RawFd) -> io::Result<()> {
         self.deregister(fd)
     }
     /// Waits up to `timeout` (`None`: forever) and fills `events`.
+    ///
+    /// # Errors
+    ///
+    /// The wait failed (`EBADF`/`EINVAL` from a broken selector, `ENOMEM`). `EINTR` is
+    /// not an error: it returns `Ok` with no events.
     fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()>;
     /// The caller promises that every descriptor it registers is open (the reactor:
     /// its handlers own theirs). Backends that check at register time with a syscall
@@ -414,7 +469,7 @@ impl Backend {
     }
 
     /// The platform's best level-triggered backend: `epoll` on Linux. What
-    /// [`KeyedSelector::best`] (Python's `DefaultSelector`) opens.
+    /// [`KeyedSelector::best`] (Python's `DefaultSelector()`) opens.
     pub const fn best_level() -> Backend {
         Backend::Epoll
     }
@@ -428,6 +483,10 @@ impl Backend {
     }
 
     /// Opens the kernel side of this backend in its own trigger mode.
+    ///
+    /// # Errors
+    ///
+    /// The kernel refused the selector (out of descriptors or memory).
     pub fn open(self) -> io::Result<Box<dyn Selector>> {
         self.open_with(self.trigger())
     }
@@ -435,6 +494,10 @@ impl Backend {
     /// Opens the backend's kernel mechanism in `trigger` mode, or fails with
     /// `ErrorKind::Unsupported` if it cannot run that mode (select and poll have no
     /// edge mode; mio has no level mode). Never silently runs another mode.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` if the backend cannot run `trigger`; otherwise as [`open`](Self::open).
     pub fn open_with(self, trigger: Trigger) -> io::Result<Box<dyn Selector>> {
         Ok(match self {
             Backend::Select => Box::new(SelectSelector::new(trigger)?),
@@ -562,12 +625,42 @@ mod tests {
 
     #[test]
     fn translation_table() {
-        let r = Readiness::from_parts(Interest::READABLE, false, false, true, false, false);
+        let error = Reported {
+            error: true,
+            ..Reported::default()
+        };
+        let r = Readiness::translate(Interest::READABLE, error);
         assert!(r.is_readable() && !r.is_writable() && r.is_error());
-        let r = Readiness::from_parts(Interest::BOTH, false, false, false, true, false);
+        let hangup = Reported {
+            hangup: true,
+            ..Reported::default()
+        };
+        let r = Readiness::translate(Interest::BOTH, hangup);
         assert!(r.is_readable() && r.is_writable() && r.is_hangup() && r.is_read_closed());
-        let r = Readiness::from_parts(Interest::WRITABLE, true, false, false, false, true);
+        let half_closed = Reported {
+            readable: true,
+            read_closed: true,
+            ..Reported::default()
+        };
+        let r = Readiness::translate(Interest::WRITABLE, half_closed);
         assert!(!r.is_readable() && !r.is_writable() && r.is_read_closed());
+        let urgent = Reported {
+            readable: true,
+            priority: true,
+            ..Reported::default()
+        };
+        let r = Readiness::translate(Interest::READABLE, urgent);
+        assert!(r.is_readable() && r.is_priority());
+        assert_eq!(
+            Readiness::translate(
+                Interest::READABLE,
+                Reported {
+                    readable: true,
+                    ..Reported::default()
+                }
+            ),
+            Readiness::READABLE
+        );
     }
 
     #[test]

@@ -16,7 +16,8 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use super::{
-    unsupported, Backend, Capabilities, Events, Interest, Readiness, Selector, Token, Trigger,
+    unsupported, Backend, Capabilities, Events, Interest, Readiness, Reported, Selector, Token,
+    Trigger,
 };
 use crate::sys::poll::{
     self as sys_poll, PollFd, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDHUP,
@@ -44,6 +45,10 @@ fn poll_events(interest: Interest) -> i16 {
 
 impl PollSelector {
     /// Creates the backend; only `Trigger::Level` is supported.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` unless `trigger` is `Level`.
     pub fn new(trigger: Trigger) -> io::Result<PollSelector> {
         if trigger != Trigger::Level {
             return Err(unsupported("poll", trigger));
@@ -143,18 +148,15 @@ impl Selector for PollSelector {
             if re & POLLNVAL != 0 {
                 log::warn!("poll: fd {} was closed while registered (POLLNVAL)", pfd.fd);
             }
-            events.push(
-                token,
-                Readiness::from_parts(
-                    interest,
-                    re & (POLLIN | POLLPRI) != 0,
-                    re & POLLOUT != 0,
-                    re & (POLLERR | POLLNVAL) != 0,
-                    re & POLLHUP != 0,
-                    re & POLLRDHUP != 0,
-                )
-                .with_priority(re & POLLPRI != 0),
-            );
+            let seen = Reported {
+                readable: re & (POLLIN | POLLPRI) != 0,
+                writable: re & POLLOUT != 0,
+                error: re & (POLLERR | POLLNVAL) != 0,
+                hangup: re & POLLHUP != 0,
+                read_closed: re & POLLRDHUP != 0,
+                priority: re & POLLPRI != 0,
+            };
+            events.push(token, Readiness::translate(interest, seen));
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use polling::{Event, PollMode, Poller};
 
 use super::{
     check_fd, check_token, pack, unpack, Backend, Capabilities, Events, Interest, Readiness,
-    Selector, Token, Trigger,
+    Reported, Selector, Token, Trigger,
 };
 use crate::sys::stats::{count, Syscall};
 
@@ -38,6 +38,11 @@ fn event(token: Token, interest: Interest) -> Event {
 
 impl PollingSelector {
     /// Creates a `polling::Poller` in `trigger` mode.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` if the poller cannot run `trigger`; `Poller::new` failed (out of
+    /// descriptors).
     pub fn new(trigger: Trigger) -> io::Result<PollingSelector> {
         let poller = Poller::new()?;
         let mode = match trigger {
@@ -108,17 +113,15 @@ impl Selector for PollingSelector {
         }
         for ev in self.buf.iter() {
             let (token, interest) = unpack(ev.key as u64);
-            events.push(
-                token,
-                Readiness::from_parts(
-                    interest,
-                    ev.readable,
-                    ev.writable,
-                    ev.is_err().unwrap_or(false),
-                    ev.is_interrupt(),
-                    false,
-                ),
-            );
+            let seen = Reported {
+                readable: ev.readable,
+                writable: ev.writable,
+                error: ev.is_err().unwrap_or(false),
+                hangup: ev.is_interrupt(),
+                read_closed: false,
+                priority: false,
+            };
+            events.push(token, Readiness::translate(interest, seen));
         }
         Ok(())
     }

@@ -16,7 +16,8 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use super::{
-    unsupported, Backend, Capabilities, Events, Interest, Readiness, Selector, Token, Trigger,
+    unsupported, Backend, Capabilities, Events, Interest, Readiness, Reported, Selector, Token,
+    Trigger,
 };
 use crate::sys::fdset::{self, FdSet, FD_SETSIZE};
 
@@ -48,10 +49,14 @@ impl SelectSelector {
                 let fd = fd as RawFd;
                 if crate::sys::check_open(fd).is_err() {
                     log::warn!("select: fd {fd} was closed while registered (EBADF)");
-                    events.push(
-                        token,
-                        Readiness::from_parts(interest, true, true, false, false, false),
-                    );
+                    // No error bit in select: readable and writable, as the
+                    // owner's next call then fails with EBADF.
+                    let seen = Reported {
+                        readable: true,
+                        writable: true,
+                        ..Reported::default()
+                    };
+                    events.push(token, Readiness::translate(interest, seen));
                 }
             }
         }
@@ -62,6 +67,10 @@ impl SelectSelector {
     }
 
     /// Creates the backend; only `Trigger::Level` is supported.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` unless `trigger` is `Level`.
     pub fn new(trigger: Trigger) -> io::Result<SelectSelector> {
         if trigger != Trigger::Level {
             return Err(unsupported("select", trigger));
@@ -190,10 +199,12 @@ impl Selector for SelectSelector {
                 let r = read.contains(fd);
                 let w = write.contains(fd);
                 if r || w {
-                    events.push(
-                        token,
-                        Readiness::from_parts(interest, r, w, false, false, false),
-                    );
+                    let seen = Reported {
+                        readable: r,
+                        writable: w,
+                        ..Reported::default()
+                    };
+                    events.push(token, Readiness::translate(interest, seen));
                 }
             }
         }

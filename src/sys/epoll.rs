@@ -25,6 +25,10 @@ pub fn empty_event() -> EpollEvent {
 
 impl Epoll {
     /// `epoll_create1(EPOLL_CLOEXEC)`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel refused (`EMFILE`, `ENFILE`, `ENOMEM`).
     pub fn new() -> io::Result<Epoll> {
         // SAFETY: no pointer arguments.
         let fd = syscall!(Other, epoll_create1(libc::EPOLL_CLOEXEC))?;
@@ -41,22 +45,40 @@ impl Epoll {
     }
 
     /// `EPOLL_CTL_ADD`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's error: `EEXIST` (already added), `EBADF`, `EPERM` (a regular file),
+    /// `ENOMEM`/`ENOSPC`.
     pub fn add(&self, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_ADD, fd, events, data)
     }
 
     /// `EPOLL_CTL_MOD`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's error: `ENOENT` (not added), `EBADF`, `EINVAL` (an
+    /// `EPOLLEXCLUSIVE` registration).
     pub fn modify(&self, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_MOD, fd, events, data)
     }
 
     /// `EPOLL_CTL_DEL`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's error: `ENOENT` (not added), `EBADF` (closed).
     pub fn delete(&self, fd: RawFd) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
     }
 
     /// `epoll_wait` into the spare capacity of `events` (which is cleared first and
     /// never grown: its capacity is the most events one call returns).
+    ///
+    /// # Errors
+    ///
+    /// The kernel's error, `EINTR` included (the selector maps it to no events).
     pub fn wait(&self, events: &mut Vec<EpollEvent>, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
         #[cfg(feature = "fault-injection")]

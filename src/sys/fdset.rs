@@ -47,6 +47,10 @@ impl FdSet {
     }
 
     /// Adds `fd`; refuses descriptors outside `0..FD_SETSIZE`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a descriptor outside `0..FD_SETSIZE`.
     pub fn insert(&mut self, fd: RawFd) -> io::Result<()> {
         Self::check(fd)?;
         // SAFETY: `fd` is in 0..FD_SETSIZE, so FD_SET writes inside the bitmap.
@@ -71,6 +75,11 @@ impl FdSet {
 
 /// Calls `select(2)` on descriptors `0..nfds`. Returns how many bits are set.
 /// `EINTR` is returned as an error for the caller to treat as "no events".
+///
+/// # Errors
+///
+/// The kernel's error: `EINTR`, `EBADF` (a descriptor in a set is closed),
+/// `ENOMEM`.
 pub fn select(
     nfds: usize,
     read: &mut FdSet,

@@ -9,12 +9,11 @@
 use std::ffi::OsString;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::stats::{count, Syscall};
-use super::syscall;
 
 /// Largest count passed to one `sendfile` call (the kernel caps it near 2 GiB anyway).
 const SENDFILE_MAX: usize = 1 << 30;
@@ -24,6 +23,11 @@ const SENDFILE_MAX: usize = 1 << 30;
 /// the file's own position, so one open file can serve many connections at once.
 /// Returns the number of bytes sent; `Ok(0)` with `count > 0` means the file ended
 /// before `offset` (it was truncated under us).
+///
+/// # Errors
+///
+/// `InvalidInput` for an offset past `off_t`; the kernel's error otherwise
+/// (`WouldBlock` on a full socket, `EPIPE`/`ECONNRESET` when the peer is gone).
 pub fn sendfile(
     out: BorrowedFd<'_>,
     file: BorrowedFd<'_>,
@@ -32,20 +36,21 @@ pub fn sendfile(
 ) -> io::Result<usize> {
     let mut off = libc::off_t::try_from(offset)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "sendfile offset too large"))?;
-    let count = count.min(SENDFILE_MAX);
+    let len = count.min(SENDFILE_MAX);
     #[cfg(feature = "fault-injection")]
-    let count = super::fault_len!(Write, count);
-    // SAFETY: both descriptors are borrowed, so open for the call; `off` is a valid,
-    // writable off_t that the kernel updates.
-    let n = syscall!(
-        Write,
-        sendfile(out.as_raw_fd(), file.as_raw_fd(), &mut off, count)
-    )
-    .inspect_err(super::stats::note_error)?;
-    Ok(n as usize)
+    let len = super::fault_len!(Write, len);
+    super::stats::count(Syscall::Write);
+    let n = nix::sys::sendfile::sendfile(out, file, Some(&mut off), len)
+        .map_err(io::Error::from)
+        .inspect_err(super::stats::note_error)?;
+    Ok(n)
 }
 
 /// Opens `path` read-only (close-on-exec, non-blocking, no controlling terminal).
+///
+/// # Errors
+///
+/// As `std::fs::OpenOptions::open`: `NotFound`, `PermissionDenied`, `EMFILE`.
 pub fn open_read(path: &Path) -> io::Result<File> {
     count(Syscall::Other);
     OpenOptions::new()
@@ -55,24 +60,40 @@ pub fn open_read(path: &Path) -> io::Result<File> {
 }
 
 /// `fstat` of an open file.
+///
+/// # Errors
+///
+/// As `std::fs::File::metadata`.
 pub fn fstat(file: &File) -> io::Result<Metadata> {
     count(Syscall::Other);
     file.metadata()
 }
 
 /// `stat` of a path (follows symlinks).
+///
+/// # Errors
+///
+/// As `std::fs::metadata`: `NotFound`, `PermissionDenied`.
 pub fn stat(path: &Path) -> io::Result<Metadata> {
     count(Syscall::Other);
     std::fs::metadata(path)
 }
 
 /// `realpath`: the absolute path with every symlink, `.` and `..` resolved.
+///
+/// # Errors
+///
+/// As `std::fs::canonicalize`: `NotFound` for a missing component, `ELOOP`.
 pub fn canonicalize(path: &Path) -> io::Result<PathBuf> {
     count(Syscall::Other);
     std::fs::canonicalize(path)
 }
 
 /// Reads exactly `buf.len()` bytes at `offset` (`pread`), without moving the position.
+///
+/// # Errors
+///
+/// `UnexpectedEof` if the file ends first; the kernel's read error otherwise.
 pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     count(Syscall::Read);
     file.read_exact_at(buf, offset)
@@ -96,6 +117,11 @@ pub struct DirEntry {
 
 /// The entries of directory `path` (not `.` and `..`), unsorted, at most `max` of them.
 /// Entries that vanish or cannot be stat'ed while listing are skipped.
+///
+/// # Errors
+///
+/// Opening the directory failed (`NotFound`, `PermissionDenied`, `ENOTDIR`).
+/// Entries that fail later are skipped, not reported.
 pub fn read_dir(path: &Path, max: usize) -> io::Result<Vec<DirEntry>> {
     count(Syscall::Other);
     let mut out = Vec::new();

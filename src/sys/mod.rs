@@ -1,8 +1,20 @@
 //! The thin OS layer: the only module of the crate that contains `unsafe`.
 //!
-//! Every wrapper here turns a raw `libc` call into a safe function that takes
+//! Every wrapper here turns a raw system call into a safe function that takes
 //! and returns owned or borrowed file descriptors and `io::Result`s. Layers above
-//! (`selector`, `reactor`, `net`) never call `libc` directly.
+//! (`selector`, `reactor`, `net`) never call `libc` or `nix` directly.
+//!
+//! The readiness core is written by hand on `libc`: `select`/`fd_set` ([`fdset`]),
+//! [`poll`], [`epoll`], and the data-path calls the fault injector wraps (`accept4`,
+//! `send`, `recv`, `read`, `write`). What is not the point of the project goes
+//! through `nix`, which removes the hand-written `unsafe`: socket options,
+//! `getsockname`, `socket`/`bind`, `sendfile`, `eventfd`, pipes, `fcntl`, and the
+//! test kit's process calls. Either way each call is counted (see [`stats`]).
+//!
+//! Feature `testkit` (on for this crate's own tests, benches and examples, off for
+//! users) adds what only the lab and the tests need: `process`, `timer`, the
+//! descriptor-limit calls and a few socket helpers (`set_linger_zero`,
+//! `set_buffer_sizes`, `send_urgent`, `send_with_fd`).
 //!
 //! Each wrapper also bumps a per-kind syscall counter (see [`stats`]) when counting
 //! is enabled, so the lab can report syscalls per request without `strace`.
@@ -15,9 +27,11 @@ pub mod file;
 pub mod listen;
 pub mod poll;
 pub(crate) mod polling_ext;
+#[cfg(feature = "testkit")]
 pub mod process;
 pub mod socket;
 pub mod stats;
+#[cfg(feature = "testkit")]
 pub mod timer;
 pub mod waker;
 
@@ -146,6 +160,10 @@ pub(crate) fn borrow_raw<'a>(fd: RawFd) -> BorrowedFd<'a> {
 /// Checks that `fd` is an open descriptor of this process (`fcntl(F_GETFD)`, counted
 /// as a registration call): `select` and `poll` keep their interest sets in user space,
 /// so without this they would accept any number and fail (or report `POLLNVAL`) later.
+///
+/// # Errors
+///
+/// `InvalidInput` for a negative number, `EBADF` for one that is not open.
 pub fn check_open(fd: RawFd) -> std::io::Result<()> {
     if fd < 0 {
         return Err(std::io::Error::new(
@@ -159,44 +177,59 @@ pub fn check_open(fd: RawFd) -> std::io::Result<()> {
 }
 
 /// Puts a descriptor in non-blocking mode (one `fcntl` when already set is skipped).
+///
+/// # Errors
+///
+/// `fcntl` failed (not expected for a borrowed, hence open, descriptor).
 pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> std::io::Result<()> {
-    let raw = fd.as_raw_fd();
-    let flags = syscall!(Other, fcntl(raw, libc::F_GETFL))?;
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    stats::count(stats::Syscall::Other);
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
     let new = if on {
-        flags | libc::O_NONBLOCK
+        flags | OFlag::O_NONBLOCK
     } else {
-        flags & !libc::O_NONBLOCK
+        flags - OFlag::O_NONBLOCK
     };
     if new != flags {
-        syscall!(Other, fcntl(raw, libc::F_SETFL, new))?;
+        stats::count(stats::Syscall::Other);
+        fcntl(fd, FcntlArg::F_SETFL(new))?;
     }
     Ok(())
 }
 
-/// Returns the per-process soft limit on open descriptors (`RLIMIT_NOFILE`).
+/// Returns the per-process soft and hard limits on open descriptors
+/// (`RLIMIT_NOFILE`). Feature `testkit`.
+///
+/// # Errors
+///
+/// `getrlimit` failed (not expected).
+#[cfg(feature = "testkit")]
 pub fn nofile_limit() -> std::io::Result<(u64, u64)> {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rl` is a valid, writable rlimit struct.
-    syscall!(Other, getrlimit(libc::RLIMIT_NOFILE, &mut rl))?;
-    Ok((rl.rlim_cur, rl.rlim_max))
+    use nix::sys::resource::{getrlimit, Resource};
+    stats::count(stats::Syscall::Other);
+    Ok(getrlimit(Resource::RLIMIT_NOFILE)?)
 }
 
-/// Sets the soft limit on open descriptors (up to the hard limit).
+/// Sets the soft limit on open descriptors (up to the hard limit). Feature `testkit`.
+///
+/// # Errors
+///
+/// `getrlimit` or `setrlimit` failed.
+#[cfg(feature = "testkit")]
 pub fn set_nofile_limit(soft: u64) -> std::io::Result<()> {
+    use nix::sys::resource::{setrlimit, Resource};
     let (_, hard) = nofile_limit()?;
-    let rl = libc::rlimit {
-        rlim_cur: soft.min(hard),
-        rlim_max: hard,
-    };
-    // SAFETY: `rl` is a valid rlimit struct that outlives the call.
-    syscall!(Other, setrlimit(libc::RLIMIT_NOFILE, &rl))?;
+    stats::count(stats::Syscall::Other);
+    setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard)?;
     Ok(())
 }
 
 /// `read(2)` on a raw descriptor into `buf`.
+///
+/// # Errors
+///
+/// The kernel's error (`WouldBlock` on an empty non-blocking descriptor, counted as
+/// [`Syscall::WouldBlock`](stats::Syscall::WouldBlock)).
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
     // SAFETY: `buf` is valid for `buf.len()` writable bytes; `fd` is borrowed, so open.
     let n = syscall!(
@@ -208,6 +241,10 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// `write(2)` on a raw descriptor.
+///
+/// # Errors
+///
+/// The kernel's error (`WouldBlock` on a full non-blocking descriptor, `EPIPE`).
 pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> std::io::Result<usize> {
     // SAFETY: `buf` is valid for `buf.len()` readable bytes; `fd` is borrowed, so open.
     let n = syscall!(Write, write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()))
@@ -216,14 +253,14 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> std::io::Result<usize> {
 }
 
 /// Creates a pipe with both ends non-blocking and close-on-exec.
+///
+/// # Errors
+///
+/// The kernel refused (out of descriptors).
 pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
-    syscall!(
-        Other,
-        pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC)
-    )?;
-    Ok((owned(fds[0]), owned(fds[1])))
+    use nix::fcntl::OFlag;
+    stats::count(stats::Syscall::Other);
+    Ok(nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?)
 }
 
 #[cfg(test)]

@@ -9,6 +9,11 @@ pub use libc::pollfd as PollFd;
 pub use libc::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDHUP};
 
 /// Calls `poll(2)` on `fds`. Returns how many entries have non-zero `revents`.
+///
+/// # Errors
+///
+/// The kernel's error: `EINTR`, `ENOMEM`, `EINVAL` (more descriptors than
+/// `RLIMIT_NOFILE`).
 pub fn poll(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usize> {
     #[cfg(feature = "fault-injection")]
     let spurious = super::fault_wait!();

@@ -1,12 +1,20 @@
 //! Socket calls that `std` does not offer in the shape a reactor needs:
 //! `accept4` with non-blocking and close-on-exec flags, `send` with `MSG_NOSIGNAL`,
 //! `shutdown` on a raw descriptor, `listen` with a large backlog, socket options.
+//!
+//! The calls on the data path (`accept4`, `send`, `recv`) and `listen` are written
+//! on `libc` (they carry the syscall counters and the fault injector, and `accept4`
+//! returns the peer's address in the same call, which `nix`'s does not); socket
+//! options, `getsockname`, `shutdown` and the test kit's senders go through `nix`.
 
 use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
+use nix::sys::socket::{sockopt, GetSockOpt, SetSockOpt, SockaddrStorage};
+
+use super::stats::{count, Syscall};
 use super::syscall;
 
 /// The peer address that `accept4` returned.
@@ -56,6 +64,11 @@ fn to_peer(storage: &libc::sockaddr_storage) -> PeerAddr {
 
 /// `accept4(fd, .., SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new socket is non-blocking
 /// and close-on-exec in one syscall.
+///
+/// # Errors
+///
+/// The kernel's error: `WouldBlock` when no connection is pending, `EMFILE`/`ENFILE`
+/// when out of descriptors, `ECONNABORTED` for a connection reset while queued.
 pub fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, PeerAddr)> {
     #[cfg(feature = "fault-injection")]
     super::fault_len!(Accept, 0);
@@ -80,22 +93,29 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, PeerAddr)> {
 }
 
 /// `getsockname`: the local address a socket is bound to (`PeerAddr::Unix` for Unix sockets).
+///
+/// # Errors
+///
+/// The kernel's error (`ENOTSOCK` on a descriptor that is not a socket).
 pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<PeerAddr> {
-    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
-    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `storage` is a writable sockaddr_storage of `len` bytes; the kernel
-    // writes at most `len` bytes and updates `len`.
-    syscall!(
-        Other,
-        getsockname(fd.as_raw_fd(), storage.as_mut_ptr().cast(), &mut len)
-    )?;
-    // SAFETY: the storage was zero-initialised, and the kernel filled in the address.
-    let storage = unsafe { storage.assume_init() };
-    Ok(to_peer(&storage))
+    count(Syscall::Other);
+    let addr: SockaddrStorage = nix::sys::socket::getsockname(fd.as_raw_fd())?;
+    Ok(if let Some(a) = addr.as_sockaddr_in() {
+        PeerAddr::Inet(SocketAddr::V4((*a).into()))
+    } else if let Some(a) = addr.as_sockaddr_in6() {
+        PeerAddr::Inet(SocketAddr::V6((*a).into()))
+    } else {
+        PeerAddr::Unix
+    })
 }
 
 /// `send(fd, buf, MSG_NOSIGNAL)`: a write to a reset peer returns `EPIPE` instead of
 /// raising `SIGPIPE` and killing the process.
+///
+/// # Errors
+///
+/// The kernel's error: `WouldBlock` on a full send buffer, `EPIPE`/`ECONNRESET` when
+/// the peer is gone.
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     #[cfg(feature = "fault-injection")]
     let buf = &buf[..super::fault_len!(Write, buf.len())];
@@ -118,6 +138,10 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 /// in full segments instead of a small one first (what nginx gets from `TCP_CORK`
 /// with `tcp_nopush on`, without the two `setsockopt` calls). The next send without
 /// the flag pushes everything out.
+///
+/// # Errors
+///
+/// As [`send`].
 pub fn send_more(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     #[cfg(feature = "fault-injection")]
     let buf = &buf[..super::fault_len!(Write, buf.len())];
@@ -135,41 +159,11 @@ pub fn send_more(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// `writev`-style send of two slices with `MSG_NOSIGNAL` (`sendmsg`).
-pub fn send2(fd: BorrowedFd<'_>, a: &[u8], b: &[u8]) -> io::Result<usize> {
-    if b.is_empty() {
-        return send(fd, a);
-    }
-    #[cfg(feature = "fault-injection")]
-    let (a, b) = {
-        let n = super::fault_len!(Write, a.len() + b.len());
-        if n <= a.len() {
-            (&a[..n], &b[..0])
-        } else {
-            (a, &b[..n - a.len()])
-        }
-    };
-    let mut iov = [
-        libc::iovec {
-            iov_base: a.as_ptr() as *mut libc::c_void,
-            iov_len: a.len(),
-        },
-        libc::iovec {
-            iov_base: b.as_ptr() as *mut libc::c_void,
-            iov_len: b.len(),
-        },
-    ];
-    // SAFETY: an all-zero msghdr is a valid "no name, no control data" header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = iov.len() as _;
-    // SAFETY: `msg` points at two iovecs describing live, readable slices.
-    let n = syscall!(Write, sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL))
-        .inspect_err(super::stats::note_error)?;
-    Ok(n as usize)
-}
-
 /// `recv(fd, buf, 0)`.
+///
+/// # Errors
+///
+/// The kernel's error: `WouldBlock` when nothing is waiting, `ECONNRESET`.
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     #[cfg(feature = "fault-injection")]
     let buf = {
@@ -186,118 +180,143 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// `shutdown(fd, how)`.
+///
+/// # Errors
+///
+/// The kernel's error (`ENOTCONN` on a socket that is not connected).
 pub fn shutdown(fd: BorrowedFd<'_>, how: std::net::Shutdown) -> io::Result<()> {
+    use nix::sys::socket::Shutdown;
     let how = match how {
-        std::net::Shutdown::Read => libc::SHUT_RD,
-        std::net::Shutdown::Write => libc::SHUT_WR,
-        std::net::Shutdown::Both => libc::SHUT_RDWR,
+        std::net::Shutdown::Read => Shutdown::Read,
+        std::net::Shutdown::Write => Shutdown::Write,
+        std::net::Shutdown::Both => Shutdown::Both,
     };
-    // SAFETY: no pointer arguments.
-    syscall!(Close, shutdown(fd.as_raw_fd(), how))?;
+    count(Syscall::Close);
+    nix::sys::socket::shutdown(fd.as_raw_fd(), how)?;
     Ok(())
 }
 
 /// `listen(fd, backlog)`. Calling it again on a listening socket changes the backlog,
 /// which is how we raise std's default of 128 (the kernel caps it at `somaxconn`).
+///
+/// # Errors
+///
+/// The kernel's error (`EOPNOTSUPP` on a socket that cannot listen).
 pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
     // SAFETY: no pointer arguments.
     syscall!(Other, listen(fd.as_raw_fd(), backlog))?;
     Ok(())
 }
 
-fn setsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
-    // SAFETY: the option value points at an int that outlives the call, with its size.
-    syscall!(
-        Other,
-        setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const i32).cast(),
-            size_of::<i32>() as libc::socklen_t
-        )
-    )?;
-    Ok(())
+/// `TCP_DEFER_ACCEPT`, which `nix` does not define: added with `nix`'s own macro
+/// for the purpose (it expands to the same checked `setsockopt` as `nix`'s options).
+mod defer_accept {
+    use nix::{setsockopt_impl, sockopt_impl};
+
+    sockopt_impl!(
+        TcpDeferAccept,
+        SetOnly,
+        libc::IPPROTO_TCP,
+        libc::TCP_DEFER_ACCEPT,
+        i32
+    );
+}
+use defer_accept::TcpDeferAccept;
+
+/// `setsockopt` through `nix`, counted as [`Syscall::Other`](super::stats::Syscall::Other).
+fn set<O: SetSockOpt>(fd: BorrowedFd<'_>, opt: O, value: &O::Val) -> io::Result<()> {
+    count(Syscall::Other);
+    Ok(nix::sys::socket::setsockopt(&fd, opt, value)?)
 }
 
-fn getsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
-    let mut value: i32 = 0;
-    let mut len = size_of::<i32>() as libc::socklen_t;
-    // SAFETY: the option buffer is a writable int of `len` bytes.
-    syscall!(
-        Other,
-        getsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&mut value as *mut i32).cast(),
-            &mut len
-        )
-    )?;
-    Ok(value)
+/// `getsockopt` through `nix`, counted as [`Syscall::Other`](super::stats::Syscall::Other).
+fn get<O: GetSockOpt>(fd: BorrowedFd<'_>, opt: O) -> io::Result<O::Val> {
+    count(Syscall::Other);
+    Ok(nix::sys::socket::getsockopt(&fd, opt)?)
 }
 
 /// `TCP_NODELAY`.
+///
+/// # Errors
+///
+/// The kernel's error (`EOPNOTSUPP` on a socket that is not TCP).
 pub fn set_nodelay(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, on as i32)
+    set(fd, sockopt::TcpNoDelay, &on)
 }
 
 /// `TCP_DEFER_ACCEPT` on a listening socket: a connection reaches the accept queue
 /// only once it has data to read (or after about `secs` seconds without any); 0 turns
 /// it off.
+///
+/// # Errors
+///
+/// The kernel's error (`EOPNOTSUPP` on a socket that is not TCP).
 pub fn set_defer_accept(fd: BorrowedFd<'_>, secs: i32) -> io::Result<()> {
-    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)
+    set(fd, TcpDeferAccept, &secs)
 }
 
 /// Whether `TCP_NODELAY` is set.
+///
+/// # Errors
+///
+/// The kernel's error (`EOPNOTSUPP` on a socket that is not TCP).
 pub fn nodelay(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    Ok(getsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)
+    get(fd, sockopt::TcpNoDelay)
 }
 
 /// `SO_OOBINLINE`: TCP urgent data stays in the normal byte stream (an FTP client's
 /// `ABOR` sent with `MSG_OOB` then arrives whole instead of losing its last byte).
+///
+/// # Errors
+///
+/// The kernel's error (`ENOTSOCK` on a descriptor that is not a socket).
 pub fn set_oob_inline(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_OOBINLINE, on as i32)
+    set(fd, sockopt::OobInline, &on)
 }
 
-/// `SO_RCVBUF` / `SO_SNDBUF` (the kernel doubles the value it is given).
+/// `SO_RCVBUF` / `SO_SNDBUF` (the kernel doubles the value it is given). Feature
+/// `testkit` (the tests shrink buffers to fill them quickly).
+///
+/// # Errors
+///
+/// The kernel's error (`ENOTSOCK` on a descriptor that is not a socket).
+#[cfg(feature = "testkit")]
 pub fn set_buffer_sizes(
     fd: BorrowedFd<'_>,
-    recv: Option<i32>,
-    send: Option<i32>,
+    recv: Option<usize>,
+    send: Option<usize>,
 ) -> io::Result<()> {
     if let Some(r) = recv {
-        setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, r)?;
+        set(fd, sockopt::RcvBuf, &r)?;
     }
     if let Some(s) = send {
-        setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, s)?;
+        set(fd, sockopt::SndBuf, &s)?;
     }
     Ok(())
 }
 
-/// `SO_LINGER` with a zero timeout: `close` then sends RST instead of FIN.
+/// `SO_LINGER` with a zero timeout: `close` then sends RST instead of FIN. Feature
+/// `testkit` (the tests and the lab reset connections on purpose).
+///
+/// # Errors
+///
+/// The kernel's error (`ENOTSOCK` on a descriptor that is not a socket).
+#[cfg(feature = "testkit")]
 pub fn set_linger_zero(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let l = libc::linger {
+    let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
     };
-    // SAFETY: the option value points at a linger struct that outlives the call.
-    syscall!(
-        Other,
-        setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&l as *const libc::linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t
-        )
-    )?;
-    Ok(())
+    set(fd, sockopt::Linger, &linger)
 }
 
 /// `SO_ERROR`: the pending error of a socket, if any (and clears it).
+///
+/// # Errors
+///
+/// The kernel's error (`ENOTSOCK` on a descriptor that is not a socket).
 pub fn take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
-    let e = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR)?;
+    let e = get(fd, sockopt::SocketError)?;
     Ok((e != 0).then(|| io::Error::from_raw_os_error(e)))
 }
 
@@ -310,46 +329,37 @@ pub fn somaxconn() -> i32 {
 }
 
 /// Sends one byte of TCP urgent data (`send(.., MSG_OOB)`), as telnet's "Synch" does.
+/// Feature `testkit`.
+///
+/// # Errors
+///
+/// The kernel's error (`EPIPE` after a reset, `WouldBlock` on a full socket).
+#[cfg(feature = "testkit")]
 pub fn send_urgent(fd: BorrowedFd<'_>, byte: u8) -> io::Result<usize> {
-    // SAFETY: the buffer is one readable byte on our stack.
-    let n = syscall!(
-        Write,
-        send(
-            fd.as_raw_fd(),
-            (&byte as *const u8).cast(),
-            1,
-            libc::MSG_OOB | libc::MSG_NOSIGNAL
-        )
-    )?;
-    Ok(n as usize)
+    use nix::sys::socket::MsgFlags;
+    count(Syscall::Write);
+    let flags = MsgFlags::MSG_OOB | MsgFlags::MSG_NOSIGNAL;
+    Ok(nix::sys::socket::send(fd.as_raw_fd(), &[byte], flags)?)
 }
 
 /// Sends `data` with descriptor `pass` attached (`SCM_RIGHTS`) over a Unix socket.
+/// Feature `testkit`.
+///
+/// # Errors
+///
+/// The kernel's error (`EPIPE` after the peer closed, `WouldBlock` on a full socket).
+#[cfg(feature = "testkit")]
 pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], pass: BorrowedFd<'_>) -> io::Result<usize> {
-    let fd_len = size_of::<libc::c_int>() as u32;
-    // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE(fd_len) } as usize;
-    let mut cbuf = vec![0u8; space];
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    // SAFETY: an all-zero msghdr is a valid "no name, no control data" header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: `msg` has a control buffer of CMSG_SPACE(sizeof(int)) bytes, so the first
-    // header exists and its data has room for one int (written unaligned).
-    unsafe {
-        let cm = libc::CMSG_FIRSTHDR(&msg);
-        (*cm).cmsg_level = libc::SOL_SOCKET;
-        (*cm).cmsg_type = libc::SCM_RIGHTS;
-        (*cm).cmsg_len = libc::CMSG_LEN(fd_len) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cm) as *mut libc::c_int, pass.as_raw_fd());
-    }
-    // SAFETY: `msg` points at one iovec over `data` and at `cbuf`, both alive.
-    let n = syscall!(Write, sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL))?;
-    Ok(n as usize)
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+    count(Syscall::Write);
+    let fds = [pass.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [io::IoSlice::new(data)];
+    Ok(sendmsg::<UnixAddr>(
+        sock.as_raw_fd(),
+        &iov,
+        &cmsg,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?)
 }

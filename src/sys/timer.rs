@@ -1,73 +1,68 @@
-//! A monotonic `timerfd`: a one-shot timer with nanosecond resolution that a poller
-//! watches like any other descriptor (readable when it fires).
+//! A monotonic `timerfd` (feature `testkit`): a one-shot timer with nanosecond
+//! resolution that a poller watches like any other descriptor (readable when it
+//! fires). On `nix`.
 //!
 //! `poll(2)` and `epoll_wait(2)` take whole milliseconds; the lab's open-loop load
 //! generator sends on a schedule finer than that, so it waits on a `timerfd` instead.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
-use super::{owned, syscall};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFlags, TimerSetTimeFlags};
+
+use super::stats::{count, Syscall};
 
 /// A non-blocking, close-on-exec `CLOCK_MONOTONIC` timer descriptor.
 #[derive(Debug)]
-pub struct TimerFd(OwnedFd);
+pub struct TimerFd(nix::sys::timerfd::TimerFd);
 
 impl TimerFd {
     /// Creates a disarmed timer.
+    ///
+    /// # Errors
+    ///
+    /// The kernel refused the descriptor (`EMFILE`, `ENFILE`, `ENOMEM`).
     pub fn new() -> io::Result<TimerFd> {
-        // SAFETY: no pointer arguments; the kernel returns a new descriptor or -1.
-        let fd = syscall!(
-            Other,
-            timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC
-            )
-        )?;
-        Ok(TimerFd(owned(fd)))
+        count(Syscall::Other);
+        let flags = TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC;
+        Ok(TimerFd(nix::sys::timerfd::TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            flags,
+        )?))
     }
 
     /// Arms the timer to fire once, `after` from now (`Duration::ZERO` fires at once:
     /// one nanosecond, since zero would disarm it).
+    ///
+    /// # Errors
+    ///
+    /// `timerfd_settime` failed (not expected for a valid descriptor).
     pub fn set_after(&self, after: Duration) -> io::Result<()> {
         let after = after.max(Duration::from_nanos(1));
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: after.as_secs().min(i64::MAX as u64) as libc::time_t,
-                tv_nsec: after.subsec_nanos() as libc::c_long,
-            },
-        };
-        self.settime(&spec)
+        count(Syscall::Other);
+        let when = Expiration::OneShot(TimeSpec::from_duration(after));
+        self.0.set(when, TimerSetTimeFlags::empty())?;
+        Ok(())
     }
 
     /// Disarms the timer.
+    ///
+    /// # Errors
+    ///
+    /// `timerfd_settime` failed (not expected for a valid descriptor).
     pub fn disarm(&self) -> io::Result<()> {
-        let zero = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        self.settime(&libc::itimerspec {
-            it_interval: zero,
-            it_value: zero,
-        })
-    }
-
-    fn settime(&self, spec: &libc::itimerspec) -> io::Result<()> {
-        // SAFETY: `spec` is a valid itimerspec that outlives the call; the old value
-        // is not asked for (null); the descriptor is owned, so open.
-        syscall!(
-            Other,
-            timerfd_settime(self.0.as_raw_fd(), 0, spec, std::ptr::null_mut())
-        )?;
+        count(Syscall::Other);
+        self.0.unset()?;
         Ok(())
     }
 
     /// Reads the expiry count (clearing readiness); 0 if it has not fired.
+    ///
+    /// # Errors
+    ///
+    /// The read failed with something other than `WouldBlock`.
     pub fn drain(&self) -> io::Result<u64> {
         let mut buf = [0u8; 8];
         match super::read(self.0.as_fd(), &mut buf) {
@@ -87,7 +82,7 @@ impl AsFd for TimerFd {
 
 impl AsRawFd for TimerFd {
     fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+        self.0.as_fd().as_raw_fd()
     }
 }
 

@@ -4,7 +4,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use super::syscall;
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 /// A descriptor pair that becomes readable when [`WakeFd::wake`] is called and stops
 /// being readable after [`WakeFd::reset`].
@@ -18,10 +18,14 @@ pub enum WakeFd {
 
 impl WakeFd {
     /// Creates an eventfd, or a pipe if eventfd fails (e.g. ENOSYS).
+    ///
+    /// # Errors
+    ///
+    /// Neither an eventfd nor a pipe could be created (out of descriptors).
     pub fn new() -> io::Result<WakeFd> {
-        // SAFETY: no pointer arguments.
-        match syscall!(Other, eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)) {
-            Ok(fd) => Ok(WakeFd::EventFd(super::owned(fd))),
+        super::stats::count(super::stats::Syscall::Other);
+        match EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK) {
+            Ok(fd) => Ok(WakeFd::EventFd(fd.into())),
             Err(e) => {
                 log::debug!("eventfd failed ({e}); falling back to a pipe");
                 Self::new_pipe()
@@ -30,6 +34,10 @@ impl WakeFd {
     }
 
     /// Forces the pipe variant (used by tests to cover the fallback).
+    ///
+    /// # Errors
+    ///
+    /// The pipe could not be created (out of descriptors).
     pub fn new_pipe() -> io::Result<WakeFd> {
         let (r, w) = super::pipe()?;
         Ok(WakeFd::Pipe(r, w))
@@ -50,6 +58,10 @@ impl WakeFd {
 
     /// Makes the read side readable. A full pipe or a saturated eventfd already is
     /// readable, so `WouldBlock` counts as success.
+    ///
+    /// # Errors
+    ///
+    /// The write failed otherwise (not expected while the descriptor is open).
     pub fn wake(&self) -> io::Result<()> {
         let one: u64 = 1;
         let bytes = one.to_ne_bytes();
@@ -65,6 +77,10 @@ impl WakeFd {
     }
 
     /// Drains the read side so it stops being readable.
+    ///
+    /// # Errors
+    ///
+    /// A read failed with something other than `WouldBlock` or `EINTR`.
     pub fn reset(&self) -> io::Result<()> {
         let mut buf = [0u8; 64];
         let fd = super::borrow_raw(self.read_fd());

@@ -119,25 +119,4 @@ macro_rules! per_backend {
             );
         )*
     };
-    // TEMPORARY, while the suites move over: the old list of case names, one module
-    // per backend.
-    ($($case:ident),* $(,)?) => {
-        per_backend!(@legacy select, Select; $($case),*);
-        per_backend!(@legacy poll, Poll; $($case),*);
-        per_backend!(@legacy epoll, Epoll; $($case),*);
-        per_backend!(@legacy epoll_et, EpollEt; $($case),*);
-        per_backend!(@legacy mio, Mio; $($case),*);
-        per_backend!(@legacy polling, Polling; $($case),*);
-    };
-    (@legacy $module:ident, $backend:ident; $($case:ident),*) => {
-        mod $module {
-            const BACKEND: readyloop::selector::Backend = readyloop::selector::Backend::$backend;
-            $(
-                #[test]
-                fn $case() {
-                    super::$case(BACKEND);
-                }
-            )*
-        }
-    };
 }

@@ -11,17 +11,16 @@ use std::time::{Duration, Instant};
 
 use super::handler::Stream;
 use super::mail::{notify, reach, write_to, Mail};
-use super::state::{Idle, StreamCore};
+use super::state::{Idle, StreamTransport};
 use super::{Protocol, StreamConfig};
 use crate::net::Listen;
-use crate::selector::Backend;
-
 use crate::reactor::{Ctx, HandlerId, TimerId};
+use crate::selector::Backend;
 use crate::sys::socket::{self, PeerAddr};
 
 /// What a protocol sees of its connection (and, through it, of the reactor).
 pub struct Conn<'a, 'b> {
-    pub(super) st: &'a mut StreamCore,
+    pub(super) st: &'a mut StreamTransport,
     pub(super) ctx: &'a mut Ctx<'b>,
 }
 
@@ -236,6 +235,52 @@ impl<'a, 'b> Conn<'a, 'b> {
 
     /// Sets a timer; [`Protocol::timer`] runs after `delay`. Timers still pending
     /// when the connection goes are cancelled with it.
+    ///
+    /// # Examples
+    ///
+    /// A server that answers nothing at first: a timer set when the connection is
+    /// made writes a line and closes.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// use readyloop::net::{Conn, Listen, Protocol};
+    /// use readyloop::reactor::{Reactor, TimerId};
+    /// use readyloop::selector::Backend;
+    ///
+    /// struct Later(Option<TimerId>);
+    /// impl Protocol for Later {
+    ///     fn connection_made(&mut self, conn: &mut Conn<'_, '_>) {
+    ///         self.0 = Some(conn.set_timer(Duration::from_millis(20)));
+    ///     }
+    ///     fn data_received(&mut self, _: &mut Conn<'_, '_>, _: &[u8]) {}
+    ///     fn timer(&mut self, conn: &mut Conn<'_, '_>, id: TimerId) {
+    ///         if self.0 == Some(id) {
+    ///             conn.write(b"later\n");
+    ///             conn.close(); // after the line is sent
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new(Backend::EpollEt)?;
+    /// let (_, addr) = reactor.listen_tcp("127.0.0.1:0", |_| Some(Box::new(Later(None))))?;
+    /// let handle = reactor.handle();
+    /// let client = std::thread::spawn(move || -> std::io::Result<String> {
+    ///     let read = || {
+    ///         let mut c = std::net::TcpStream::connect(addr)?;
+    ///         c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    ///         let mut got = String::new();
+    ///         c.read_to_string(&mut got)?;
+    ///         Ok(got)
+    ///     };
+    ///     let got = read();
+    ///     handle.stop()?; // whatever happened: `run` below must return
+    ///     got
+    /// });
+    /// reactor.run()?;
+    /// assert_eq!(client.join().expect("client thread")?, "later\n");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_timer(&mut self, delay: Duration) -> TimerId {
         self.ctx.set_timer(delay)
     }

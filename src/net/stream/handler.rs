@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::mail::Mail;
 use super::phase::{Phase, State, WriteSide};
-use super::state::{Idle, StreamCore};
+use super::state::{Idle, StreamTransport};
 use super::{Conn, Protocol, StreamConfig};
 use crate::net::buffer::OutBuf;
 use crate::net::ratelimit::WarnLimit;
@@ -27,7 +27,7 @@ thread_local! {
 
 /// A buffered connection: the reactor handler for one stream socket.
 pub struct Stream {
-    pub(super) core: StreamCore,
+    pub(super) core: StreamTransport,
     pub(super) proto: Box<dyn Protocol>,
 }
 
@@ -57,7 +57,7 @@ impl Stream {
         cfg: Rc<StreamConfig>,
     ) -> Stream {
         Stream {
-            core: StreamCore {
+            core: StreamTransport {
                 fd,
                 peer: peer.clone(),
                 out: OutBuf::default(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::mail::Mail;
 use super::phase::WriteSide;
-use super::state::StreamCore;
+use super::state::StreamTransport;
 use crate::net::buffer::OutBuf;
 use crate::net::ratelimit::WarnLimit;
 use crate::reactor::Ctx;
@@ -32,7 +32,7 @@ pub(super) struct FileSegment {
     pub(super) after: OutBuf,
 }
 
-impl StreamCore {
+impl StreamTransport {
     pub(super) fn queue_write(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> bool {
         // Writes other connections left for us while we were busy go first: they
         // were asked for earlier.
@@ -218,7 +218,7 @@ impl StreamCore {
     }
 }
 
-impl StreamCore {
+impl StreamTransport {
     /// One `sendfile` of the first file segment (`out` is empty). `Ok(true)`: go on
     /// flushing; `Ok(false)`: the socket is full.
     fn send_file_segment(&mut self) -> io::Result<bool> {

@@ -1,5 +1,5 @@
 //! The stream state machine: a connection's state other than its protocol
-//! ([`StreamCore`]: its [`State`], timers, producers), its read interest, pausing, and
+//! ([`StreamTransport`]: its [`State`], timers, producers), its read interest, pausing, and
 //! closing (graceful close, lingering, abort).
 
 use std::any::Any;
@@ -20,9 +20,10 @@ use crate::reactor::{Ctx, HandlerId, TimerId};
 use crate::selector::{Interest, Readiness};
 use crate::sys::socket::{self, PeerAddr};
 
-/// The state of a connection other than its protocol (split so the protocol can be
-/// called with a [`Conn`] that borrows the rest).
-pub struct StreamCore {
+/// A connection without its protocol, what Twisted calls the transport: the socket,
+/// the output buffer, the state and the timers (split from the protocol so the
+/// protocol can be called with a [`Conn`] that borrows the rest).
+pub struct StreamTransport {
     pub(super) fd: OwnedFd,
     pub(super) peer: PeerAddr,
     pub(super) out: OutBuf,
@@ -58,7 +59,7 @@ pub struct StreamCore {
     pub(super) no_shortcut: bool,
 }
 
-impl Drop for StreamCore {
+impl Drop for StreamTransport {
     /// Uncounts the connection from its listener's total, whether it was registered
     /// and removed or refused at registration (select's `FD_SETSIZE`, say).
     fn drop(&mut self) {
@@ -78,7 +79,7 @@ pub(super) struct Idle {
     pub(super) last: Instant,
 }
 
-impl StreamCore {
+impl StreamTransport {
     /// Whether anything (bytes or file regions) waits to be sent.
     pub(super) fn has_pending(&self) -> bool {
         !self.out.is_empty() || !self.files.is_empty()
@@ -135,10 +136,7 @@ impl StreamCore {
     /// unread; redeliver one.
     pub(super) fn requeue_read(&self, ctx: &mut Ctx<'_>) {
         if ctx.is_edge() && !self.state.is_closed() {
-            ctx.requeue(
-                ctx.id(),
-                Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
-            );
+            ctx.requeue(ctx.id(), Readiness::READABLE);
         }
     }
 
@@ -286,10 +284,7 @@ impl StreamCore {
         self.update_interest(ctx);
         if ctx.is_edge() {
             // Input that arrived while we were closing raised edges we did not read.
-            ctx.requeue(
-                ctx.id(),
-                Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
-            );
+            ctx.requeue(ctx.id(), Readiness::READABLE);
         }
     }
 }

@@ -209,12 +209,7 @@ impl LineClient {
             // A plain line (or `//...`, sent without its first slash).
             let msg = text.strip_prefix('/').unwrap_or(text);
             if !msg.trim().is_empty() {
-                let out = self
-                    .hub
-                    .borrow_mut()
-                    .chat
-                    .say(me, &self.room, msg, MsgKind::Plain);
-                self.deliver(conn, out);
+                self.say(conn, me, msg, MsgKind::Plain);
             }
             return true;
         };
@@ -231,124 +226,18 @@ impl LineClient {
                 let room = rest.trim_start_matches('#');
                 self.switch_room(conn, me, room, None);
             }
-            "part" | "leave" => {
-                if self.hub.borrow().chat.is_in(me, LOBBY) {
-                    conn.write(b"* you are in the lobby; /quit leaves the chat\n");
-                } else {
-                    let reason = (!rest.is_empty()).then_some(rest);
-                    self.switch_room(conn, me, LOBBY, reason);
-                }
-            }
-            "msg" | "query" => {
-                let (to, msg) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-                let msg = msg.trim_start();
-                if to.is_empty() || msg.is_empty() {
-                    conn.write(b"* usage: /msg NICK TEXT\n");
-                } else {
-                    let out = self
-                        .hub
-                        .borrow_mut()
-                        .chat
-                        .private(me, to, msg, MsgKind::Plain);
-                    if self.deliver(conn, out) {
-                        conn.write(format!("-> *{to}* {msg}\n").as_bytes());
-                    }
-                }
-            }
-            "me" if !rest.is_empty() => {
-                let out = self
-                    .hub
-                    .borrow_mut()
-                    .chat
-                    .say(me, &self.room, rest, MsgKind::Action);
-                self.deliver(conn, out);
-            }
-            "who" | "names" => {
-                let room = if rest.is_empty() {
-                    &*self.room
-                } else {
-                    rest.trim_start_matches('#')
-                };
-                let hub = self.hub.borrow();
-                let reply = match hub.chat.who_status(room) {
-                    Some(members) => {
-                        let names: Vec<String> = members
-                            .iter()
-                            .map(|(m, st)| match &m.away {
-                                Some(a) => format!("{}{} (away: {a})", st.prefix(false), m.nick),
-                                None => format!("{}{}", st.prefix(false), m.nick),
-                            })
-                            .collect();
-                        let name = hub.chat.room(room).map(|r| r.name).unwrap_or(room.into());
-                        format!("* in {name} ({}): {}\n", names.len(), names.join(", "))
-                    }
-                    None => format!("* {}\n", ChatError::NoSuchRoom(room.to_string())),
-                };
-                conn.write(reply.as_bytes());
-            }
-            "rooms" | "list" => {
-                let hub = self.hub.borrow();
-                let mut s = String::from("* rooms:\n");
-                for r in hub.chat.rooms() {
-                    let _ = match &r.topic {
-                        Some(t) => writeln!(s, "*   {} ({}): {t}", r.name, r.members),
-                        None => writeln!(s, "*   {} ({})", r.name, r.members),
-                    };
-                }
-                conn.write(s.as_bytes());
-            }
-            "topic" => {
-                if rest.is_empty() {
-                    let topic = self
-                        .hub
-                        .borrow()
-                        .chat
-                        .room(&self.room)
-                        .and_then(|r| r.topic);
-                    let s = match topic {
-                        Some(t) => format!("* topic of {}: {t}\n", self.room),
-                        None => format!("* {} has no topic\n", self.room),
-                    };
-                    conn.write(s.as_bytes());
-                } else {
-                    let out = self.hub.borrow_mut().chat.set_topic(me, &self.room, rest);
-                    self.deliver(conn, out);
-                }
-            }
-            "away" => {
-                let text = (!rest.is_empty()).then_some(rest);
-                let out = self.hub.borrow_mut().chat.set_away(me, text);
-                if self.deliver(conn, out) {
-                    let s = match text {
-                        Some(t) => format!("* you are marked away: {t}\n"),
-                        None => "* you are back\n".to_string(),
-                    };
-                    conn.write(s.as_bytes());
-                }
-            }
-            "kick" if !rest.is_empty() => {
-                let (who, why) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-                let out = self
-                    .hub
-                    .borrow_mut()
-                    .chat
-                    .kick(me, &self.room, who, why.trim());
-                self.deliver(conn, out);
-            }
+            "part" | "leave" => self.cmd_part(conn, me, rest),
+            "msg" | "query" => self.cmd_msg(conn, me, rest),
+            "me" if !rest.is_empty() => self.say(conn, me, rest, MsgKind::Action),
+            "who" | "names" => self.cmd_who(conn, rest),
+            "rooms" | "list" => self.cmd_rooms(conn),
+            "topic" => self.cmd_topic(conn, me, rest),
+            "away" => self.cmd_away(conn, me, rest),
+            "kick" if !rest.is_empty() => self.cmd_kick(conn, me, rest),
             "help" => {
                 conn.write(LINE_HELP.as_bytes());
             }
-            "quit" | "exit" => {
-                conn.write(b"* bye\n");
-                let reason = if rest.is_empty() {
-                    "Quit".to_string()
-                } else {
-                    format!("Quit: {rest}")
-                };
-                self.leave(conn, &reason);
-                conn.close();
-                return false;
-            }
+            "quit" | "exit" => return self.cmd_quit(conn, rest),
             "nick" | "join" | "me" | "kick" => {
                 conn.write(format!("* usage: /{cmd} ARGUMENT\n").as_bytes());
             }
@@ -357,6 +246,135 @@ impl LineClient {
             }
         }
         true
+    }
+
+    /// Says `text` in the current room.
+    fn say(&self, conn: &mut Conn<'_, '_>, me: MemberId, text: &str, kind: MsgKind) {
+        let out = self.hub.borrow_mut().chat.say(me, &self.room, text, kind);
+        self.deliver(conn, out);
+    }
+
+    /// `/part [REASON]`: back to the lobby.
+    fn cmd_part(&mut self, conn: &mut Conn<'_, '_>, me: MemberId, rest: &str) {
+        if self.hub.borrow().chat.is_in(me, LOBBY) {
+            conn.write(b"* you are in the lobby; /quit leaves the chat\n");
+        } else {
+            let reason = (!rest.is_empty()).then_some(rest);
+            self.switch_room(conn, me, LOBBY, reason);
+        }
+    }
+
+    /// `/msg NICK TEXT`.
+    fn cmd_msg(&self, conn: &mut Conn<'_, '_>, me: MemberId, rest: &str) {
+        let (to, msg) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let msg = msg.trim_start();
+        if to.is_empty() || msg.is_empty() {
+            conn.write(b"* usage: /msg NICK TEXT\n");
+            return;
+        }
+        let out = self
+            .hub
+            .borrow_mut()
+            .chat
+            .private(me, to, msg, MsgKind::Plain);
+        if self.deliver(conn, out) {
+            conn.write(format!("-> *{to}* {msg}\n").as_bytes());
+        }
+    }
+
+    /// `/who [ROOM]`.
+    fn cmd_who(&self, conn: &mut Conn<'_, '_>, rest: &str) {
+        let room = if rest.is_empty() {
+            &*self.room
+        } else {
+            rest.trim_start_matches('#')
+        };
+        let hub = self.hub.borrow();
+        let reply = match hub.chat.who_status(room) {
+            Some(members) => {
+                let names: Vec<String> = members
+                    .iter()
+                    .map(|(m, st)| match &m.away {
+                        Some(a) => format!("{}{} (away: {a})", st.prefix(false), m.nick),
+                        None => format!("{}{}", st.prefix(false), m.nick),
+                    })
+                    .collect();
+                let name = hub.chat.room(room).map(|r| r.name).unwrap_or(room.into());
+                format!("* in {name} ({}): {}\n", names.len(), names.join(", "))
+            }
+            None => format!("* {}\n", ChatError::NoSuchRoom(room.to_string())),
+        };
+        conn.write(reply.as_bytes());
+    }
+
+    /// `/rooms`.
+    fn cmd_rooms(&self, conn: &mut Conn<'_, '_>) {
+        let hub = self.hub.borrow();
+        let mut s = String::from("* rooms:\n");
+        for r in hub.chat.rooms() {
+            let _ = match &r.topic {
+                Some(t) => writeln!(s, "*   {} ({}): {t}", r.name, r.members),
+                None => writeln!(s, "*   {} ({})", r.name, r.members),
+            };
+        }
+        conn.write(s.as_bytes());
+    }
+
+    /// `/topic [TEXT]`: shows or sets the current room's topic.
+    fn cmd_topic(&self, conn: &mut Conn<'_, '_>, me: MemberId, rest: &str) {
+        if rest.is_empty() {
+            let topic = self
+                .hub
+                .borrow()
+                .chat
+                .room(&self.room)
+                .and_then(|r| r.topic);
+            let s = match topic {
+                Some(t) => format!("* topic of {}: {t}\n", self.room),
+                None => format!("* {} has no topic\n", self.room),
+            };
+            conn.write(s.as_bytes());
+        } else {
+            let out = self.hub.borrow_mut().chat.set_topic(me, &self.room, rest);
+            self.deliver(conn, out);
+        }
+    }
+
+    /// `/away [TEXT]`.
+    fn cmd_away(&self, conn: &mut Conn<'_, '_>, me: MemberId, rest: &str) {
+        let text = (!rest.is_empty()).then_some(rest);
+        let out = self.hub.borrow_mut().chat.set_away(me, text);
+        if self.deliver(conn, out) {
+            let s = match text {
+                Some(t) => format!("* you are marked away: {t}\n"),
+                None => "* you are back\n".to_string(),
+            };
+            conn.write(s.as_bytes());
+        }
+    }
+
+    /// `/kick NICK [WHY]`.
+    fn cmd_kick(&self, conn: &mut Conn<'_, '_>, me: MemberId, rest: &str) {
+        let (who, why) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let out = self
+            .hub
+            .borrow_mut()
+            .chat
+            .kick(me, &self.room, who, why.trim());
+        self.deliver(conn, out);
+    }
+
+    /// `/quit [REASON]`; `false`: the connection is closing.
+    fn cmd_quit(&mut self, conn: &mut Conn<'_, '_>, rest: &str) -> bool {
+        conn.write(b"* bye\n");
+        let reason = if rest.is_empty() {
+            "Quit".to_string()
+        } else {
+            format!("Quit: {rest}")
+        };
+        self.leave(conn, &reason);
+        conn.close();
+        false
     }
 
     /// Leaves the current room and joins `room` (validated first, so a bad name

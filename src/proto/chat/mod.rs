@@ -99,7 +99,7 @@ mod render;
 pub mod udp;
 
 pub use self::core::{
-    Chat, ChatError, CoreConfig, Event, MemberId, ModeChange, MsgKind, Outcome, RoomModes, Status,
+    Chat, ChatError, ChatLimits, Event, MemberId, ModeChange, MsgKind, Outcome, RoomModes, Status,
     TokenBucket, LOBBY,
 };
 pub use line::LINE_HELP;
@@ -116,8 +116,8 @@ use crate::reactor::HandlerId;
 /// Chat settings.
 #[derive(Clone, Debug)]
 pub struct ChatConfig {
-    /// History length and room limits.
-    pub core: CoreConfig,
+    /// History length and room, ban and `WHOWAS` limits.
+    pub limits: ChatLimits,
     /// Longest line on the line protocol, in bytes.
     pub max_line: usize,
     /// Longest IRC line, in bytes (RFC 2812 says 512 with CRLF).
@@ -158,7 +158,7 @@ impl Default for ChatConfig {
         let mut listen = ListenConfig::default();
         listen.stream.max_output = Some(1 << 20);
         ChatConfig {
-            core: CoreConfig::default(),
+            limits: ChatLimits::default(),
             max_line: 2048,
             irc_max_line: 512,
             flood_burst: 20,
@@ -632,7 +632,7 @@ impl ChatServer {
     pub fn new(cfg: ChatConfig) -> ChatServer {
         ChatServer {
             hub: Rc::new(RefCell::new(Hub {
-                chat: Chat::new(cfg.core.clone()),
+                chat: Chat::new(cfg.limits.clone()),
                 cfg,
                 started: std::time::SystemTime::now(),
                 msgid: std::cell::Cell::new(0),

@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use super::core::{Event, Member, Message, MsgKind};
+use std::rc::Rc;
+
+use super::core::{Event, Member, Message, MsgKind, Status};
 use super::{Caps, Endpoint, Flavor, Hub};
 
 /// Whether `ev` renders differently for IRC clients with different capabilities
@@ -56,28 +58,7 @@ fn line(ev: &Event, udp: bool) -> String {
             members,
             topic,
             history,
-        } => {
-            let names: Vec<String> = members
-                .iter()
-                .map(|(m, st)| format!("{}{m}", st.prefix(false)))
-                .collect();
-            let _ = writeln!(
-                s,
-                "* you are in {room} ({} here: {})",
-                names.len(),
-                names.join(", ")
-            );
-            if let Some(t) = topic {
-                let _ = writeln!(s, "* topic: {t}");
-            }
-            if !history.is_empty() {
-                let _ = writeln!(s, "* last {} messages in {room}:", history.len());
-                for m in history {
-                    line_message(&mut s, m, udp);
-                }
-                let _ = writeln!(s, "* end of history");
-            }
-        }
+        } => line_joined(&mut s, room, members, topic.as_deref(), history, udp),
         Event::Part {
             room, nick, reason, ..
         } => {
@@ -133,6 +114,37 @@ fn line(ev: &Event, udp: bool) -> String {
         }
     }
     s
+}
+
+/// [`Event::Joined`] on the line protocol: who is here, the topic, the history.
+fn line_joined(
+    s: &mut String,
+    room: &str,
+    members: &[(Rc<str>, Status)],
+    topic: Option<&str>,
+    history: &[Message],
+    udp: bool,
+) {
+    let names: Vec<String> = members
+        .iter()
+        .map(|(m, st)| format!("{}{m}", st.prefix(false)))
+        .collect();
+    let _ = writeln!(
+        s,
+        "* you are in {room} ({} here: {})",
+        names.len(),
+        names.join(", ")
+    );
+    if let Some(t) = topic {
+        let _ = writeln!(s, "* topic: {t}");
+    }
+    if !history.is_empty() {
+        let _ = writeln!(s, "* last {} messages in {room}:", history.len());
+        for m in history {
+            line_message(s, m, udp);
+        }
+        let _ = writeln!(s, "* end of history");
+    }
 }
 
 /// Longest IRC line we send, CRLF included.
@@ -225,8 +237,6 @@ pub(crate) fn irc_message(
 }
 
 fn irc(hub: &Hub, ev: &Event, member: &Member<Endpoint>) -> String {
-    let srv = &hub.cfg.server_name;
-    let me = &*member.nick;
     let mut s = String::new();
     match ev {
         Event::Room { room, msg } => {
@@ -235,82 +245,46 @@ fn irc(hub: &Hub, ev: &Event, member: &Member<Endpoint>) -> String {
         Event::Private { target, msg } => {
             irc_message(&mut s, &msg.from, &msg.userhost, target, msg)
         }
+        Event::Joined {
+            room,
+            members,
+            topic,
+            history,
+        } => irc_joined(
+            &mut s,
+            hub,
+            member,
+            room,
+            members,
+            topic.as_deref(),
+            history,
+        ),
+        Event::Away {
+            nick,
+            userhost,
+            text,
+        } => {
+            if member.endpoint.caps().has(Caps::AWAY_NOTIFY) {
+                let _ = match text {
+                    Some(t) => write!(s, ":{nick}!{userhost} AWAY :{t}\r\n"),
+                    None => write!(s, ":{nick}!{userhost} AWAY\r\n"),
+                };
+            }
+        }
+        _ => irc_plain(&mut s, ev),
+    }
+    s
+}
+
+/// The events every IRC client sees the same way: one line from their author.
+fn irc_plain(s: &mut String, ev: &Event) {
+    match ev {
         Event::Join {
             room,
             nick,
             userhost,
         } => {
             let _ = write!(s, ":{nick}!{userhost} JOIN #{room}\r\n");
-        }
-        Event::Joined {
-            room,
-            members,
-            topic,
-            history,
-        } => {
-            let _ = write!(s, ":{me}!{} JOIN #{room}\r\n", member.userhost);
-            let info = hub.chat.room(room);
-            if let Some(t) = topic {
-                let _ = write!(s, ":{srv} 332 {me} #{room} :{t}\r\n");
-                if let Some((by, at)) = info.as_ref().and_then(|i| i.topic_set.clone()) {
-                    let _ = write!(s, ":{srv} 333 {me} #{room} {by} {at}\r\n");
-                }
-            }
-            let multi = member.endpoint.caps().has(Caps::MULTI_PREFIX);
-            let secret = info.is_some_and(|i| i.modes.secret);
-            let uhnames = member.endpoint.caps().has(Caps::USERHOST_IN_NAMES);
-            let list: Vec<String> = members
-                .iter()
-                .map(|(m, st)| {
-                    let uh = uhnames
-                        .then(|| hub.chat.find(m).map(|x| format!("!{}", x.userhost)))
-                        .flatten()
-                        .unwrap_or_default();
-                    format!("{}{m}{uh}", st.prefix(multi))
-                })
-                .collect();
-            names(
-                &mut s,
-                srv,
-                me,
-                room,
-                secret,
-                list.iter().map(|m| m.as_str()),
-            );
-            if !history.is_empty() {
-                let caps = member.endpoint.caps();
-                if caps.has(Caps::SERVER_TIME) || caps.has(Caps::MESSAGE_TAGS) {
-                    // Each replayed message carries the time it was sent (in a
-                    // `chathistory` batch for clients with `batch`).
-                    let batch = caps.has(Caps::BATCH).then(|| format!("h{}", room.len()));
-                    if let Some(b) = &batch {
-                        let _ = write!(s, ":{srv} BATCH +{b} chathistory #{room}\r\n");
-                    }
-                    for m in history {
-                        let mut one = String::new();
-                        irc_message(&mut one, &m.from, &m.userhost, &format!("#{room}"), m);
-                        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(m.at_ms);
-                        let mut tags = format!("time={}", super::irc_time(at));
-                        if let Some(b) = &batch {
-                            tags = format!("batch={b};{tags}");
-                        }
-                        s.push_str(&super::tag_lines(&one, &tags));
-                    }
-                    if let Some(b) = &batch {
-                        let _ = write!(s, ":{srv} BATCH -{b}\r\n");
-                    }
-                } else {
-                    let _ = write!(
-                        s,
-                        ":{srv} NOTICE #{room} :*** last {} messages in #{room}:\r\n",
-                        history.len()
-                    );
-                    for m in history {
-                        irc_message(&mut s, &m.from, &m.userhost, &format!("#{room}"), m);
-                    }
-                    let _ = write!(s, ":{srv} NOTICE #{room} :*** end of history\r\n");
-                }
-            }
         }
         Event::Part {
             room,
@@ -371,18 +345,6 @@ fn irc(hub: &Hub, ev: &Event, member: &Member<Endpoint>) -> String {
         } => {
             let _ = write!(s, ":{by}!{userhost} INVITE {target} #{room}\r\n");
         }
-        Event::Away {
-            nick,
-            userhost,
-            text,
-        } => {
-            if member.endpoint.caps().has(Caps::AWAY_NOTIFY) {
-                let _ = match text {
-                    Some(t) => write!(s, ":{nick}!{userhost} AWAY :{t}\r\n"),
-                    None => write!(s, ":{nick}!{userhost} AWAY\r\n"),
-                };
-            }
-        }
         Event::Wallops {
             from,
             userhost,
@@ -390,8 +352,85 @@ fn irc(hub: &Hub, ev: &Event, member: &Member<Endpoint>) -> String {
         } => {
             let _ = write!(s, ":{from}!{userhost} WALLOPS :{text}\r\n");
         }
+        Event::Room { .. } | Event::Private { .. } | Event::Joined { .. } | Event::Away { .. } => {}
     }
-    s
+}
+
+/// [`Event::Joined`] on IRC: the `JOIN`, the topic (332, 333), `NAMES`, and the
+/// room's history.
+fn irc_joined(
+    s: &mut String,
+    hub: &Hub,
+    member: &Member<Endpoint>,
+    room: &str,
+    members: &[(Rc<str>, Status)],
+    topic: Option<&str>,
+    history: &[Message],
+) {
+    let srv = &hub.cfg.server_name;
+    let me = &*member.nick;
+    let _ = write!(s, ":{me}!{} JOIN #{room}\r\n", member.userhost);
+    let info = hub.chat.room(room);
+    if let Some(t) = topic {
+        let _ = write!(s, ":{srv} 332 {me} #{room} :{t}\r\n");
+        if let Some((by, at)) = info.as_ref().and_then(|i| i.topic_set.clone()) {
+            let _ = write!(s, ":{srv} 333 {me} #{room} {by} {at}\r\n");
+        }
+    }
+    let multi = member.endpoint.caps().has(Caps::MULTI_PREFIX);
+    let secret = info.is_some_and(|i| i.modes.secret);
+    let uhnames = member.endpoint.caps().has(Caps::USERHOST_IN_NAMES);
+    let list: Vec<String> = members
+        .iter()
+        .map(|(m, st)| {
+            let uh = uhnames
+                .then(|| hub.chat.find(m).map(|x| format!("!{}", x.userhost)))
+                .flatten()
+                .unwrap_or_default();
+            format!("{}{m}{uh}", st.prefix(multi))
+        })
+        .collect();
+    names(s, srv, me, room, secret, list.iter().map(|m| m.as_str()));
+    if !history.is_empty() {
+        irc_history(s, srv, member.endpoint.caps(), room, history);
+    }
+}
+
+/// A room's history replayed on join: with each message's time for `server-time` and
+/// `message-tags` clients (in a `chathistory` batch with `batch`), between two server
+/// notices for the others.
+fn irc_history(s: &mut String, srv: &str, caps: Caps, room: &str, history: &[Message]) {
+    if caps.has(Caps::SERVER_TIME) || caps.has(Caps::MESSAGE_TAGS) {
+        // Each replayed message carries the time it was sent (in a
+        // `chathistory` batch for clients with `batch`).
+        let batch = caps.has(Caps::BATCH).then(|| format!("h{}", room.len()));
+        if let Some(b) = &batch {
+            let _ = write!(s, ":{srv} BATCH +{b} chathistory #{room}\r\n");
+        }
+        for m in history {
+            let mut one = String::new();
+            irc_message(&mut one, &m.from, &m.userhost, &format!("#{room}"), m);
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(m.at_ms);
+            let mut tags = format!("time={}", super::irc_time(at));
+            if let Some(b) = &batch {
+                tags = format!("batch={b};{tags}");
+            }
+            s.push_str(&super::tag_lines(&one, &tags));
+        }
+        if let Some(b) = &batch {
+            let _ = write!(s, ":{srv} BATCH -{b}\r\n");
+        }
+    } else {
+        let _ = write!(
+            s,
+            ":{srv} NOTICE #{room} :*** last {} messages in #{room}:\r\n",
+            history.len()
+        );
+        for m in history {
+            irc_message(s, &m.from, &m.userhost, &format!("#{room}"), m);
+        }
+        let _ = write!(s, ":{srv} NOTICE #{room} :*** end of history\r\n");
+    }
 }
 
 /// RPL_NAMREPLY lines (353) for `room`, then RPL_ENDOFNAMES (366).

@@ -87,30 +87,14 @@ impl UdpChat {
         (self.hub.borrow().cfg.udp_idle / 4).max(Duration::from_millis(10))
     }
 
+    fn welcome(dg: &mut Datagrams<'_, '_>, to: SocketAddr, name: &str) {
+        let text = format!("Welcome {name}! You are in {LOBBY}; send /leave to leave.");
+        Self::reply(dg, to, &text);
+    }
+
     fn join(&mut self, dg: &mut Datagrams<'_, '_>, from: SocketAddr, name: &str, now: Instant) {
         if let Some(m) = self.members.get(&from) {
-            let id = m.id;
-            let mut hub = self.hub.borrow_mut();
-            let same = hub
-                .chat
-                .member(id)
-                .is_some_and(|m| super::core::fold(&m.nick) == super::core::fold(name));
-            if same {
-                let text = format!("Welcome {name}! You are in {LOBBY}; send /leave to leave.");
-                Self::reply(dg, from, &text);
-                // Kicked from the lobby: joining again brings one back (if allowed).
-                if !hub.chat.is_in(id, LOBBY) {
-                    match hub.chat.join(id, LOBBY) {
-                        Ok(out) => hub.deliver(&out, dg),
-                        Err(e) => Self::reply(dg, from, &format!("error: {e}")),
-                    }
-                }
-                return;
-            }
-            match hub.chat.rename(id, name) {
-                Ok(out) => hub.deliver(&out, dg),
-                Err(e) => Self::reply(dg, from, &format!("error: {e}")),
-            }
+            self.rejoin(dg, from, m.id, name);
             return;
         }
         let mut hub = self.hub.borrow_mut();
@@ -156,8 +140,7 @@ impl UdpChat {
                 flood,
             },
         );
-        let text = format!("Welcome {name}! You are in {LOBBY}; send /leave to leave.");
-        Self::reply(dg, from, &text);
+        Self::welcome(dg, from, name);
         match hub.chat.join(id, LOBBY) {
             Ok(out) => hub.deliver(&out, dg),
             Err(e) => log::error!("chat: udp join lobby: {e}"),
@@ -166,6 +149,81 @@ impl UdpChat {
         if self.sweep.is_none() {
             let every = self.sweep_every();
             self.sweep = Some(dg.set_timer(every));
+        }
+    }
+
+    /// `username@NAME` from member `id`: its own nickname again welcomes it back (to
+    /// the lobby, if it was kicked from it); another one renames it.
+    fn rejoin(&self, dg: &mut Datagrams<'_, '_>, from: SocketAddr, id: MemberId, name: &str) {
+        let mut hub = self.hub.borrow_mut();
+        let same = hub
+            .chat
+            .member(id)
+            .is_some_and(|m| super::core::fold(&m.nick) == super::core::fold(name));
+        if same {
+            Self::welcome(dg, from, name);
+            // Kicked from the lobby: joining again brings one back (if allowed).
+            if !hub.chat.is_in(id, LOBBY) {
+                match hub.chat.join(id, LOBBY) {
+                    Ok(out) => hub.deliver(&out, dg),
+                    Err(e) => Self::reply(dg, from, &format!("error: {e}")),
+                }
+            }
+            return;
+        }
+        match hub.chat.rename(id, name) {
+            Ok(out) => hub.deliver(&out, dg),
+            Err(e) => Self::reply(dg, from, &format!("error: {e}")),
+        }
+    }
+
+    /// A line from member `id`: `/leave`, `/who`, or a message to the lobby.
+    fn member_line(
+        &mut self,
+        dg: &mut Datagrams<'_, '_>,
+        from: SocketAddr,
+        id: MemberId,
+        text: &str,
+    ) {
+        match text {
+            "" => {}
+            "/leave" | "/quit" => {
+                let nick = self
+                    .hub
+                    .borrow()
+                    .chat
+                    .member(id)
+                    .map(|m| m.nick.to_string())
+                    .unwrap_or_default();
+                Self::reply(dg, from, &format!("Bye {nick}"));
+                self.leave(dg, from, "Left the chat");
+            }
+            "/who" => {
+                let hub = self.hub.borrow();
+                let names: Vec<String> = hub
+                    .chat
+                    .who(LOBBY)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|m| m.nick.to_string())
+                    .collect();
+                let text = format!("* in {LOBBY} ({}): {}", names.len(), names.join(", "));
+                drop(hub);
+                Self::reply(dg, from, &text);
+            }
+            _ => {
+                let mut hub = self.hub.borrow_mut();
+                match hub.chat.say(id, LOBBY, text, MsgKind::Plain) {
+                    Ok(out) => {
+                        // The classroom chat relays to every member, the sender too.
+                        if let Some(me) = hub.chat.member(id) {
+                            Self::reply(dg, from, &format!("{}:{text}", me.nick));
+                        }
+                        hub.deliver(&out, dg);
+                    }
+                    Err(e) => Self::reply(dg, from, &format!("error: {e}")),
+                }
+            }
         }
     }
 
@@ -251,46 +309,7 @@ impl DatagramProtocol for UdpChat {
             );
             return;
         }
-        match text {
-            "" => {}
-            "/leave" | "/quit" => {
-                let nick = self
-                    .hub
-                    .borrow()
-                    .chat
-                    .member(id)
-                    .map(|m| m.nick.to_string())
-                    .unwrap_or_default();
-                Self::reply(dg, from, &format!("Bye {nick}"));
-                self.leave(dg, from, "Left the chat");
-            }
-            "/who" => {
-                let hub = self.hub.borrow();
-                let names: Vec<String> = hub
-                    .chat
-                    .who(LOBBY)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|m| m.nick.to_string())
-                    .collect();
-                let text = format!("* in {LOBBY} ({}): {}", names.len(), names.join(", "));
-                drop(hub);
-                Self::reply(dg, from, &text);
-            }
-            _ => {
-                let mut hub = self.hub.borrow_mut();
-                match hub.chat.say(id, LOBBY, text, MsgKind::Plain) {
-                    Ok(out) => {
-                        // The classroom chat relays to every member, the sender too.
-                        if let Some(me) = hub.chat.member(id) {
-                            Self::reply(dg, from, &format!("{}:{text}", me.nick));
-                        }
-                        hub.deliver(&out, dg);
-                    }
-                    Err(e) => Self::reply(dg, from, &format!("error: {e}")),
-                }
-            }
-        }
+        self.member_line(dg, from, id, text);
     }
 
     fn timer(&mut self, dg: &mut Datagrams<'_, '_>, id: TimerId) {

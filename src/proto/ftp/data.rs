@@ -195,10 +195,7 @@ impl Handler for PassiveListener {
             }
         }
         if ctx.is_edge() {
-            ctx.requeue(
-                ctx.id(),
-                Readiness::from_parts(Interest::READABLE, true, false, false, false, false),
-            );
+            ctx.requeue(ctx.id(), Readiness::READABLE);
         }
     }
 

@@ -160,102 +160,13 @@ impl MiniConn {
     }
 
     fn header(&mut self, conn: &mut Conn<'_, '_>, h: Header) -> bool {
-        let peer = conn.peer().clone();
         match h.cmd.as_str() {
-            "put" => {
-                if h.filesize > self.sh.cfg.mini.max_filesize {
-                    log::warn!(
-                        target: MINI_TARGET,
-                        "{peer} put {}: {} bytes over the limit {}; closing",
-                        h.filename,
-                        h.filesize,
-                        self.sh.cfg.mini.max_filesize
-                    );
-                    if h.reply {
-                        self.send(conn, &json!({"cmd": "put", "status": "error", "filename": h.filename, "error": "file too large"}));
-                    }
-                    return false;
-                }
-                let (upload, error) = if self.sh.cfg.mini.read_only {
-                    (None, Some("read-only".to_string()))
-                } else {
-                    match self.real(&h.filename) {
-                        Ok((_, real)) => match Upload::create(&real, UploadMode::Replace) {
-                            Ok(u) => (Some(u), None),
-                            Err(e) => (None, Some(e.to_string())),
-                        },
-                        Err(e) => (None, Some(e)),
-                    }
-                };
-                self.state = State::Body {
-                    upload,
-                    error,
-                    remaining: h.filesize,
-                    header: h,
-                    started: Instant::now(),
-                };
-                true
-            }
-            "get" => {
-                let res = self.real(&h.filename).and_then(|(_, real)| {
-                    let f = crate::sys::file::open_read(&real).map_err(|e| e.to_string())?;
-                    let m = crate::sys::file::fstat(&f).map_err(|e| e.to_string())?;
-                    if !m.is_file() {
-                        return Err("not a regular file".into());
-                    }
-                    Ok((f, m.len()))
-                });
-                match res {
-                    Ok((f, len)) => {
-                        self.send(conn, &json!({"cmd": "get", "status": "ok", "filename": h.filename, "filesize": len}));
-                        conn.send_file(Rc::new(f), 0, len);
-                        log::info!(target: MINI_TARGET, "{peer} get {} {len} bytes", h.filename);
-                    }
-                    Err(e) => {
-                        log::info!(target: MINI_TARGET, "{peer} get {}: {e}", h.filename);
-                        self.send(conn, &json!({"cmd": "get", "status": "error", "filename": h.filename, "filesize": 0, "error": e}));
-                    }
-                }
-                true
-            }
-            "list" => {
-                let dir = if h.filename.is_empty() {
-                    "/".to_string()
-                } else {
-                    h.filename.clone()
-                };
-                let res = jail::normalize(b"/", dir.as_bytes())
-                    .map_err(|_| "bad name".to_string())
-                    .and_then(|v| {
-                        self.sh
-                            .anon_jail
-                            .real(&v)
-                            .map_err(|_| "permission denied".to_string())
-                    })
-                    .and_then(|real| {
-                        store::read_dir(&real, &self.sh.anon_jail, self.sh.cfg.max_listing)
-                            .map_err(|e| e.to_string())
-                    });
-                match res {
-                    Ok(entries) => {
-                        let files: Vec<Value> = entries
-                            .iter()
-                            .map(|e| json!({"name": store::show(&e.name), "size": e.meta.len(), "dir": e.meta.is_dir()}))
-                            .collect();
-                        self.send(
-                            conn,
-                            &json!({"cmd": "list", "status": "ok", "filesize": 0, "files": files}),
-                        );
-                    }
-                    Err(e) => self.send(
-                        conn,
-                        &json!({"cmd": "list", "status": "error", "filesize": 0, "error": e}),
-                    ),
-                }
-                true
-            }
+            "put" => self.put(conn, h),
+            "get" => self.get(conn, &h),
+            "list" => self.list(conn, &h),
             "quit" | "exit" => false,
             other => {
+                let peer = conn.peer().clone();
                 log::info!(target: MINI_TARGET, "{peer} unknown command {other:?}");
                 if h.reply {
                     self.send(
@@ -266,6 +177,110 @@ impl MiniConn {
                 true
             }
         }
+    }
+
+    /// `put`: the body that follows goes to the file (or is read and dropped, for
+    /// the error reply at its end); over the size limit closes.
+    fn put(&mut self, conn: &mut Conn<'_, '_>, h: Header) -> bool {
+        let peer = conn.peer().clone();
+        if h.filesize > self.sh.cfg.mini.max_filesize {
+            log::warn!(
+                target: MINI_TARGET,
+                "{peer} put {}: {} bytes over the limit {}; closing",
+                h.filename,
+                h.filesize,
+                self.sh.cfg.mini.max_filesize
+            );
+            if h.reply {
+                self.send(conn, &json!({"cmd": "put", "status": "error", "filename": h.filename, "error": "file too large"}));
+            }
+            return false;
+        }
+        let (upload, error) = if self.sh.cfg.mini.read_only {
+            (None, Some("read-only".to_string()))
+        } else {
+            match self.real(&h.filename) {
+                Ok((_, real)) => match Upload::create(&real, UploadMode::Replace) {
+                    Ok(u) => (Some(u), None),
+                    Err(e) => (None, Some(e.to_string())),
+                },
+                Err(e) => (None, Some(e)),
+            }
+        };
+        self.state = State::Body {
+            upload,
+            error,
+            remaining: h.filesize,
+            header: h,
+            started: Instant::now(),
+        };
+        true
+    }
+
+    /// `get`: the header reply, then the file's bytes.
+    fn get(&mut self, conn: &mut Conn<'_, '_>, h: &Header) -> bool {
+        let peer = conn.peer().clone();
+        let res = self.real(&h.filename).and_then(|(_, real)| {
+            let f = crate::sys::file::open_read(&real).map_err(|e| e.to_string())?;
+            let m = crate::sys::file::fstat(&f).map_err(|e| e.to_string())?;
+            if !m.is_file() {
+                return Err("not a regular file".into());
+            }
+            Ok((f, m.len()))
+        });
+        match res {
+            Ok((f, len)) => {
+                self.send(
+                    conn,
+                    &json!({"cmd": "get", "status": "ok", "filename": h.filename, "filesize": len}),
+                );
+                conn.send_file(Rc::new(f), 0, len);
+                log::info!(target: MINI_TARGET, "{peer} get {} {len} bytes", h.filename);
+            }
+            Err(e) => {
+                log::info!(target: MINI_TARGET, "{peer} get {}: {e}", h.filename);
+                self.send(conn, &json!({"cmd": "get", "status": "error", "filename": h.filename, "filesize": 0, "error": e}));
+            }
+        }
+        true
+    }
+
+    /// `list`: a directory's entries as JSON.
+    fn list(&mut self, conn: &mut Conn<'_, '_>, h: &Header) -> bool {
+        let dir = if h.filename.is_empty() {
+            "/".to_string()
+        } else {
+            h.filename.clone()
+        };
+        let res = jail::normalize(b"/", dir.as_bytes())
+            .map_err(|_| "bad name".to_string())
+            .and_then(|v| {
+                self.sh
+                    .anon_jail
+                    .real(&v)
+                    .map_err(|_| "permission denied".to_string())
+            })
+            .and_then(|real| {
+                store::read_dir(&real, &self.sh.anon_jail, self.sh.cfg.max_listing)
+                    .map_err(|e| e.to_string())
+            });
+        match res {
+            Ok(entries) => {
+                let files: Vec<Value> = entries
+                    .iter()
+                    .map(|e| json!({"name": store::show(&e.name), "size": e.meta.len(), "dir": e.meta.is_dir()}))
+                    .collect();
+                self.send(
+                    conn,
+                    &json!({"cmd": "list", "status": "ok", "filesize": 0, "files": files}),
+                );
+            }
+            Err(e) => self.send(
+                conn,
+                &json!({"cmd": "list", "status": "error", "filesize": 0, "error": e}),
+            ),
+        }
+        true
     }
 
     fn finish_put(&mut self, conn: &mut Conn<'_, '_>) {

@@ -5,7 +5,8 @@
 //! * [`command`]: the command-line parser and the `PORT`/`EPRT`/`EPSV` argument
 //!   parsers, pure functions on bytes.
 //! * [`reply`]: replies, one-line and multi-line, as RFC 959 4.2 writes them.
-//! * [`jail`]: virtual paths to real paths that never leave the user's root.
+//! * [`jail`]: virtual paths to real paths that never leave the user's root (the
+//!   shared [`crate::proto::jail`], re-exported here).
 //! * [`store`]: atomic uploads (temporary file renamed into place), listings, times.
 //! * [`accounts`]: the users file, Argon2id password hashes.
 //! * `data` (private): passive listeners, active connects and the data connection,
@@ -81,7 +82,7 @@
 pub mod accounts;
 pub mod command;
 mod data;
-pub mod jail;
+pub use crate::proto::jail;
 pub mod mini;
 pub mod reply;
 mod session;

@@ -314,6 +314,7 @@ impl HttpConn {
         let query = query.and_then(|q| std::str::from_utf8(q).ok());
         let req = Request {
             head: &self.head,
+            method,
             raw: hb,
             path: &path,
             query,
@@ -353,7 +354,7 @@ impl HttpConn {
         let len = resp.body.len();
         {
             let mut date = self.sh.date.borrow_mut();
-            date.update();
+            date.update_at(conn.now());
             write_head(
                 &mut self.out,
                 &resp,

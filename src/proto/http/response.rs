@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::ops::Range;
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The reason phrase of `status` (empty for codes we never send).
 pub fn reason(status: u16) -> &'static str {
@@ -250,18 +250,39 @@ pub struct DateCache {
     secs: u64,
     http: String,
     clf: String,
+    /// Until this (monotonic) instant the wall-clock second cannot have changed:
+    /// [`update_at`](Self::update_at) reads no clock before it.
+    valid_until: Option<Instant>,
 }
 
 impl DateCache {
-    /// Refreshes the strings if the second changed.
+    /// Refreshes the strings if the second changed (reads the wall clock).
     pub fn update(&mut self) {
-        let now = SystemTime::now();
-        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.update_at(Instant::now());
+    }
+
+    /// Refreshes the strings if the second may have changed by `now` (the caller's
+    /// monotonic time, e.g. the reactor's loop time): the wall clock is read only
+    /// when `now` reaches the end of the second last read, so a busy server reads
+    /// it about once a second instead of once a response (as nginx updates its
+    /// cached time once per event-loop iteration). A wall clock stepped meanwhile
+    /// shows at most one second late.
+    pub fn update_at(&mut self, now: Instant) {
+        if self.valid_until.is_some_and(|t| now < t) {
+            return;
+        }
+        let wall = SystemTime::now();
+        let since = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
         if secs != self.secs || self.http.is_empty() {
             self.secs = secs;
-            self.http = httpdate::fmt_http_date(now);
+            self.http = httpdate::fmt_http_date(wall);
             self.clf = clf_date(secs);
         }
+        // `now` was taken before `wall`: the instant computed is at or before the
+        // end of this second, never after it.
+        let rest = Duration::from_nanos(1_000_000_000 - u64::from(since.subsec_nanos()));
+        self.valid_until = now.checked_add(rest);
     }
 
     /// The `Date` header value.
@@ -343,5 +364,35 @@ mod tests {
         assert_eq!(clf_date(0), "01/Jan/1970:00:00:00 +0000");
         assert_eq!(clf_date(971_185_336), "10/Oct/2000:13:42:16 +0000");
         assert_eq!(clf_date(1_709_210_096), "29/Feb/2024:12:34:56 +0000");
+    }
+
+    #[test]
+    fn date_cache_reads_the_wall_clock_once_a_second() {
+        let mut d = DateCache::default();
+        let t0 = Instant::now();
+        d.update_at(t0);
+        let until = d.valid_until.expect("set by the first update");
+        assert!(until > t0 && until <= t0 + Duration::from_secs(1));
+        let secs = d.secs;
+        assert!(
+            secs.abs_diff(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs()
+            ) <= 1
+        );
+        assert_eq!(
+            d.http,
+            httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
+        );
+        // Before the end of the second: nothing is read or changed.
+        d.update_at(until - Duration::from_nanos(1));
+        assert_eq!(d.valid_until, Some(until));
+        // At its end: read again, valid for at most one more second from then.
+        d.update_at(until);
+        let next = d.valid_until.unwrap();
+        assert!(next > until && next <= until + Duration::from_secs(1));
+        assert!(d.secs >= secs);
     }
 }

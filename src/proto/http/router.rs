@@ -81,7 +81,11 @@ impl Stats {
 /// probing for a way out of the root sends one.
 pub fn remove_dot_segments(path: &str) -> Option<Cow<'_, str>> {
     let rest = path.strip_prefix('/')?;
-    if !rest.split('/').any(|s| s == "." || s == "..") {
+    // Every segment follows a `/`: without a `/.` there is no dot segment (the
+    // common case, checked without splitting).
+    if !path.as_bytes().windows(2).any(|w| w == b"/.")
+        || !rest.split('/').any(|s| s == "." || s == "..")
+    {
         return Some(Cow::Borrowed(path));
     }
     let mut segs: Vec<&str> = Vec::new();
@@ -112,9 +116,15 @@ pub fn remove_dot_segments(path: &str) -> Option<Cow<'_, str>> {
 /// must give UTF-8, then its dot segments resolved ([`remove_dot_segments`]).
 /// `None`: the server answers 400 (not UTF-8, or a `..` above `/`).
 pub fn decode_path(raw_path: &[u8]) -> Option<Cow<'_, str>> {
-    let decoded = percent_encoding::percent_decode(raw_path)
-        .decode_utf8()
-        .ok()?;
+    let decoded = if raw_path.contains(&b'%') {
+        percent_encoding::percent_decode(raw_path)
+            .decode_utf8()
+            .ok()?
+    } else {
+        // Nothing to decode (the common case): validated in one pass, not decoded
+        // byte by byte.
+        Cow::Borrowed(std::str::from_utf8(raw_path).ok()?)
+    };
     // Dot segments resolved after decoding (`%2e%2e` is `..`) and before routing,
     // so no handler sees `/files/../x` under `/files/`.
     Some(match remove_dot_segments(&decoded)? {
@@ -126,6 +136,8 @@ pub fn decode_path(raw_path: &[u8]) -> Option<Cow<'_, str>> {
 /// A request as handlers see it.
 pub struct Request<'a> {
     pub(crate) head: &'a Head,
+    /// The method token, validated as UTF-8 once by the connection.
+    pub(crate) method: &'a str,
     pub(crate) raw: &'a [u8],
     pub(crate) path: &'a str,
     pub(crate) query: Option<&'a str>,
@@ -138,7 +150,7 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// The method (`GET`, ...), as sent (case-sensitive).
     pub fn method(&self) -> &'a str {
-        std::str::from_utf8(&self.raw[self.head.method.clone()]).unwrap_or("")
+        self.method
     }
 
     /// The request target as sent (percent-encoded, with the query).

@@ -72,7 +72,7 @@
 //!   [`TftpConfig::max_window_bytes`]); nothing a client sends is buffered beyond one
 //!   datagram.
 
-pub mod jail;
+pub use crate::proto::jail;
 pub mod netascii;
 pub mod options;
 pub mod packet;

@@ -299,13 +299,18 @@ pub fn error(code: ErrorCode, message: &str) -> Vec<u8> {
 /// An OACK packet with `options` (name, value).
 pub fn oack(options: &[(&str, String)]) -> Vec<u8> {
     let mut out = OACK.to_be_bytes().to_vec();
+    push_options(&mut out, options.iter().map(|(n, v)| (*n, v.as_str())));
+    out
+}
+
+/// Appends each option as `name NUL value NUL`.
+fn push_options<'a>(out: &mut Vec<u8>, options: impl IntoIterator<Item = (&'a str, &'a str)>) {
     for (name, value) in options {
         out.extend_from_slice(name.as_bytes());
         out.push(0);
         out.extend_from_slice(value.as_bytes());
         out.push(0);
     }
-    out
 }
 
 /// A request packet (for clients and tests): `op` is [`RRQ`] or [`WRQ`].
@@ -318,12 +323,7 @@ pub fn request_packet(op: u16, filename: &[u8], mode: Mode, options: &[(&str, &s
         Mode::Netascii => b"netascii",
     });
     out.push(0);
-    for (name, value) in options {
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        out.extend_from_slice(value.as_bytes());
-        out.push(0);
-    }
+    push_options(&mut out, options.iter().copied());
     out
 }
 

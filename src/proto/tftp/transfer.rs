@@ -192,6 +192,45 @@ impl Writer {
             conv: Vec::new(),
         }
     }
+
+    /// Stores one in-order block (netascii decoded if asked): a block over
+    /// `blksize`, past the size limit or failing to write is the error to send.
+    fn store(&mut self, data: &[u8], blksize: usize) -> Result<(), (ErrorCode, &'static str)> {
+        if data.len() > blksize {
+            return Err((ErrorCode::IllegalOperation, "block larger than blksize"));
+        }
+        if self.written + data.len() as u64 > self.max_size {
+            return Err((ErrorCode::DiskFull, "file too large"));
+        }
+        let bytes: &[u8] = match &mut self.decoder {
+            Some(d) => {
+                self.conv.clear();
+                d.decode(data, &mut self.conv);
+                if data.len() < blksize {
+                    d.finish(&mut self.conv);
+                }
+                &self.conv
+            }
+            None => data,
+        };
+        let res = match &mut self.file {
+            Some(f) => f.write_all(bytes),
+            None => Ok(()),
+        };
+        if let Err(e) = res {
+            let (code, msg) = if e.raw_os_error() == Some(libc::ENOSPC)
+                || e.raw_os_error() == Some(libc::EDQUOT)
+                || e.raw_os_error() == Some(libc::EFBIG)
+            {
+                (ErrorCode::DiskFull, "disk full")
+            } else {
+                (ErrorCode::Undefined, "write error")
+            };
+            log::warn!("tftp: writing {}: {e}", self.tmp.display());
+            return Err((code, msg));
+        }
+        Ok(())
+    }
 }
 
 pub(crate) enum Side {
@@ -412,39 +451,7 @@ impl Transfer {
             }
             return;
         }
-        if data.len() > blksize {
-            self.fail(dg, ErrorCode::IllegalOperation, "block larger than blksize");
-            return;
-        }
-        if w.written + data.len() as u64 > w.max_size {
-            self.fail(dg, ErrorCode::DiskFull, "file too large");
-            return;
-        }
-        let bytes: &[u8] = match &mut w.decoder {
-            Some(d) => {
-                w.conv.clear();
-                d.decode(data, &mut w.conv);
-                if data.len() < blksize {
-                    d.finish(&mut w.conv);
-                }
-                &w.conv
-            }
-            None => data,
-        };
-        let res = match &mut w.file {
-            Some(f) => f.write_all(bytes),
-            None => Ok(()),
-        };
-        if let Err(e) = res {
-            let (code, msg) = if e.raw_os_error() == Some(libc::ENOSPC)
-                || e.raw_os_error() == Some(libc::EDQUOT)
-                || e.raw_os_error() == Some(libc::EFBIG)
-            {
-                (ErrorCode::DiskFull, "disk full")
-            } else {
-                (ErrorCode::Undefined, "write error")
-            };
-            log::warn!("tftp: writing {}: {e}", w.tmp.display());
+        if let Err((code, msg)) = w.store(data, blksize) {
             self.fail(dg, code, msg);
             return;
         }

@@ -74,22 +74,7 @@ impl<E> Chat<E> {
             .entry(key_name.clone())
             .or_insert_with(|| Room::new(room));
         if !creating {
-            let invited = r.invited.contains(&id);
-            let name = r.name.to_string();
-            if !invited && r.banned(&mask) {
-                return Err(ChatError::Banned(name));
-            }
-            if !invited && r.modes.invite_only {
-                return Err(ChatError::InviteOnly(name));
-            }
-            if let Some(k) = &r.modes.key {
-                if key != Some(&**k) {
-                    return Err(ChatError::BadKey(name));
-                }
-            }
-            if r.modes.limit.is_some_and(|l| r.members.len() >= l) {
-                return Err(ChatError::RoomFull(name));
-            }
+            admits(r, id, &mask, key)?;
         }
         r.invited.remove(&id);
         let others: Vec<MemberId> = r.ids().collect();
@@ -255,4 +240,27 @@ impl<E> Chat<E> {
             _ => false,
         }
     }
+}
+
+/// Whether existing room `r` lets `id` (`mask` is its `nick!user@host`) in with
+/// `key`: a ban (`+b`) or `+i` refuse unless invited, then the key (`+k`) and the
+/// limit (`+l`).
+fn admits(r: &Room, id: MemberId, mask: &str, key: Option<&str>) -> Result<(), ChatError> {
+    let invited = r.invited.contains(&id);
+    let name = r.name.to_string();
+    if !invited && r.banned(mask) {
+        return Err(ChatError::Banned(name));
+    }
+    if !invited && r.modes.invite_only {
+        return Err(ChatError::InviteOnly(name));
+    }
+    if let Some(k) = &r.modes.key {
+        if key != Some(&**k) {
+            return Err(ChatError::BadKey(name));
+        }
+    }
+    if r.modes.limit.is_some_and(|l| r.members.len() >= l) {
+        return Err(ChatError::RoomFull(name));
+    }
+    Ok(())
 }

@@ -15,16 +15,16 @@
 //! * A room exists while it has members. When the last member leaves, the room is
 //!   forgotten with its history and topic (memory stays bounded by the number of
 //!   members), except the [`LOBBY`], which always exists.
-//! * Each room keeps its last [`CoreConfig::history`] messages (plain messages and
+//! * Each room keeps its last [`ChatLimits::history`] messages (plain messages and
 //!   actions, not notices); a member joining a room gets them replayed
 //!   ([`Event::Joined`]).
-//! * A member is in at most [`CoreConfig::max_rooms`] rooms.
+//! * A member is in at most [`ChatLimits::max_rooms`] rooms.
 //! * Whoever creates a room (the lobby excepted) is its operator ([`Status::op`]).
 //!   Operators set modes ([`Chat::set_modes`]: `+o +v +t +n +m +s +i +k +l +b`), kick
 //!   ([`Chat::kick`]), invite to a `+i` room; a server operator ([`Member::oper`]) may
 //!   do so in any room. New rooms are `+nt`; the lobby is `+n` (anyone sets its topic).
 //! * A member may be away ([`Chat::set_away`]); `WHOWAS` remembers the last
-//!   [`CoreConfig::whowas`] nicknames given up.
+//!   [`ChatLimits::whowas`] nicknames given up.
 //!
 //! # Where things are
 //! This file holds the tables ([`Chat`], [`Member`], rooms) and their accessors; the
@@ -66,9 +66,10 @@ type IdMap<V> = rustc_hash::FxHashMap<MemberId, V>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MemberId(pub u64);
 
-/// Core settings.
+/// The chat's limits: history kept, rooms per member, bans per room, `WHOWAS` memory
+/// ([`ChatConfig::limits`](super::ChatConfig::limits)).
 #[derive(Clone, Debug)]
-pub struct CoreConfig {
+pub struct ChatLimits {
     /// Messages kept per room and replayed on join.
     pub history: usize,
     /// Most rooms one member may be in.
@@ -79,9 +80,9 @@ pub struct CoreConfig {
     pub whowas: usize,
 }
 
-impl Default for CoreConfig {
-    fn default() -> CoreConfig {
-        CoreConfig {
+impl Default for ChatLimits {
+    fn default() -> ChatLimits {
+        ChatLimits {
             history: 20,
             max_rooms: 20,
             max_bans: 100,
@@ -246,7 +247,7 @@ impl RoomInfo {
 /// member (the core only stores it).
 #[derive(Debug)]
 pub struct Chat<E> {
-    cfg: CoreConfig,
+    cfg: ChatLimits,
     members: IdMap<Member<E>>,
     nicks: HashMap<String, MemberId>,
     rooms: HashMap<String, Room>,
@@ -256,7 +257,7 @@ pub struct Chat<E> {
 
 impl<E> Chat<E> {
     /// An empty chat with just the lobby.
-    pub fn new(cfg: CoreConfig) -> Chat<E> {
+    pub fn new(cfg: ChatLimits) -> Chat<E> {
         let mut rooms = HashMap::new();
         rooms.insert(LOBBY.to_string(), Room::new(LOBBY));
         Chat {
@@ -270,7 +271,7 @@ impl<E> Chat<E> {
     }
 
     /// The settings.
-    pub fn config(&self) -> &CoreConfig {
+    pub fn config(&self) -> &ChatLimits {
         &self.cfg
     }
 

@@ -27,10 +27,7 @@ impl<E> Chat<E> {
         topic: &str,
     ) -> Result<Outcome, ChatError> {
         let member = self.members.get(&id).ok_or(ChatError::NoSuchMember)?;
-        let r = self
-            .rooms
-            .get(&fold(room))
-            .ok_or_else(|| ChatError::NoSuchRoom(room.to_string()))?;
+        let r = self.existing_room(room)?;
         if !r.contains(id) {
             return Err(ChatError::NotInRoom(r.name.to_string()));
         }
@@ -61,13 +58,17 @@ impl<E> Chat<E> {
         Ok(out)
     }
 
+    /// The room called `room`, or [`ChatError::NoSuchRoom`].
+    fn existing_room(&self, room: &str) -> Result<&Room, ChatError> {
+        self.rooms
+            .get(&fold(room))
+            .ok_or_else(|| ChatError::NoSuchRoom(room.to_string()))
+    }
+
     /// Checks that `id` may moderate `room`: a member and an operator of it (or a
     /// server operator, member or not).
     pub(super) fn check_moderator(&self, id: MemberId, room: &str) -> Result<&Room, ChatError> {
-        let r = self
-            .rooms
-            .get(&fold(room))
-            .ok_or_else(|| ChatError::NoSuchRoom(room.to_string()))?;
+        let r = self.existing_room(room)?;
         let oper = self.members.get(&id).is_some_and(|m| m.oper);
         if !r.contains(id) && !oper {
             return Err(ChatError::NotInRoom(r.name.to_string()));
@@ -155,18 +156,7 @@ impl<E> Chat<E> {
         let (by, userhost) = (member.nick.clone(), member.userhost.clone());
         let name = self.check_moderator(id, room)?.name.clone();
         let mut errors = Vec::new();
-        let mut applied = String::new();
-        let mut args: Vec<Rc<str>> = Vec::new();
-        let mut sign = ' ';
-        let mut note = |on: bool, c: char, arg: Option<Rc<str>>| {
-            let s = if on { '+' } else { '-' };
-            if s != sign {
-                applied.push(s);
-                sign = s;
-            }
-            applied.push(c);
-            args.extend(arg);
-        };
+        let mut applied = Applied::default();
         for ch in changes {
             // Status changes need the member's id before the room is borrowed.
             let who = match ch {
@@ -183,79 +173,12 @@ impl<E> Chat<E> {
             let Some(r) = self.rooms.get_mut(&fold(room)) else {
                 break;
             };
-            match ch {
-                ModeChange::Op(on, _) | ModeChange::Voice(on, _) => {
-                    let Some((mid, mnick)) = who else { continue };
-                    let Some(entry) = r.seq.get_mut(&mid) else {
-                        errors.push(ChatError::TargetNotInRoom(
-                            mnick.to_string(),
-                            name.to_string(),
-                        ));
-                        continue;
-                    };
-                    let (flag, c) = match ch {
-                        ModeChange::Op(..) => (&mut entry.1.op, 'o'),
-                        _ => (&mut entry.1.voice, 'v'),
-                    };
-                    if *flag != *on {
-                        *flag = *on;
-                        note(*on, c, Some(mnick));
-                    }
-                }
-                ModeChange::TopicLock(on)
-                | ModeChange::NoExternal(on)
-                | ModeChange::Moderated(on)
-                | ModeChange::Secret(on)
-                | ModeChange::InviteOnly(on) => {
-                    let (flag, c) = match ch {
-                        ModeChange::TopicLock(_) => (&mut r.modes.topic_lock, 't'),
-                        ModeChange::NoExternal(_) => (&mut r.modes.no_external, 'n'),
-                        ModeChange::Moderated(_) => (&mut r.modes.moderated, 'm'),
-                        ModeChange::Secret(_) => (&mut r.modes.secret, 's'),
-                        _ => (&mut r.modes.invite_only, 'i'),
-                    };
-                    if *flag != *on {
-                        *flag = *on;
-                        note(*on, c, None);
-                    }
-                }
-                ModeChange::Key(Some(k)) => {
-                    let k: Rc<str> = k.as_str().into();
-                    r.modes.key = Some(k.clone());
-                    note(true, 'k', Some(k));
-                }
-                ModeChange::Key(None) => {
-                    if let Some(k) = r.modes.key.take() {
-                        note(false, 'k', Some(k));
-                    }
-                }
-                ModeChange::Limit(Some(l)) => {
-                    r.modes.limit = Some(*l);
-                    note(true, 'l', Some(l.to_string().into()));
-                }
-                ModeChange::Limit(None) => {
-                    if r.modes.limit.take().is_some() {
-                        note(false, 'l', None);
-                    }
-                }
-                ModeChange::Ban(true, mask) => {
-                    if !r.bans.iter().any(|b| fold(b) == fold(mask)) && r.bans.len() < max_bans {
-                        let m: Rc<str> = mask.as_str().into();
-                        r.bans.push(m.clone());
-                        note(true, 'b', Some(m));
-                    }
-                }
-                ModeChange::Ban(false, mask) => {
-                    let before = r.bans.len();
-                    r.bans.retain(|b| fold(b) != fold(mask));
-                    if r.bans.len() != before {
-                        note(false, 'b', Some(mask.as_str().into()));
-                    }
-                }
+            if let Err(e) = apply_mode(r, ch, who, max_bans, &mut applied) {
+                errors.push(e);
             }
         }
         let mut out = Outcome::default();
-        if !applied.is_empty() {
+        if !applied.changes.is_empty() {
             let to = self
                 .rooms
                 .get(&fold(room))
@@ -267,8 +190,8 @@ impl<E> Chat<E> {
                     room: name,
                     by,
                     userhost,
-                    changes: applied.into(),
-                    args,
+                    changes: applied.changes.into(),
+                    args: applied.args,
                 },
             );
         }
@@ -291,10 +214,7 @@ impl<E> Chat<E> {
         let victim = self
             .find(target)
             .ok_or_else(|| ChatError::NoSuchNick(target.to_string()))?;
-        let r = self
-            .rooms
-            .get(&fold(room))
-            .ok_or_else(|| ChatError::NoSuchRoom(room.to_string()))?;
+        let r = self.existing_room(room)?;
         if !r.contains(id) {
             return Err(ChatError::NotInRoom(r.name.to_string()));
         }
@@ -320,5 +240,127 @@ impl<E> Chat<E> {
         let mut out = Outcome::default();
         out.push(vec![vid], event);
         Ok(out)
+    }
+}
+
+/// The mode changes that took effect, as IRC shows them (`+o-v` and their arguments).
+#[derive(Default)]
+struct Applied {
+    changes: String,
+    args: Vec<Rc<str>>,
+    sign: Option<char>,
+}
+
+impl Applied {
+    fn note(&mut self, on: bool, c: char, arg: Option<Rc<str>>) {
+        let s = if on { '+' } else { '-' };
+        if self.sign != Some(s) {
+            self.changes.push(s);
+            self.sign = Some(s);
+        }
+        self.changes.push(c);
+        self.args.extend(arg);
+    }
+}
+
+/// Applies one mode change to room `r`, noting it in `applied` if it changed
+/// anything. `who` is the member an `o`/`v` change is about (looked up by the caller);
+/// one not in the room is an error.
+fn apply_mode(
+    r: &mut Room,
+    ch: &ModeChange,
+    who: Option<(MemberId, Rc<str>)>,
+    max_bans: usize,
+    applied: &mut Applied,
+) -> Result<(), ChatError> {
+    match ch {
+        ModeChange::Op(on, _) | ModeChange::Voice(on, _) => {
+            let Some((mid, mnick)) = who else {
+                return Ok(());
+            };
+            let Some(entry) = r.seq.get_mut(&mid) else {
+                return Err(ChatError::TargetNotInRoom(
+                    mnick.to_string(),
+                    r.name.to_string(),
+                ));
+            };
+            let (flag, c) = match ch {
+                ModeChange::Op(..) => (&mut entry.1.op, 'o'),
+                _ => (&mut entry.1.voice, 'v'),
+            };
+            if *flag != *on {
+                *flag = *on;
+                applied.note(*on, c, Some(mnick));
+            }
+        }
+        ModeChange::TopicLock(on)
+        | ModeChange::NoExternal(on)
+        | ModeChange::Moderated(on)
+        | ModeChange::Secret(on)
+        | ModeChange::InviteOnly(on) => {
+            let (flag, c) = match ch {
+                ModeChange::TopicLock(_) => (&mut r.modes.topic_lock, 't'),
+                ModeChange::NoExternal(_) => (&mut r.modes.no_external, 'n'),
+                ModeChange::Moderated(_) => (&mut r.modes.moderated, 'm'),
+                ModeChange::Secret(_) => (&mut r.modes.secret, 's'),
+                _ => (&mut r.modes.invite_only, 'i'),
+            };
+            if *flag != *on {
+                *flag = *on;
+                applied.note(*on, c, None);
+            }
+        }
+        ModeChange::Key(k) => apply_key(r, k.as_deref(), applied),
+        ModeChange::Limit(l) => apply_limit(r, *l, applied),
+        ModeChange::Ban(on, mask) => apply_ban(r, *on, mask, max_bans, applied),
+    }
+    Ok(())
+}
+
+/// `+k KEY` and `-k`.
+fn apply_key(r: &mut Room, key: Option<&str>, applied: &mut Applied) {
+    match key {
+        Some(k) => {
+            let k: Rc<str> = k.into();
+            r.modes.key = Some(k.clone());
+            applied.note(true, 'k', Some(k));
+        }
+        None => {
+            if let Some(k) = r.modes.key.take() {
+                applied.note(false, 'k', Some(k));
+            }
+        }
+    }
+}
+
+/// `+l N` and `-l`.
+fn apply_limit(r: &mut Room, limit: Option<usize>, applied: &mut Applied) {
+    match limit {
+        Some(l) => {
+            r.modes.limit = Some(l);
+            applied.note(true, 'l', Some(l.to_string().into()));
+        }
+        None => {
+            if r.modes.limit.take().is_some() {
+                applied.note(false, 'l', None);
+            }
+        }
+    }
+}
+
+/// `+b MASK` (at most `max_bans`, no duplicates) and `-b MASK`.
+fn apply_ban(r: &mut Room, on: bool, mask: &str, max_bans: usize, applied: &mut Applied) {
+    if on {
+        if !r.bans.iter().any(|b| fold(b) == fold(mask)) && r.bans.len() < max_bans {
+            let m: Rc<str> = mask.into();
+            r.bans.push(m.clone());
+            applied.note(true, 'b', Some(m));
+        }
+    } else {
+        let before = r.bans.len();
+        r.bans.retain(|b| fold(b) != fold(mask));
+        if r.bans.len() != before {
+            applied.note(false, 'b', Some(mask.into()));
+        }
     }
 }

@@ -2,10 +2,10 @@ use super::*;
 use std::time::{Duration, Instant};
 
 fn chat() -> Chat<()> {
-    Chat::new(CoreConfig {
+    Chat::new(ChatLimits {
         history: 3,
         max_rooms: 3,
-        ..CoreConfig::default()
+        ..ChatLimits::default()
     })
 }
 

@@ -26,23 +26,33 @@ impl IrcClient {
             }
             return true;
         }
-        let mut keys = msg
+        let keys: Vec<&str> = msg
             .params
             .get(1)
-            .map(|k| k.split(','))
-            .into_iter()
-            .flatten();
-        for chan in msg.params[0].split(',').filter(|c| !c.is_empty()) {
-            let key = keys.next().filter(|k| !k.is_empty());
+            .map_or_else(Vec::new, |k| k.split(',').collect());
+        self.each_channel(conn, msg.params[0], |this, conn, i, room| {
+            let key = keys.get(i).copied().filter(|k| !k.is_empty());
+            let out = this.hub.borrow_mut().chat.join_with_key(me, room, key);
+            this.deliver(conn, out, "JOIN");
+        });
+        true
+    }
+
+    /// Runs `f` for each `#channel` of a comma-separated list, with the channel's
+    /// position in the list (empty entries skipped) and its name without `#`; any
+    /// other name gets 403.
+    fn each_channel(
+        &mut self,
+        conn: &mut Conn<'_, '_>,
+        list: &str,
+        mut f: impl FnMut(&mut Self, &mut Conn<'_, '_>, usize, &str),
+    ) {
+        for (i, chan) in list.split(',').filter(|c| !c.is_empty()).enumerate() {
             match chan.strip_prefix('#') {
-                Some(room) => {
-                    let out = self.hub.borrow_mut().chat.join_with_key(me, room, key);
-                    self.deliver(conn, out, "JOIN");
-                }
+                Some(room) => f(self, conn, i, room),
                 None => self.numeric(conn, 403, &format!("{chan} :No such channel")),
             }
         }
-        true
     }
 
     pub(super) fn irc_part(&mut self, conn: &mut Conn<'_, '_>, msg: &IrcMessage<'_>) -> bool {
@@ -51,15 +61,10 @@ impl IrcClient {
             return true;
         }
         let reason = msg.params.get(1).copied();
-        for chan in msg.params[0].split(',').filter(|c| !c.is_empty()) {
-            match chan.strip_prefix('#') {
-                Some(room) => {
-                    let out = self.hub.borrow_mut().chat.part(me, room, reason);
-                    self.deliver(conn, out, "PART");
-                }
-                None => self.numeric(conn, 403, &format!("{chan} :No such channel")),
-            }
-        }
+        self.each_channel(conn, msg.params[0], |this, conn, _, room| {
+            let out = this.hub.borrow_mut().chat.part(me, room, reason);
+            this.deliver(conn, out, "PART");
+        });
         true
     }
 

@@ -31,7 +31,40 @@ impl IrcClient {
             self.numeric(conn, 329, &format!("#{name} {}", info.created));
             return;
         };
-        let mut params = args[1..].iter().copied();
+        let (changes, list_bans) = self.mode_changes(conn, spec, &args[1..]);
+        if list_bans {
+            let mut s = String::new();
+            for b in &info.bans {
+                self.push_numeric(&mut s, 367, &format!("#{name} {b}"));
+            }
+            self.push_numeric(&mut s, 368, &format!("#{name} :End of channel ban list"));
+            write_irc(conn, &s);
+        }
+        if changes.is_empty() {
+            return;
+        }
+        let res = self.hub.borrow_mut().chat.set_modes(me, room, &changes);
+        match res {
+            Ok((out, errors)) => {
+                for e in &errors {
+                    self.chat_error(conn, e, "MODE");
+                }
+                self.hub.borrow().deliver(&out, conn);
+            }
+            Err(e) => self.chat_error(conn, &e, "MODE"),
+        }
+    }
+
+    /// Parses a channel `MODE` spec and its parameters into at most [`MAX_MODES`]
+    /// changes (472 for an unknown letter); `true` if a `b` without a mask asked for
+    /// the ban list.
+    fn mode_changes(
+        &self,
+        conn: &mut Conn<'_, '_>,
+        spec: &str,
+        args: &[&str],
+    ) -> (Vec<ModeChange>, bool) {
+        let mut params = args.iter().copied();
         let mut plus = true;
         let mut changes = Vec::new();
         let mut list_bans = false;
@@ -84,27 +117,7 @@ impl IrcClient {
                 changes.push(change);
             }
         }
-        if list_bans {
-            let mut s = String::new();
-            for b in &info.bans {
-                self.push_numeric(&mut s, 367, &format!("#{name} {b}"));
-            }
-            self.push_numeric(&mut s, 368, &format!("#{name} :End of channel ban list"));
-            write_irc(conn, &s);
-        }
-        if changes.is_empty() {
-            return;
-        }
-        let res = self.hub.borrow_mut().chat.set_modes(me, room, &changes);
-        match res {
-            Ok((out, errors)) => {
-                for e in &errors {
-                    self.chat_error(conn, e, "MODE");
-                }
-                self.hub.borrow().deliver(&out, conn);
-            }
-            Err(e) => self.chat_error(conn, &e, "MODE"),
-        }
+        (changes, list_bans)
     }
 
     pub(super) fn user_mode(&mut self, conn: &mut Conn<'_, '_>, nick: &str, spec: Option<&str>) {

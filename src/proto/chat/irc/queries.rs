@@ -179,24 +179,33 @@ impl IrcClient {
         true
     }
 
+    /// `show` of each member named in `msg`'s parameters (space-separated too), for
+    /// the first `max` names; names nobody has are skipped (`USERHOST`, `ISON`).
+    fn each_present(
+        &self,
+        msg: &IrcMessage<'_>,
+        max: usize,
+        show: impl Fn(&Member<Endpoint>) -> String,
+    ) -> Vec<String> {
+        let hub = self.hub.borrow();
+        msg.params
+            .iter()
+            .flat_map(|p| p.split(' '))
+            .take(max)
+            .filter_map(|n| hub.chat.find(n))
+            .map(show)
+            .collect()
+    }
+
     pub(super) fn irc_userhost(&mut self, conn: &mut Conn<'_, '_>, msg: &IrcMessage<'_>) -> bool {
         if !self.need(conn, msg, 1) {
             return true;
         }
-        let found: Vec<String> = {
-            let hub = self.hub.borrow();
-            msg.params
-                .iter()
-                .flat_map(|p| p.split(' '))
-                .take(5)
-                .filter_map(|n| hub.chat.find(n))
-                .map(|m| {
-                    let oper = if m.oper { "*" } else { "" };
-                    let away = if m.away.is_some() { '-' } else { '+' };
-                    format!("{}{oper}={away}{}", m.nick, m.userhost)
-                })
-                .collect()
-        };
+        let found = self.each_present(msg, 5, |m| {
+            let oper = if m.oper { "*" } else { "" };
+            let away = if m.away.is_some() { '-' } else { '+' };
+            format!("{}{oper}={away}{}", m.nick, m.userhost)
+        });
         self.numeric(conn, 302, &format!(":{}", found.join(" ")));
         true
     }
@@ -205,15 +214,7 @@ impl IrcClient {
         if !self.need(conn, msg, 1) {
             return true;
         }
-        let found: Vec<String> = {
-            let hub = self.hub.borrow();
-            msg.params
-                .iter()
-                .flat_map(|p| p.split(' '))
-                .filter_map(|n| hub.chat.find(n))
-                .map(|m| m.nick.to_string())
-                .collect()
-        };
+        let found = self.each_present(msg, usize::MAX, |m| m.nick.to_string());
         self.numeric(conn, 303, &format!(":{}", found.join(" ")));
         true
     }

@@ -209,6 +209,17 @@ impl IrcClient {
             conn.cancel_timer(t);
         }
         log::info!("chat: {} is {nick} (irc)", conn.peer());
+        self.welcome(conn, &nick, &userhost);
+        let autojoin = self.hub.borrow().cfg.irc_autojoin;
+        if autojoin {
+            let out = self.hub.borrow_mut().chat.join(id, LOBBY);
+            self.deliver(conn, out, "JOIN");
+        }
+        true
+    }
+
+    /// The welcome burst: 001-005, then `LUSERS` and the MOTD.
+    fn welcome(&self, conn: &mut Conn<'_, '_>, nick: &str, userhost: &str) {
         let (srv, created, network) = {
             let h = self.hub.borrow();
             (
@@ -234,12 +245,6 @@ impl IrcClient {
         write_irc(conn, &s);
         self.lusers(conn);
         self.motd(conn);
-        let autojoin = self.hub.borrow().cfg.irc_autojoin;
-        if autojoin {
-            let out = self.hub.borrow_mut().chat.join(id, LOBBY);
-            self.deliver(conn, out, "JOIN");
-        }
-        true
     }
 
     /// RPL_ISUPPORT (005): what this server does, truthfully.

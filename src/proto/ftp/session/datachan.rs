@@ -1,5 +1,5 @@
-//! The data channel: passive listeners, active connects, and the transfer that waits
-//! for the connection (`Chan`, `Xfer`).
+//! The data channel: `PASV`, `EPSV`, `PORT`/`EPRT`, passive listeners, active
+//! connects, and the transfer that waits for the connection (`Chan`, `Xfer`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -8,7 +8,11 @@ use crate::net::{Conn, PeerAddr};
 use crate::proto::ftp::data::{connect_active, Job, PassiveListener, ToControl, ToData};
 use crate::reactor::HandlerId;
 
-use super::{err, Chan, Res, Session, Xfer, XFER_TARGET};
+use crate::proto::ftp::command::{self, Command, EpsvArg, Verb};
+use crate::proto::ftp::data::same_host;
+use crate::proto::ftp::store::show;
+
+use super::{err, Chan, Res, Session, Xfer, ACCESS_TARGET, XFER_TARGET};
 
 impl Session {
     /// Tears down the data channel (listener, connect or connection) and forgets
@@ -88,18 +92,16 @@ impl Session {
             return err(450, "A transfer is already in progress.");
         }
         self.rest = 0;
+        let xfer = Xfer {
+            verb,
+            path,
+            started: Instant::now(),
+            job: Some(job),
+            opening,
+        };
         match self.chan {
-            Chan::None => err(425, "Use PORT, EPRT, PASV or EPSV first."),
-            Chan::Passive(_) | Chan::Connecting(_) => {
-                self.xfer = Some(Xfer {
-                    verb,
-                    path,
-                    started: Instant::now(),
-                    job: Some(job),
-                    opening,
-                });
-                Ok(())
-            }
+            Chan::None => return err(425, "Use PORT, EPRT, PASV or EPSV first."),
+            Chan::Passive(_) | Chan::Connecting(_) => self.xfer = Some(xfer),
             Chan::Active(addr) => {
                 let me = conn.id();
                 let id = connect_active(
@@ -114,27 +116,14 @@ impl Session {
                 .map_err(|e| (425, format!("Cannot open data connection: {e}.")))?;
                 self.chan = Chan::Connecting(id);
                 self.arm_setup(conn);
-                self.xfer = Some(Xfer {
-                    verb,
-                    path,
-                    started: Instant::now(),
-                    job: Some(job),
-                    opening,
-                });
-                Ok(())
+                self.xfer = Some(xfer);
             }
             Chan::Connected(id) => {
-                self.xfer = Some(Xfer {
-                    verb,
-                    path,
-                    started: Instant::now(),
-                    job: Some(job),
-                    opening,
-                });
+                self.xfer = Some(xfer);
                 self.start_xfer(conn, id);
-                Ok(())
             }
         }
+        Ok(())
     }
 
     /// The data connection is up and a transfer waits: go.
@@ -216,5 +205,105 @@ impl Session {
                 self.last_active = Instant::now();
             }
         }
+    }
+
+    pub(super) fn cmd_pasv(&mut self, conn: &mut Conn<'_, '_>) -> Res {
+        if self.epsv_all {
+            return err(503, "Only EPSV is allowed after EPSV ALL.");
+        }
+        let addr = self.open_passive(conn)?;
+        let IpAddr::V4(ip) = addr.ip().to_canonical() else {
+            self.drop_chan(conn);
+            return err(425, "PASV works on IPv4 only; use EPSV.");
+        };
+        let o = ip.octets();
+        let (p1, p2) = (addr.port() >> 8, addr.port() & 0xff);
+        self.send(
+            conn,
+            227,
+            format!(
+                "Entering Passive Mode ({},{},{},{},{p1},{p2}).",
+                o[0], o[1], o[2], o[3]
+            ),
+        );
+        Ok(())
+    }
+
+    pub(super) fn cmd_epsv(&mut self, conn: &mut Conn<'_, '_>, arg: &[u8]) -> Res {
+        let Some(a) = command::parse_epsv(arg) else {
+            return err(501, "Bad EPSV argument.");
+        };
+        match a {
+            EpsvArg::All => {
+                self.epsv_all = true;
+                self.send(conn, 200, "EPSV ALL ok.");
+                return Ok(());
+            }
+            EpsvArg::Proto(p) => {
+                let v6 = self.local_ip(conn)?.to_canonical().is_ipv6();
+                if (p == 1 && v6) || (p == 2 && !v6) || !(1..=2).contains(&p) {
+                    return err(
+                        522,
+                        if v6 {
+                            "Network protocol not supported, use (2)"
+                        } else {
+                            "Network protocol not supported, use (1)"
+                        },
+                    );
+                }
+            }
+            EpsvArg::Any => {}
+        }
+        let addr = self.open_passive(conn)?;
+        self.send(
+            conn,
+            229,
+            format!("Entering Extended Passive Mode (|||{}|).", addr.port()),
+        );
+        Ok(())
+    }
+
+    /// `PORT` and `EPRT`: the data connection goes to the client's own address.
+    pub(super) fn cmd_port(&mut self, conn: &mut Conn<'_, '_>, cmd: &Command) -> Res {
+        let arg = cmd.arg.as_slice();
+        if self.epsv_all {
+            return err(503, "Only EPSV is allowed after EPSV ALL.");
+        }
+        let addr = if cmd.verb == Verb::Port {
+            command::parse_port(arg)
+        } else {
+            command::parse_eprt(arg)
+        };
+        let Some(addr) = addr else {
+            if cmd.verb == Verb::Eprt {
+                let bad_proto = arg.get(1).is_some_and(|&b| b != b'1' && b != b'2');
+                if bad_proto {
+                    return err(522, "Network protocol not supported, use (1,2)");
+                }
+            }
+            return err(501, "Bad address syntax.");
+        };
+        let ok = self.peer_ip().is_some_and(|p| same_host(p, addr.ip()));
+        if !ok || addr.port() < 1024 {
+            log::warn!(
+                target: ACCESS_TARGET,
+                "{} {} refused {} {addr} (not the client's address, or a privileged port)",
+                self.peer_str(),
+                self.user(),
+                show(&cmd.name)
+            );
+            return err(
+                501,
+                "Rejected: data connections go to your own address only (RFC 2577).",
+            );
+        }
+        self.drop_chan(conn);
+        self.chan = Chan::Active(addr);
+        self.send(
+            conn,
+            200,
+            format!("{} command successful.", show(&cmd.name)),
+        );
+        Ok(())
     }
 }

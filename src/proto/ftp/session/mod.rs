@@ -9,10 +9,11 @@
 //!
 //! # Where things are
 //! This file holds the session state, the line reader and the [`Protocol`] glue;
-//! `dispatch` maps a parsed command to its handler; `login` (`USER`, `PASS`, the
-//! failed-login delay), `navigation` (paths, `CWD`, listings, `STAT`), `transfer`
-//! (`RETR`, `STOR`, ...) and `datachan` (passive and active data connections) hold
-//! the handlers.
+//! `dispatch` maps a parsed command to its `cmd_*` method (one a command); `login`
+//! (`USER`, `PASS`, the failed-login delay), `navigation` (paths, `CWD`, listings,
+//! `STAT`), `files` (`MKD`, `DELE`, renames, ...), `transfer` (`RETR`, `STOR`, `ABOR`,
+//! `TYPE`, ...) and `datachan` (`PASV`, `PORT`, passive and active data connections)
+//! hold them.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -33,6 +34,7 @@ use crate::reactor::{HandlerId, TimerId};
 
 mod datachan;
 mod dispatch;
+mod files;
 mod login;
 mod navigation;
 mod transfer;

@@ -1,13 +1,15 @@
-//! File transfer commands: `RETR`, and `STOR`/`APPE`/`STOU`.
+//! File transfer commands: `RETR`, `STOR`/`APPE`/`STOU`, `ABOR`, and the transfer
+//! parameters `TYPE`, `MODE`, `STRU`, `REST`.
 
 use std::rc::Rc;
 
 use crate::net::Conn;
 use crate::proto::ftp::data::Job;
-use crate::proto::ftp::jail::{self};
+use crate::proto::ftp::jail;
 use crate::proto::ftp::store::{show, Upload, UploadMode};
 
-use super::{err, io_err, path_err, Res, Session};
+use super::{err, io_err, path_err, Res, Session, XFER_TARGET};
+use crate::proto::ftp::command;
 
 impl Session {
     pub(super) fn cmd_retr(&mut self, conn: &mut Conn<'_, '_>, arg: &[u8]) -> Res {
@@ -94,5 +96,89 @@ impl Session {
             ascii: self.ascii,
         };
         self.begin(conn, verb, show(&v), job, opening.into_bytes())
+    }
+
+    pub(super) fn cmd_type(&mut self, conn: &mut Conn<'_, '_>, arg: &[u8]) -> Res {
+        let a = arg.trim_ascii().to_ascii_uppercase();
+        let parts: Vec<&[u8]> = a.split(|&b| b == b' ').filter(|p| !p.is_empty()).collect();
+        match parts.as_slice() {
+            [b"A"] | [b"A", b"N"] => {
+                self.ascii = true;
+                self.send(conn, 200, "Switching to ASCII mode.");
+            }
+            [b"I"] | [b"L", b"8"] => {
+                self.ascii = false;
+                self.send(conn, 200, "Switching to Binary mode.");
+            }
+            [] => return err(501, "TYPE needs an argument."),
+            _ => return err(504, "Type not supported."),
+        }
+        Ok(())
+    }
+
+    pub(super) fn cmd_mode(&mut self, conn: &mut Conn<'_, '_>, arg: &[u8]) -> Res {
+        let unsupported = "Only stream mode (S) is supported.";
+        self.only_choice(conn, arg, "MODE", b"S", "Mode set to S.", unsupported)
+    }
+
+    pub(super) fn cmd_stru(&mut self, conn: &mut Conn<'_, '_>, arg: &[u8]) -> Res {
+        let unsupported = "Only file structure (F) is supported.";
+        self.only_choice(conn, arg, "STRU", b"F", "Structure set to F.", unsupported)
+    }
+
+    /// A parameter with one supported value (`MODE S`, `STRU F`): 200 `done` for it,
+    /// 501 without an argument, 504 `unsupported` for anything else.
+    fn only_choice(
+        &mut self,
+        conn: &mut Conn<'_, '_>,
+        arg: &[u8],
+        name: &str,
+        value: &[u8],
+        done: &str,
+        unsupported: &str,
+    ) -> Res {
+        match arg.trim_ascii().to_ascii_uppercase().as_slice() {
+            a if a == value => {
+                self.send(conn, 200, done);
+                Ok(())
+            }
+            b"" => err(501, format!("{name} needs an argument.")),
+            _ => err(504, unsupported),
+        }
+    }
+
+    pub(super) fn cmd_rest(&mut self, conn: &mut Conn<'_, '_>, arg: &[u8]) -> Res {
+        let Some(n) = command::parse_rest(arg) else {
+            return err(501, "REST needs a byte offset.");
+        };
+        self.rest = n;
+        self.send(conn, 350, format!("Restart position accepted ({n})."));
+        Ok(())
+    }
+
+    pub(super) fn cmd_abor(&mut self, conn: &mut Conn<'_, '_>) -> Res {
+        if self.xfer.is_some() {
+            let started = self.xfer.as_ref().is_some_and(|x| x.job.is_none());
+            let x = self.xfer.take();
+            self.drop_chan(conn);
+            if let Some(x) = x {
+                log::info!(
+                    target: XFER_TARGET,
+                    "{} {} {} {} aborted",
+                    self.peer_str(),
+                    self.user(),
+                    x.verb,
+                    x.path
+                );
+            }
+            if started {
+                self.send(conn, 426, "Connection closed; transfer aborted.");
+            }
+            self.send(conn, 226, "Abort successful.");
+        } else {
+            self.drop_chan(conn);
+            self.send(conn, 225, "No transfer to abort.");
+        }
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rustc_hash::FxHashMap;
 
@@ -50,8 +50,31 @@ impl FileInfo {
 
 #[derive(Debug)]
 pub(super) struct CacheEntry {
-    pub(super) checked: Instant,
+    /// Trusted without a check before this (the last check plus
+    /// [`FileOptions::revalidate`](super::FileOptions::revalidate); `None`: past the
+    /// clock's range, always).
+    fresh_until: Option<Instant>,
     pub(super) info: Rc<FileInfo>,
+}
+
+impl CacheEntry {
+    /// An entry for `info`, checked at `now`.
+    fn new(info: Rc<FileInfo>, now: Instant, revalidate: Duration) -> CacheEntry {
+        CacheEntry {
+            fresh_until: now.checked_add(revalidate),
+            info,
+        }
+    }
+
+    /// Whether the entry may be used without a check at `now`.
+    pub(super) fn is_fresh(&self, now: Instant) -> bool {
+        self.fresh_until.is_none_or(|t| now < t)
+    }
+
+    /// The file was found unchanged at `now`.
+    pub(super) fn checked(&mut self, now: Instant, revalidate: Duration) {
+        self.fresh_until = now.checked_add(revalidate);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -143,7 +166,7 @@ impl FileService {
         cache.open += open;
         cache
             .map
-            .insert(key.into(), CacheEntry { checked: now, info });
+            .insert(key.into(), CacheEntry::new(info, now, self.opts.revalidate));
     }
 
     pub(super) fn forget(&self, key: &str) {

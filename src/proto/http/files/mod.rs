@@ -268,10 +268,8 @@ impl FileService {
         // A path that is a fresh entry's key as it stands needs no more checking: keys
         // are sanitized paths in normal form, which sanitize to themselves.
         if method != "OPTIONS" {
-            let hit = self.cache.borrow().map.get(path).and_then(|e| {
-                (now.saturating_duration_since(e.checked) < self.opts.revalidate)
-                    .then(|| e.info.clone())
-            });
+            let hit = (self.cache.borrow().map.get(path))
+                .and_then(|e| e.is_fresh(now).then(|| e.info.clone()));
             if let Some(info) = hit {
                 return self.respond(req, &info);
             }
@@ -289,12 +287,8 @@ impl FileService {
             };
         }
         let key = cache_key(path, &segs, trailing);
-        let cached = self.cache.borrow().map.get(key.as_ref()).map(|e| {
-            (
-                now.saturating_duration_since(e.checked) < self.opts.revalidate,
-                e.info.clone(),
-            )
-        });
+        let cached =
+            (self.cache.borrow().map.get(key.as_ref())).map(|e| (e.is_fresh(now), e.info.clone()));
         match cached {
             Some((true, info)) => self.respond(req, &info),
             stale => self.serve_located(req, &key, (&segs, trailing), stale.map(|c| c.1), now),
@@ -329,7 +323,7 @@ impl FileService {
                 if let Some(info) = stale {
                     if info.same(&canon, &meta) {
                         if let Some(e) = self.cache.borrow_mut().map.get_mut(key) {
-                            e.checked = now;
+                            e.checked(now, self.opts.revalidate);
                         }
                         return self.respond(req, &info);
                     }
