@@ -26,6 +26,7 @@ mod buffer;
 mod listener;
 mod multi;
 mod ratelimit;
+mod readbuf;
 mod stream;
 mod udp;
 
@@ -34,6 +35,7 @@ pub use buffer::OutBuf;
 pub use listener::{Factory, ListenConfig, Listener};
 pub use multi::{AcceptStrategy, PoolListener, UnknownStrategy};
 pub use ratelimit::WarnLimit;
+pub use readbuf::READ_BUFFER_SIZE;
 pub use stream::{notify, write_to, Conn, Protocol, Stream, StreamConfig};
 pub use udp::{send_via, udp_socket, DatagramProtocol, DatagramSocket, Datagrams, UdpConfig};
 

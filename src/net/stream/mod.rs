@@ -1,6 +1,6 @@
 //! A buffered stream connection (TCP or Unix) driving a [`Protocol`].
 //!
-//! * Input: read into the reactor's shared buffer and handed to
+//! * Input: read into the thread's shared read buffer (`net::readbuf`) and handed to
 //!   [`Protocol::data_received`]; nothing is kept per connection.
 //! * Output: [`Conn::write`] appends to the connection's [`OutBuf`] and asks for one
 //!   flush after the event batch, so many writes in one batch cost one `send`.
