@@ -72,7 +72,6 @@ pub struct LoopState {
     pub(super) config: Config,
     pub(super) now: Instant,
     pub(super) remote: Arc<Mutex<Vec<RemoteCall>>>,
-    pub(super) scratch: Vec<u8>,
     /// Cached from the backend's capabilities: asked on every read and write.
     pub(super) edge: bool,
     /// Panics contained so far.
