@@ -115,7 +115,12 @@ impl OutBuf {
         send: impl FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
     ) -> io::Result<(usize, usize)> {
         let count = self.chunk_count().min(MAX_IOV);
-        let (taken, offered) = if count <= STACK_IOV {
+        let (taken, offered) = if count == 1 {
+            // The common case (one coalesced tail: a small response): no array of
+            // `STACK_IOV` slices to fill (1 KiB of stores per flush).
+            let one = self.first_slice();
+            (send(&[IoSlice::new(one)])?, one.len())
+        } else if count <= STACK_IOV {
             let mut iov = [IoSlice::new(&[]); STACK_IOV];
             let k = self.io_slices(&mut iov);
             let offered = iov[..k].iter().map(|s| s.len()).sum();
