@@ -9,7 +9,7 @@
 //!
 //! Which calls: waits (`select`, `poll`, `epoll_wait`, and the waits of the `mio` and
 //! `polling` adapters, where only `EINTR` applies), stream reads (`recv`), writes
-//! (`send`, `sendfile`) and `accept4`. The waker and signal pipes, UDP
+//! (`send`, `sendmsg`, `sendfile`) and `accept4`. The waker and signal pipes, UDP
 //! (which goes through `std`) and file opening are not touched.
 //!
 //! What the faults model, and where they are realistic:
@@ -42,7 +42,7 @@ pub enum Op {
     Wait,
     /// A stream read (`recv`).
     Read,
-    /// A stream write (`send`, `sendfile`).
+    /// A stream write (`send`, `sendmsg`, `sendfile`).
     Write,
     /// `accept4`.
     Accept,
