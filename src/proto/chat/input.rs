@@ -29,7 +29,7 @@ pub(crate) fn peer_host(peer: &PeerAddr) -> String {
 
 /// Decodes a received line: UTF-8 (lossy), control characters neutralised.
 pub(crate) fn decode(line: &[u8]) -> String {
-    crate::proto::chat::core::sanitize(&String::from_utf8_lossy(line))
+    crate::proto::chat::state::sanitize(&String::from_utf8_lossy(line))
 }
 
 /// What the flood gate says about one line.

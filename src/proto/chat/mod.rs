@@ -1,8 +1,8 @@
-//! A chat server: one core (nicknames, rooms, membership, history) and three front
+//! A chat server: one chat state (nicknames, rooms, membership, history) and three front
 //! ends sharing it, so a person on `nc`, a person in an IRC client and a classroom UDP
 //! client talk in the same rooms.
 //!
-//! * [`core`]: the pure chat logic ([`Chat`]), unit-tested without sockets. Each
+//! * [`state`]: the pure chat logic ([`Chat`]), unit-tested without sockets. Each
 //!   operation returns the events to deliver and to whom.
 //! * [`mod@line`]: the line protocol for `nc` and `telnet` ([`LINE_HELP`] lists its
 //!   commands).
@@ -23,16 +23,16 @@
 //! ([`ChatConfig::irc_autojoin`] puts them in the lobby too). Line and UDP users are in
 //! one room at a time (a line user kicked from it is in none until it joins one); IRC
 //! users may join several. Whoever creates a room (not the lobby) is its operator;
-//! operators and modes are the core's, so they bind every front end alike.
+//! operators and modes are the chat state's, so they bind every front end alike.
 //!
 //! # Delivery
-//! The core lives in one [`Hub`] per server, owned by the [`ChatServer`] (an `Rc` the
-//! connections share; the reactor is single-threaded). A connection asks the core for
+//! The chat state lives in one [`Hub`] per server, owned by the [`ChatServer`] (an `Rc` the
+//! connections share; the reactor is single-threaded). A connection asks the chat state for
 //! an [`Outcome`] and delivers it through the reactor by handler id: stream members get
 //! bytes queued with [`Conn::write_to`] (flushed once per event batch, so a backlog of
 //! messages to one recipient costs one `send`), UDP members a datagram through
 //! [`send_via`]. Each event is rendered once per front-end syntax, not per recipient.
-//! Delivery never calls back into a protocol, so the core is never borrowed twice.
+//! Delivery never calls back into a protocol, so the chat state is never borrowed twice.
 //!
 //! # Robustness
 //! * Lines are at most [`ChatConfig::max_line`] bytes (IRC: [`ChatConfig::irc_max_line`]);
@@ -95,13 +95,13 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-pub mod core;
 pub mod irc;
 pub mod line;
 mod render;
+pub mod state;
 pub mod udp;
 
-pub use self::core::{
+pub use self::state::{
     Chat, ChatError, ChatLimits, Event, MemberId, ModeChange, MsgKind, Outcome, RoomModes, Status,
     TokenBucket, LOBBY,
 };
@@ -175,7 +175,7 @@ impl Endpoint {
     }
 }
 
-/// What every front end of one server shares: the chat core and the settings.
+/// What every front end of one server shares: the chat state and the settings.
 #[derive(Debug)]
 pub struct Hub {
     /// The chat.
@@ -326,7 +326,7 @@ impl Hub {
     }
 }
 
-/// A chat server: the shared core, and the front ends to put on a reactor.
+/// A chat server: the shared chat state, and the front ends to put on a reactor.
 #[derive(Clone, Debug)]
 pub struct ChatServer {
     hub: Rc<RefCell<Hub>>,
@@ -414,7 +414,7 @@ impl ChatServer {
         self.hub.borrow().chat.len()
     }
 
-    /// Runs `f` on the chat core (for inspection and tests).
+    /// Runs `f` on the chat state (for inspection and tests).
     pub fn with_chat<R>(&self, f: impl FnOnce(&Chat<Endpoint>) -> R) -> R {
         f(&self.hub.borrow().chat)
     }

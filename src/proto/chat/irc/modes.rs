@@ -1,7 +1,7 @@
 //! Modes and server operators: `MODE` (channel and user), `OPER`, `KILL`, `WALLOPS`.
 
 use crate::net::Conn;
-use crate::proto::chat::core::ModeChange;
+use crate::proto::chat::state::ModeChange;
 use crate::proto::chat::Endpoint;
 
 use super::{write_irc, IrcClient, IrcMessage, Killed};
