@@ -7,9 +7,11 @@
 //! every other client receives every message. Over a fixed window it measures deliveries per second
 //! (messages received, summed over all clients), the delivery latency (each message
 //! carries its send time in nanoseconds since an `Instant` shared by all clients, which
-//! live in this one process), the server's memory (`VmRSS`, `VmHWM`), its CPU time per
-//! delivery (`utime + stime`), its write syscalls per delivery (this crate's counters;
-//! with `--strace` also `strace -c -f` for every contender), and lost messages.
+//! live in this one process), the server's memory (`VmRSS`, `VmHWM`), its server CPU per
+//! delivery (on-CPU time from `/proc/PID/task/*/schedstat`, the one server-CPU metric of
+//! every bench: `benches/common/procfs.rs`), its write syscalls per delivery (this
+//! crate's counters; with `--strace` also `strace -c -f` for every contender), and lost
+//! messages.
 //!
 //! Contenders: this crate's chat server on each backend (a child process: this binary
 //! re-executed in the hidden `--serve BACKEND` mode, configured like

@@ -13,6 +13,9 @@ use crate::report::{render_table, Cell, HEADER};
 use crate::server::ngircd_config;
 use crate::ROOM;
 
+/// A group of checks; `check(name, ok)` records one.
+type Group = fn(&mut dyn FnMut(&str, bool));
+
 pub fn self_test() -> i32 {
     let mut failed = 0;
     let mut check = |name: &str, ok: bool| {
@@ -21,7 +24,28 @@ pub fn self_test() -> i32 {
             failed += 1;
         }
     };
-    // IRC lines.
+    let groups: [Group; 6] = [
+        irc_lines,
+        stamps,
+        ngircd_configuration,
+        harness_and_proc,
+        table_rendering,
+        arguments,
+    ];
+    for group in groups {
+        group(&mut check);
+    }
+    if failed == 0 {
+        println!("self-test: all checks passed");
+        0
+    } else {
+        println!("self-test: {failed} check(s) failed");
+        1
+    }
+}
+
+/// IRC lines.
+fn irc_lines(check: &mut dyn FnMut(&str, bool)) {
     let (p, c, r) = split_irc(":a!u@h PRIVMSG #lobby :rlb 2 1 7 123\r\n");
     check(
         "split prefixed line",
@@ -41,7 +65,10 @@ pub fn self_test() -> i32 {
         c == "366" && r.contains(ROOM) && trailing(r) == "End of NAMES list",
     );
     check("empty line", split_irc("") == (None, "", ""));
-    // Stamps.
+}
+
+/// Stamps.
+fn stamps(check: &mut dyn FnMut(&str, bool)) {
     let s = Stamp {
         phase: 2,
         sender: 3,
@@ -69,7 +96,10 @@ pub fn self_test() -> i32 {
         "number too long",
         decimal(b"99999999999999999999").is_none(),
     );
-    // ngircd configuration.
+}
+
+/// ngircd configuration.
+fn ngircd_configuration(check: &mut dyn FnMut(&str, bool)) {
     let conf = ngircd_config(16667, Path::new("/tmp/x"));
     for key in [
         "[Global]",
@@ -95,7 +125,10 @@ pub fn self_test() -> i32 {
         conf.find("[Global]") < conf.find("[Limits]")
             && conf.find("[Limits]") < conf.find("[Options]"),
     );
-    // The shared harness: protocol, statistics, tables; /proc parsing.
+}
+
+/// The shared harness: protocol, statistics, tables; /proc parsing.
+fn harness_and_proc(check: &mut dyn FnMut(&str, bool)) {
     for bad in common::server::self_check() {
         check(bad, false);
     }
@@ -131,7 +164,10 @@ pub fn self_test() -> i32 {
         "busy pct",
         busy_pct(&[(10, 50)], &[(60, 150)]) == vec![50.0],
     );
-    // Table rendering.
+}
+
+/// Table rendering.
+fn table_rendering(check: &mut dyn FnMut(&str, bool)) {
     let mut cells = BTreeMap::new();
     let sample = |d: f64, lost: u64| Sample {
         deliveries_per_sec: d,
@@ -190,7 +226,10 @@ pub fn self_test() -> i32 {
             .iter()
             .all(|l| l.matches(" | ").count() == HEADER.len() - 1),
     );
-    // Arguments.
+}
+
+/// Arguments.
+fn arguments(check: &mut dyn FnMut(&str, bool)) {
     let parse = |a: &[&str]| parse_args(a.iter().map(|s| s.to_string()).collect());
     check(
         "no args: self-test",
@@ -227,11 +266,4 @@ pub fn self_test() -> i32 {
         "senders < clients",
         parse(&["--clients", "4", "--senders", "4"]).is_err(),
     );
-    if failed == 0 {
-        println!("self-test: all checks passed");
-        0
-    } else {
-        println!("self-test: {failed} check(s) failed");
-        1
-    }
 }
