@@ -145,10 +145,7 @@ impl Protocol for Half {
                 backend: None,
                 max_other_output: self.max_other_output.clone(),
             };
-            match conn
-                .reactor()
-                .connect_tcp(addr, Duration::from_secs(5), back)
-            {
+            match conn.connect_tcp(addr, Duration::from_secs(5), back) {
                 Ok(id) => self.other = Some(id),
                 Err(_) => conn.close(),
             }

@@ -72,7 +72,7 @@ impl LineClient {
 
     /// Handles one line; `false` stops reading the rest of the input (closing).
     fn line(&mut self, conn: &mut Conn<'_, '_>, line: Line<'_>) -> bool {
-        match self.flood.check(conn.reactor().now()) {
+        match self.flood.check(conn.now()) {
             Gate::Pass => {}
             Gate::DropAndWarn => {
                 let cfg = &self.hub.borrow().cfg;

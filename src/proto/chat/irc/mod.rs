@@ -241,7 +241,7 @@ impl IrcClient {
             m.command.eq_ignore_ascii_case("PING") || m.command.eq_ignore_ascii_case("PONG")
         });
         if !keepalive {
-            match self.flood.check(conn.reactor().now()) {
+            match self.flood.check(conn.now()) {
                 Gate::Pass => {}
                 Gate::DropAndWarn => {
                     let (burst, rate) = {

@@ -293,12 +293,7 @@ impl IrcClient {
             }
             Endpoint::Datagram { sock, addr } => {
                 let mut hub = self.hub.borrow_mut();
-                crate::net::send_via(
-                    conn.reactor(),
-                    sock,
-                    format!("Bye {nick} ({reason})").as_bytes(),
-                    addr,
-                );
+                conn.send_via(sock, format!("Bye {nick} ({reason})").as_bytes(), addr);
                 let out = hub.chat.quit(vid, &reason);
                 hub.deliver(&out, conn);
             }
