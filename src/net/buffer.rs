@@ -103,7 +103,7 @@ impl OutBuf {
         n
     }
 
-    /// Offers the first pending bytes (at most 1024 chunks, `MAX_IOV`) to `send` as
+    /// Offers the first pending bytes (at most `MAX_IOV`, 1024, chunks) to `send` as
     /// slices, in order, and consumes what it took. Returns `(taken, offered)`:
     /// `taken < offered` is a short write (the socket is full).
     ///
