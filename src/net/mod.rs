@@ -199,7 +199,7 @@ pub trait Listen {
     ///     }
     ///     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
     ///         self.0.borrow_mut().extend_from_slice(data);
-    ///         conn.reactor().stop();
+    ///         conn.stop_reactor();
     ///     }
     /// }
     ///
