@@ -29,9 +29,12 @@
 //! The chat state lives in one [`Hub`] per server, owned by the [`ChatServer`] (an `Rc` the
 //! connections share; the reactor is single-threaded). A connection asks the chat state for
 //! an [`Outcome`] and delivers it through the reactor by handler id: stream members get
-//! bytes queued with [`Conn::write_to`] (flushed once per event batch, so a backlog of
-//! messages to one recipient costs one `send`), UDP members a datagram through
-//! [`send_via`]. Each event is rendered once per front-end syntax, not per recipient.
+//! the bytes queued by reference with [`Conn::write_shared_to`] (each event is rendered
+//! once per front-end syntax into one shared [`Bytes`], not per recipient, and never
+//! copied per recipient; flushed once per event batch, so a backlog of messages to one
+//! recipient costs one gathered `sendmsg`), UDP members a datagram through
+//! [`send_via`]. Per-recipient renderings (IRCv3 tags, personal events) are copied
+//! with [`Conn::write_to`].
 //! Delivery never calls back into a protocol, so the chat state is never borrowed twice.
 //!
 //! # Robustness
