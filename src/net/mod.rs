@@ -26,6 +26,7 @@ mod buffer;
 mod listener;
 mod multi;
 mod ratelimit;
+mod readbuf;
 mod stream;
 mod udp;
 
@@ -34,6 +35,7 @@ pub use buffer::OutBuf;
 pub use listener::{Factory, ListenConfig, Listener};
 pub use multi::{AcceptStrategy, PoolListener, UnknownStrategy};
 pub use ratelimit::WarnLimit;
+pub use readbuf::READ_BUFFER_SIZE;
 pub use stream::{notify, write_shared_to, write_to, Conn, Protocol, Stream, StreamConfig};
 pub use udp::{send_via, udp_socket, DatagramProtocol, DatagramSocket, Datagrams, UdpConfig};
 
@@ -199,7 +201,7 @@ pub trait Listen {
     ///     }
     ///     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
     ///         self.0.borrow_mut().extend_from_slice(data);
-    ///         conn.reactor().stop();
+    ///         conn.stop_reactor();
     ///     }
     /// }
     ///

@@ -17,9 +17,8 @@ use super::output::Data;
 use super::state::{Idle, StreamTransport};
 use super::{Protocol, StreamConfig};
 use crate::net::Listen;
-use crate::selector::Backend;
-
 use crate::reactor::{Ctx, HandlerId, TimerId};
+use crate::selector::Backend;
 use crate::sys::socket::{self, PeerAddr};
 
 /// What a protocol sees of its connection (and, through it, of the reactor).
