@@ -15,7 +15,11 @@
 //! re-executed in the hidden `--serve BACKEND` mode, configured like
 //! `examples/chat_server.rs` but with the flood limit lifted) and ngIRCd (`ngircd -n`
 //! with a generated configuration; `MaxPenaltyTime = 0` turns its flood penalties off).
-//! The server runs pinned to CPU 0, the clients (one thread, mio) to CPU 1.
+//! The server runs pinned to CPU 0, the clients to CPU 1: `--client-threads` threads
+//! (default 2), each with its own mio poll, its share of the receivers and of the
+//! senders (client `i` in thread `i % threads`) and the shared sending schedule, so one
+//! thread's reading does not delay the other's sending (on more cores they spread over
+//! CPUs 1, 2, ...).
 //!
 //! `-- --help` lists the options; with no argument at all (as `cargo test --benches`
 //! runs it) the binary runs its self-test.
@@ -26,6 +30,7 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -67,6 +72,8 @@ struct Options {
     duration: Duration,
     warmup: Duration,
     rounds: usize,
+    /// Client threads (fleets), each with its share of receivers and senders.
+    client_threads: usize,
     contenders: Vec<String>,
     strace: bool,
     quick: bool,
@@ -82,6 +89,7 @@ impl Default for Options {
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
             rounds: 3,
+            client_threads: 2,
             contenders: ALL.iter().map(|s| s.to_string()).collect(),
             strace: false,
             quick: false,
@@ -126,6 +134,9 @@ struct Args {
     /// Rounds; contenders alternate within each (default 3).
     #[arg(long)]
     rounds: Option<usize>,
+    /// Client threads, each with its share of the clients and senders (default 2).
+    #[arg(long)]
+    client_threads: Option<usize>,
     /// Contenders (default: all).
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(ALL))]
     contenders: Vec<String>,
@@ -175,6 +186,7 @@ fn parse_args(args: Vec<String>) -> Result<Mode, String> {
     }
     o.clients = a.clients.unwrap_or(o.clients);
     o.rounds = a.rounds.unwrap_or(o.rounds);
+    o.client_threads = a.client_threads.unwrap_or(o.client_threads);
     o.duration = a.duration.unwrap_or(o.duration);
     o.warmup = a.warmup.unwrap_or(o.warmup);
     if o.clients < 2 || o.senders == 0 || o.senders >= o.clients {
@@ -185,6 +197,9 @@ fn parse_args(args: Vec<String>) -> Result<Mode, String> {
     }
     if o.rounds == 0 || o.duration.is_zero() {
         return Err("--rounds and --duration must be positive".into());
+    }
+    if o.client_threads == 0 || o.client_threads > 16 {
+        return Err("--client-threads must be in 1..=16".into());
     }
     if o.duration > Duration::from_secs(600) || o.clients > 20_000 || o.rounds > 50 {
         return Err("bounds: --duration <= 600, --clients <= 20000, --rounds <= 50".into());
@@ -433,7 +448,9 @@ fn try_ngircd(bin: &Path, dir: &Path, cpu: Option<usize>) -> Result<Daemon, Stri
 }
 
 // ---------------------------------------------------------------------------------
-// The clients: one thread, mio, every socket.
+// The clients: `--client-threads` fleets (default 2), each with its own mio poll and its
+// own thread for every step (join, settle, phase). Client `i` lives in fleet
+// `i % threads`, so each fleet has its share of the receivers and of the senders.
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum St {
@@ -445,13 +462,16 @@ enum St {
 }
 
 struct Client {
+    /// The client's number across all fleets (its nickname is `b{id}`; senders are
+    /// `0..senders`).
+    id: usize,
     sock: TcpStream,
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
     state: St,
 }
 
-/// What one sending phase measured, client side.
+/// What one sending phase measured, client side (every fleet together).
 #[derive(Debug, Default, Clone)]
 struct PhaseOut {
     sent: u64,
@@ -466,15 +486,67 @@ struct PhaseOut {
     p99_us: Option<f64>,
     max_us: Option<f64>,
     window: Duration,
+    /// CPU time of every client thread, summed.
     client_cpu: Duration,
 }
 
+/// What one fleet measured in a phase; [`Fleets::phase`] adds them up.
+struct FleetOut {
+    in_window: u64,
+    /// Deliveries per `[sender][seq]` received by this fleet's clients.
+    got: Vec<Vec<u32>>,
+    self_echo: u64,
+    hist: Histogram<u64>,
+    window: Duration,
+    client_cpu: Duration,
+}
+
+/// One phase's plan, shared by every fleet's thread.
+struct PhasePlan {
+    phase: u32,
+    senders: usize,
+    rate: f64,
+    duration: Duration,
+    /// When message 0 is due (the same instant for every fleet).
+    t0: Instant,
+    /// Messages sent so far, per sender (each fleet counts its own senders').
+    sent: Vec<AtomicU64>,
+    /// Fleets done sending (a fleet's drain ends only once all are).
+    done: AtomicUsize,
+    fleets: usize,
+}
+
+impl PhasePlan {
+    /// Messages in the phase, all senders together (message `j` is sender
+    /// `j % senders`'s number `j / senders`).
+    fn total(&self) -> u64 {
+        ((self.rate * self.duration.as_secs_f64()).round() as u64).max(1)
+    }
+
+    fn per_sender(&self) -> usize {
+        self.total().div_ceil(self.senders as u64) as usize
+    }
+
+    fn all_sent(&self) -> bool {
+        self.done.load(Ordering::SeqCst) >= self.fleets
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000_000, 3).expect("histogram bounds")
+}
+
 struct Fleet {
+    /// This fleet's number and how many there are: it holds clients `index`,
+    /// `index + threads`, ...
+    index: usize,
+    threads: usize,
     poll: Poll,
     events: Events,
     clients: Vec<Client>,
     addr: SocketAddr,
     explicit_join: bool,
+    /// Shared by every fleet: stamps are sent by one fleet and read by another.
     epoch: Instant,
     scratch: Vec<u8>,
     last_rx: Instant,
@@ -490,27 +562,42 @@ struct Fleet {
 const IO_BUF: usize = 64 * 1024;
 
 impl Fleet {
-    fn new(addr: SocketAddr, explicit_join: bool, senders: usize) -> io::Result<Fleet> {
+    fn new(
+        addr: SocketAddr,
+        explicit_join: bool,
+        epoch: Instant,
+        index: usize,
+        threads: usize,
+    ) -> io::Result<Fleet> {
         Ok(Fleet {
+            index,
+            threads,
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
             clients: Vec::new(),
             addr,
             explicit_join,
-            epoch: Instant::now(),
+            epoch,
             scratch: vec![0; IO_BUF],
             last_rx: Instant::now(),
             phase: u32::MAX,
             window_open: false,
             in_window: 0,
-            got: vec![Vec::new(); senders],
+            got: Vec::new(),
             self_echo: 0,
-            hist: Histogram::new_with_bounds(1, 120_000_000_000, 3).expect("histogram bounds"),
+            hist: new_histogram(),
         })
     }
 
-    fn nick(i: usize) -> String {
-        format!("b{i}")
+    fn nick(id: usize) -> String {
+        format!("b{id}")
+    }
+
+    /// The index in `clients` of client `id`, if it lives in this fleet.
+    fn local(&self, id: usize) -> Option<usize> {
+        (id % self.threads == self.index)
+            .then_some(id / self.threads)
+            .filter(|&i| i < self.clients.len())
     }
 
     fn now_ns(&self) -> u64 {
@@ -527,27 +614,33 @@ impl Fleet {
     fn dead(&self) -> Vec<(usize, String)> {
         self.clients
             .iter()
-            .enumerate()
-            .filter_map(|(i, c)| match &c.state {
-                St::Dead(why) => Some((i, why.clone())),
+            .filter_map(|c| match &c.state {
+                St::Dead(why) => Some((c.id, why.clone())),
                 _ => None,
             })
             .collect()
     }
 
-    /// Connects and registers `n` clients, at most `wave` registering at once; every
-    /// one must be in the room before `limit`.
+    /// This fleet's share of clients `0..n`.
+    fn share(&self, n: usize) -> usize {
+        (self.index..n).step_by(self.threads).count()
+    }
+
+    /// Connects and registers this fleet's share of clients `0..n`, at most `wave`
+    /// registering at once; every one must be in the room before `limit`.
     fn join_all(&mut self, n: usize, wave: usize, limit: Duration) -> Result<Duration, String> {
         let t0 = Instant::now();
         let deadline = t0 + limit;
+        let mine = self.share(n);
         loop {
-            while self.clients.len() < n && self.pending() < wave {
+            while self.clients.len() < mine && self.pending() < wave {
                 let i = self.clients.len();
                 let sock = TcpStream::connect(self.addr).map_err(|e| format!("connect: {e}"))?;
                 // The senders' lines must not wait for Nagle (a real client's would, but
                 // the latency measured is the server's).
                 let _ = sock.set_nodelay(true);
                 let mut c = Client {
+                    id: self.index + i * self.threads,
                     sock,
                     rbuf: Vec::new(),
                     wbuf: Vec::new(),
@@ -571,13 +664,14 @@ impl Fleet {
                     self.clients.len()
                 ));
             }
-            if self.clients.len() == n && self.pending() == 0 {
+            if self.clients.len() == mine && self.pending() == 0 {
                 return Ok(t0.elapsed());
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "after {limit:?}: {} of {n} clients connected, {} still registering",
+                    "after {limit:?}: {} of {mine} clients of fleet {} connected, {} still registering",
                     self.clients.len(),
+                    self.index,
                     self.pending()
                 ));
             }
@@ -650,7 +744,7 @@ impl Fleet {
                 continue;
             }
             if writable {
-                let nick = Self::nick(i);
+                let nick = Self::nick(self.clients[i].id);
                 let c = &mut self.clients[i];
                 if c.state == St::Connecting {
                     match c.sock.take_error() {
@@ -756,7 +850,7 @@ impl Fleet {
         if s.phase != self.phase {
             return;
         }
-        if s.sender as usize == i {
+        if s.sender as usize == self.clients[i].id {
             self.self_echo += 1;
             return;
         }
@@ -800,9 +894,206 @@ impl Fleet {
         }
     }
 
+    /// Sends this fleet's senders' share of `plan` (message `j` goes out at
+    /// `t0 + j / rate`), counts deliveries while sending (the window), then drains
+    /// until every delivery to this fleet arrived or none came for `stall` (at most
+    /// `drain_limit`).
+    fn phase(&mut self, plan: &PhasePlan) -> Result<FleetOut, String> {
+        self.phase = plan.phase;
+        self.got = vec![vec![0; plan.per_sender()]; plan.senders];
+        self.self_echo = 0;
+        self.in_window = 0;
+        self.hist.reset();
+        let cpu0 = thread_cpu();
+        self.window_open = true;
+        let sent = self.send_window(plan);
+        // Counted even on failure: the other fleets' drains wait for every fleet.
+        plan.done.fetch_add(1, Ordering::SeqCst);
+        self.window_open = false;
+        let window = sent?;
+        self.drain(plan)?;
+        let client_cpu = thread_cpu().saturating_sub(cpu0);
+        let dead = self.dead();
+        if let Some((i, why)) = dead.first() {
+            return Err(format!(
+                "{} clients disconnected during the phase (client {i}: {why})",
+                dead.len()
+            ));
+        }
+        Ok(FleetOut {
+            in_window: self.in_window,
+            got: std::mem::take(&mut self.got),
+            self_echo: self.self_echo,
+            hist: self.hist.clone(),
+            window,
+            client_cpu,
+        })
+    }
+
+    /// The first message at or after `j` that one of this fleet's senders sends
+    /// (`plan.total()` if none).
+    fn next_own(&self, j: u64, plan: &PhasePlan) -> u64 {
+        let senders = plan.senders as u64;
+        (j..j + senders)
+            .find(|&k| self.local((k % senders) as usize).is_some())
+            .map_or(plan.total(), |k| k.min(plan.total()))
+    }
+
+    /// The sending window; returns its length.
+    fn send_window(&mut self, plan: &PhasePlan) -> Result<Duration, String> {
+        let total = plan.total();
+        let senders = plan.senders as u64;
+        let interval = Duration::from_secs_f64(1.0 / plan.rate);
+        let due = |j: u64| plan.t0 + interval.mul_f64(j as f64);
+        let end = plan.t0 + plan.duration;
+        let mut j = self.next_own(0, plan);
+        loop {
+            let now = Instant::now();
+            while j < total && due(j) <= now {
+                let sender = (j % senders) as usize;
+                let s = Stamp {
+                    phase: plan.phase,
+                    sender: sender as u32,
+                    seq: (j / senders) as u32,
+                    nanos: self.now_ns(),
+                };
+                let line = format!("PRIVMSG {ROOM} :{}\r\n", s.encode());
+                if let Some(i) = self.local(sender) {
+                    self.queue(i, line.as_bytes());
+                }
+                plan.sent[sender].fetch_add(1, Ordering::SeqCst);
+                j = self.next_own(j + 1, plan);
+            }
+            if now >= end {
+                break;
+            }
+            let next = if j < total { due(j).min(end) } else { end };
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50));
+            self.pump(wait).map_err(|e| format!("poll: {e}"))?;
+        }
+        Ok(plan.t0.elapsed())
+    }
+
+    /// Deliveries this fleet's clients should get for what was sent: every message
+    /// reaches every client but its sender.
+    fn expected(&self, plan: &PhasePlan) -> u64 {
+        let n = self.clients.len() as u64;
+        plan.sent
+            .iter()
+            .enumerate()
+            .map(|(s, c)| c.load(Ordering::SeqCst) * (n - u64::from(self.local(s).is_some())))
+            .sum()
+    }
+
+    fn received(&self) -> u64 {
+        self.got.iter().flatten().map(|&c| c as u64).sum()
+    }
+
+    /// Reads until every fleet is done sending and every delivery to this fleet
+    /// arrived, or nothing came for 3 s; a server that fell behind has a backlog of up
+    /// to the whole window to drain.
+    fn drain(&mut self, plan: &PhasePlan) -> Result<(), String> {
+        let drain_limit = Instant::now() + Duration::from_secs(15).max(plan.duration * 2);
+        let stall = Duration::from_secs(3);
+        self.last_rx = Instant::now();
+        loop {
+            if (plan.all_sent() && self.received() >= self.expected(plan))
+                || Instant::now() > drain_limit
+                || self.last_rx.elapsed() > stall
+            {
+                return Ok(());
+            }
+            self.pump(Duration::from_millis(20))
+                .map_err(|e| format!("poll: {e}"))?;
+        }
+    }
+}
+
+/// Every client, in `threads` fleets; each step runs every fleet on its own thread
+/// (pinned to its CPU) and waits for all.
+struct Fleets {
+    fleets: Vec<Fleet>,
+    cpus: Vec<Option<usize>>,
+    clients: usize,
+}
+
+impl Fleets {
+    /// `cpus`: one entry per client thread (its length is the thread count).
+    fn new(addr: SocketAddr, explicit_join: bool, cpus: &[Option<usize>]) -> io::Result<Fleets> {
+        let epoch = Instant::now();
+        let threads = cpus.len().max(1);
+        let fleets = (0..threads)
+            .map(|k| Fleet::new(addr, explicit_join, epoch, k, threads))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Fleets {
+            fleets,
+            cpus: cpus.to_vec(),
+            clients: 0,
+        })
+    }
+
+    /// Runs `f` on every fleet, each on its own thread, calling `tick` about every
+    /// 250 ms meanwhile; the first error wins.
+    fn each<T: Send>(
+        &mut self,
+        f: impl Fn(&mut Fleet) -> Result<T, String> + Sync,
+        tick: &mut dyn FnMut(),
+    ) -> Result<Vec<T>, String> {
+        let f = &f;
+        let cpus = &self.cpus;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .fleets
+                .iter_mut()
+                .enumerate()
+                .map(|(k, fleet)| {
+                    let cpu = cpus.get(k).copied().flatten();
+                    s.spawn(move || {
+                        if let Some(c) = cpu {
+                            pin_to(c);
+                        }
+                        f(fleet)
+                    })
+                })
+                .collect();
+            let mut last = Instant::now();
+            while !handles.iter().all(|h| h.is_finished()) {
+                std::thread::sleep(Duration::from_millis(5));
+                if last.elapsed() >= Duration::from_millis(250) {
+                    last = Instant::now();
+                    tick();
+                }
+            }
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a client thread panicked".into()))
+                })
+                .collect()
+        })
+    }
+
+    /// Connects and registers clients `0..n` (each fleet its share, at most `wave`
+    /// registering at once in all); returns when the last fleet is done.
+    fn join_all(&mut self, n: usize, wave: usize, limit: Duration) -> Result<Duration, String> {
+        self.clients = n;
+        let wave = wave.div_ceil(self.fleets.len()).max(1);
+        let t = self.each(|f| f.join_all(n, wave, limit), &mut || {})?;
+        Ok(t.into_iter().max().unwrap_or_default())
+    }
+
+    fn settle(&mut self, quiet: Duration, limit: Duration) -> Result<(), String> {
+        self.each(|f| f.settle(quiet, limit), &mut || {})
+            .map(|_| ())
+    }
+
     /// Sends `rate` messages per second for `duration` from clients `0..senders`
-    /// (interleaved), counts deliveries while sending (the window), then drains until
-    /// every delivery arrived or none came for `stall` (at most `drain_limit`).
+    /// (interleaved; each fleet sends for its own senders on a shared schedule),
+    /// counts deliveries while sending (the window, `on_tick` about every 250 ms), then
+    /// drains until every delivery arrived or none came for 3 s.
     fn phase(
         &mut self,
         phase: u32,
@@ -811,111 +1102,58 @@ impl Fleet {
         duration: Duration,
         on_tick: &mut dyn FnMut(),
     ) -> Result<PhaseOut, String> {
-        let n = self.clients.len() as u64;
-        let total = ((rate * duration.as_secs_f64()).round() as u64).max(1);
-        let per_sender = total.div_ceil(senders as u64) as usize;
-        self.phase = phase;
-        self.got = vec![vec![0; per_sender]; senders];
-        self.self_echo = 0;
-        self.in_window = 0;
-        self.hist.reset();
-        let interval = Duration::from_secs_f64(1.0 / rate);
-        let cpu0 = thread_cpu();
-        let t0 = Instant::now();
-        let end = t0 + duration;
-        self.window_open = true;
-        let mut j: u64 = 0;
-        let mut last_tick = t0;
-        loop {
-            let now = Instant::now();
-            while j < total && t0 + interval.mul_f64(j as f64) <= now {
-                let sender = (j % senders as u64) as usize;
-                let s = Stamp {
-                    phase,
-                    sender: sender as u32,
-                    seq: (j / senders as u64) as u32,
-                    nanos: self.now_ns(),
-                };
-                let line = format!("PRIVMSG {ROOM} :{}\r\n", s.encode());
-                self.queue(sender, line.as_bytes());
-                j += 1;
-            }
-            if now >= end {
-                break;
-            }
-            if now.duration_since(last_tick) >= Duration::from_millis(250) {
-                last_tick = now;
+        let plan = PhasePlan {
+            phase,
+            senders,
+            rate,
+            duration,
+            // A moment ahead, so every thread is up when the first message is due.
+            t0: Instant::now() + Duration::from_millis(2),
+            sent: (0..senders).map(|_| AtomicU64::new(0)).collect(),
+            done: AtomicUsize::new(0),
+            fleets: self.fleets.len(),
+        };
+        let end = plan.t0 + duration;
+        let mut tick = || {
+            if Instant::now() < end {
                 on_tick();
             }
-            let next = if j < total {
-                (t0 + interval.mul_f64(j as f64)).min(end)
-            } else {
-                end
-            };
-            let wait = next
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(50));
-            self.pump(wait).map_err(|e| format!("poll: {e}"))?;
-        }
-        let window = t0.elapsed();
-        self.window_open = false;
-        let in_window = self.in_window;
-        // Drain.
-        let expected = j * (n - 1);
-        // A server that fell behind has a backlog of up to the whole window to drain.
-        let drain_limit = Instant::now() + Duration::from_secs(15).max(duration * 2);
-        let stall = Duration::from_secs(3);
-        self.last_rx = Instant::now();
-        loop {
-            let received: u64 = self.got.iter().flatten().map(|&c| c as u64).sum();
-            if received >= expected
-                || Instant::now() > drain_limit
-                || self.last_rx.elapsed() > stall
-            {
-                break;
-            }
-            self.pump(Duration::from_millis(20))
-                .map_err(|e| format!("poll: {e}"))?;
-        }
-        let client_cpu = thread_cpu().saturating_sub(cpu0);
-        let received: u64 = self.got.iter().flatten().map(|&c| c as u64).sum();
-        let mut lost = 0;
-        for (sender, v) in self.got.iter().enumerate() {
-            for (seq, &c) in v.iter().enumerate() {
-                let idx = (seq * senders + sender) as u64;
-                if idx < j {
-                    lost += (n - 1).saturating_sub(c as u64);
+        };
+        let outs = self.each(|f| f.phase(&plan), &mut tick)?;
+        let n = self.clients as u64;
+        let mut got = vec![vec![0u32; plan.per_sender()]; senders];
+        let mut hist = new_histogram();
+        let mut out = PhaseOut::default();
+        for o in &outs {
+            for (acc, v) in got.iter_mut().zip(&o.got) {
+                for (a, c) in acc.iter_mut().zip(v) {
+                    *a += c;
                 }
             }
+            let _ = hist.add(&o.hist);
+            out.in_window += o.in_window;
+            out.self_echo += o.self_echo;
+            out.window = out.window.max(o.window);
+            out.client_cpu += o.client_cpu;
         }
-        let q = |x: f64| {
-            (!self.hist.is_empty()).then(|| self.hist.value_at_quantile(x) as f64 / 1000.0)
-        };
-        let dead = self.dead();
-        if let Some((i, why)) = dead.first() {
-            return Err(format!(
-                "{} clients disconnected during the phase (client {i}: {why}); {lost} deliveries lost",
-                dead.len()
-            ));
+        let sent: Vec<u64> = plan.sent.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+        out.sent = sent.iter().sum();
+        out.expected = out.sent * (n - 1);
+        out.received = got.iter().flatten().map(|&c| c as u64).sum();
+        for (v, &s) in got.iter().zip(&sent) {
+            out.lost += v
+                .iter()
+                .take(s as usize)
+                .map(|&c| (n - 1).saturating_sub(c as u64))
+                .sum::<u64>();
         }
-        Ok(PhaseOut {
-            sent: j,
-            in_window,
-            received,
-            expected,
-            lost,
-            self_echo: self.self_echo,
-            p50_us: q(0.5),
-            p99_us: q(0.99),
-            max_us: (!self.hist.is_empty()).then(|| self.hist.max() as f64 / 1000.0),
-            window,
-            client_cpu,
-        })
+        let q = |x: f64| (!hist.is_empty()).then(|| hist.value_at_quantile(x) as f64 / 1000.0);
+        out.p50_us = q(0.5);
+        out.p99_us = q(0.99);
+        out.max_us = (!hist.is_empty()).then(|| hist.max() as f64 / 1000.0);
+        Ok(out)
     }
 }
-
-// ---------------------------------------------------------------------------------
-// One measurement: a server, the fleet, warm-up, the window.
 
 #[derive(Debug, Clone, Default)]
 struct Sample {
@@ -978,6 +1216,8 @@ impl Sample {
 struct Bench {
     o: Options,
     server_cpu: Option<usize>,
+    /// One entry per client thread: the CPU it is pinned to.
+    client_cpus: Vec<Option<usize>>,
     work: PathBuf,
 }
 
@@ -995,7 +1235,7 @@ impl Bench {
         // Every contender's clients JOIN #lobby themselves after 001: chat_server, like
         // every IRC server, no longer joins IRC clients anywhere (--irc-autojoin).
         let mut fleet =
-            Fleet::new(srv.addr(), true, o.senders).map_err(|e| format!("poll: {e}"))?;
+            Fleets::new(srv.addr(), true, &self.client_cpus).map_err(|e| format!("poll: {e}"))?;
         let join_limit = Duration::from_secs(30 + o.clients as u64 / 20);
         let joined_in = fleet.join_all(o.clients, 50, join_limit)?;
         fleet.settle(Duration::from_millis(300), Duration::from_secs(60))?;
@@ -1170,6 +1410,8 @@ fn render_table(order: &[String], cells: &BTreeMap<String, Cell>) -> String {
 }
 
 fn run(o: Options) -> i32 {
+    // Counted before this thread is pinned (which narrows what it may use).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (server_cpu, client_cpu) = common::os::two_cpus();
     let limit = raise_nofile();
     if limit < (o.clients as u64 + 64) {
@@ -1208,6 +1450,15 @@ fn run(o: Options) -> i32 {
         eprintln!("chat bench: {}: {e}", work.display());
         return 2;
     }
+    // The client threads share the CPUs the server does not use (on 2 cores: CPU 1).
+    let client_cpus: Vec<Option<usize>> = (0..o.client_threads)
+        .map(|k| client_cpu.map(|c| c + k % cores.saturating_sub(c).max(1)))
+        .collect();
+    let client_cpu_count = {
+        let mut v: Vec<Option<usize>> = client_cpus.clone();
+        v.dedup();
+        v.len().max(1)
+    };
     let machine = env::machine_info();
     // Other load on the machine skews every number here: say so.
     let j0 = cpu_jiffies();
@@ -1220,9 +1471,14 @@ fn run(o: Options) -> i32 {
     }
     println!("# Chat fan-out benchmark\n");
     println!(
-        "machine: {machine}; server pinned to CPU {}, clients to CPU {}",
+        "machine: {machine}; server pinned to CPU {}, clients ({} thread(s)) to CPU {}",
         server_cpu.map_or("-".into(), |c| c.to_string()),
-        client_cpu.map_or("-".into(), |c| c.to_string())
+        o.client_threads,
+        client_cpus
+            .iter()
+            .map(|c| c.map_or("-".into(), |c| c.to_string()))
+            .collect::<Vec<_>>()
+            .join(",")
     );
     println!(
         "workload: {} IRC clients in {ROOM}, {} senders, {} msgs/s in all ({:.0} deliveries/s offered), window {:?} after {:?} warm-up, {} round(s){}",
@@ -1241,6 +1497,7 @@ fn run(o: Options) -> i32 {
     let bench = Bench {
         o: o.clone(),
         server_cpu,
+        client_cpus: client_cpus.clone(),
         work: work.clone(),
     };
     let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
@@ -1267,8 +1524,11 @@ fn run(o: Options) -> i32 {
                         s.client_cpu_pct,
                         s.machine_busy_pct
                     );
-                    if s.client_cpu_pct > 90.0 {
-                        eprintln!("  warning: the client thread was {:.0}% busy: it may be the bottleneck", s.client_cpu_pct);
+                    if s.client_cpu_pct > 90.0 * client_cpu_count as f64 {
+                        eprintln!(
+                            "  warning: the client threads were {:.0}% busy on {client_cpu_count} CPU(s): they may be the bottleneck",
+                            s.client_cpu_pct
+                        );
                     }
                     cell.samples.push(s);
                 }
@@ -1401,12 +1661,14 @@ the CPU-per-delivery ratio {} says what the capacity would be; raise --rate to s
         "machine": machine,
         "server_cpu": server_cpu,
         "client_cpu": client_cpu,
+        "client_cpus": client_cpus,
         "ngircd_version": ngircd_version,
         "busy_pct_per_cpu_before_run": idle_busy,
         "options": {
             "clients": o.clients, "senders": o.senders, "rate": o.rate,
             "duration_secs": o.duration.as_secs_f64(), "warmup_secs": o.warmup.as_secs_f64(),
             "rounds": o.rounds, "strace": strace_ok, "quick": o.quick,
+            "client_threads": o.client_threads,
         },
         "contenders": contenders.iter().map(|n| {
             let c = cells.get(n);
@@ -1646,6 +1908,12 @@ fn self_test() -> i32 {
         parse(&["--contenders", "nginx"]).is_err(),
     );
     check("bad rate", parse(&["--rate", "0"]).is_err());
+    check(
+        "client threads",
+        matches!(parse(&["--client-threads", "3"]), Ok(Mode::Bench(o)) if o.client_threads == 3)
+            && matches!(parse(&["--quick"]), Ok(Mode::Bench(o)) if o.client_threads == 2)
+            && parse(&["--client-threads", "0"]).is_err(),
+    );
     check(
         "senders < clients",
         parse(&["--clients", "4", "--senders", "4"]).is_err(),

@@ -1,66 +1,191 @@
-//! The output buffer of a connection.
+//! The output buffer of a connection: a queue of chunks, written with one gathered
+//! send.
+//!
+//! Two kinds of bytes wait in it. *Owned* bytes ([`OutBuf::extend`], what
+//! [`Conn::write`](crate::net::Conn::write) copies) are coalesced into one growing
+//! tail, so many small writes cost one buffer. *Shared* bytes ([`OutBuf::push_shared`],
+//! [`Conn::write_shared`](crate::net::Conn::write_shared)) are a reference-counted
+//! [`Bytes`] queued as is: a chat message rendered once and queued on a thousand
+//! connections is one allocation and a thousand reference counts, not a thousand
+//! copies. Order is kept across both kinds: a shared chunk closes the owned tail
+//! before it (the tail becomes a chunk of its own, without a copy) and owned bytes
+//! after it start a new tail.
+//!
+//! [`OutBuf::write_with`] hands the pending chunks (up to [`MAX_IOV`]) as slices to one
+//! gathered send (`sendmsg`, i.e. `writev` with `MSG_NOSIGNAL`) and
+//! [`OutBuf::consume`]s what it took: a partial write may end inside any chunk.
+//! [`OutBuf::len`] counts every pending byte, shared chunks at their full length per
+//! connection, so a per-connection limit on it is exact.
 
-/// Bytes waiting to be written: a `Vec` with a read offset, compacted lazily.
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// How many slices one gathered send takes at most (Linux's `IOV_MAX`): a bigger
+/// backlog goes out in several sends of this many chunks each.
+pub const MAX_IOV: usize = 1024;
+
+/// Up to this many slices are gathered on the stack; more (a backlog of small chunks
+/// a slow reader let grow) in one short-lived allocation.
+const STACK_IOV: usize = 64;
+
+/// Bytes waiting to be written: chunks (frozen owned bytes and shared ones) followed
+/// by an owned tail.
 ///
-/// Appends copy at the end; consumption advances the offset; the consumed prefix is
-/// dropped when it passes half the buffer, so each byte is moved at most once more
-/// on average. After a burst, a drained buffer gives back memory above `keep`.
+/// Consumption advances through the chunks and the tail; a drained tail keeps its
+/// allocation for the next writes, and after a burst a drained buffer gives back
+/// memory above `keep` ([`OutBuf::shrink_if_idle`]).
 #[derive(Debug, Default)]
 pub struct OutBuf {
-    buf: Vec<u8>,
-    start: usize,
+    /// Chunks queued before `tail`, oldest first; none is empty.
+    chunks: VecDeque<Bytes>,
+    /// Owned bytes written after the last chunk.
+    tail: BytesMut,
+    /// Pending bytes in all (`chunks` and `tail`).
+    len: usize,
 }
 
 impl OutBuf {
-    /// Bytes not yet written.
-    pub fn as_slice(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-
-    /// How many bytes are pending.
+    /// How many bytes are pending (shared chunks counted at their full length).
     pub fn len(&self) -> usize {
-        self.buf.len() - self.start
+        self.len
     }
 
     /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
-    /// Appends bytes.
+    /// How many slices the pending bytes are in (chunks, and the tail if not empty).
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len() + usize::from(!self.tail.is_empty())
+    }
+
+    /// Appends a copy of `data` to the owned tail.
     pub fn extend(&mut self, data: &[u8]) {
-        if self.start > 0 && self.start >= self.buf.len() / 2 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        self.buf.extend_from_slice(data);
+        self.tail.extend_from_slice(data);
+        self.len += data.len();
     }
 
-    /// Marks `n` bytes written.
+    /// Queues `data` by reference, after everything pending (an owned tail before it
+    /// is closed into a chunk of its own, without a copy).
+    pub fn push_shared(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        self.close_tail();
+        self.len += data.len();
+        self.chunks.push_back(data);
+    }
+
+    /// Moves the owned tail into the chunk queue (no copy: the frozen bytes keep
+    /// their allocation, and the tail keeps any capacity left after them).
+    fn close_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.chunks.push_back(self.tail.split().freeze());
+        }
+    }
+
+    /// Fills `dst` with the first pending slices, in order; returns how many (at
+    /// most `dst.len()`). Together they hold the first bytes pending, not
+    /// necessarily all of them.
+    pub fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        let tail = (!self.tail.is_empty()).then_some(&self.tail[..]);
+        for s in self.chunks.iter().map(|c| &c[..]).chain(tail) {
+            let Some(slot) = dst.get_mut(n) else {
+                break;
+            };
+            *slot = IoSlice::new(s);
+            n += 1;
+        }
+        n
+    }
+
+    /// Offers the first pending bytes (at most `MAX_IOV`, 1024, chunks) to `send` as
+    /// slices, in order, and consumes what it took. Returns `(taken, offered)`:
+    /// `taken < offered` is a short write (the socket is full).
+    ///
+    /// # Errors
+    ///
+    /// `send`'s error; nothing is consumed then.
+    pub fn write_with(
+        &mut self,
+        send: impl FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> io::Result<(usize, usize)> {
+        let count = self.chunk_count().min(MAX_IOV);
+        let (taken, offered) = if count <= STACK_IOV {
+            let mut iov = [IoSlice::new(&[]); STACK_IOV];
+            let k = self.io_slices(&mut iov);
+            let offered = iov[..k].iter().map(|s| s.len()).sum();
+            (send(&iov[..k])?, offered)
+        } else {
+            let mut iov = vec![IoSlice::new(&[]); count];
+            let k = self.io_slices(&mut iov);
+            let offered = iov[..k].iter().map(|s| s.len()).sum();
+            (send(&iov[..k])?, offered)
+        };
+        self.consume(taken);
+        Ok((taken, offered))
+    }
+
+    /// The first pending slice (empty if nothing is pending).
+    pub fn first_slice(&self) -> &[u8] {
+        match self.chunks.front() {
+            Some(c) => c,
+            None => &self.tail,
+        }
+    }
+
+    /// Marks `n` bytes written: drops the chunks they cover and advances into the
+    /// next (a partial write may end anywhere).
     pub fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.buf.len());
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
+        let mut n = n.min(self.len);
+        self.len -= n;
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if n < front.len() {
+                front.advance(n);
+                return;
+            }
+            n -= front.len();
+            self.chunks.pop_front();
+        }
+        if n > 0 {
+            self.tail.advance(n);
+        }
+        if self.tail.is_empty() {
+            // Rewind into the allocation, so the next writes reuse it.
+            self.tail.clear();
         }
     }
 
     /// Drops everything pending.
     pub fn clear(&mut self) {
-        self.buf.clear();
-        self.start = 0;
+        self.chunks.clear();
+        self.tail.clear();
+        self.len = 0;
     }
 
     /// Gives back memory above `keep` bytes when the buffer is empty.
     pub fn shrink_if_idle(&mut self, keep: usize) {
-        if self.is_empty() && self.buf.capacity() > keep {
-            self.buf = Vec::with_capacity(keep.min(4096));
+        if self.is_empty() {
+            if self.tail.capacity() > keep {
+                self.tail = BytesMut::with_capacity(keep.min(4096));
+            }
+            if self.chunks.capacity() > STACK_IOV {
+                self.chunks = VecDeque::new();
+            }
         }
     }
 
-    /// Allocated bytes (for memory accounting in tests).
+    /// Allocated bytes of the owned tail (for memory accounting in tests; shared
+    /// chunks belong to whoever made them).
     pub fn capacity(&self) -> usize {
-        self.buf.capacity()
+        self.tail.capacity()
     }
 }
 
@@ -68,21 +193,89 @@ impl OutBuf {
 mod tests {
     use super::*;
 
+    /// Everything pending, in order, as the gathered send would see it.
+    fn pending(b: &OutBuf) -> Vec<u8> {
+        let mut iov = vec![IoSlice::new(&[]); b.chunk_count() + 1];
+        let n = b.io_slices(&mut iov);
+        iov[..n].iter().flat_map(|s| s.iter().copied()).collect()
+    }
+
     #[test]
     fn append_consume_compact() {
         let mut b = OutBuf::default();
         b.extend(b"hello ");
         b.extend(b"world");
-        assert_eq!(b.as_slice(), b"hello world");
+        assert_eq!(pending(&b), b"hello world");
+        assert_eq!(b.chunk_count(), 1, "owned writes coalesce");
         b.consume(6);
-        assert_eq!(b.as_slice(), b"world");
+        assert_eq!(pending(&b), b"world");
         b.extend(b"!");
-        assert_eq!(b.as_slice(), b"world!");
+        assert_eq!(pending(&b), b"world!");
         b.consume(100);
         assert!(b.is_empty());
         b.extend(&vec![0; 1 << 20]);
         b.consume(1 << 20);
         b.shrink_if_idle(64 * 1024);
         assert!(b.capacity() <= 64 * 1024);
+    }
+
+    #[test]
+    fn mixed_owned_and_shared_keep_order() {
+        let shared = Bytes::from_static(b"<shared>");
+        let mut b = OutBuf::default();
+        b.extend(b"a1 ");
+        b.extend(b"a2 ");
+        b.push_shared(shared.clone());
+        b.extend(b" b1");
+        b.push_shared(shared.clone());
+        b.push_shared(Bytes::new());
+        b.extend(b" c1");
+        assert_eq!(pending(&b), b"a1 a2 <shared> b1<shared> c1");
+        assert_eq!(b.len(), pending(&b).len());
+        assert_eq!(b.chunk_count(), 5);
+        assert_eq!(b.first_slice(), b"a1 a2 ");
+    }
+
+    #[test]
+    fn partial_consumption_walks_the_chunks() {
+        let mut b = OutBuf::default();
+        b.push_shared(Bytes::from_static(b"0123"));
+        b.extend(b"45");
+        b.push_shared(Bytes::from_static(b"6789"));
+        let all = pending(&b);
+        for n in [1, 3, 1, 2, 1, 2] {
+            let before = pending(&b);
+            b.consume(n);
+            assert_eq!(pending(&b), before[n..], "after consuming {n}");
+            assert_eq!(b.len(), before.len() - n);
+        }
+        assert!(b.is_empty());
+        assert_eq!(all, b"0123456789");
+        b.extend(b"x");
+        assert_eq!(pending(&b), b"x");
+    }
+
+    #[test]
+    fn shared_chunks_are_counted_per_buffer_and_not_copied() {
+        let msg = Bytes::from(vec![b'm'; 100]);
+        let mut a = OutBuf::default();
+        let mut c = OutBuf::default();
+        for _ in 0..10 {
+            a.push_shared(msg.clone());
+            c.push_shared(msg.clone());
+        }
+        assert_eq!(a.len(), 1000);
+        assert_eq!(c.len(), 1000);
+        assert_eq!(a.capacity(), 0, "no owned copy was made");
+        let mut iov = [IoSlice::new(&[]); 4];
+        assert_eq!(a.io_slices(&mut iov), 4, "bounded by the slots given");
+        assert_eq!(
+            iov[0].as_ptr(),
+            msg.as_ptr(),
+            "the very bytes, by reference"
+        );
+        a.clear();
+        assert!(a.is_empty() && a.chunk_count() == 0);
+        assert_eq!(c.len(), 1000, "other buffers keep theirs");
     }
 }

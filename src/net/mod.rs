@@ -36,7 +36,7 @@ pub use listener::{Factory, ListenConfig, Listener};
 pub use multi::{AcceptStrategy, PoolListener, UnknownStrategy};
 pub use ratelimit::WarnLimit;
 pub use readbuf::READ_BUFFER_SIZE;
-pub use stream::{notify, write_to, Conn, Protocol, Stream, StreamConfig};
+pub use stream::{notify, write_shared_to, write_to, Conn, Protocol, Stream, StreamConfig};
 pub use udp::{send_via, udp_socket, DatagramProtocol, DatagramSocket, Datagrams, UdpConfig};
 
 use std::io;

@@ -159,6 +159,67 @@ pub fn send_more(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// Linux's `IOV_MAX`: the most slices one `sendmsg` takes.
+pub const IOV_MAX: usize = 1024;
+
+/// A gathered send: `sendmsg(fd, {iov: bufs}, MSG_NOSIGNAL)` (with `MSG_MORE` if
+/// `more`), i.e. `writev(2)` with the flags `writev` cannot pass (a peer that went away
+/// gives `EPIPE`, not `SIGPIPE`). One slice goes through [`send`]/[`send_more`]; past
+/// [`IOV_MAX`] slices only the first `IOV_MAX` are offered. Returns the bytes the
+/// kernel took, from the first slice on: a short count may end inside any slice.
+///
+/// # Errors
+///
+/// The `sendmsg` error (`EAGAIN` when the socket buffer is full, `EPIPE`/`ECONNRESET`
+/// when the peer is gone), or one the fault injector made up.
+pub fn send_vectored(
+    fd: BorrowedFd<'_>,
+    bufs: &[io::IoSlice<'_>],
+    more: bool,
+) -> io::Result<usize> {
+    match bufs {
+        [] => return Ok(0),
+        [one] if more => return send_more(fd, one),
+        [one] => return send(fd, one),
+        _ => {}
+    }
+    let bufs = &bufs[..bufs.len().min(IOV_MAX)];
+    #[cfg(feature = "fault-injection")]
+    let cut = {
+        let total = bufs.iter().map(|b| b.len()).sum::<usize>();
+        truncate_slices(bufs, super::fault_len!(Write, total))
+    };
+    #[cfg(feature = "fault-injection")]
+    let bufs = &cut[..];
+    // SAFETY: an all-zero msghdr is a valid "no name, no control data" header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // `IoSlice` is ABI-compatible with `iovec` on Unix (std's guarantee); sendmsg only
+    // reads through the pointer, whatever its constness.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len() as _;
+    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+    // SAFETY: `msg` points at `bufs.len()` (at most IOV_MAX) iovecs describing live,
+    // readable slices borrowed for this call.
+    let n = syscall!(Write, sendmsg(fd.as_raw_fd(), &msg, flags))
+        .inspect_err(super::stats::note_error)?;
+    Ok(n as usize)
+}
+
+/// The first `n` bytes of `bufs`, as slices (a fault-injected short write).
+#[cfg(feature = "fault-injection")]
+fn truncate_slices<'b>(bufs: &'b [io::IoSlice<'_>], mut n: usize) -> Vec<io::IoSlice<'b>> {
+    let mut out = Vec::new();
+    for b in bufs {
+        if n == 0 {
+            break;
+        }
+        let take = n.min(b.len());
+        out.push(io::IoSlice::new(&b[..take]));
+        n -= take;
+    }
+    out
+}
+
 /// `recv(fd, buf, 0)`.
 ///
 /// # Errors

@@ -9,8 +9,11 @@ use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use super::handler::Stream;
-use super::mail::{notify, reach, write_to, Mail};
+use super::mail::{notify, reach, write_shared_to, write_to, Mail};
+use super::output::Data;
 use super::state::{Idle, StreamTransport};
 use super::{Protocol, StreamConfig};
 use crate::net::Listen;
@@ -67,7 +70,47 @@ impl<'a, 'b> Conn<'a, 'b> {
     /// Queues `data` for sending; it is flushed after the current event batch.
     /// Returns `false` (and drops the data) if the connection is closing or gone.
     pub fn write(&mut self, data: &[u8]) -> bool {
-        self.st.queue_write(self.ctx, data)
+        self.st.queue_write(self.ctx, Data::Copy(data))
+    }
+
+    /// Queues the shared chunk `data` by reference: no copy is made, the connection
+    /// holds a reference count until the bytes are sent, and the flush sends it
+    /// straight from `data`'s memory (gathered with whatever else is pending). For
+    /// bytes that go to many connections (a chat message rendered once): each gets a
+    /// clone of the same [`Bytes`]. Order with [`write`](Self::write) is kept.
+    /// `data.len()` counts in full against this connection's
+    /// [`max_output`](StreamConfig::max_output), however many connections share it.
+    /// Returns `false` (and drops the reference) if the connection is closing or gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use readyloop::net::{Conn, Protocol};
+    ///
+    /// /// Answers every read with the same banner, rendered once.
+    /// struct Banner(Bytes);
+    ///
+    /// impl Protocol for Banner {
+    ///     fn data_received(&mut self, conn: &mut Conn<'_, '_>, _data: &[u8]) {
+    ///         conn.write(b"> ");
+    ///         conn.write_shared(self.0.clone());
+    ///     }
+    /// }
+    /// let _ = Banner(Bytes::from_static(b"hello\r\n"));
+    /// ```
+    pub fn write_shared(&mut self, data: Bytes) -> bool {
+        self.st.queue_write(self.ctx, Data::Shared(data))
+    }
+
+    /// Queues the shared chunk `data` on another connection by reference, as
+    /// [`write_shared`](Self::write_shared) does on this one; the rules of
+    /// [`write_to`](Self::write_to) apply. Returns `false` if `id` is gone or closing.
+    pub fn write_shared_to(&mut self, id: HandlerId, data: Bytes) -> bool {
+        if id == self.id() {
+            return self.write_shared(data);
+        }
+        write_shared_to(self.ctx, id, data)
     }
 
     /// Queues `data` on another connection. Returns `false` if it is gone or

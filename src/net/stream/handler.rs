@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::mail::Mail;
+use super::output::Data;
 use super::phase::{Phase, State, WriteSide};
 use super::state::{Idle, StreamTransport};
 use super::{Conn, Protocol, StreamConfig};
@@ -191,7 +192,7 @@ impl Stream {
             };
             match *m {
                 Mail::Write(data) => {
-                    self.core.queue_write_now(ctx, &data);
+                    self.core.queue_write_now(ctx, Data::Shared(data));
                 }
                 Mail::Event(e) => {
                     if !self.core.state.is_closed() {

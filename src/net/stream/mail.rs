@@ -3,7 +3,10 @@
 
 use std::any::Any;
 
+use bytes::Bytes;
+
 use super::handler::Stream;
+use super::output::Data;
 #[cfg(doc)]
 use super::Protocol;
 use crate::reactor::{Ctx, HandlerId};
@@ -11,7 +14,8 @@ use crate::reactor::{Ctx, HandlerId};
 /// What a connection that was busy when another reached for it finds left for it
 /// ([`Ctx::post`]); collected when its running callback returns.
 pub(super) enum Mail {
-    Write(Vec<u8>),
+    /// Bytes to queue (a copy of a slice written, or a shared chunk).
+    Write(Bytes),
     Event(Box<dyn Any>),
     /// A consumer paused (`true`) or resumed our reading.
     ConsumerPause(bool),
@@ -63,9 +67,47 @@ pub fn write_to(ctx: &mut Ctx<'_>, id: HandlerId, data: &[u8]) -> bool {
     reach(
         ctx,
         id,
-        |s, ctx| s.core.queue_write(ctx, data),
-        || Mail::Write(data.to_vec()),
+        |s, ctx| s.core.queue_write(ctx, Data::Copy(data)),
+        || Mail::Write(Bytes::copy_from_slice(data)),
     )
+}
+
+/// Queues the shared chunk `data` on the stream connection `id` by reference (no
+/// copy: the connection holds a reference count until the bytes are sent), as
+/// [`write_to`](fn@write_to) does with a copy; the same rules for a busy `id` apply.
+/// `data.len()` counts in full against `id`'s [`max_output`] however many
+/// connections share it. Returns `false` if `id` is gone, closing, or not a stream
+/// connection.
+///
+/// [`max_output`]: super::StreamConfig::max_output
+///
+/// # Examples
+///
+/// Render once, queue everywhere:
+///
+/// ```no_run
+/// use bytes::Bytes;
+/// use readyloop::net::write_shared_to;
+/// use readyloop::reactor::{Ctx, HandlerId};
+///
+/// fn broadcast(ctx: &mut Ctx<'_>, members: &[HandlerId], text: &str) {
+///     let line = Bytes::from(format!("{text}\r\n"));
+///     for &id in members {
+///         write_shared_to(ctx, id, line.clone());
+///     }
+/// }
+/// ```
+pub fn write_shared_to(ctx: &mut Ctx<'_>, id: HandlerId, data: Bytes) -> bool {
+    let mut data = Some(data);
+    let queued = ctx.with_handler::<Stream, _>(id, |s, ctx| {
+        s.core
+            .queue_write(ctx, Data::Shared(data.take().unwrap_or_default()))
+    });
+    match (queued, data) {
+        (Some(r), _) => r,
+        (None, Some(d)) if ctx.is_busy(id) => ctx.post(id, Box::new(Mail::Write(d))),
+        _ => false,
+    }
 }
 
 /// Delivers `event` to the stream connection `id`'s protocol ([`Protocol::event`]):

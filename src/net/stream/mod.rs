@@ -2,8 +2,11 @@
 //!
 //! * Input: read into the thread's shared read buffer (`net::readbuf`) and handed to
 //!   [`Protocol::data_received`]; nothing is kept per connection.
-//! * Output: [`Conn::write`] appends to the connection's [`OutBuf`] and asks for one
-//!   flush after the event batch, so many writes in one batch cost one `send`.
+//! * Output: [`Conn::write`] copies into the connection's [`OutBuf`],
+//!   [`Conn::write_shared`] queues a shared [`Bytes`](bytes::Bytes) chunk by reference
+//!   (render once, queue on many connections); either asks for one flush after the
+//!   event batch, which hands the whole backlog (up to `IOV_MAX`, 1024 chunks) to one
+//!   gathered `sendmsg`, so many writes in one batch cost one syscall.
 //! * Write interest follows the output buffer (level-triggered backends): added when
 //!   a flush leaves bytes behind, dropped when it drains. Edge-triggered backends
 //!   register read and write once and never touch `epoll_ctl` again.
@@ -43,5 +46,5 @@ mod state;
 
 pub use conn::Conn;
 pub use handler::Stream;
-pub use mail::{notify, write_to};
+pub use mail::{notify, write_shared_to, write_to};
 pub use protocol::{Protocol, StreamConfig};

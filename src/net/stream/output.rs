@@ -1,5 +1,6 @@
-//! The output side of a stream connection: queueing bytes and file regions,
-//! backpressure, and the flush (`send`, `sendfile`).
+//! The output side of a stream connection: queueing bytes (copied or shared) and file
+//! regions, backpressure, and the flush (one gathered `sendmsg` of the pending chunks,
+//! `sendfile`).
 
 use std::fs::File;
 use std::io;
@@ -16,6 +17,7 @@ use crate::net::ratelimit::WarnLimit;
 use crate::reactor::Ctx;
 use crate::sys::file;
 use crate::sys::socket;
+use bytes::Bytes;
 
 thread_local! {
     /// Warnings a peer causes at will (stop reading, open many connections): rate
@@ -32,8 +34,27 @@ pub(super) struct FileSegment {
     pub(super) after: OutBuf,
 }
 
+/// Bytes to queue: a slice to copy, or a shared chunk to queue by reference.
+pub(super) enum Data<'d> {
+    Copy(&'d [u8]),
+    Shared(Bytes),
+}
+
+impl Data<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Data::Copy(d) => d.len(),
+            Data::Shared(b) => b.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl StreamTransport {
-    pub(super) fn queue_write(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> bool {
+    pub(super) fn queue_write(&mut self, ctx: &mut Ctx<'_>, data: Data<'_>) -> bool {
         // Writes other connections left for us while we were busy go first: they
         // were asked for earlier.
         while let Some(m) = ctx.take_mail(ctx.id(), |m| {
@@ -41,14 +62,14 @@ impl StreamTransport {
         }) {
             if let Ok(m) = m.downcast::<Mail>() {
                 if let Mail::Write(early) = *m {
-                    self.queue_write_now(ctx, &early);
+                    self.queue_write_now(ctx, Data::Shared(early));
                 }
             }
         }
         self.queue_write_now(ctx, data)
     }
 
-    pub(super) fn queue_write_now(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> bool {
+    pub(super) fn queue_write_now(&mut self, ctx: &mut Ctx<'_>, data: Data<'_>) -> bool {
         if self.refuses_output() {
             log::debug!(
                 "{}: write of {} bytes after close ignored",
@@ -60,9 +81,15 @@ impl StreamTransport {
         if data.is_empty() {
             return true;
         }
-        match self.files.back_mut() {
-            Some(seg) => seg.after.extend(data),
-            None => self.out.extend(data),
+        let buf = match self.files.back_mut() {
+            Some(seg) => &mut seg.after,
+            None => &mut self.out,
+        };
+        match data {
+            Data::Copy(d) => buf.extend(d),
+            // Counted at its full length here, whoever else holds it: the limit below
+            // is exact per connection.
+            Data::Shared(b) => buf.push_shared(b),
         }
         if let Some(max) = self.cfg.max_output {
             // Over the limit before the end-of-batch flush: offer the backlog to the
@@ -165,22 +192,20 @@ impl StreamTransport {
                     }
                 }
             }
-            let pending = self.out.len();
             // Bytes right before a file region (an HTTP head before its body): let
             // them leave with the region's first bytes, not in a small segment alone.
             // The region is non-empty, so its `sendfile` (no `MSG_MORE`) follows and
             // pushes; were the socket full, the ACKs that free it send the rest.
             let more = self.files.front().is_some_and(|s| s.remaining > 0);
-            let sent = if more {
-                socket::send_more(self.fd.as_fd(), self.out.as_slice())
-            } else {
-                socket::send(self.fd.as_fd(), self.out.as_slice())
-            };
-            match sent {
-                Ok(n) => {
+            // The backlog (up to IOV_MAX chunks) in one gathered send.
+            let fd = self.fd.as_fd();
+            match self
+                .out
+                .write_with(|iov| socket::send_vectored(fd, iov, more))
+            {
+                Ok((n, offered)) => {
                     self.sent += n as u64;
-                    self.out.consume(n);
-                    if n < pending {
+                    if n < offered {
                         // Short write: the send buffer is full; wait for writability.
                         break;
                     }

@@ -110,7 +110,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::net::{send_via, Conn, Datagrams, Listen, ListenConfig, PeerAddr, Protocol};
+use bytes::Bytes;
+
+use crate::net::{
+    send_via, write_shared_to, Conn, Datagrams, Listen, ListenConfig, PeerAddr, Protocol,
+};
 use crate::reactor::HandlerId;
 
 /// Chat settings.
@@ -404,6 +408,8 @@ pub struct Hub {
 pub(crate) trait Sink {
     /// Queues bytes on a stream connection.
     fn to_stream(&mut self, id: HandlerId, data: &[u8]);
+    /// Queues a shared chunk on a stream connection by reference (no copy).
+    fn to_stream_shared(&mut self, id: HandlerId, data: Bytes);
     /// Sends one datagram through a UDP socket handler.
     fn to_datagram(&mut self, sock: HandlerId, to: SocketAddr, data: &[u8]);
 }
@@ -411,6 +417,10 @@ pub(crate) trait Sink {
 impl Sink for Conn<'_, '_> {
     fn to_stream(&mut self, id: HandlerId, data: &[u8]) {
         self.write_to(id, data);
+    }
+
+    fn to_stream_shared(&mut self, id: HandlerId, data: Bytes) {
+        self.write_shared_to(id, data);
     }
 
     fn to_datagram(&mut self, sock: HandlerId, to: SocketAddr, data: &[u8]) {
@@ -423,11 +433,29 @@ impl Sink for Datagrams<'_, '_> {
         self.write_to(id, data);
     }
 
+    fn to_stream_shared(&mut self, id: HandlerId, data: Bytes) {
+        write_shared_to(self.reactor(), id, data);
+    }
+
     fn to_datagram(&mut self, sock: HandlerId, to: SocketAddr, data: &[u8]) {
         if sock == self.id() {
             self.send_to(data, to);
         } else {
             send_via(self.reactor(), sock, data, to);
+        }
+    }
+}
+
+/// Sends the shared rendering `text` (one or more `\n`-terminated lines) to one
+/// endpoint: by reference on a stream (the same bytes queued on every recipient), one
+/// datagram per line (without the newline) over UDP.
+pub(crate) fn send_shared(sink: &mut dyn Sink, ep: &Endpoint, text: &Bytes) {
+    match *ep {
+        Endpoint::Stream { id, .. } => sink.to_stream_shared(id, text.clone()),
+        Endpoint::Datagram { sock, addr } => {
+            for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                sink.to_datagram(sock, addr, line);
+            }
         }
     }
 }
@@ -447,11 +475,12 @@ pub(crate) fn send_text(sink: &mut dyn Sink, ep: &Endpoint, text: &str) {
 
 impl Hub {
     /// Delivers an outcome: each event rendered once per syntax (personal events once
-    /// per recipient) and queued on every recipient. IRC clients that enabled
-    /// `server-time` or `message-tags` get the tags in front of each line.
+    /// per recipient) and queued on every recipient, by reference: the recipients of
+    /// one rendering share its bytes ([`Conn::write_shared_to`]). IRC clients that
+    /// enabled `server-time` or `message-tags` get the tags in front of each line.
     pub(crate) fn deliver(&self, out: &Outcome, sink: &mut dyn Sink) {
         for d in &out.deliveries {
-            let mut cache: [Option<String>; 3] = [None, None, None];
+            let mut cache: [Option<Bytes>; 3] = [None, None, None];
             let mut tags: Option<Tags> = None;
             for &to in &d.to {
                 let Some(m) = self.chat.member(to) else {
@@ -468,13 +497,16 @@ impl Hub {
                         send_text(sink, &m.endpoint, &text);
                     }
                 } else {
-                    let text = cache[flavor as usize]
-                        .get_or_insert_with(|| render::render(self, flavor, &d.event, m));
+                    let text = cache[flavor as usize].get_or_insert_with(|| {
+                        Bytes::from(render::render(self, flavor, &d.event, m))
+                    });
                     if caps.tags() {
                         let t = tags.get_or_insert_with(|| self.tags_for(&d.event));
-                        send_text(sink, &m.endpoint, &tag_lines(text, &t.for_caps(caps)));
+                        // Rendered text is UTF-8 (a String before it was shared).
+                        let plain = String::from_utf8_lossy(text);
+                        send_text(sink, &m.endpoint, &tag_lines(&plain, &t.for_caps(caps)));
                     } else {
-                        send_text(sink, &m.endpoint, text);
+                        send_shared(sink, &m.endpoint, text);
                     }
                 }
             }
