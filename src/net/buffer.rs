@@ -11,7 +11,7 @@
 //! before it (the tail becomes a chunk of its own, without a copy) and owned bytes
 //! after it start a new tail.
 //!
-//! [`OutBuf::write_with`] hands the pending chunks (up to [`MAX_IOV`]) as slices to one
+//! [`OutBuf::write_with`] hands the pending chunks (up to `IOV_MAX`, 1024) as slices to one
 //! gathered send (`sendmsg`, i.e. `writev` with `MSG_NOSIGNAL`) and
 //! [`OutBuf::consume`]s what it took: a partial write may end inside any chunk.
 //! [`OutBuf::len`] counts every pending byte, shared chunks at their full length per
@@ -103,7 +103,7 @@ impl OutBuf {
         n
     }
 
-    /// Offers the first pending bytes (at most `MAX_IOV`, 1024, chunks) to `send` as
+    /// Offers the first pending bytes (at most `IOV_MAX`, 1024 chunks) to `send` as
     /// slices, in order, and consumes what it took. Returns `(taken, offered)`:
     /// `taken < offered` is a short write (the socket is full).
     ///
@@ -115,7 +115,12 @@ impl OutBuf {
         send: impl FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
     ) -> io::Result<(usize, usize)> {
         let count = self.chunk_count().min(MAX_IOV);
-        let (taken, offered) = if count <= STACK_IOV {
+        let (taken, offered) = if count == 1 {
+            // The common case (one coalesced tail: a small response): no array of
+            // `STACK_IOV` slices to fill (1 KiB of stores per flush).
+            let one = self.first_slice();
+            (send(&[IoSlice::new(one)])?, one.len())
+        } else if count <= STACK_IOV {
             let mut iov = [IoSlice::new(&[]); STACK_IOV];
             let k = self.io_slices(&mut iov);
             let offered = iov[..k].iter().map(|s| s.len()).sum();

@@ -60,7 +60,7 @@ pub(super) struct Entry {
 
 /// The loop's state, which handlers reach through [`Ctx`]: the selector, the
 /// handler slab, timers, deferred work and removals, mail, the configuration.
-pub struct LoopState {
+pub(crate) struct LoopState {
     pub(super) sel: KeyedSelector<HandlerId>,
     pub(super) handlers: Slab<Entry>,
     pub(super) timers: Timers<TimerOwner>,

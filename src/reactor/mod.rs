@@ -68,7 +68,8 @@ mod signals;
 mod timers;
 
 pub use ctx::Ctx;
-pub use dispatch::{panics_contained_total, LoopState};
+pub use dispatch::panics_contained_total;
+pub(crate) use dispatch::LoopState;
 pub use handle::Handle;
 pub use handler::{Handler, HandlerId};
 pub use timers::{TimerId, Timers};

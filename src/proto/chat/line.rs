@@ -14,7 +14,7 @@ use std::fmt::Write;
 use std::io;
 use std::rc::Rc;
 
-use super::core::{valid_room, ChatError, MemberId, MsgKind, Outcome, LOBBY};
+use super::state::{valid_room, ChatError, MemberId, MsgKind, Outcome, LOBBY};
 use super::{decode, Endpoint, Flavor, Flood, Gate, Hub};
 use crate::net::{Conn, PeerAddr, Protocol};
 use crate::proto::framing::{Line, LineBuffer};

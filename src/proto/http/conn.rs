@@ -290,12 +290,18 @@ impl HttpConn {
         now: Instant,
     ) -> Response {
         let hb = &self.head_buf;
-        let Ok(method) = std::str::from_utf8(&hb[self.head.method.clone()]) else {
-            return Response::error(400);
+        // Matched as bytes: a known method needs no UTF-8 check of its own.
+        let raw_method = &hb[self.head.method.clone()];
+        let Some(method) = KNOWN_METHODS
+            .into_iter()
+            .find(|m| m.as_bytes() == raw_method)
+        else {
+            return Response::error(if std::str::from_utf8(raw_method).is_ok() {
+                501
+            } else {
+                400
+            });
         };
-        if !KNOWN_METHODS.contains(&method) {
-            return Response::error(501);
-        }
         let target = &hb[self.head.target.clone()];
         if target == b"*" {
             return if method == "OPTIONS" {
