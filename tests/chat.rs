@@ -996,7 +996,10 @@ per_backend!(
                 })
             })
         });
-        assert!(ok, "{backend}: the chat core still knows a panicked client");
+        assert!(
+            ok,
+            "{backend}: the chat state still knows a panicked client"
+        );
         // The nicknames are free again, and the server serves.
         let mut again = irc_user(a.irc, "victim");
         again.send("JOIN #side");
@@ -1333,7 +1336,7 @@ per_backend!(
         u.expect_dgram("error: server shutting down");
     }
 
-    /// Moderation is the core's, so it holds across front ends: an IRC channel operator
+    /// Moderation is the chat state's, so it holds across front ends: an IRC channel operator
     /// moderates a room nc users share (+m, voice, kick), a line user who created a room
     /// kicks an IRC user from it with `/kick`, `/away` shows in IRC `WHOIS` and `/who`.
     fn moderation_across_front_ends(backend: Backend) {

@@ -230,10 +230,7 @@ impl Protocol for Control {
             return;
         };
         let me = conn.id();
-        match conn
-            .reactor()
-            .connect_tcp(addr, Duration::from_secs(5), DataConn { control: me })
-        {
+        match conn.connect_tcp(addr, Duration::from_secs(5), DataConn { control: me }) {
             Ok(id) => self.data = Some(id),
             Err(e) => {
                 conn.write(format!("425 {e}\n").as_bytes());

@@ -145,10 +145,7 @@ impl Protocol for Half {
                 backend: None,
                 max_other_output: self.max_other_output.clone(),
             };
-            match conn
-                .reactor()
-                .connect_tcp(addr, Duration::from_secs(5), back)
-            {
+            match conn.connect_tcp(addr, Duration::from_secs(5), back) {
                 Ok(id) => self.other = Some(id),
                 Err(_) => conn.close(),
             }
@@ -237,7 +234,7 @@ per_backend!(
     fn relay_output_stays_bounded(backend: Backend) {
         let mut echo = ServerProcess::echo_server(backend, &["--listen", "127.0.0.1:0"], None);
         let backend_addr = echo.tcp_addr();
-        let bound = StreamConfig::default().high_watermark + 2 * readyloop::reactor::SCRATCH_SIZE;
+        let bound = StreamConfig::default().high_watermark + 2 * readyloop::net::READ_BUFFER_SIZE;
         let max = Arc::new(Mutex::new(0usize));
         let max2 = max.clone();
         let (lt, addr) = spawn_loop(backend, Config::default(), move |r| {

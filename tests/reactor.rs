@@ -832,7 +832,7 @@ impl Protocol for Control {
             b"kill" => {
                 let victims: Vec<_> = self.victims.lock().unwrap().drain(..).collect();
                 for v in victims {
-                    conn.reactor().remove(v);
+                    conn.remove_handler(v);
                 }
                 conn.write(b"killed\n");
             }

@@ -9,7 +9,7 @@
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
@@ -211,6 +211,8 @@ fn start_threads() -> io::Result<(Vec<u16>, Stopper)> {
 
 /// Process per connection: `fork(2)` after `accept` (the classroom's second server).
 fn start_fork() -> io::Result<(Vec<u16>, Stopper)> {
+    use nix::sys::signal::Signal;
+    use nix::unistd::{close, fork, ForkResult};
     let (l, port) = listen_std()?;
     os::ignore_sigchld();
     thread::spawn(move || {
@@ -218,26 +220,23 @@ fn start_fork() -> io::Result<(Vec<u16>, Stopper)> {
         for s in l.incoming() {
             let Ok(s) = s else { continue };
             let _ = s.set_nodelay(true);
-            let fd = s.into_raw_fd();
-            // SAFETY: the child only makes async-signal-safe calls (close, prctl, read,
+            // SAFETY: the child makes only async-signal-safe calls (close, prctl, read,
             // write, _exit) on descriptors it owns and a stack buffer, then exits.
-            unsafe {
-                match libc::fork() {
-                    0 => {
-                        libc::close(lfd);
-                        libc::close(0);
-                        libc::close(1);
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        fork_child_echo(fd);
-                        libc::_exit(0);
-                    }
-                    -1 => {
-                        libc::close(fd);
-                        thread::sleep(Duration::from_millis(1));
-                    }
-                    _ => {
-                        libc::close(fd);
-                    }
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => {
+                    let _ = close(lfd);
+                    let _ = close(0);
+                    let _ = close(1);
+                    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+                    fork_child_echo(&s);
+                    // SAFETY: `_exit` ends the child at once, running none of the
+                    // parent's atexit handlers or destructors (nix has no `_exit`).
+                    unsafe { libc::_exit(0) };
+                }
+                Ok(ForkResult::Parent { .. }) => drop(s),
+                Err(_) => {
+                    drop(s);
+                    thread::sleep(Duration::from_millis(1));
                 }
             }
         }
@@ -245,30 +244,26 @@ fn start_fork() -> io::Result<(Vec<u16>, Stopper)> {
     Ok((vec![port], Box::new(|| Ok(()))))
 }
 
-/// The forked child's echo loop, raw syscalls only.
-///
-/// # Safety
-/// `fd` must be an open socket owned by the caller.
-unsafe fn fork_child_echo(fd: i32) {
+/// The forked child's echo loop: plain `read`/`write` (nix), no allocation.
+fn fork_child_echo(s: &std::net::TcpStream) {
+    use nix::errno::Errno;
+    use nix::unistd::{read, write};
     let mut buf = [0u8; 16 * 1024];
     loop {
-        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-        if n <= 0 {
-            if n < 0 && *libc::__errno_location() == libc::EINTR {
-                continue;
-            }
-            return;
-        }
+        let n = match read(s, &mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return,
+        };
         let mut off = 0usize;
-        while off < n as usize {
-            let w = libc::write(fd, buf[off..].as_ptr().cast(), n as usize - off);
-            if w <= 0 {
-                if w < 0 && *libc::__errno_location() == libc::EINTR {
-                    continue;
-                }
-                return;
+        while off < n {
+            match write(s, &buf[off..n]) {
+                Ok(0) => return,
+                Ok(w) => off += w,
+                Err(Errno::EINTR) => continue,
+                Err(_) => return,
             }
-            off += w as usize;
         }
     }
 }

@@ -127,9 +127,11 @@ impl OutBuf {
         send: impl FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
     ) -> io::Result<(usize, usize)> {
         let count = self.chunk_count().min(MAX_IOV);
-        let (taken, offered) = if self.chunks.is_empty() {
-            // The common case (copied writes only): one slice, no gathering.
-            (send(&[IoSlice::new(&self.tail)])?, self.tail.len())
+        let (taken, offered) = if count == 1 {
+            // The common case (one coalesced tail: a small response): no array of
+            // `STACK_IOV` slices to fill (1 KiB of stores per flush).
+            let one = self.first_slice();
+            (send(&[IoSlice::new(one)])?, one.len())
         } else if count <= STACK_IOV {
             let mut iov = [IoSlice::new(&[]); STACK_IOV];
             let k = self.io_slices(&mut iov);

@@ -26,6 +26,7 @@ mod buffer;
 mod listener;
 mod multi;
 mod ratelimit;
+mod readbuf;
 mod stream;
 mod udp;
 
@@ -34,6 +35,7 @@ pub use buffer::OutBuf;
 pub use listener::{Factory, ListenConfig, Listener};
 pub use multi::{AcceptStrategy, PoolListener, UnknownStrategy};
 pub use ratelimit::WarnLimit;
+pub use readbuf::READ_BUFFER_SIZE;
 pub use stream::{notify, write_shared_to, write_to, Conn, Protocol, Stream, StreamConfig};
 pub use udp::{send_via, udp_socket, DatagramProtocol, DatagramSocket, Datagrams, UdpConfig};
 
@@ -49,12 +51,13 @@ use crate::reactor::{Ctx, HandlerId, Reactor};
 use crate::selector::Interest;
 
 /// Opening listeners, outgoing connections and sockets on a [`Reactor`] or from
-/// inside a handler ([`Ctx`]; a protocol reaches it through [`Conn::reactor`]).
+/// inside a handler ([`Ctx`]). A protocol opens outgoing connections with
+/// [`Conn::connect_tcp`].
 ///
 /// # Examples
 ///
 /// A TCP echo server and a UDP socket on one reactor, opened before it runs; a
-/// protocol opens more from its callbacks through `conn.reactor()` the same way.
+/// protocol connects from its callbacks with `conn.connect_tcp(..)` the same way.
 ///
 /// ```
 /// use std::net::SocketAddr;
@@ -198,7 +201,7 @@ pub trait Listen {
     ///     }
     ///     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
     ///         self.0.borrow_mut().extend_from_slice(data);
-    ///         conn.reactor().stop();
+    ///         conn.stop_reactor();
     ///     }
     /// }
     ///
@@ -338,11 +341,11 @@ pub trait Listen {
     ///     }
     ///     fn data_received(&mut self, conn: &mut Conn<'_, '_>, data: &[u8]) {
     ///         assert_eq!(data, b"hello\n");
-    ///         conn.reactor().stop();
+    ///         conn.stop_reactor();
     ///     }
     ///     fn connection_failed(&mut self, conn: &mut Conn<'_, '_>, reason: &io::Error) {
     ///         eprintln!("cannot connect: {reason}");
-    ///         conn.reactor().stop();
+    ///         conn.stop_reactor();
     ///     }
     /// }
     ///

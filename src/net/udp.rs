@@ -309,7 +309,7 @@ impl Handler for DatagramSocket {
             return;
         }
         let budget = ctx.config().event_budget.saturating_mul(4);
-        let mut buf = ctx.take_scratch();
+        let mut buf = super::readbuf::take();
         let mut n = 0;
         loop {
             if n == budget {
@@ -357,7 +357,7 @@ impl Handler for DatagramSocket {
                 }
             }
         }
-        ctx.give_scratch(buf);
+        super::readbuf::give(buf);
     }
 
     fn timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {

@@ -19,6 +19,42 @@
 //! The nonce (1 to 32 letters and digits) ties answers to one probe. Anything else is
 //! ignored without an answer, so the server cannot be used to reflect arbitrary
 //! traffic; an answer is at most [`MAX_DATAGRAM`] bytes.
+//!
+//! # Examples
+//!
+//! A server and a finder on one reactor. On a network the finder probes a broadcast
+//! address (`255.255.255.255:PORT`, with [`UdpConfig::broadcast`](crate::net::UdpConfig))
+//! and servers bind the wildcard address; here, on loopback, it probes the server's
+//! address directly.
+//!
+//! ```
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
+//! use std::time::Duration;
+//! use readyloop::net::Listen;
+//! use readyloop::proto::discovery::{DiscoveryServer, Finder};
+//! use readyloop::reactor::Reactor;
+//! use readyloop::selector::Backend;
+//!
+//! let mut reactor = Reactor::new(Backend::Epoll)?;
+//! let server = DiscoveryServer::new("lab-1", vec!["tftp://127.0.0.1:6969".into()]);
+//! let (_, at) = reactor.bind_udp("127.0.0.1:0", server)?;
+//!
+//! let found = Rc::new(RefCell::new(Vec::new()));
+//! let keep = found.clone();
+//! let finder = Finder::new(at, Duration::from_millis(200), move |ctx, servers| {
+//!     *keep.borrow_mut() = servers; // every answer that came within the timeout
+//!     ctx.stop();
+//! });
+//! reactor.bind_udp("127.0.0.1:0", finder)?; // probes as soon as it is bound
+//! reactor.run()?;
+//!
+//! let found = found.borrow();
+//! assert_eq!(found.len(), 1);
+//! assert_eq!((found[0].from, found[0].name.as_str()), (at, "lab-1"));
+//! assert_eq!(found[0].offers, ["tftp://127.0.0.1:6969"]);
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -3,7 +3,7 @@
 //! `examples/proxy.rs` is a server around it.
 //!
 //! * The backend is connected from the client's `connection_made`
-//!   ([`Listen::connect_tcp_with`]) with a connect timeout; a refused or timed-out
+//!   ([`Conn::connect_tcp_with`]) with a connect timeout; a refused or timed-out
 //!   backend closes the client cleanly (`connection_failed`).
 //! * Flow control: each side [`produce_into`](Conn::produce_into) the other, so a
 //!   client that stops reading stops the relay reading the backend (and the
@@ -60,7 +60,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::net::{Conn, Listen, PeerAddr, Protocol, StreamConfig};
+use crate::net::{Conn, PeerAddr, Protocol, StreamConfig};
 use crate::reactor::HandlerId;
 
 /// What one side of a relay asks of the other.
@@ -114,7 +114,7 @@ impl Protocol for Relay {
                 other: Some(conn.id()),
                 backend: None,
             };
-            match conn.reactor().connect_tcp_with(addr, timeout, back, cfg) {
+            match conn.connect_tcp_with(addr, timeout, back, cfg) {
                 Ok(id) => self.other = Some(id),
                 Err(e) => {
                     log::warn!("{}: cannot connect to {addr}: {e}", conn.peer());

@@ -13,9 +13,6 @@ use crate::selector::KeyedSelector;
 use crate::selector::{Backend, Capabilities, Interest, Readiness};
 use crate::slab::SlabId;
 
-/// Size of the reactor's shared read buffer (see [`Ctx::take_scratch`]).
-pub const SCRATCH_SIZE: usize = 64 * 1024;
-
 /// What a handler (or a timer callback) can do to the reactor while it runs.
 pub struct Ctx<'a> {
     pub(super) core: &'a mut LoopState,
@@ -348,24 +345,5 @@ impl<'a> Ctx<'a> {
     /// How many timers are pending (handler timers and `call_later` closures).
     pub fn pending_timers(&self) -> usize {
         self.core.timers.len()
-    }
-
-    /// Borrows the reactor's shared read buffer ([`SCRATCH_SIZE`] bytes): one buffer
-    /// for every connection, so ten thousand idle connections cost no read buffers.
-    /// Give it back with [`give_scratch`](Self::give_scratch). A nested taker gets a
-    /// fresh buffer.
-    pub fn take_scratch(&mut self) -> Vec<u8> {
-        let mut buf = std::mem::take(&mut self.core.scratch);
-        if buf.len() < SCRATCH_SIZE {
-            buf.resize(SCRATCH_SIZE, 0);
-        }
-        buf
-    }
-
-    /// Returns the buffer taken with [`take_scratch`](Self::take_scratch).
-    pub fn give_scratch(&mut self, buf: Vec<u8>) {
-        if self.core.scratch.capacity() < buf.capacity() {
-            self.core.scratch = buf;
-        }
     }
 }

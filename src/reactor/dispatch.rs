@@ -60,7 +60,7 @@ pub(super) struct Entry {
 
 /// The loop's state, which handlers reach through [`Ctx`]: the selector, the
 /// handler slab, timers, deferred work and removals, mail, the configuration.
-pub struct LoopState {
+pub(crate) struct LoopState {
     pub(super) sel: KeyedSelector<HandlerId>,
     pub(super) handlers: Slab<Entry>,
     pub(super) timers: Timers<TimerOwner>,
@@ -72,7 +72,6 @@ pub struct LoopState {
     pub(super) config: Config,
     pub(super) now: Instant,
     pub(super) remote: Arc<Mutex<Vec<RemoteCall>>>,
-    pub(super) scratch: Vec<u8>,
     /// Cached from the backend's capabilities: asked on every read and write.
     pub(super) edge: bool,
     /// Panics contained so far.

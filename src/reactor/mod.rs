@@ -67,8 +67,9 @@ pub mod pool;
 mod signals;
 mod timers;
 
-pub use ctx::{Ctx, SCRATCH_SIZE};
-pub use dispatch::{panics_contained_total, LoopState};
+pub use ctx::Ctx;
+pub use dispatch::panics_contained_total;
+pub(crate) use dispatch::LoopState;
 pub use handle::Handle;
 pub use handler::{Handler, HandlerId};
 pub use timers::{TimerId, Timers};
@@ -206,7 +207,6 @@ impl Reactor {
                 config,
                 now: Instant::now(),
                 remote: remote.clone(),
-                scratch: vec![0; SCRATCH_SIZE],
                 edge,
                 panics: 0,
                 mail: Vec::new(),

@@ -40,6 +40,23 @@ struct WakerInner {
 /// Wakes a blocked [`KeyedSelector::select`] from any thread.
 ///
 /// Repeated wakes before the selector runs coalesce into one write.
+///
+/// # Examples
+///
+/// A `select` with no timeout, ended by another thread:
+///
+/// ```
+/// use readyloop::selector::{Backend, KeyedSelector};
+///
+/// let mut sel: KeyedSelector<()> = KeyedSelector::new(Backend::Poll)?;
+/// let waker = sel.waker()?; // Clone + Send
+/// let t = std::thread::spawn(move || waker.wake());
+/// let ready = sel.select(None)?.count(); // returns once woken
+/// assert_eq!(ready, 0); // the waker's own event is consumed
+/// assert!(sel.take_woken());
+/// t.join().expect("waking thread")?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Waker {
     inner: Arc<WakerInner>,
@@ -475,7 +492,8 @@ impl<T> KeyedSelector<T> {
     ///
     /// # Errors
     ///
-    /// The wait failed (`EINTR` is retried inside; other errors are the backend's).
+    /// As [`select`](Self::select): the wait failed (`EINTR` returns no events, not
+    /// an error), or draining the waker failed.
     ///
     /// # Examples
     ///

@@ -8,8 +8,7 @@ use super::syscall;
 
 pub use libc::epoll_event as EpollEvent;
 pub use libc::{
-    EPOLLERR, EPOLLET, EPOLLEXCLUSIVE, EPOLLHUP, EPOLLIN, EPOLLONESHOT, EPOLLOUT, EPOLLPRI,
-    EPOLLRDHUP,
+    EPOLLERR, EPOLLET, EPOLLEXCLUSIVE, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLPRI, EPOLLRDHUP,
 };
 
 /// An owned epoll instance (closed on drop).

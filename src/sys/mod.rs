@@ -4,9 +4,10 @@
 //! and returns owned or borrowed file descriptors and `io::Result`s. Layers above
 //! (`selector`, `reactor`, `net`) never call `libc` or `nix` directly.
 //!
-//! The readiness core is written by hand on `libc`: `select`/`fd_set` ([`fdset`]),
-//! [`poll`], [`epoll`], and the data-path calls the fault injector wraps (`accept4`,
-//! `send`, `recv`, `read`, `write`). What is not the point of the project goes
+//! The readiness core is written by hand on `libc`: `select` and its `fd_set`,
+//! `poll`, `epoll` (crate-private modules: a user reaches them through
+//! [`selector`](crate::selector)), and the data-path calls the fault injector wraps
+//! (`accept4`, `send`, `recv`, `read`, `write`). What is not the point of the project goes
 //! through `nix`, which removes the hand-written `unsafe`: socket options,
 //! `getsockname`, `socket`/`bind`, `sendfile`, `eventfd`, pipes, `fcntl`, and the
 //! test kit's process calls. Either way each call is counted (see [`stats`]).
@@ -19,13 +20,13 @@
 //! Each wrapper also bumps a per-kind syscall counter (see [`stats`]) when counting
 //! is enabled, so the lab can report syscalls per request without `strace`.
 
-pub mod epoll;
+pub(crate) mod epoll;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
-pub mod fdset;
-pub mod file;
+pub(crate) mod fdset;
+pub(crate) mod file;
 pub mod listen;
-pub mod poll;
+pub(crate) mod poll;
 pub(crate) mod polling_ext;
 #[cfg(feature = "testkit")]
 pub mod process;
@@ -33,7 +34,7 @@ pub mod socket;
 pub mod stats;
 #[cfg(feature = "testkit")]
 pub mod timer;
-pub mod waker;
+pub(crate) mod waker;
 
 /// Calls a `libc` function, counts it, and turns `-1` into `io::Error::last_os_error()`.
 ///
@@ -266,6 +267,32 @@ pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eintr_is_no_events_and_other_errors_stay() {
+        use std::io::Error;
+        assert_eq!(empty_on_eintr(Ok(3)).unwrap(), Some(3));
+        let eintr = Error::from_raw_os_error(libc::EINTR);
+        assert_eq!(empty_on_eintr::<usize>(Err(eintr)).unwrap(), None);
+        let ebadf = Error::from_raw_os_error(libc::EBADF);
+        let err = empty_on_eintr::<usize>(Err(ebadf)).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    }
+
+    #[test]
+    fn crate_wait_counts_one_wait() {
+        let before = stats::snapshot();
+        let was = stats::enabled();
+        stats::enable(true);
+        let got = crate_wait(|| Ok(7));
+        let eintr = crate_wait::<()>(|| Err(std::io::Error::from_raw_os_error(libc::EINTR)));
+        stats::enable(was);
+        assert_eq!(got.unwrap(), Some(7));
+        assert_eq!(eintr.unwrap(), None);
+        // Other tests may count in parallel: at least our two.
+        let waits = stats::snapshot().since(&before).get(stats::Syscall::Wait);
+        assert!(waits >= 2, "{waits}");
+    }
 
     #[test]
     fn timeout_rounds_up_and_clamps() {

@@ -28,7 +28,8 @@ pub fn pin_current_thread(cpu: usize) -> bool {
     cpu_set(cpu).is_some_and(|set| sched_setaffinity(Pid::from_raw(0), &set).is_ok())
 }
 
-/// Sends `signal` to process `pid` (`kill(2)`).
+/// Sends `signal` to process `pid` (`kill(2)`); signal 0 sends nothing and only
+/// checks that the process exists.
 ///
 /// # Errors
 ///
@@ -37,7 +38,10 @@ pub fn pin_current_thread(cpu: usize) -> bool {
 pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
     let invalid = |what| io::Error::new(io::ErrorKind::InvalidInput, what);
     let pid = libc::pid_t::try_from(pid).map_err(|_| invalid("pid out of range"))?;
-    let signal = Signal::try_from(signal).map_err(|_| invalid("unknown signal number"))?;
+    let signal = match signal {
+        0 => None,
+        n => Some(Signal::try_from(n).map_err(|_| invalid("unknown signal number"))?),
+    };
     count(Syscall::Other);
     signal::kill(Pid::from_raw(pid), signal)?;
     Ok(())
@@ -93,5 +97,23 @@ pub fn spawn_pinned_and_tied(cmd: &mut Command, cpu: Option<usize>) {
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_calls_answer() {
+        assert!(thread_cpu_time().is_some());
+        assert!(children_cpu_time().is_some());
+        assert!(clock_ticks_per_sec() > 0);
+        assert!(!pin_current_thread(usize::MAX), "no such CPU");
+        kill(std::process::id(), 0).unwrap();
+        let err = kill(std::process::id(), 12345).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let err = kill(u32::MAX, 0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 }

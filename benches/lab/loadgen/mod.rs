@@ -120,6 +120,20 @@ pub struct EchoClient {
     buf: Vec<u8>,
 }
 
+/// Waits for events at most `wait`; the tokens ready, or `None` if a signal
+/// interrupted the wait (the caller goes round again).
+fn poll_tokens(
+    poll: &mut Poll,
+    events: &mut Events,
+    wait: Duration,
+) -> io::Result<Option<Vec<usize>>> {
+    match poll.poll(events, Some(wait)) {
+        Ok(()) => Ok(Some(events.iter().map(|e| e.token().0).collect())),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// A non-blocking, `TCP_NODELAY` connection to `addr`, registered with `poll` under
 /// `token` for reading and writing (the load generators' connections).
 fn connect_registered(poll: &Poll, addr: SocketAddr, token: Token) -> io::Result<TcpStream> {
@@ -187,12 +201,9 @@ impl EchoClient {
                 break;
             }
             let wait = (hard - now).min(Duration::from_millis(100));
-            match self.poll.poll(&mut self.events, Some(wait)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            let tokens: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
+            let Some(tokens) = poll_tokens(&mut self.poll, &mut self.events, wait)? else {
+                continue;
+            };
             for i in tokens {
                 if i >= self.conns.len() || !self.conns[i].busy {
                     continue;
@@ -376,12 +387,9 @@ pub fn churn(addr: SocketAddr, concurrency: usize, bounds: Bounds) -> io::Result
             break;
         }
         let wait = (hard - now).min(Duration::from_millis(100));
-        match poll.poll(&mut events, Some(wait)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-        let tokens: Vec<usize> = events.iter().map(|e| e.token().0).collect();
+        let Some(tokens) = poll_tokens(&mut poll, &mut events, wait)? else {
+            continue;
+        };
         for t in tokens {
             let (i, gen) = (t % n, t / n);
             let s = &mut slots[i];

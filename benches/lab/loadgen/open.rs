@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use super::{connect_registered, read_echo, write_some, Bounds, PhaseResult, GRACE};
+use super::{connect_registered, poll_tokens, read_echo, write_some, Bounds, PhaseResult, GRACE};
 
 /// What an open-loop connection sends and expects back.
 #[derive(Clone, Debug)]
@@ -210,12 +210,9 @@ impl OpenLoop {
                 }
                 wait = wait.max(Duration::from_millis(1));
             }
-            match self.poll.poll(&mut self.events, Some(wait)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            let tokens: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
+            let Some(tokens) = poll_tokens(&mut self.poll, &mut self.events, wait)? else {
+                continue;
+            };
             for i in tokens {
                 if i == TIMER.0 {
                     self.timer.drain()?;

@@ -5,8 +5,8 @@
 //! every parameter but the last is non-empty, holds no space and does not start with
 //! `:`; and serialising the message (`:prefix COMMAND middle... :trailing`) and parsing
 //! it again gives the same message.
-use readyloop::proto::chat::core::sanitize;
 use readyloop::proto::chat::irc::{parse, IrcMessage};
+use readyloop::proto::chat::state::sanitize;
 
 fn serialise(m: &IrcMessage<'_>) -> String {
     let mut out = String::new();

@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::fs::File;
 use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -14,10 +15,10 @@ use super::handler::Stream;
 use super::mail::{notify, reach, write_shared_to, write_to, Mail};
 use super::output::Data;
 use super::state::{Idle, StreamTransport};
-
-#[cfg(doc)]
 use super::{Protocol, StreamConfig};
+use crate::net::Listen;
 use crate::reactor::{Ctx, HandlerId, TimerId};
+use crate::selector::Backend;
 use crate::sys::socket::{self, PeerAddr};
 
 /// What a protocol sees of its connection (and, through it, of the reactor).
@@ -371,7 +372,85 @@ impl<'a, 'b> Conn<'a, 'b> {
         notify(self.ctx, id, event)
     }
 
-    /// The reactor context (timers, other handlers, stop, backend).
+    /// The reactor's backend (for log lines and per-backend choices).
+    pub fn backend(&self) -> Backend {
+        self.ctx.backend()
+    }
+
+    /// Whether the reactor is shutting down gracefully (a protocol stops keeping
+    /// connections alive, say; [`Protocol::shutdown`] is called as well).
+    pub fn is_shutting_down(&self) -> bool {
+        self.ctx.is_shutting_down()
+    }
+
+    /// Stops the reactor after the current iteration, without flushing anything (as
+    /// [`Ctx::stop`]): for a client whose work is done.
+    pub fn stop_reactor(&mut self) {
+        self.ctx.stop();
+    }
+
+    /// Removes another handler this protocol opened (an outgoing connection, a
+    /// listener, a data channel) after the current callback: it is deregistered,
+    /// told (a stream connection's protocol hears `connection_lost`), and closed,
+    /// discarding its queued output (as [`Ctx::remove`]). No effect if `id` is gone.
+    pub fn remove_handler(&mut self, id: HandlerId) {
+        self.ctx.remove(id);
+    }
+
+    /// Opens an outgoing TCP connection driven by `proto` on this reactor, as
+    /// [`Listen::connect_tcp`]: `proto` hears `connection_made` once it is up, or
+    /// `connection_failed`. Returns its id (for [`write_to`](Self::write_to),
+    /// [`produce_into`](Self::produce_into), [`remove_handler`](Self::remove_handler)).
+    ///
+    /// # Errors
+    ///
+    /// As [`Listen::connect_tcp`]: `addr` does not resolve, or the connect failed
+    /// at once for every address.
+    pub fn connect_tcp(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+        proto: impl Protocol + 'static,
+    ) -> io::Result<HandlerId> {
+        Listen::connect_tcp(self.ctx, addr, timeout, proto)
+    }
+
+    /// [`connect_tcp`](Self::connect_tcp) with connection settings `cfg`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Listen::connect_tcp`].
+    pub fn connect_tcp_with(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+        proto: impl Protocol + 'static,
+        cfg: StreamConfig,
+    ) -> io::Result<HandlerId> {
+        Listen::connect_tcp_with(self.ctx, addr, timeout, proto, cfg)
+    }
+
+    /// Sends one datagram to `to` through the UDP socket handler `sock` (one this
+    /// protocol's server opened, e.g. with [`Listen::bind_udp`]), as
+    /// [`send_via`](crate::net::send_via). Returns `false` if `sock` is gone or the
+    /// datagram could not be sent.
+    pub fn send_via(&mut self, sock: HandlerId, data: &[u8], to: SocketAddr) -> bool {
+        crate::net::send_via(self.ctx, sock, data, to)
+    }
+
+    /// The whole reactor context, for code in this crate whose protocols run
+    /// handlers of their own on the reactor (FTP data channels, the chat's UDP
+    /// socket).
+    pub(crate) fn ctx(&mut self) -> &mut Ctx<'b> {
+        self.ctx
+    }
+
+    /// The whole reactor context: the escape hatch this narrower `Conn` replaces.
+    #[deprecated(
+        since = "0.1.0",
+        note = "use the Conn methods: now, backend, is_shutting_down, stop_reactor, \
+                remove_handler, connect_tcp(_with), set_timer, write_to, notify"
+    )]
     pub fn reactor(&mut self) -> &mut Ctx<'b> {
         self.ctx
     }

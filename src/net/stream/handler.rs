@@ -222,7 +222,7 @@ impl Stream {
 
     fn read(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
         let budget = ctx.config().event_budget;
-        let mut buf = ctx.take_scratch();
+        let mut buf = crate::net::readbuf::take();
         let mut reads = 0;
         // A short read proves the socket drained at that moment, so the read that
         // would only return EAGAIN is skipped: the next arrival raises a new edge.
@@ -285,7 +285,7 @@ impl Stream {
                 }
             }
         }
-        ctx.give_scratch(buf);
+        crate::net::readbuf::give(buf);
         if self.core.read_paused() {
             self.core.update_interest(ctx);
         }

@@ -1,6 +1,6 @@
 //! A buffered stream connection (TCP or Unix) driving a [`Protocol`].
 //!
-//! * Input: read into the reactor's shared buffer and handed to
+//! * Input: read into the thread's shared read buffer (`net::readbuf`) and handed to
 //!   [`Protocol::data_received`]; nothing is kept per connection.
 //! * Output: [`Conn::write`] copies into the connection's [`OutBuf`],
 //!   [`Conn::write_shared`] queues a shared [`Bytes`](bytes::Bytes) chunk by reference

@@ -78,7 +78,7 @@ impl Default for StreamConfig {
 ///     }
 ///     fn connection_lost(&mut self, conn: &mut Conn<'_, '_>, reason: Option<&io::Error>) {
 ///         assert!(reason.is_none(), "a clean close");
-///         conn.reactor().stop();
+///         conn.stop_reactor();
 ///     }
 /// }
 ///
@@ -114,8 +114,9 @@ pub trait Protocol {
     /// An outgoing connection could not be made (refused, unreachable, timed out,
     /// or abandoned because the reactor shut down), as Twisted's
     /// `clientConnectionFailed`. Neither `connection_made` nor `connection_lost` is
-    /// called for it; the connection is gone, writes are ignored, but the context
-    /// ([`Conn::reactor`]) can reach other handlers (close the client of a relay, say).
+    /// called for it; the connection is gone, writes are ignored, but `conn` can
+    /// still reach other handlers ([`Conn::write_to`], [`Conn::remove_handler`]:
+    /// close the client of a relay, say).
     fn connection_failed(&mut self, _conn: &mut Conn<'_, '_>, _reason: &io::Error) {}
 
     /// Bytes arrived. `data` is only valid during the call.

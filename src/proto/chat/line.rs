@@ -14,7 +14,7 @@ use std::fmt::Write;
 use std::io;
 use std::rc::Rc;
 
-use super::core::{valid_room, ChatError, MemberId, MsgKind, Outcome, LOBBY};
+use super::state::{valid_room, ChatError, MemberId, MsgKind, Outcome, LOBBY};
 use super::{decode, Endpoint, Flavor, Flood, Gate, Hub};
 use crate::net::{Conn, PeerAddr, Protocol};
 use crate::proto::framing::{Line, LineBuffer};
@@ -72,7 +72,7 @@ impl LineClient {
 
     /// Handles one line; `false` stops reading the rest of the input (closing).
     fn line(&mut self, conn: &mut Conn<'_, '_>, line: Line<'_>) -> bool {
-        match self.flood.check(conn.reactor().now()) {
+        match self.flood.check(conn.now()) {
             Gate::Pass => {}
             Gate::DropAndWarn => {
                 let cfg = &self.hub.borrow().cfg;

@@ -1,8 +1,8 @@
-//! A chat server: one core (nicknames, rooms, membership, history) and three front
+//! A chat server: one chat state (nicknames, rooms, membership, history) and three front
 //! ends sharing it, so a person on `nc`, a person in an IRC client and a classroom UDP
 //! client talk in the same rooms.
 //!
-//! * [`core`]: the pure chat logic ([`Chat`]), unit-tested without sockets. Each
+//! * [`state`]: the pure chat logic ([`Chat`]), unit-tested without sockets. Each
 //!   operation returns the events to deliver and to whom.
 //! * [`mod@line`]: the line protocol for `nc` and `telnet` ([`LINE_HELP`] lists its
 //!   commands).
@@ -14,17 +14,20 @@
 //!   a message relayed to all members (the sender included) as `NAME:text`; `/leave`
 //!   leaves, `/who` lists the lobby; members silent for [`ChatConfig::udp_idle`]
 //!   expire.
+//! * This file: the [`Hub`], delivery and the [`ChatServer`]; `config` holds
+//!   [`ChatConfig`] and [`OperAccount`], `ircv3` the capabilities and message tags,
+//!   `input` decoding and the flood gate, `render` each front end's syntax.
 //!
 //! A room is `room` on the line and UDP front ends and `#room` on IRC; line and UDP
 //! users start in the [`LOBBY`] (`#lobby`), IRC users join what they like
 //! ([`ChatConfig::irc_autojoin`] puts them in the lobby too). Line and UDP users are in
 //! one room at a time (a line user kicked from it is in none until it joins one); IRC
 //! users may join several. Whoever creates a room (not the lobby) is its operator;
-//! operators and modes are the core's, so they bind every front end alike.
+//! operators and modes are the chat state's, so they bind every front end alike.
 //!
 //! # Delivery
-//! The core lives in one [`Hub`] per server, owned by the [`ChatServer`] (an `Rc` the
-//! connections share; the reactor is single-threaded). A connection asks the core for
+//! The chat state lives in one [`Hub`] per server, owned by the [`ChatServer`] (an `Rc` the
+//! connections share; the reactor is single-threaded). A connection asks the chat state for
 //! an [`Outcome`] and delivers it through the reactor by handler id: stream members get
 //! the bytes queued by reference with [`Conn::write_shared_to`] (each event is rendered
 //! once per front-end syntax into one shared [`Bytes`], not per recipient, and never
@@ -32,7 +35,7 @@
 //! recipient costs one gathered `sendmsg`), UDP members a datagram through
 //! [`send_via`]. Per-recipient renderings (IRCv3 tags, personal events) are copied
 //! with [`Conn::write_to`].
-//! Delivery never calls back into a protocol, so the core is never borrowed twice.
+//! Delivery never calls back into a protocol, so the chat state is never borrowed twice.
 //!
 //! # Robustness
 //! * Lines are at most [`ChatConfig::max_line`] bytes (IRC: [`ChatConfig::irc_max_line`]);
@@ -95,13 +98,13 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-pub mod core;
 pub mod irc;
 pub mod line;
 mod render;
+pub mod state;
 pub mod udp;
 
-pub use self::core::{
+pub use self::state::{
     Chat, ChatError, ChatLimits, Event, MemberId, ModeChange, MsgKind, Outcome, RoomModes, Status,
     TokenBucket, LOBBY,
 };
@@ -111,234 +114,20 @@ use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::net::{
-    send_via, write_shared_to, Conn, Datagrams, Listen, ListenConfig, PeerAddr, Protocol,
-};
+use crate::net::{send_via, write_shared_to, Conn, Datagrams, Listen, PeerAddr, Protocol};
 use crate::reactor::HandlerId;
 
-/// Chat settings.
-#[derive(Clone, Debug)]
-pub struct ChatConfig {
-    /// History length and room, ban and `WHOWAS` limits.
-    pub limits: ChatLimits,
-    /// Longest line on the line protocol, in bytes.
-    pub max_line: usize,
-    /// Longest IRC line, in bytes (RFC 2812 says 512 with CRLF).
-    pub irc_max_line: usize,
-    /// Lines a client may send at once (the token bucket's size).
-    pub flood_burst: u32,
-    /// Lines per second a client may keep sending.
-    pub flood_rate: f64,
-    /// Dropped lines in a row after which a stream client is disconnected.
-    pub flood_disconnect: u32,
-    /// A stream client that has not chosen a nickname (IRC: registered) by then is
-    /// closed.
-    pub registration_timeout: Duration,
-    /// A UDP member silent this long is removed (its leave announced).
-    pub udp_idle: Duration,
-    /// Most UDP members at once (each costs a little memory; UDP has no connection).
-    pub max_udp_members: usize,
-    /// The server's name in IRC prefixes and numerics.
-    pub server_name: String,
-    /// The network's name (IRC 001 and `NETWORK` in 005).
-    pub network: String,
-    /// The message of the day (IRC `MOTD`, shown on the line protocol's welcome).
-    pub motd: Vec<String>,
-    /// Whether IRC clients are joined to `#lobby` on connect (default: no, as on
-    /// every IRC server; line and UDP users always start in the lobby).
-    pub irc_autojoin: bool,
-    /// Server operator accounts (IRC `OPER name password`).
-    pub opers: Vec<OperAccount>,
-    /// The server password IRC clients must give with `PASS` before registering.
-    pub password: Option<String>,
-    /// Listener settings for the line and IRC listeners; `stream.max_output` bounds
-    /// every client's pending output.
-    pub listen: ListenConfig,
-}
+mod config;
+mod input;
+mod ircv3;
 
-impl Default for ChatConfig {
-    fn default() -> ChatConfig {
-        let mut listen = ListenConfig::default();
-        listen.stream.max_output = Some(1 << 20);
-        ChatConfig {
-            limits: ChatLimits::default(),
-            max_line: 2048,
-            irc_max_line: 512,
-            flood_burst: 20,
-            flood_rate: 10.0,
-            flood_disconnect: 200,
-            registration_timeout: Duration::from_secs(60),
-            udp_idle: Duration::from_secs(300),
-            max_udp_members: 10_000,
-            server_name: "readyloop.chat".into(),
-            network: "readyloop".into(),
-            motd: vec![
-                "Welcome to the readyloop chat.".into(),
-                "nc, IRC and UDP users share these rooms; nc and UDP users start in #lobby.".into(),
-            ],
-            irc_autojoin: false,
-            opers: Vec::new(),
-            password: None,
-            listen,
-        }
-    }
-}
-
-/// A server operator account: a name and an Argon2id hash of its password (PHC
-/// string, as `argon2` or the `argon2` crate writes it).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OperAccount {
-    /// The name given to `OPER`.
-    pub name: String,
-    /// The password's hash (`$argon2id$v=19$...`).
-    pub hash: String,
-}
-
-impl OperAccount {
-    /// An account from a name and a hash.
-    ///
-    /// # Errors
-    ///
-    /// A message naming the operator if `hash` is not a PHC string.
-    pub fn from_hash(name: &str, hash: &str) -> Result<OperAccount, String> {
-        argon2::PasswordHash::new(hash).map_err(|e| format!("operator {name}: bad hash: {e}"))?;
-        Ok(OperAccount {
-            name: name.to_string(),
-            hash: hash.to_string(),
-        })
-    }
-
-    /// An account from a plain password, hashed here (Argon2id, a random salt from
-    /// the system).
-    ///
-    /// # Errors
-    ///
-    /// `/dev/urandom` cannot be read, or hashing fails (`Other`; not expected with
-    /// the default Argon2 parameters).
-    pub fn from_password(name: &str, password: &str) -> io::Result<OperAccount> {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let mut salt = [0u8; 16];
-        io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut salt)?;
-        let salt = SaltString::encode_b64(&salt).map_err(|e| io::Error::other(e.to_string()))?;
-        let hash = argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        Ok(OperAccount {
-            name: name.to_string(),
-            hash: hash.to_string(),
-        })
-    }
-
-    /// Whether `password` is this account's.
-    pub fn verify(&self, password: &str) -> bool {
-        use argon2::password_hash::PasswordVerifier;
-        argon2::PasswordHash::new(&self.hash).is_ok_and(|h| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-    }
-}
-
-/// The IRCv3 capabilities an IRC client enabled (`CAP REQ`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Caps(pub u16);
-
-impl Caps {
-    /// `multi-prefix`: every status prefix in `NAMES` and `WHO` (`@+nick`).
-    pub const MULTI_PREFIX: Caps = Caps(1);
-    /// `server-time`: a `time` tag on relayed messages.
-    pub const SERVER_TIME: Caps = Caps(2);
-    /// `message-tags`: tags on messages (`msgid`), `TAGMSG`.
-    pub const MESSAGE_TAGS: Caps = Caps(4);
-    /// `echo-message`: one's own messages come back.
-    pub const ECHO_MESSAGE: Caps = Caps(8);
-    /// `away-notify`: `AWAY` of people one shares a room with.
-    pub const AWAY_NOTIFY: Caps = Caps(16);
-    /// `cap-notify` (implied by `CAP LS 302`).
-    pub const CAP_NOTIFY: Caps = Caps(32);
-    /// `batch` (history replay on join comes as a `chathistory` batch).
-    pub const BATCH: Caps = Caps(64);
-    /// `userhost-in-names`: `NAMES` shows `nick!user@host`.
-    pub const USERHOST_IN_NAMES: Caps = Caps(128);
-    /// Every capability by name, as `CAP LS` lists them.
-    pub const ALL: [(&'static str, Caps); 8] = [
-        ("away-notify", Caps::AWAY_NOTIFY),
-        ("batch", Caps::BATCH),
-        ("cap-notify", Caps::CAP_NOTIFY),
-        ("echo-message", Caps::ECHO_MESSAGE),
-        ("message-tags", Caps::MESSAGE_TAGS),
-        ("multi-prefix", Caps::MULTI_PREFIX),
-        ("server-time", Caps::SERVER_TIME),
-        ("userhost-in-names", Caps::USERHOST_IN_NAMES),
-    ];
-
-    /// The capability called `name`.
-    pub fn by_name(name: &str) -> Option<Caps> {
-        Caps::ALL
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|&(_, c)| c)
-    }
-
-    /// Whether every capability of `other` is enabled.
-    pub fn has(self, other: Caps) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Enables or disables `other`.
-    pub fn set(&mut self, other: Caps, on: bool) {
-        if on {
-            self.0 |= other.0;
-        } else {
-            self.0 &= !other.0;
-        }
-    }
-
-    /// The enabled capabilities' names, space-separated.
-    pub fn names(self) -> String {
-        Caps::ALL
-            .iter()
-            .filter(|&&(_, c)| self.has(c))
-            .map(|&(n, _)| n)
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    /// Whether messages to this client carry tags.
-    pub fn tags(self) -> bool {
-        self.0 & (Caps::SERVER_TIME.0 | Caps::MESSAGE_TAGS.0) != 0
-    }
-}
-
-/// An RFC 3339 UTC time with milliseconds (`2024-01-02T03:04:05.678Z`), as
-/// IRCv3 `server-time` writes it.
-pub fn irc_time(t: std::time::SystemTime) -> String {
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
+pub use self::config::{ChatConfig, OperAccount};
+pub(crate) use self::input::{client_warn, decode, peer_host, Flood, Gate};
+pub use self::ircv3::{irc_time, Caps};
+pub(crate) use self::ircv3::{tag_lines, Tags};
 
 /// How a member is reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -389,7 +178,7 @@ impl Endpoint {
     }
 }
 
-/// What every front end of one server shares: the chat core and the settings.
+/// What every front end of one server shares: the chat state and the settings.
 #[derive(Debug)]
 pub struct Hub {
     /// The chat.
@@ -427,7 +216,7 @@ impl Sink for Conn<'_, '_> {
     }
 
     fn to_datagram(&mut self, sock: HandlerId, to: SocketAddr, data: &[u8]) {
-        send_via(self.reactor(), sock, data, to);
+        self.send_via(sock, data, to);
     }
 }
 
@@ -540,123 +329,7 @@ impl Hub {
     }
 }
 
-/// The IRCv3 tags of one delivery.
-#[derive(Clone, Debug)]
-pub(crate) struct Tags {
-    /// `time`.
-    pub(crate) time: String,
-    /// `msgid`, for messages.
-    pub(crate) msgid: Option<String>,
-}
-
-impl Tags {
-    /// The tag string (without `@` and the space) for a client with `caps`.
-    pub(crate) fn for_caps(&self, caps: Caps) -> String {
-        let mut s = String::new();
-        if caps.has(Caps::MESSAGE_TAGS) {
-            if let Some(id) = &self.msgid {
-                s.push_str("msgid=");
-                s.push_str(id);
-            }
-        }
-        if caps.has(Caps::SERVER_TIME) || caps.has(Caps::MESSAGE_TAGS) {
-            if !s.is_empty() {
-                s.push(';');
-            }
-            s.push_str("time=");
-            s.push_str(&self.time);
-        }
-        s
-    }
-}
-
-/// `text` (IRC lines) with `@tags ` in front of each line.
-pub(crate) fn tag_lines(text: &str, tags: &str) -> String {
-    if tags.is_empty() {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len() + 40);
-    for l in text.split_inclusive('\n') {
-        out.push('@');
-        out.push_str(tags);
-        out.push(' ');
-        out.push_str(l);
-    }
-    out
-}
-
-thread_local! {
-    /// Warnings a client causes at will (flooding, filling the UDP member table):
-    /// at most one a second per reactor thread, so clients cannot fill the log.
-    static CLIENT_WARN: crate::net::WarnLimit =
-        const { crate::net::WarnLimit::new(Duration::from_secs(1)) };
-}
-
-/// Logs a warning a client caused, rate-limited (see `CLIENT_WARN`).
-pub(crate) fn client_warn(msg: std::fmt::Arguments<'_>) {
-    CLIENT_WARN.with(|w| w.warn(module_path!(), msg));
-}
-
-/// The host part of a stream member's `user@host`: the peer's IP, or `local`.
-pub(crate) fn peer_host(peer: &PeerAddr) -> String {
-    match peer {
-        PeerAddr::Inet(a) => a.ip().to_string(),
-        PeerAddr::Unix => "local".to_string(),
-    }
-}
-
-/// Decodes a received line: UTF-8 (lossy), control characters neutralised.
-pub(crate) fn decode(line: &[u8]) -> String {
-    self::core::sanitize(&String::from_utf8_lossy(line))
-}
-
-/// What the flood gate says about one line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Gate {
-    /// Process it.
-    Pass,
-    /// Drop it; tell the client (first drop of an episode).
-    DropAndWarn,
-    /// Drop it silently.
-    Drop,
-    /// Too many drops in a row: disconnect.
-    Disconnect,
-}
-
-/// A client's flood state: the bucket and the drops since the last accepted line.
-#[derive(Clone, Debug)]
-pub(crate) struct Flood {
-    bucket: TokenBucket,
-    dropped: u32,
-    limit: u32,
-}
-
-impl Flood {
-    pub(crate) fn new(cfg: &ChatConfig) -> Flood {
-        Flood {
-            bucket: TokenBucket::new(cfg.flood_burst, cfg.flood_rate),
-            dropped: 0,
-            limit: cfg.flood_disconnect,
-        }
-    }
-
-    pub(crate) fn check(&mut self, now: Instant) -> Gate {
-        if self.bucket.take(now) {
-            self.dropped = 0;
-            return Gate::Pass;
-        }
-        self.dropped += 1;
-        if self.dropped >= self.limit {
-            Gate::Disconnect
-        } else if self.dropped == 1 {
-            Gate::DropAndWarn
-        } else {
-            Gate::Drop
-        }
-    }
-}
-
-/// A chat server: the shared core, and the front ends to put on a reactor.
+/// A chat server: the shared chat state, and the front ends to put on a reactor.
 #[derive(Clone, Debug)]
 pub struct ChatServer {
     hub: Rc<RefCell<Hub>>,
@@ -744,7 +417,7 @@ impl ChatServer {
         self.hub.borrow().chat.len()
     }
 
-    /// Runs `f` on the chat core (for inspection and tests).
+    /// Runs `f` on the chat state (for inspection and tests).
     pub fn with_chat<R>(&self, f: impl FnOnce(&Chat<Endpoint>) -> R) -> R {
         f(&self.hub.borrow().chat)
     }

@@ -1,11 +1,11 @@
-//! Rendering core events in each front end's syntax. Every function returns whole
+//! Rendering the chat state's events in each front end's syntax. Every function returns whole
 //! lines, each ending in `\n` (IRC: `\r\n`); the UDP sender turns lines into datagrams.
 
 use std::fmt::Write;
 
 use std::rc::Rc;
 
-use super::core::{Event, Member, Message, MsgKind, Status};
+use super::state::{Event, Member, Message, MsgKind, Status};
 use super::{Caps, Endpoint, Flavor, Hub};
 
 /// Whether `ev` renders differently for IRC clients with different capabilities

@@ -1,4 +1,4 @@
-//! The classroom UDP chat, joined to the shared core.
+//! The classroom UDP chat, joined to the shared chat state.
 //!
 //! Every datagram is one line of UTF-8 text (decoded lossily; a trailing newline is
 //! ignored). From an address that has not joined:
@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::core::{MemberId, MsgKind, TokenBucket, LOBBY};
+use super::state::{MemberId, MsgKind, TokenBucket, LOBBY};
 use super::{decode, Endpoint, Flood, Gate, Hub};
 use crate::net::{DatagramProtocol, Datagrams};
 use crate::reactor::TimerId;
@@ -159,7 +159,7 @@ impl UdpChat {
         let same = hub
             .chat
             .member(id)
-            .is_some_and(|m| super::core::fold(&m.nick) == super::core::fold(name));
+            .is_some_and(|m| super::state::fold(&m.nick) == super::state::fold(name));
         if same {
             Self::welcome(dg, from, name);
             // Kicked from the lobby: joining again brings one back (if allowed).

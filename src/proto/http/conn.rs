@@ -176,7 +176,7 @@ impl HttpConn {
     /// were used; the rest is a partial head or held back by backpressure.
     fn process(&mut self, conn: &mut Conn<'_, '_>, buf: &[u8]) -> usize {
         let mut pos = 0;
-        let now = conn.reactor().now();
+        let now = conn.now();
         while pos < buf.len() {
             match self.phase {
                 Phase::Linger => return buf.len(),
@@ -251,13 +251,13 @@ impl HttpConn {
     fn dispatch(&mut self, conn: &mut Conn<'_, '_>, now: Instant) {
         self.fresh = false;
         let peer = conn.peer().clone();
-        let backend = conn.reactor().backend();
+        let backend = conn.backend();
         let resp = self.respond(&peer, backend, now);
         // A malformed target (400) closes like a malformed head does.
         let keep = self.head.keep_alive()
             && resp.status != 400
             && !self.draining
-            && !conn.reactor().is_shutting_down();
+            && !conn.is_shutting_down();
         let head_only = &self.head_buf[self.head.method.clone()] == b"HEAD";
         let (status, body) = self.send(conn, resp, head_only, keep);
         if self.sh.cfg.access_log && log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
@@ -290,12 +290,18 @@ impl HttpConn {
         now: Instant,
     ) -> Response {
         let hb = &self.head_buf;
-        let Ok(method) = std::str::from_utf8(&hb[self.head.method.clone()]) else {
-            return Response::error(400);
+        // Matched as bytes: a known method needs no UTF-8 check of its own.
+        let raw_method = &hb[self.head.method.clone()];
+        let Some(method) = KNOWN_METHODS
+            .into_iter()
+            .find(|m| m.as_bytes() == raw_method)
+        else {
+            return Response::error(if std::str::from_utf8(raw_method).is_ok() {
+                501
+            } else {
+                400
+            });
         };
-        if !KNOWN_METHODS.contains(&method) {
-            return Response::error(501);
-        }
         let target = &hb[self.head.target.clone()];
         if target == b"*" {
             return if method == "OPTIONS" {
@@ -354,7 +360,7 @@ impl HttpConn {
         let len = resp.body.len();
         {
             let mut date = self.sh.date.borrow_mut();
-            date.update_at(conn.reactor().now());
+            date.update_at(conn.now());
             write_head(
                 &mut self.out,
                 &resp,
@@ -468,7 +474,7 @@ impl HttpConn {
     /// Shuts our write side after the answer and discards input until the peer
     /// closes (or the linger timeout).
     fn linger(&mut self, conn: &mut Conn<'_, '_>) {
-        let now = conn.reactor().now();
+        let now = conn.now();
         self.set_phase(Phase::Linger, now);
         self.inbuf.clear();
         conn.shutdown_write();
@@ -480,7 +486,7 @@ impl Protocol for HttpConn {
         let stats = &self.sh.stats;
         bump(&stats.connections_open, 1);
         bump(&stats.connections_total, 1);
-        self.since = conn.reactor().now();
+        self.since = conn.now();
         self.arm(conn);
     }
 

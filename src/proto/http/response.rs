@@ -210,10 +210,15 @@ pub fn write_head(
     conn: ConnHeader,
 ) {
     out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(out, u64::from(resp.status));
-    out.push(b' ');
-    out.extend_from_slice(reason(resp.status).as_bytes());
+    if resp.status == 200 {
+        // The common case, without formatting a number.
+        out.extend_from_slice(b"HTTP/1.1 200 OK");
+    } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_u64(out, u64::from(resp.status));
+        out.push(b' ');
+        out.extend_from_slice(reason(resp.status).as_bytes());
+    }
     out.extend_from_slice(b"\r\nServer: ");
     push_clean(out, server);
     out.extend_from_slice(b"\r\nDate: ");

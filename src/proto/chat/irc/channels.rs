@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::net::Conn;
-use crate::proto::chat::core::fold;
+use crate::proto::chat::state::fold;
 use crate::proto::chat::{render, Caps};
 
 use super::{write_irc, IrcClient, IrcMessage};

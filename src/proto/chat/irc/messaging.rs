@@ -1,7 +1,7 @@
 //! Messages and away states: `PRIVMSG`, `NOTICE`, `AWAY`.
 
 use crate::net::Conn;
-use crate::proto::chat::core::{fold, MsgKind};
+use crate::proto::chat::state::{fold, MsgKind};
 use crate::proto::chat::Caps;
 
 use super::{IrcClient, IrcMessage, MAX_TARGETS};

@@ -11,7 +11,7 @@
 //!
 //! Each command is one `irc_*` method, found in a table (`PRE_REGISTRATION`,
 //! `REGISTERED`); anything else gets 421. Membership, operators, modes, bans,
-//! invitations and away states are the core's ([`Chat`](super::Chat)), so the line
+//! invitations and away states are the chat state's ([`Chat`](super::Chat)), so the line
 //! protocol and the UDP room see the same: this module parses and renders. Channel modes
 //! `+o +v +t +n +m +s +i +k +l +b` (at most [`MAX_MODES`] a `MODE`), user modes
 //! `+i +w` and `-o`; server operators ([`ChatConfig::opers`](super::ChatConfig), Argon2
@@ -26,7 +26,7 @@
 //! for `server-time`/`message-tags` clients each message carries the time it was sent,
 //! inside a `chathistory` batch if they enabled `batch`.
 //!
-//! Channels are the core's rooms with a `#`: `#Rust` here is `rust` on the line
+//! Channels are the chat state's rooms with a `#`: `#Rust` here is `rust` on the line
 //! protocol.
 //!
 //! # Where things are
@@ -41,7 +41,7 @@ use std::fmt::Write;
 use std::io;
 use std::rc::Rc;
 
-use super::core::{ChatError, MemberId, Outcome};
+use super::state::{ChatError, MemberId, Outcome};
 use super::{decode, render, Caps, Flood, Gate, Hub};
 use crate::net::{Conn, PeerAddr, Protocol};
 use crate::proto::framing::{Line, LineBuffer};
@@ -241,7 +241,7 @@ impl IrcClient {
             m.command.eq_ignore_ascii_case("PING") || m.command.eq_ignore_ascii_case("PONG")
         });
         if !keepalive {
-            match self.flood.check(conn.reactor().now()) {
+            match self.flood.check(conn.now()) {
                 Gate::Pass => {}
                 Gate::DropAndWarn => {
                     let (burst, rate) = {

@@ -1,7 +1,7 @@
 //! Modes and server operators: `MODE` (channel and user), `OPER`, `KILL`, `WALLOPS`.
 
 use crate::net::Conn;
-use crate::proto::chat::core::ModeChange;
+use crate::proto::chat::state::ModeChange;
 use crate::proto::chat::Endpoint;
 
 use super::{write_irc, IrcClient, IrcMessage, Killed};
@@ -65,19 +65,10 @@ impl IrcClient {
         args: &[&str],
     ) -> (Vec<ModeChange>, bool) {
         let mut params = args.iter().copied();
-        let mut plus = true;
         let mut changes = Vec::new();
         let mut list_bans = false;
-        for c in spec.chars() {
+        for (plus, c) in signed(spec) {
             let change = match c {
-                '+' => {
-                    plus = true;
-                    continue;
-                }
-                '-' => {
-                    plus = false;
-                    continue;
-                }
                 'o' | 'v' => match params.next() {
                     Some(n) if c == 'o' => ModeChange::Op(plus, n.to_string()),
                     Some(n) => ModeChange::Voice(plus, n.to_string()),
@@ -140,7 +131,6 @@ impl IrcClient {
             self.numeric(conn, 221, &modes);
             return;
         };
-        let mut plus = true;
         let mut applied = String::new();
         let mut sign = ' ';
         let mut unknown = false;
@@ -149,16 +139,8 @@ impl IrcClient {
             let Some(m) = hub.chat.member_mut(me) else {
                 return;
             };
-            for c in spec.chars() {
+            for (plus, c) in signed(spec) {
                 let flag = match c {
-                    '+' => {
-                        plus = true;
-                        continue;
-                    }
-                    '-' => {
-                        plus = false;
-                        continue;
-                    }
                     'i' => &mut m.invisible,
                     'w' => &mut m.wallops,
                     // Only OPER makes an operator; anyone may stop being one.
@@ -293,12 +275,7 @@ impl IrcClient {
             }
             Endpoint::Datagram { sock, addr } => {
                 let mut hub = self.hub.borrow_mut();
-                crate::net::send_via(
-                    conn.reactor(),
-                    sock,
-                    format!("Bye {nick} ({reason})").as_bytes(),
-                    addr,
-                );
+                conn.send_via(sock, format!("Bye {nick} ({reason})").as_bytes(), addr);
                 let out = hub.chat.quit(vid, &reason);
                 hub.deliver(&out, conn);
             }
@@ -317,6 +294,23 @@ impl IrcClient {
     }
 
     // ----- server queries -------------------------------------------------------
+}
+
+/// The mode letters of `spec` with the sign in force for each (`+` until a `-`, and
+/// so on), the signs themselves left out.
+fn signed(spec: &str) -> impl Iterator<Item = (bool, char)> + '_ {
+    let mut plus = true;
+    spec.chars().filter_map(move |c| match c {
+        '+' => {
+            plus = true;
+            None
+        }
+        '-' => {
+            plus = false;
+            None
+        }
+        c => Some((plus, c)),
+    })
 }
 
 /// Most mode changes in one `MODE` (`MODES` in 005).

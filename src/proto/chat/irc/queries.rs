@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::net::Conn;
-use crate::proto::chat::core::{fold, mask_match, Member, Status};
+use crate::proto::chat::state::{fold, mask_match, Member, Status};
 use crate::proto::chat::{Caps, Endpoint};
 
 use super::{write_irc, IrcClient, IrcMessage};
@@ -152,7 +152,7 @@ impl IrcClient {
             .map_or(usize::MAX, |c| c as usize);
         let mut s = String::new();
         for nick in msg.params[0].split(',').filter(|n| !n.is_empty()) {
-            let entries: Vec<crate::proto::chat::core::Whowas> = self
+            let entries: Vec<crate::proto::chat::state::Whowas> = self
                 .hub
                 .borrow()
                 .chat

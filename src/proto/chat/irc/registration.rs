@@ -2,7 +2,7 @@
 //! welcome burst (001-005) once a client is registered.
 
 use crate::net::Conn;
-use crate::proto::chat::core::{valid_nick, LOBBY};
+use crate::proto::chat::state::{valid_nick, LOBBY};
 use crate::proto::chat::{Caps, Endpoint, Flavor};
 
 use super::{write_irc, IrcClient, IrcMessage, MAX_MODES, MAX_TARGETS, VERSION};
@@ -262,13 +262,13 @@ impl IrcClient {
             "CASEMAPPING=rfc1459".into(),
             format!("CHANLIMIT=#:{max_rooms}"),
             "CHANMODES=b,k,l,imnst".into(),
-            format!("CHANNELLEN={}", crate::proto::chat::core::ROOM_MAX + 1),
+            format!("CHANNELLEN={}", crate::proto::chat::state::ROOM_MAX + 1),
             "CHANTYPES=#".into(),
             "KICKLEN=390".into(),
             format!("MAXLIST=b:{max_bans}"),
             format!("MODES={MAX_MODES}"),
             format!("NETWORK={network}"),
-            format!("NICKLEN={}", crate::proto::chat::core::NICK_MAX),
+            format!("NICKLEN={}", crate::proto::chat::state::NICK_MAX),
             "PREFIX=(ov)@+".into(),
             format!("TARGMAX=PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS},KICK:1,JOIN:,PART:,NAMES:1,WHOIS:1"),
             "TOPICLEN=390".into(),

@@ -1,7 +1,7 @@
 //! Queries about the server: `MOTD`, `LUSERS`, `TIME`, `INFO`, `VERSION`, `ADMIN`.
 
 use crate::net::Conn;
-use crate::proto::chat::core::mask_match;
+use crate::proto::chat::state::mask_match;
 
 use super::{write_irc, IrcClient, IrcMessage, VERSION};
 

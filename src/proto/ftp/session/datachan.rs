@@ -19,10 +19,10 @@ impl Session {
     /// any transfer; later reports from it are ignored.
     pub(super) fn drop_chan(&mut self, conn: &mut Conn<'_, '_>) {
         match std::mem::replace(&mut self.chan, Chan::None) {
-            Chan::Passive(id) | Chan::Connecting(id) => conn.reactor().remove(id),
+            Chan::Passive(id) | Chan::Connecting(id) => conn.remove_handler(id),
             Chan::Connected(id) => {
                 if !conn.notify(id, Box::new(ToData::Abort)) {
-                    conn.reactor().remove(id);
+                    conn.remove_handler(id);
                 }
             }
             Chan::None | Chan::Active(_) => {}
@@ -65,7 +65,7 @@ impl Session {
         }
         let me = conn.id();
         let id = PassiveListener::register(
-            conn.reactor(),
+            conn.ctx(),
             sock,
             me,
             self.seq,
@@ -105,7 +105,7 @@ impl Session {
             Chan::Active(addr) => {
                 let me = conn.id();
                 let id = connect_active(
-                    conn.reactor(),
+                    conn.ctx(),
                     addr,
                     self.sh.cfg.data_setup_timeout,
                     me,
@@ -146,7 +146,7 @@ impl Session {
         match ev {
             ToControl::Connected { seq, id } => {
                 if seq != self.seq || self.closing {
-                    conn.reactor().remove(id);
+                    conn.remove_handler(id);
                     return;
                 }
                 self.chan = Chan::Connected(id);

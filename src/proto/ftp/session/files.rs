@@ -1,5 +1,5 @@
-//! File system commands on the jail: `PWD`, `MKD`, `RMD`, `DELE`, `RNFR`/`RNTO`,
-//! `SIZE`, `MDTM`.
+//! File system commands on the jail: `MKD`, `RMD`, `DELE`, `RNFR`/`RNTO`, `SIZE`,
+//! `MDTM`.
 
 use std::fs::Metadata;
 use std::time::SystemTime;
@@ -14,13 +14,6 @@ impl Session {
     /// Logs a change to the file system (`verb` on virtual path `v`).
     fn log_change(&self, verb: &str, v: &[u8]) {
         log::info!(target: ACCESS_TARGET, "{} {} {verb} {}", self.peer_str(), self.user(), show(v));
-    }
-
-    pub(super) fn cmd_pwd(&mut self, conn: &mut Conn<'_, '_>) -> Res {
-        let mut t = quote_path(&self.cwd);
-        t.extend_from_slice(b" is the current directory.");
-        self.send(conn, 257, t);
-        Ok(())
     }
 
     pub(super) fn cmd_mkd(&mut self, conn: &mut Conn<'_, '_>, arg: &[u8]) -> Res {

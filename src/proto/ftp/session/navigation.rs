@@ -1,4 +1,5 @@
-//! Paths and listings: the jail, `CWD`, `LIST`/`NLST`/`MLSD`, `MLST`, `STAT`, `OPTS`.
+//! Paths and listings: the jail, `PWD`, `CWD`, `LIST`/`NLST`/`MLSD`, `MLST`, `STAT`,
+//! `OPTS`.
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -8,7 +9,7 @@ use crate::net::Conn;
 use crate::proto::ftp::command::Verb;
 use crate::proto::ftp::data::Job;
 use crate::proto::ftp::jail::{self, Jail};
-use crate::proto::ftp::reply::multiline;
+use crate::proto::ftp::reply::{multiline, quote_path};
 use crate::proto::ftp::store::{self, show};
 
 use super::{err, io_err, path_err, Chan, Res, Session};
@@ -90,6 +91,13 @@ impl Session {
             b"End of status",
         );
         self.send_raw(conn);
+        Ok(())
+    }
+
+    pub(super) fn cmd_pwd(&mut self, conn: &mut Conn<'_, '_>) -> Res {
+        let mut t = quote_path(&self.cwd);
+        t.extend_from_slice(b" is the current directory.");
+        self.send(conn, 257, t);
         Ok(())
     }
 

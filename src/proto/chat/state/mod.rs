@@ -1,8 +1,8 @@
-//! The chat core: members, nicknames, rooms, membership, history. Pure logic, no I/O.
+//! The chat state: members, nicknames, rooms, membership, history. Pure logic, no I/O.
 //!
 //! Every operation returns an [`Outcome`]: the [`Event`]s to deliver and to whom. The
 //! front ends render each event in their own syntax (a line for `nc`, an IRC message,
-//! a datagram) and queue it on the recipients' connections; the core never sees a
+//! a datagram) and queue it on the recipients' connections; the state never sees a
 //! socket, so it is unit-tested here without one.
 //!
 //! # Semantics
@@ -244,7 +244,7 @@ impl RoomInfo {
 }
 
 /// The chat: members, nicknames, rooms, history. `E` is the front ends' address of a
-/// member (the core only stores it).
+/// member (the state only stores it).
 #[derive(Debug)]
 pub struct Chat<E> {
     cfg: ChatLimits,

@@ -1,4 +1,4 @@
-//! What the core reports: events, deliveries, outcomes, errors, and the room mode
+//! What the chat state reports: events, deliveries, outcomes, errors, and the room mode
 //! and status types they carry.
 
 use std::fmt;

@@ -40,13 +40,16 @@
 //! ```
 
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 
-use super::{Config, Handle, Reactor};
+use crate::reactor::{Config, Handle, Reactor};
 use crate::selector::Backend;
+
+mod start;
+
+use start::{abort, await_setups, collect_handles, member_thread, ThreadChans};
 
 /// Counters of one reactor of a pool, readable from any thread (relaxed atomics,
 /// written by the reactor's own thread only: no lock, no shared cache line).
@@ -281,50 +284,17 @@ impl Pool {
             gos.push(go_tx);
             runs.push(run_tx);
             let (backend, config) = (self.backend, self.config.clone());
-            let (ready_tx, setup_tx, exit_tx) =
-                (ready_tx.clone(), setup_tx.clone(), exit_tx.clone());
+            let chans = ThreadChans {
+                ready: ready_tx.clone(),
+                setup: setup_tx.clone(),
+                exit: exit_tx.clone(),
+                go: go_rx,
+                run: run_rx,
+            };
             let setup = setup.clone();
             let spawned = thread::Builder::new()
                 .name(format!("reactor-{index}"))
-                .spawn(move || {
-                    let mut guard = ExitGuard {
-                        index,
-                        tx: exit_tx,
-                        exit: None,
-                    };
-                    let mut reactor = match Reactor::with_config(backend, config) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            let _ = ready_tx.send((index, Err(e)));
-                            guard.exit = Some(Exit::Finished);
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send((index, Ok(reactor.handle())));
-                    // Drop the senders once used: a thread that dies (a panic in
-                    // `setup`) must not leave the starter waiting on its channel.
-                    drop(ready_tx);
-                    let Ok(Some(member)) = go_rx.recv() else {
-                        guard.exit = Some(Exit::Finished);
-                        return;
-                    };
-                    let _ = setup_tx.send((index, setup(&mut reactor, &member)));
-                    drop((setup, setup_tx));
-                    if run_rx.recv() != Ok(true) {
-                        guard.exit = Some(Exit::Finished);
-                        return;
-                    }
-                    let run = panic::catch_unwind(AssertUnwindSafe(|| {
-                        run_loop(&mut reactor, member.stats())
-                    }));
-                    guard.exit = Some(match run {
-                        Ok(Ok(())) => Exit::Finished,
-                        Ok(Err(e)) => Exit::Failed(e),
-                        Err(payload) => {
-                            Exit::Panicked(format!("panicked: {}", panic_message(&*payload)))
-                        }
-                    });
-                });
+                .spawn(move || member_thread(index, backend, config, setup, chans));
             match spawned {
                 Ok(j) => joins.push(j),
                 Err(e) => {
@@ -337,37 +307,10 @@ impl Pool {
         }
         drop((ready_tx, setup_tx));
         // Phase 1: every reactor exists; hand each the full list of handles.
-        let mut handles: Vec<Option<Handle>> = (0..n).map(|_| None).collect();
-        let mut first_err = None;
-        for _ in 0..n {
-            match ready_rx.recv() {
-                Ok((i, Ok(h))) => handles[i] = Some(h),
-                Ok((i, Err(e))) => {
-                    first_err.get_or_insert(io::Error::new(e.kind(), format!("reactor {i}: {e}")));
-                }
-                Err(_) => {
-                    first_err.get_or_insert(io::Error::other("a reactor thread died"));
-                    break;
-                }
-            }
-        }
-        let abort = |gos: Vec<mpsc::Sender<Option<Member>>>,
-                     runs: Vec<mpsc::Sender<bool>>,
-                     joins: Vec<JoinHandle<()>>,
-                     e: io::Error| {
-            for g in gos {
-                let _ = g.send(None);
-            }
-            for r in runs {
-                let _ = r.send(false);
-            }
-            join_all(joins);
-            Err(e)
+        let handles = match collect_handles(n, &ready_rx) {
+            Ok(h) => h,
+            Err(e) => return abort(gos, runs, joins, e),
         };
-        if let Some(e) = first_err {
-            return abort(gos, runs, joins, e);
-        }
-        let handles: Arc<[Handle]> = handles.into_iter().flatten().collect();
         for (index, g) in gos.iter().enumerate() {
             let _ = g.send(Some(Member {
                 index,
@@ -376,22 +319,7 @@ impl Pool {
             }));
         }
         // Phase 2: every setup done (listeners bound) before anyone serves.
-        for _ in 0..n {
-            match setup_rx.recv() {
-                Ok((_, Ok(()))) => {}
-                Ok((i, Err(e))) => {
-                    first_err.get_or_insert(io::Error::new(
-                        e.kind(),
-                        format!("setup of reactor {i}: {e}"),
-                    ));
-                }
-                Err(_) => {
-                    first_err.get_or_insert(io::Error::other("a reactor thread died in setup"));
-                    break;
-                }
-            }
-        }
-        if let Some(e) = first_err {
+        if let Err(e) = await_setups(n, &setup_rx) {
             return abort(Vec::new(), runs, joins, e);
         }
         let shutting = Arc::new(AtomicBool::new(false));
