@@ -7,7 +7,7 @@
 //! [`Conn::write_shared`](crate::net::Conn::write_shared)) are a reference-counted
 //! [`Bytes`] queued as is: a message rendered once and queued on a thousand
 //! connections is one allocation and a thousand reference counts, not a thousand
-//! copies. Small shared chunks (at most [`COPY_BELOW`], 1 KiB) are copied into the
+//! copies. Small shared chunks (at most `COPY_BELOW`, 1 KiB) are copied into the
 //! tail instead: measured, copying them is cheaper than the reference. Order is kept across both kinds: a shared chunk closes the owned tail
 //! before it (the tail becomes a chunk of its own, without a copy) and owned bytes
 //! after it start a new tail.
@@ -79,7 +79,7 @@ impl OutBuf {
 
     /// Queues `data` by reference, after everything pending (an owned tail before it
     /// is closed into a chunk of its own, without a copy). A chunk of at most
-    /// [`COPY_BELOW`] bytes is copied into the owned tail instead (cheaper than a
+    /// `COPY_BELOW` (1 KiB) bytes is copied into the owned tail instead (cheaper than a
     /// reference for small messages); either way it counts `data.len()` bytes.
     pub fn push_shared(&mut self, data: &Bytes) {
         if data.len() <= COPY_BELOW {
