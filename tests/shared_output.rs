@@ -73,14 +73,14 @@ impl Protocol for Mixed {
         for (off, len, how) in pieces(self.total) {
             let ok = match how {
                 How::Copy => conn.write(pattern_at(off, len)),
-                How::Shared => conn.write_shared(Bytes::from_static(pattern_at(off, len))),
+                How::Shared => conn.write_shared(&Bytes::from_static(pattern_at(off, len))),
                 How::SharedToSelf => {
-                    conn.write_shared_to(me, Bytes::from_static(pattern_at(off, len)))
+                    conn.write_shared_to(me, &Bytes::from_static(pattern_at(off, len)))
                 }
                 How::Slice => {
                     // `big` holds the pattern from offset 0 for one period and more.
                     let start = (off % 65_521) as usize;
-                    conn.write_shared(self.big.slice(start..start + len))
+                    conn.write_shared(&self.big.slice(start..start + len))
                 }
             };
             assert!(ok, "write of {len} bytes at {off} refused");
@@ -177,7 +177,7 @@ per_backend!(
                     id,
                     format!("{i}:").as_bytes(),
                 ));
-                oks.push(write_shared_to(ctx, id, shared.clone()));
+                oks.push(write_shared_to(ctx, id, &shared));
             }
             oks
         });
@@ -188,7 +188,7 @@ per_backend!(
         assert_eq!(text(&got), text(want), "{backend}");
         drop(s);
         eventually(DEADLINE, "a write to a gone connection is refused", || {
-            lt.call(move |ctx| !write_shared_to(ctx, id, Bytes::from_static(b"x")))
+            lt.call(move |ctx| !write_shared_to(ctx, id, &Bytes::from_static(b"x")))
                 .then_some(())
         });
         lt.stop().unwrap();
@@ -227,8 +227,8 @@ impl Protocol for Bound {
         // Bounded: the kernel holds a few MiB at most on loopback.
         for _ in 0..10_000 {
             let before = conn.output_len();
-            conn.write_shared_to(other, piece.clone());
-            let ok = conn.write_shared(piece.clone());
+            conn.write_shared_to(other, &piece);
+            let ok = conn.write_shared(&piece);
             let other_len = conn.output_len_of(other);
             trace.push((ok, before, conn.output_len(), conn.bytes_sent(), other_len));
             if !ok {

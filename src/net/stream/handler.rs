@@ -192,7 +192,7 @@ impl Stream {
             };
             match *m {
                 Mail::Write(data) => {
-                    self.core.queue_write_now(ctx, Data::Shared(data));
+                    self.core.queue_write_now(ctx, Data::Shared(&data));
                 }
                 Mail::Event(e) => {
                     if !self.core.state.is_closed() {

@@ -37,7 +37,7 @@ pub(super) struct FileSegment {
 /// Bytes to queue: a slice to copy, or a shared chunk to queue by reference.
 pub(super) enum Data<'d> {
     Copy(&'d [u8]),
-    Shared(Bytes),
+    Shared(&'d Bytes),
 }
 
 impl Data<'_> {
@@ -62,7 +62,7 @@ impl StreamTransport {
         }) {
             if let Ok(m) = m.downcast::<Mail>() {
                 if let Mail::Write(early) = *m {
-                    self.queue_write_now(ctx, Data::Shared(early));
+                    self.queue_write_now(ctx, Data::Shared(&early));
                 }
             }
         }

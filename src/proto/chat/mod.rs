@@ -201,7 +201,7 @@ pub(crate) trait Sink {
     /// Queues bytes on a stream connection.
     fn to_stream(&mut self, id: HandlerId, data: &[u8]);
     /// Queues a shared chunk on a stream connection by reference (no copy).
-    fn to_stream_shared(&mut self, id: HandlerId, data: Bytes);
+    fn to_stream_shared(&mut self, id: HandlerId, data: &Bytes);
     /// Sends one datagram through a UDP socket handler.
     fn to_datagram(&mut self, sock: HandlerId, to: SocketAddr, data: &[u8]);
 }
@@ -211,7 +211,7 @@ impl Sink for Conn<'_, '_> {
         self.write_to(id, data);
     }
 
-    fn to_stream_shared(&mut self, id: HandlerId, data: Bytes) {
+    fn to_stream_shared(&mut self, id: HandlerId, data: &Bytes) {
         self.write_shared_to(id, data);
     }
 
@@ -225,7 +225,7 @@ impl Sink for Datagrams<'_, '_> {
         self.write_to(id, data);
     }
 
-    fn to_stream_shared(&mut self, id: HandlerId, data: Bytes) {
+    fn to_stream_shared(&mut self, id: HandlerId, data: &Bytes) {
         write_shared_to(self.reactor(), id, data);
     }
 
@@ -243,7 +243,7 @@ impl Sink for Datagrams<'_, '_> {
 /// datagram per line (without the newline) over UDP.
 pub(crate) fn send_shared(sink: &mut dyn Sink, ep: &Endpoint, text: &Bytes) {
     match *ep {
-        Endpoint::Stream { id, .. } => sink.to_stream_shared(id, text.clone()),
+        Endpoint::Stream { id, .. } => sink.to_stream_shared(id, text),
         Endpoint::Datagram { sock, addr } => {
             for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                 sink.to_datagram(sock, addr, line);
