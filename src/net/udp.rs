@@ -133,13 +133,13 @@ pub struct DatagramTransport {
 
 /// The handler for one UDP socket.
 pub struct DatagramSocket {
-    core: DatagramTransport,
+    transport: DatagramTransport,
     proto: Box<dyn DatagramProtocol>,
 }
 
 /// What a datagram protocol sees of its socket and the reactor.
 pub struct Datagrams<'a, 'b> {
-    core: &'a mut DatagramTransport,
+    transport: &'a mut DatagramTransport,
     ctx: &'a mut Ctx<'b>,
 }
 
@@ -212,13 +212,13 @@ impl<'a, 'b> Datagrams<'a, 'b> {
     /// `getsockname` failed (the kernel reports no error for a bound socket in
     /// practice).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.core.sock.local_addr()
+        self.transport.sock.local_addr()
     }
 
     /// Sends (or queues, if the socket is full) one datagram. Returns `false` if it
     /// was dropped.
     pub fn send_to(&mut self, data: &[u8], to: SocketAddr) -> bool {
-        self.core.send_to(self.ctx, data, to)
+        self.transport.send_to(self.ctx, data, to)
     }
 
     /// Queues `data` on a stream connection (for protocols that bridge UDP and TCP).
@@ -244,7 +244,7 @@ impl<'a, 'b> Datagrams<'a, 'b> {
 
 /// Sends a datagram through the UDP socket handler `id` from any context.
 pub fn send_via(ctx: &mut Ctx<'_>, id: HandlerId, data: &[u8], to: SocketAddr) -> bool {
-    ctx.with_handler::<DatagramSocket, _>(id, |s, ctx| s.core.send_to(ctx, data, to))
+    ctx.with_handler::<DatagramSocket, _>(id, |s, ctx| s.transport.send_to(ctx, data, to))
         .unwrap_or(false)
 }
 
@@ -257,7 +257,7 @@ impl DatagramSocket {
     pub fn new(sock: UdpSocket, proto: Box<dyn DatagramProtocol>) -> io::Result<DatagramSocket> {
         sock.set_nonblocking(true)?;
         Ok(DatagramSocket {
-            core: DatagramTransport {
+            transport: DatagramTransport {
                 sock,
                 queue: VecDeque::new(),
                 registered: Interest::READABLE,
@@ -281,9 +281,9 @@ impl DatagramSocket {
         };
         let id = ctx.insert(Box::new(self), Some(interest))?;
         ctx.with_handler::<DatagramSocket, _>(id, |s, ctx| {
-            s.core.registered = interest;
+            s.transport.registered = interest;
             s.proto.started(&mut Datagrams {
-                core: &mut s.core,
+                transport: &mut s.transport,
                 ctx,
             });
         });
@@ -298,12 +298,12 @@ fn ctx_contains(ctx: &Ctx<'_>) -> bool {
 
 impl Handler for DatagramSocket {
     fn fd(&self) -> RawFd {
-        self.core.sock.as_raw_fd()
+        self.transport.sock.as_raw_fd()
     }
 
     fn ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
-        if r.is_writable() && !self.core.queue.is_empty() {
-            self.core.drain(ctx);
+        if r.is_writable() && !self.transport.queue.is_empty() {
+            self.transport.drain(ctx);
         }
         if !r.is_readable() {
             return;
@@ -319,14 +319,14 @@ impl Handler for DatagramSocket {
                 break;
             }
             stats::count(Syscall::Read);
-            match self.core.sock.recv_from(&mut buf) {
+            match self.transport.sock.recv_from(&mut buf) {
                 Ok((len, from)) => {
                     n += 1;
                     let contain = ctx_contains(ctx);
                     let mut call = || {
                         self.proto.datagram_received(
                             &mut Datagrams {
-                                core: &mut self.core,
+                                transport: &mut self.transport,
                                 ctx,
                             },
                             &buf[..len],
@@ -363,7 +363,7 @@ impl Handler for DatagramSocket {
     fn timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
         self.proto.timer(
             &mut Datagrams {
-                core: &mut self.core,
+                transport: &mut self.transport,
                 ctx,
             },
             id,
@@ -372,10 +372,10 @@ impl Handler for DatagramSocket {
 
     fn removed(&mut self, ctx: &mut Ctx<'_>) {
         self.proto.stopped(&mut Datagrams {
-            core: &mut self.core,
+            transport: &mut self.transport,
             ctx,
         });
-        self.core.drain(ctx);
+        self.transport.drain(ctx);
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {

@@ -15,7 +15,7 @@ use crate::slab::SlabId;
 
 /// What a handler (or a timer callback) can do to the reactor while it runs.
 pub struct Ctx<'a> {
-    pub(super) core: &'a mut LoopState,
+    pub(super) state: &'a mut LoopState,
     pub(super) me: HandlerId,
 }
 
@@ -53,7 +53,7 @@ impl<'a> Ctx<'a> {
         handler: Box<dyn Handler>,
         interest: Option<Interest>,
     ) -> io::Result<HandlerId> {
-        self.core.insert(handler, interest, false)
+        self.state.insert(handler, interest, false)
     }
 
     /// Registers a handler whose descriptor (a listening socket) other reactors watch
@@ -72,13 +72,13 @@ impl<'a> Ctx<'a> {
         handler: Box<dyn Handler>,
         interest: Interest,
     ) -> io::Result<(HandlerId, bool)> {
-        let id = self.core.insert(handler, Some(interest), true)?;
+        let id = self.state.insert(handler, Some(interest), true)?;
         let exclusive = self
-            .core
+            .state
             .handlers
             .get(id)
             .and_then(|e| e.token)
-            .and_then(|t| self.core.sel.get(t))
+            .and_then(|t| self.state.sel.get(t))
             .is_some_and(|k| k.exclusive);
         Ok((id, exclusive))
     }
@@ -93,31 +93,31 @@ impl<'a> Ctx<'a> {
     /// deregistration (`epoll_ctl`), or, for a parked handler given an interest
     /// again, the errors of [`insert`](Self::insert) (its descriptor stays parked).
     pub fn set_interest(&mut self, id: HandlerId, interest: Option<Interest>) -> io::Result<bool> {
-        self.core.set_interest(id, interest)
+        self.state.set_interest(id, interest)
     }
 
     /// The interest `id` is registered with (`None`: parked or unknown).
     pub fn interest(&self, id: HandlerId) -> Option<Interest> {
-        let e = self.core.handlers.get(id)?;
-        self.core.sel.get(e.token?).map(|k| k.interest)
+        let e = self.state.handlers.get(id)?;
+        self.state.sel.get(e.token?).map(|k| k.interest)
     }
 
     /// Removes `id` after the current callback: deregister, `removed()`, drop.
     pub fn remove(&mut self, id: HandlerId) {
-        if self.core.handlers.get(id).is_some() && !self.core.to_remove.contains(&id) {
-            self.core.to_remove.push(id);
+        if self.state.handlers.get(id).is_some() && !self.state.to_remove.contains(&id) {
+            self.state.to_remove.push(id);
         }
     }
 
     /// Asks for `id`'s [`Handler::deferred`] to run once after the current batch.
     pub fn defer(&mut self, id: HandlerId) {
-        self.core.deferred.push(id);
+        self.state.deferred.push(id);
     }
 
     /// Redelivers `readiness` to `id` on the next loop iteration (which then does not
     /// block). Used by edge-triggered handlers that stop before `WouldBlock`.
     pub fn requeue(&mut self, id: HandlerId, readiness: Readiness) {
-        self.core.requeued.push((id, readiness));
+        self.state.requeued.push((id, readiness));
     }
 
     /// Calls `f` with another live handler of type `H` and a context in which that
@@ -136,9 +136,9 @@ impl<'a> Ctx<'a> {
         id: HandlerId,
         f: impl FnOnce(&mut H, &mut Ctx<'_>) -> R,
     ) -> Option<R> {
-        let mut h = self.core.handlers.get_mut(id)?.handler.take()?;
+        let mut h = self.state.handlers.get_mut(id)?.handler.take()?;
         let Some(typed) = h.as_any_mut().downcast_mut::<H>() else {
-            if let Some(e) = self.core.handlers.get_mut(id) {
+            if let Some(e) = self.state.handlers.get_mut(id) {
                 e.handler = Some(h);
             }
             return None;
@@ -147,27 +147,27 @@ impl<'a> Ctx<'a> {
             f(
                 typed,
                 &mut Ctx {
-                    core: self.core,
+                    state: self.state,
                     me: id,
                 },
             )
         }));
         match res {
             Ok(out) => {
-                if let Some(e) = self.core.handlers.get_mut(id) {
+                if let Some(e) = self.state.handlers.get_mut(id) {
                     e.handler = Some(h);
                 }
                 Some(out)
             }
             Err(payload) => {
-                if self.core.config.panic_policy == PanicPolicy::Propagate {
+                if self.state.config.panic_policy == PanicPolicy::Propagate {
                     // Dropped on the way out, like the caller (see `LoopState::call`).
                     drop(h);
                     panic::resume_unwind(payload);
                 }
                 // Contained here: the caller goes on as if `id` were gone; `id`
                 // is removed after the current callback, like any removal.
-                self.core.contained(&*payload, || {
+                self.state.contained(&*payload, || {
                     format!(
                         "handler {id:?} (fd {}{}), called from handler {:?},",
                         h.fd(),
@@ -175,11 +175,11 @@ impl<'a> Ctx<'a> {
                         self.me
                     )
                 });
-                if let Some(e) = self.core.handlers.get_mut(id) {
+                if let Some(e) = self.state.handlers.get_mut(id) {
                     e.handler = Some(h);
                     e.panicked = true;
-                    if !self.core.to_remove.contains(&id) {
-                        self.core.to_remove.push(id);
+                    if !self.state.to_remove.contains(&id) {
+                        self.state.to_remove.push(id);
                     }
                 }
                 None
@@ -192,7 +192,7 @@ impl<'a> Ctx<'a> {
     /// the handler that asks). [`with_handler`](Self::with_handler) cannot reach it
     /// then; [`post`](Self::post) a message for it instead.
     pub fn is_busy(&self, id: HandlerId) -> bool {
-        self.core
+        self.state
             .handlers
             .get(id)
             .is_some_and(|e| e.handler.is_none() && !e.removing)
@@ -203,9 +203,9 @@ impl<'a> Ctx<'a> {
     /// callback returns). Returns `false` if `id` is gone or being removed. Mail
     /// left for a handler is dropped with it.
     pub fn post(&mut self, id: HandlerId, msg: Box<dyn Any>) -> bool {
-        match self.core.handlers.get(id) {
+        match self.state.handlers.get(id) {
             Some(e) if !e.removing => {
-                self.core.mail.push((id, msg));
+                self.state.mail.push((id, msg));
                 true
             }
             _ => false,
@@ -219,15 +219,15 @@ impl<'a> Ctx<'a> {
         id: HandlerId,
         pick: impl Fn(&dyn Any) -> bool,
     ) -> Option<Box<dyn Any>> {
-        if self.core.mail.is_empty() {
+        if self.state.mail.is_empty() {
             return None;
         }
         let i = self
-            .core
+            .state
             .mail
             .iter()
             .position(|(to, m)| *to == id && pick(m.as_ref()))?;
-        Some(self.core.mail.remove(i).1)
+        Some(self.state.mail.remove(i).1)
     }
 
     /// Sets a timer for the current handler; its [`Handler::timer`] runs after `delay`.
@@ -236,8 +236,8 @@ impl<'a> Ctx<'a> {
     /// [`call_later`](Self::call_later).
     pub fn set_timer(&mut self, delay: Duration) -> TimerId {
         let at = deadline(delay);
-        let id = self.core.timers.insert(at, TimerOwner::Handler(self.me));
-        match self.core.handlers.get_mut(self.me) {
+        let id = self.state.timers.insert(at, TimerOwner::Handler(self.me));
+        match self.state.handlers.get_mut(self.me) {
             Some(e) => e.timers.push(id),
             // A timer closure or remote call has no handler to call back.
             None => log::warn!("set_timer outside a handler never fires; use call_later"),
@@ -255,14 +255,14 @@ impl<'a> Ctx<'a> {
         f: impl FnOnce(&mut Ctx<'_>) + 'static,
     ) -> TimerId {
         let at = deadline(delay);
-        self.core.timers.insert(at, TimerOwner::Call(Box::new(f)))
+        self.state.timers.insert(at, TimerOwner::Call(Box::new(f)))
     }
 
     /// Cancels a pending timer. Returns whether it was pending.
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
-        match self.core.timers.cancel(id) {
+        match self.state.timers.cancel(id) {
             Some(TimerOwner::Handler(h)) => {
-                self.core.forget_timer(h, id);
+                self.state.forget_timer(h, id);
                 true
             }
             Some(_) => true,
@@ -272,20 +272,20 @@ impl<'a> Ctx<'a> {
 
     /// Stops the loop after the current iteration, without flushing anything.
     pub fn stop(&mut self) {
-        self.core.stop = true;
+        self.state.stop = true;
     }
 
     /// Starts a graceful shutdown (as SIGINT/SIGTERM do): every handler gets
     /// [`Handler::shutdown`]; the loop ends when the handlers that keep it alive are
     /// gone, or after [`Config::shutdown_timeout`]. A second call stops at once.
     pub fn shutdown(&mut self) {
-        self.core.begin_shutdown();
+        self.state.begin_shutdown();
     }
 
     /// Whether the current handler is being removed because one of its callbacks
     /// panicked (asked in [`Handler::removed`]; see [`PanicPolicy::Contain`]).
     pub fn removed_after_panic(&self) -> bool {
-        self.core
+        self.state
             .handlers
             .get(self.me)
             .is_some_and(|e| e.removing && e.panicked)
@@ -293,7 +293,7 @@ impl<'a> Ctx<'a> {
 
     /// How many panics this reactor has contained so far ([`PanicPolicy::Contain`]).
     pub fn panics_contained(&self) -> u64 {
-        self.core.panics
+        self.state.panics
     }
 
     /// Logs and counts a panic a handler contained itself, at a finer grain than the
@@ -302,48 +302,48 @@ impl<'a> Ctx<'a> {
     /// call it only under [`PanicPolicy::Contain`]). `what` names what was lost.
     pub fn contained_panic(&mut self, payload: &(dyn Any + Send), what: &str) {
         let me = self.me;
-        self.core
+        self.state
             .contained(payload, || format!("handler {me:?}: {what}"));
     }
 
     /// Whether a graceful shutdown is under way.
     pub fn is_shutting_down(&self) -> bool {
-        self.core.shutting_down
+        self.state.shutting_down
     }
 
     /// The backend's capabilities (trigger mode, limits).
     pub fn capabilities(&self) -> Capabilities {
-        self.core.sel.capabilities()
+        self.state.sel.capabilities()
     }
 
     /// Whether the backend is edge-triggered.
     pub fn is_edge(&self) -> bool {
-        self.core.edge
+        self.state.edge
     }
 
     /// The backend's name.
     pub fn backend(&self) -> Backend {
-        self.core.sel.backend()
+        self.state.sel.backend()
     }
 
     /// The loop's clock, read once per iteration (cheap; use `Instant::now()` for
     /// precision).
     pub fn now(&self) -> Instant {
-        self.core.now
+        self.state.now
     }
 
     /// The reactor's settings.
     pub fn config(&self) -> &Config {
-        &self.core.config
+        &self.state.config
     }
 
     /// How many handlers are registered (listeners and connections).
     pub fn handler_count(&self) -> usize {
-        self.core.handlers.len()
+        self.state.handlers.len()
     }
 
     /// How many timers are pending (handler timers and `call_later` closures).
     pub fn pending_timers(&self) -> usize {
-        self.core.timers.len()
+        self.state.timers.len()
     }
 }

@@ -166,7 +166,13 @@ impl LoopState {
             return;
         };
         let res = panic::catch_unwind(AssertUnwindSafe(|| {
-            f(h.as_mut(), &mut Ctx { core: self, me: id })
+            f(
+                h.as_mut(),
+                &mut Ctx {
+                    state: self,
+                    me: id,
+                },
+            )
         }));
         if let Err(payload) = res {
             if self.config.panic_policy == PanicPolicy::Propagate {
@@ -219,7 +225,7 @@ impl LoopState {
     fn call_closure(&mut self, what: &str, f: impl FnOnce(&mut Ctx<'_>)) {
         let res = panic::catch_unwind(AssertUnwindSafe(|| {
             f(&mut Ctx {
-                core: self,
+                state: self,
                 me: NO_HANDLER,
             })
         }));
@@ -308,7 +314,10 @@ impl LoopState {
             }
             entry.removing = true;
             let res = panic::catch_unwind(AssertUnwindSafe(|| {
-                h.removed(&mut Ctx { core: self, me: id })
+                h.removed(&mut Ctx {
+                    state: self,
+                    me: id,
+                })
             }));
             self.remove_entry(id);
             if let Err(payload) = res {

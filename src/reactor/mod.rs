@@ -147,7 +147,7 @@ impl Default for Config {
 /// that catches the panic may run it again. The [module docs](self#panics-in-handlers)
 /// say what is cleaned up.
 pub struct Reactor {
-    core: LoopState,
+    state: LoopState,
     ready: Vec<(Token, Readiness)>,
     events: VecDeque<(HandlerId, Readiness)>,
     handle: Handle,
@@ -195,7 +195,7 @@ impl Reactor {
         log::debug!("reactor on backend {}", sel.backend());
         let edge = sel.capabilities().trigger == Trigger::Edge;
         Ok(Reactor {
-            core: LoopState {
+            state: LoopState {
                 sel,
                 handlers: Slab::default(),
                 timers: Timers::default(),
@@ -222,7 +222,7 @@ impl Reactor {
 
     /// The backend in use.
     pub fn backend(&self) -> Backend {
-        self.core.sel.backend()
+        self.state.sel.backend()
     }
 
     /// A handle usable from other threads.
@@ -234,10 +234,10 @@ impl Reactor {
     /// `run`, for instance).
     pub fn with_ctx<R>(&mut self, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
         let r = f(&mut Ctx {
-            core: &mut self.core,
+            state: &mut self.state,
             me: NO_HANDLER,
         });
-        self.core.process_removals();
+        self.state.process_removals();
         r
     }
 
@@ -306,7 +306,7 @@ impl Reactor {
         handler: Box<dyn Handler>,
         interest: Option<Interest>,
     ) -> io::Result<HandlerId> {
-        self.core.insert(handler, interest, false)
+        self.state.insert(handler, interest, false)
     }
 
     /// Runs `f` after `delay` on the loop. Returns an id for
@@ -349,22 +349,22 @@ impl Reactor {
 
     /// How many handlers are registered.
     pub fn handler_count(&self) -> usize {
-        self.core.handlers.len()
+        self.state.handlers.len()
     }
 
     /// How many timers are pending (handler timers and `call_later` closures).
     pub fn pending_timers(&self) -> usize {
-        self.core.timers.len()
+        self.state.timers.len()
     }
 
     /// How many panics this reactor has contained so far ([`PanicPolicy::Contain`]).
     pub fn panics_contained(&self) -> u64 {
-        self.core.panics
+        self.state.panics
     }
 
     /// Whether the loop has been asked to stop.
     pub fn is_stopped(&self) -> bool {
-        self.core.stop
+        self.state.stop
     }
 
     /// Runs until stopped, or until a graceful shutdown completes.
@@ -412,11 +412,11 @@ impl Reactor {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn run(&mut self) -> io::Result<()> {
-        self.core.stop = false;
+        self.state.stop = false;
         // A finished graceful shutdown must not end the next run at once (its
         // deadline timer, if still queued, is ignored once this is false).
-        self.core.shutting_down = false;
-        while !self.core.stop {
+        self.state.shutting_down = false;
+        while !self.state.stop {
             self.run_once(None)?;
         }
         self.close_all();
@@ -438,21 +438,21 @@ impl Reactor {
     ///
     /// As [`run`](Self::run): only under [`PanicPolicy::Propagate`].
     pub fn run_once(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
-        let core = &mut self.core;
-        if core.stop {
+        let state = &mut self.state;
+        if state.stop {
             return Ok(());
         }
-        if core.shutting_down && !core.alive_for_shutdown() {
+        if state.shutting_down && !state.alive_for_shutdown() {
             log::info!("graceful shutdown complete");
-            core.stop = true;
+            state.stop = true;
             return Ok(());
         }
         // Requeued events, and deferred work left over from the last batch (past the
         // round limit, or asked for outside the loop), must not wait for a new event.
-        let timeout = if !core.requeued.is_empty() || !core.deferred.is_empty() {
+        let timeout = if !state.requeued.is_empty() || !state.deferred.is_empty() {
             Some(Duration::ZERO)
         } else {
-            let until_timer = core
+            let until_timer = state
                 .timers
                 .next_deadline()
                 .map(|at| at.saturating_duration_since(Instant::now()));
@@ -462,34 +462,34 @@ impl Reactor {
             }
         };
         self.ready.clear();
-        core.sel.select_into(timeout, &mut self.ready)?;
-        core.now = Instant::now();
-        if core.sel.take_woken() {
-            core.run_remote();
+        state.sel.select_into(timeout, &mut self.ready)?;
+        state.now = Instant::now();
+        if state.sel.take_woken() {
+            state.run_remote();
         }
         self.events.clear();
-        self.events.extend(core.requeued.drain(..));
+        self.events.extend(state.requeued.drain(..));
         for &(token, r) in &self.ready {
-            if let Some(k) = core.sel.get(token) {
+            if let Some(k) = state.sel.get(token) {
                 self.events.push_back((k.data, r));
             }
         }
         for (id, r) in self.events.drain(..) {
-            core.call(id, |h, ctx| h.ready(ctx, r));
+            state.call(id, |h, ctx| h.ready(ctx, r));
         }
         // After I/O, as Redis `ae.c` does: a timer that came due during the wait runs
         // in this iteration, and what it writes leaves in the deferred pass below
         // (no second, zero-timeout wait for it).
-        core.run_timers();
-        core.run_deferred();
+        state.run_timers();
+        state.run_deferred();
         Ok(())
     }
 
     /// Removes every handler (telling each it is gone) — what `run` does on exit.
     pub fn close_all(&mut self) {
-        let ids = self.core.handlers.ids();
-        self.core.to_remove.extend(ids);
-        self.core.process_removals();
+        let ids = self.state.handlers.ids();
+        self.state.to_remove.extend(ids);
+        self.state.process_removals();
     }
 }
 
@@ -503,7 +503,7 @@ impl std::fmt::Debug for Reactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reactor")
             .field("backend", &self.backend())
-            .field("handlers", &self.core.handlers.len())
+            .field("handlers", &self.state.handlers.len())
             .finish()
     }
 }

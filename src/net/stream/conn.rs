@@ -215,7 +215,7 @@ impl<'a, 'b> Conn<'a, 'b> {
             return Some(self.output_len());
         }
         self.ctx
-            .with_handler::<Stream, _>(id, |s, _| s.core.pending())
+            .with_handler::<Stream, _>(id, |s, _| s.transport.pending())
     }
 
     /// Registers this connection as a producer for `consumer`, as Twisted's
@@ -236,8 +236,8 @@ impl<'a, 'b> Conn<'a, 'b> {
             self.ctx,
             consumer,
             |s, ctx| {
-                s.core.add_producer(ctx, me);
-                !s.core.state.is_closed()
+                s.transport.add_producer(ctx, me);
+                !s.transport.state.is_closed()
             },
             || Mail::Producer(me),
         )
@@ -265,8 +265,8 @@ impl<'a, 'b> Conn<'a, 'b> {
             self.ctx,
             id,
             |s, ctx| {
-                s.core.set_user_paused(ctx, pause);
-                !s.core.state.is_closed()
+                s.transport.set_user_paused(ctx, pause);
+                !s.transport.state.is_closed()
             },
             || Mail::UserPause(pause),
         )

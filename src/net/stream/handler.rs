@@ -28,7 +28,7 @@ thread_local! {
 
 /// A buffered connection: the reactor handler for one stream socket.
 pub struct Stream {
-    pub(super) core: StreamTransport,
+    pub(super) transport: StreamTransport,
     pub(super) proto: Box<dyn Protocol>,
 }
 
@@ -58,7 +58,7 @@ impl Stream {
         cfg: Rc<StreamConfig>,
     ) -> Stream {
         Stream {
-            core: StreamTransport {
+            transport: StreamTransport {
                 fd,
                 peer: peer.clone(),
                 out: OutBuf::default(),
@@ -85,15 +85,15 @@ impl Stream {
     /// Keeps `guard` until the connection is dropped (its `Drop` uncounts it from
     /// counters shared across reactors).
     pub(crate) fn guarded(mut self, guard: Box<dyn Any>) -> Stream {
-        self.core.guard = Some(guard);
+        self.transport.guard = Some(guard);
         self
     }
 
     /// Counts this connection in `open` while it lives (a listener's limit).
     pub(crate) fn counted(mut self, open: Rc<Cell<usize>>) -> Stream {
         open.set(open.get() + 1);
-        self.core.open = Some(open);
-        self.core.exclusive = true;
+        self.transport.open = Some(open);
+        self.transport.exclusive = true;
         self
     }
 
@@ -112,9 +112,9 @@ impl Stream {
         };
         let id = ctx.insert(Box::new(self), Some(interest))?;
         ctx.with_handler::<Stream, _>(id, |s, ctx| {
-            s.core.registered = Some(interest);
+            s.transport.registered = Some(interest);
             s.proto.connection_made(&mut Conn {
-                st: &mut s.core,
+                st: &mut s.transport,
                 ctx,
             });
             s.drain_mail(ctx);
@@ -130,7 +130,7 @@ impl Stream {
         ctx: &mut Ctx<'_>,
         timeout: Duration,
     ) -> io::Result<HandlerId> {
-        self.core.state.phase = Phase::Connecting;
+        self.transport.state.phase = Phase::Connecting;
         let interest = if ctx.is_edge() {
             Interest::BOTH
         } else {
@@ -138,8 +138,8 @@ impl Stream {
         };
         let id = ctx.insert(Box::new(self), Some(interest))?;
         ctx.with_handler::<Stream, _>(id, |s, ctx| {
-            s.core.registered = Some(interest);
-            s.core.connect_timer = Some(ctx.set_timer(timeout));
+            s.transport.registered = Some(interest);
+            s.transport.connect_timer = Some(ctx.set_timer(timeout));
         });
         Ok(id)
     }
@@ -151,7 +151,7 @@ impl Stream {
         if !r.is_writable() && !failed {
             return false;
         }
-        let err = match socket::take_error(self.core.fd.as_fd()) {
+        let err = match socket::take_error(self.transport.fd.as_fd()) {
             Ok(Some(e)) | Err(e) => Some(e),
             Ok(None) if failed => Some(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -160,25 +160,25 @@ impl Stream {
             Ok(None) => None,
         };
         if let Some(e) = err {
-            let e = io::Error::new(e.kind(), format!("connect to {}: {e}", self.core.peer));
-            self.core.fail(ctx, e);
+            let e = io::Error::new(e.kind(), format!("connect to {}: {e}", self.transport.peer));
+            self.transport.fail(ctx, e);
             return false;
         }
-        self.core.state.phase = Phase::Open;
-        if let Some(t) = self.core.connect_timer.take() {
+        self.transport.state.phase = Phase::Open;
+        if let Some(t) = self.transport.connect_timer.take() {
             ctx.cancel_timer(t);
         }
-        log::debug!("connected to {}", self.core.peer);
+        log::debug!("connected to {}", self.transport.peer);
         let (proto, mut conn) = self.conn(ctx);
         proto.connection_made(&mut conn);
-        if self.core.state.is_closed() {
+        if self.transport.state.is_closed() {
             return false;
         }
         // Reading starts now; output queued before the connect goes out (and a
         // `shutdown_write` or `notify_drained` asked for meanwhile takes effect).
-        self.core.update_interest(ctx);
-        if !self.core.state.flush_queued {
-            self.core.state.flush_queued = true;
+        self.transport.update_interest(ctx);
+        if !self.transport.state.flush_queued {
+            self.transport.state.flush_queued = true;
             ctx.defer(ctx.id());
         }
         true
@@ -192,17 +192,17 @@ impl Stream {
             };
             match *m {
                 Mail::Write(data) => {
-                    self.core.queue_write_now(ctx, Data::Shared(&data));
+                    self.transport.queue_write_now(ctx, Data::Shared(&data));
                 }
                 Mail::Event(e) => {
-                    if !self.core.state.is_closed() {
+                    if !self.transport.state.is_closed() {
                         let (proto, mut conn) = self.conn(ctx);
                         proto.event(&mut conn, e);
                     }
                 }
-                Mail::ConsumerPause(p) => self.core.consumer_pause(ctx, p),
-                Mail::UserPause(p) => self.core.set_user_paused(ctx, p),
-                Mail::Producer(p) => self.core.add_producer(ctx, p),
+                Mail::ConsumerPause(p) => self.transport.consumer_pause(ctx, p),
+                Mail::UserPause(p) => self.transport.set_user_paused(ctx, p),
+                Mail::Producer(p) => self.transport.add_producer(ctx, p),
             }
         }
     }
@@ -214,7 +214,7 @@ impl Stream {
         (
             self.proto.as_mut(),
             Conn {
-                st: &mut self.core,
+                st: &mut self.transport,
                 ctx,
             },
         )
@@ -229,11 +229,11 @@ impl Stream {
         // Not when the peer has closed: its FIN raised no separate edge (or one we
         // consumed while paused), so read on until EOF. Backends that cannot report
         // read-closed never take the shortcut.
-        let shortcut = !self.core.state.peer_closed
-            && !self.core.no_shortcut
+        let shortcut = !self.transport.state.peer_closed
+            && !self.transport.no_shortcut
             && (!ctx.is_edge() || ctx.capabilities().reports_read_closed);
         loop {
-            if !self.core.reads() {
+            if !self.transport.reads() {
                 break;
             }
             if reads == budget {
@@ -242,31 +242,34 @@ impl Stream {
                 }
                 break;
             }
-            match socket::recv(self.core.fd.as_fd(), &mut buf) {
-                Ok(0) if self.core.state.is_lingering() => {
-                    self.core.state.eof = true;
-                    self.core.abort(ctx);
+            match socket::recv(self.transport.fd.as_fd(), &mut buf) {
+                Ok(0) if self.transport.state.is_lingering() => {
+                    self.transport.state.eof = true;
+                    self.transport.abort(ctx);
                     break;
                 }
-                Ok(n) if self.core.state.is_lingering() => {
-                    log::trace!("{}: discarding {n} bytes while closing", self.core.peer);
+                Ok(n) if self.transport.state.is_lingering() => {
+                    log::trace!(
+                        "{}: discarding {n} bytes while closing",
+                        self.transport.peer
+                    );
                     reads += 1;
                 }
                 Ok(0) => {
-                    self.core.state.eof = true;
+                    self.transport.state.eof = true;
                     let (proto, mut conn) = self.conn(ctx);
                     let keep = proto.eof_received(&mut conn);
                     // Our write side already shut: both directions are done.
-                    if keep && self.core.state.write != WriteSide::Shut {
-                        self.core.update_interest(ctx);
+                    if keep && self.transport.state.write != WriteSide::Shut {
+                        self.transport.update_interest(ctx);
                     } else {
-                        self.core.close(ctx);
+                        self.transport.close(ctx);
                     }
                     break;
                 }
                 Ok(n) => {
                     reads += 1;
-                    if let Some(idle) = &mut self.core.idle {
+                    if let Some(idle) = &mut self.transport.idle {
                         idle.last = ctx.now();
                     }
                     let (proto, mut conn) = self.conn(ctx);
@@ -280,106 +283,106 @@ impl Stream {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.core.fail(ctx, e);
+                    self.transport.fail(ctx, e);
                     break;
                 }
             }
         }
         crate::net::readbuf::give(buf);
-        if self.core.read_paused() {
-            self.core.update_interest(ctx);
+        if self.transport.read_paused() {
+            self.transport.update_interest(ctx);
         }
     }
 
     fn flush_and_resume(&mut self, ctx: &mut Ctx<'_>) {
-        if !self.core.flush(ctx) || self.core.state.is_closed() {
+        if !self.transport.flush(ctx) || self.transport.state.is_closed() {
             return;
         }
-        let resumed =
-            self.core.state.bp_paused && self.core.pending() <= self.core.cfg.low_watermark;
-        let drained = self.core.state.drain_notify && !self.core.has_pending();
+        let resumed = self.transport.state.bp_paused
+            && self.transport.pending() <= self.transport.cfg.low_watermark;
+        let drained = self.transport.state.drain_notify && !self.transport.has_pending();
         if resumed || drained {
-            let was_paused = self.core.read_paused();
-            self.core.state.bp_paused &= !resumed;
-            self.core.state.drain_notify &= !drained;
+            let was_paused = self.transport.read_paused();
+            self.transport.state.bp_paused &= !resumed;
+            self.transport.state.drain_notify &= !drained;
             if resumed {
-                self.core.pace_producers(ctx, false);
+                self.transport.pace_producers(ctx, false);
             }
             let (proto, mut conn) = self.conn(ctx);
             proto.output_drained(&mut conn);
-            if was_paused && !self.core.read_paused() {
-                self.core.requeue_read(ctx);
+            if was_paused && !self.transport.read_paused() {
+                self.transport.requeue_read(ctx);
             }
         }
-        self.core.update_interest(ctx);
+        self.transport.update_interest(ctx);
     }
 }
 
 impl Stream {
     fn on_ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
-        if self.core.state.is_connecting() && !self.connect_ready(ctx, r) {
+        if self.transport.state.is_connecting() && !self.connect_ready(ctx, r) {
             return;
         }
         if r.is_read_closed() || r.is_hangup() || r.is_error() {
-            self.core.state.peer_closed = true;
+            self.transport.state.peer_closed = true;
         }
         if r.is_priority() {
             // TCP urgent data: recv stops at the mark with bytes still queued.
-            self.core.no_shortcut = true;
+            self.transport.no_shortcut = true;
         }
         if r.is_readable() {
             self.read(ctx, r);
         }
-        if r.is_writable() && self.core.has_pending() && !self.core.state.is_closed() {
+        if r.is_writable() && self.transport.has_pending() && !self.transport.state.is_closed() {
             self.flush_and_resume(ctx);
         }
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, id: TimerId) {
-        if self.core.idle.as_ref().is_some_and(|i| i.timer == id) {
-            let Some(idle) = self.core.idle.take() else {
+        if self.transport.idle.as_ref().is_some_and(|i| i.timer == id) {
+            let Some(idle) = self.transport.idle.take() else {
                 return;
             };
             let quiet = Instant::now().saturating_duration_since(idle.last);
             if quiet < idle.timeout {
-                self.core.idle = Some(Idle {
+                self.transport.idle = Some(Idle {
                     timer: ctx.set_timer(idle.timeout - quiet),
                     ..idle
                 });
-            } else if !self.core.state.is_closed() {
-                log::debug!("{}: idle for {quiet:?}", self.core.peer);
+            } else if !self.transport.state.is_closed() {
+                log::debug!("{}: idle for {quiet:?}", self.transport.peer);
                 let (proto, mut conn) = self.conn(ctx);
                 proto.idle_timeout(&mut conn);
             }
             return;
         }
-        if self.core.connect_timer == Some(id) {
-            self.core.connect_timer = None;
+        if self.transport.connect_timer == Some(id) {
+            self.transport.connect_timer = None;
             let e = io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("connect to {} timed out", self.core.peer),
+                format!("connect to {} timed out", self.transport.peer),
             );
-            self.core.fail(ctx, e);
+            self.transport.fail(ctx, e);
             return;
         }
-        if self.core.close_timer == Some(id) {
+        if self.transport.close_timer == Some(id) {
             CLOSE_TIMEOUT_WARN.with(|w| {
                 w.warn(
                     module_path!(),
                     format_args!(
                         "{}: close timed out with {} bytes unsent; dropping",
-                        self.core.peer,
-                        self.core.pending()
+                        self.transport.peer,
+                        self.transport.pending()
                     ),
                 )
             });
-            self.core.close_timer = None;
-            let unsent = self.core.pending();
+            self.transport.close_timer = None;
+            let unsent = self.transport.pending();
             if unsent == 0 {
                 // Lingering: everything was sent; the peer just never closed.
-                self.core.abort(ctx);
+                self.transport.abort(ctx);
             } else {
-                self.core.fail(
+                self.transport.fail(
                     ctx,
                     io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -389,25 +392,25 @@ impl Stream {
             }
             return;
         }
-        if !self.core.state.is_closed() {
+        if !self.transport.state.is_closed() {
             let (proto, mut conn) = self.conn(ctx);
             proto.timer(&mut conn, id);
         }
     }
 
     fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
-        if self.core.state.is_connecting() {
+        if self.transport.state.is_connecting() {
             let e = io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 format!(
                     "connect to {} abandoned: the reactor is shutting down",
-                    self.core.peer
+                    self.transport.peer
                 ),
             );
-            self.core.fail(ctx, e);
+            self.transport.fail(ctx, e);
             return;
         }
-        if !self.core.state.is_closed() {
+        if !self.transport.state.is_closed() {
             let (proto, mut conn) = self.conn(ctx);
             proto.shutdown(&mut conn);
         }
@@ -416,7 +419,7 @@ impl Stream {
 
 impl Handler for Stream {
     fn fd(&self) -> RawFd {
-        self.core.fd.as_raw_fd()
+        self.transport.fd.as_raw_fd()
     }
 
     fn ready(&mut self, ctx: &mut Ctx<'_>, r: Readiness) {
@@ -425,8 +428,8 @@ impl Handler for Stream {
     }
 
     fn deferred(&mut self, ctx: &mut Ctx<'_>) {
-        self.core.state.flush_queued = false;
-        if !self.core.state.is_closed() {
+        self.transport.state.flush_queued = false;
+        if !self.transport.state.is_closed() {
             self.flush_and_resume(ctx);
         }
         self.drain_mail(ctx);
@@ -447,38 +450,41 @@ impl Handler for Stream {
         // `connection_lost`, with an error, so it can drop the connection from any
         // shared state; whatever it had queued is discarded.
         if ctx.removed_after_panic() {
-            self.core.error = Some(io::Error::other(
+            self.transport.error = Some(io::Error::other(
                 "the connection's protocol panicked; connection dropped",
             ));
         }
         // Producers paused on our account go on reading (to see their own EOF, say).
-        if self.core.state.bp_paused {
-            self.core.pace_producers(ctx, false);
+        if self.transport.state.bp_paused {
+            self.transport.pace_producers(ctx, false);
         }
-        self.core.producers.clear();
+        self.transport.producers.clear();
         // Not asked for by the connection (the loop stopped, or a graceful shutdown
         // ran out of time) and output left behind: not a clean close.
-        if !self.core.state.is_closed() && self.core.error.is_none() && self.core.has_pending() {
-            self.core.error = Some(io::Error::other(format!(
+        if !self.transport.state.is_closed()
+            && self.transport.error.is_none()
+            && self.transport.has_pending()
+        {
+            self.transport.error = Some(io::Error::other(format!(
                 "closed by the reactor with {} bytes unsent",
-                self.core.pending()
+                self.transport.pending()
             )));
         }
-        self.core.state.set_closed();
-        if let Some(t) = self.core.close_timer.take() {
+        self.transport.state.set_closed();
+        if let Some(t) = self.transport.close_timer.take() {
             ctx.cancel_timer(t);
         }
-        if let Some(t) = self.core.connect_timer.take() {
+        if let Some(t) = self.transport.connect_timer.take() {
             ctx.cancel_timer(t);
         }
-        let err = self.core.error.take();
-        if self.core.state.phase == (Phase::Closed { connected: false }) {
+        let err = self.transport.error.take();
+        if self.transport.state.phase == (Phase::Closed { connected: false }) {
             let err = err.unwrap_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::ConnectionAborted,
                     format!(
                         "connect to {} abandoned: the reactor closed it",
-                        self.core.peer
+                        self.transport.peer
                     ),
                 )
             });
@@ -491,15 +497,15 @@ impl Handler for Stream {
     }
 
     fn owns_fd(&self) -> bool {
-        self.core.exclusive
+        self.transport.exclusive
     }
 
     fn describe(&self) -> Option<String> {
-        Some(format!("peer {}", self.core.peer))
+        Some(format!("peer {}", self.transport.peer))
     }
 
     fn keeps_alive(&self) -> bool {
-        !self.core.state.is_closed()
+        !self.transport.state.is_closed()
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {

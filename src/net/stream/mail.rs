@@ -48,7 +48,7 @@ pub(super) fn pace(ctx: &mut Ctx<'_>, producer: HandlerId, pause: bool) {
         ctx,
         producer,
         |s, ctx| {
-            s.core.consumer_pause(ctx, pause);
+            s.transport.consumer_pause(ctx, pause);
             true
         },
         || Mail::ConsumerPause(pause),
@@ -67,7 +67,7 @@ pub fn write_to(ctx: &mut Ctx<'_>, id: HandlerId, data: &[u8]) -> bool {
     reach(
         ctx,
         id,
-        |s, ctx| s.core.queue_write(ctx, Data::Copy(data)),
+        |s, ctx| s.transport.queue_write(ctx, Data::Copy(data)),
         || Mail::Write(Bytes::copy_from_slice(data)),
     )
 }
@@ -102,7 +102,7 @@ pub fn write_shared_to(ctx: &mut Ctx<'_>, id: HandlerId, data: &Bytes) -> bool {
     reach(
         ctx,
         id,
-        |s, ctx| s.core.queue_write(ctx, Data::Shared(data)),
+        |s, ctx| s.transport.queue_write(ctx, Data::Shared(data)),
         || Mail::Write(data.clone()),
     )
 }
@@ -114,7 +114,7 @@ pub fn notify(ctx: &mut Ctx<'_>, id: HandlerId, event: Box<dyn Any>) -> bool {
     let mut event = Some(event);
     let delivered = ctx.with_handler::<Stream, _>(id, |s, ctx| {
         if let Some(e) = event.take() {
-            if !s.core.state.is_closed() {
+            if !s.transport.state.is_closed() {
                 let (proto, mut conn) = s.conn(ctx);
                 proto.event(&mut conn, e);
             }
