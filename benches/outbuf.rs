@@ -3,7 +3,7 @@
 //! shared `Bytes` by reference (gathered `sendmsg`), and of the old `Vec` + `send`,
 //! on loopback TCP with a reader thread draining the other end.
 //!
-//! `cargo run --release --example outbuf_micro -- BATCH SIZE` (defaults 30 and 120:
+//! `cargo bench --bench outbuf -- BATCH SIZE` (defaults 30 and 120:
 //! messages queued per flush, bytes per message); pin it (`taskset -c 0`) on a busy
 //! machine. Figures: `docs/lab/chat-fanout.md`.
 use bytes::Bytes;
@@ -26,7 +26,7 @@ fn cpu() -> Duration {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     let batch: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30);
     let size: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(120);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
