@@ -8,7 +8,7 @@
 mod common;
 
 use clap::Parser;
-use readyloop::net::{Listen, ListenConfig, PoolListener};
+use readyloop::net::{Listen, ListenConfig};
 use readyloop::proto::echo::{Echo, EchoOptions, UdpEcho};
 use readyloop::reactor::pool::Pool;
 use readyloop::reactor::Reactor;
@@ -83,8 +83,7 @@ fn serve_pooled(args: Args, opts: EchoOptions) {
         ..ListenConfig::default()
     };
     let threads = args.pool.threads as usize;
-    let tcp = PoolListener::bind(args.listen.as_str(), args.pool.accept, threads, cfg.clone())
-        .unwrap_or_else(|e| common::die(&format!("listen on {}", args.listen), e));
+    let tcp = args.pool.bind(&args.listen, cfg.clone());
     let backend = args.backend;
     // UDP and Unix sockets are bound here, so the ready lines come before serving.
     let udp = args.udp.as_ref().map(|addr| {

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use readyloop::net::{ListenConfig, PoolListener};
+use readyloop::net::ListenConfig;
 use readyloop::proto::ftp::accounts::{self, HashCost};
 use readyloop::proto::ftp::mini::MiniConfig;
 use readyloop::proto::ftp::{FtpConfig, FtpServer, SessionCounts, Users};
@@ -230,19 +230,9 @@ fn serve_pooled(args: &Args, cfg: FtpConfig) {
     FtpServer::with_counts(cfg.clone(), counts.clone())
         .unwrap_or_else(|e| common::die("configuration", e));
     let threads = args.pool.threads as usize;
-    let l = PoolListener::bind(
-        args.listen.as_str(),
-        args.pool.accept,
-        threads,
-        cfg.listen.clone(),
-    )
-    .unwrap_or_else(|e| common::die(&format!("listen on {}", args.listen), e));
-    log::info!(
-        "serving {} with {threads} reactors, accept strategy {}",
-        args.root.display(),
-        args.pool.accept
-    );
-    common::announce(&format!("ftp://{}", l.local_addr()), args.backend);
+    let l = args.pool.bind(&args.listen, cfg.listen.clone());
+    args.pool
+        .announce_files("ftp", &l, &args.root, args.backend);
     let mini = args.mini.clone();
     let backend = args.backend;
     let pool = Pool::new(backend, threads).handle_signals(true);

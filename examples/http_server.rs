@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use readyloop::net::{ListenConfig, PoolListener};
+use readyloop::net::ListenConfig;
 use readyloop::proto::http::{FileOptions, HttpConfig, HttpServer, Limits, Router};
 use readyloop::reactor::pool::Pool;
 use readyloop::reactor::Reactor;
@@ -127,19 +127,9 @@ fn serve_pooled(args: &Args, cfg: HttpConfig) {
     HttpServer::new(cfg.clone(), Router::with_builtins())
         .unwrap_or_else(|e| common::die("configuration", e));
     let threads = args.pool.threads as usize;
-    let l = PoolListener::bind(
-        args.listen.as_str(),
-        args.pool.accept,
-        threads,
-        cfg.listen.clone(),
-    )
-    .unwrap_or_else(|e| common::die(&format!("listen on {}", args.listen), e));
-    log::info!(
-        "serving {} with {threads} reactors, accept strategy {}",
-        args.root.display(),
-        args.pool.accept
-    );
-    common::announce(&format!("tcp://{}", l.local_addr()), args.backend);
+    let l = args.pool.bind(&args.listen, cfg.listen.clone());
+    args.pool
+        .announce_files("tcp", &l, &args.root, args.backend);
     let pool = Pool::new(args.backend, threads).handle_signals(true);
     common::run_pool(pool, move |reactor, member| {
         let server = HttpServer::new(cfg.clone(), Router::with_builtins())?;

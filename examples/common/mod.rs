@@ -45,6 +45,35 @@ impl PoolArgs {
     pub fn pooled(&self) -> bool {
         self.threads > 1
     }
+
+    /// Binds `listen` for this many reactors with this accept strategy, or exits with
+    /// the error.
+    pub fn bind(
+        &self,
+        listen: &str,
+        cfg: readyloop::net::ListenConfig,
+    ) -> std::sync::Arc<readyloop::net::PoolListener> {
+        readyloop::net::PoolListener::bind(listen, self.accept, self.threads as usize, cfg)
+            .unwrap_or_else(|e| die(&format!("listen on {listen}"), e))
+    }
+
+    /// Logs what a pooled file server serves and prints its ready line
+    /// (`scheme://ADDR`).
+    pub fn announce_files(
+        &self,
+        scheme: &str,
+        l: &readyloop::net::PoolListener,
+        root: &std::path::Path,
+        backend: Backend,
+    ) {
+        log::info!(
+            "serving {} with {} reactors, accept strategy {}",
+            root.display(),
+            self.threads,
+            self.accept
+        );
+        announce(&format!("{scheme}://{}", l.local_addr()), backend);
+    }
 }
 
 /// Runs `pool` with `setup` until every reactor has finished, logs each reactor's
