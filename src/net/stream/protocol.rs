@@ -17,6 +17,10 @@ pub struct StreamConfig {
     pub low_watermark: usize,
     /// Drop the connection (logged) if pending output exceeds this; `None`: no limit
     /// beyond backpressure. Protocols that write without reading (chat fan-out) set it.
+    /// It counts the bytes queued in user space, not those the kernel already took: a
+    /// peer that stops reading first fills the socket's send buffer (on loopback Linux
+    /// autotunes it up to `net.ipv4.tcp_wmem`'s maximum, several MiB), and only then
+    /// does the queue here grow towards this limit.
     pub max_output: Option<usize>,
     /// How long a graceful close may wait for the peer to take our output.
     pub close_timeout: Duration,
